@@ -1,0 +1,353 @@
+//! Metrics: what a value means (name, unit, type, description), registered once.
+//!
+//! Registering a metric returns a typed id, [`MetricId<f64>`] or [`MetricId<u64>`], so
+//! that a source cannot push a value of the wrong type.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use crate::measurement::{MeasurementType, ValueType};
+
+/// The id of a registered metric, without its value type.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawMetricId(u32);
+
+impl RawMetricId {
+    /// The index of the metric in its registry.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The id of a registered metric whose values are of type `T`.
+pub struct MetricId<T> {
+    raw: RawMetricId,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> MetricId<T> {
+    /// The id without its type.
+    pub fn raw(self) -> RawMetricId {
+        self.raw
+    }
+}
+
+impl<T> Clone for MetricId<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for MetricId<T> {}
+impl<T> PartialEq for MetricId<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+impl<T> Eq for MetricId<T> {}
+impl<T> fmt::Debug for MetricId<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MetricId({})", self.raw.0)
+    }
+}
+
+/// A unit of measurement, written as its UCUM code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// A dimensionless number (`1`).
+    Unity,
+    /// Second (`s`).
+    Second,
+    /// Millisecond (`ms`).
+    Millisecond,
+    /// Microsecond (`us`).
+    Microsecond,
+    /// Nanosecond (`ns`).
+    Nanosecond,
+    /// Joule (`J`).
+    Joule,
+    /// Millijoule (`mJ`).
+    MilliJoule,
+    /// Microjoule (`uJ`).
+    MicroJoule,
+    /// Watt (`W`).
+    Watt,
+    /// Milliwatt (`mW`).
+    MilliWatt,
+    /// Byte (`By`).
+    Byte,
+    /// Percent (`%`).
+    Percent,
+    /// Degree Celsius (`Cel`).
+    DegreeCelsius,
+    /// Hertz (`Hz`).
+    Hertz,
+    /// Megahertz (`MHz`).
+    MegaHertz,
+    /// Any other unit, by its UCUM code.
+    Custom(String),
+}
+
+const KNOWN_UNITS: [(Unit, &str); 15] = [
+    (Unit::Unity, "1"),
+    (Unit::Second, "s"),
+    (Unit::Millisecond, "ms"),
+    (Unit::Microsecond, "us"),
+    (Unit::Nanosecond, "ns"),
+    (Unit::Joule, "J"),
+    (Unit::MilliJoule, "mJ"),
+    (Unit::MicroJoule, "uJ"),
+    (Unit::Watt, "W"),
+    (Unit::MilliWatt, "mW"),
+    (Unit::Byte, "By"),
+    (Unit::Percent, "%"),
+    (Unit::DegreeCelsius, "Cel"),
+    (Unit::Hertz, "Hz"),
+    (Unit::MegaHertz, "MHz"),
+];
+
+impl Unit {
+    /// The UCUM code, for example `J` or `By`.
+    pub fn code(&self) -> &str {
+        if let Unit::Custom(code) = self {
+            return code;
+        }
+        KNOWN_UNITS
+            .iter()
+            .find(|(u, _)| u == self)
+            .map_or("", |(_, code)| code)
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Unit {
+    type Err = std::convert::Infallible;
+
+    /// Known codes give their variant; anything else is [`Unit::Custom`].
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        Ok(KNOWN_UNITS
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map_or_else(|| Unit::Custom(code.to_owned()), |(u, _)| u.clone()))
+    }
+}
+
+/// The definition of a metric.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// Unique `snake_case` name, for example `rapl_consumed_energy`.
+    pub name: String,
+    /// Unit of the values.
+    pub unit: Unit,
+    /// Type of the values.
+    pub value_type: ValueType,
+    /// What the values mean, in one sentence.
+    pub description: String,
+}
+
+/// Why a metric could not be registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MetricError {
+    /// The name is not `snake_case`.
+    #[error("invalid metric name `{name}`: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The name is taken by a metric with another definition.
+    #[error(
+        "metric `{name}` is already registered as {existing}, cannot register it again as {requested}; \
+         use another name or the same unit, type and description"
+    )]
+    Conflict {
+        /// The name.
+        name: String,
+        /// The existing definition, in words.
+        existing: String,
+        /// The requested definition, in words.
+        requested: String,
+    },
+    /// Too many metrics.
+    #[error("too many metrics (more than {max})")]
+    TooMany {
+        /// The maximum.
+        max: u32,
+    },
+}
+
+fn describe(m: &Metric) -> String {
+    format!("{} in `{}` ({:?})", m.value_type, m.unit, m.description)
+}
+
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let first = name.chars().next().ok_or("it is empty")?;
+    if !first.is_ascii_lowercase() {
+        return Err("it must start with a lowercase ASCII letter");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err("use only lowercase ASCII letters, digits and `_` (snake_case)");
+    }
+    if name.len() > 128 {
+        return Err("it is longer than 128 bytes");
+    }
+    Ok(())
+}
+
+/// All the metrics known to a pipeline.
+#[derive(Debug, Default, Clone)]
+pub struct MetricRegistry {
+    metrics: Vec<Metric>,
+    by_name: HashMap<String, RawMetricId>,
+}
+
+impl MetricRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a metric of value type `T`. Registering the same name again with the same
+    /// unit, type and description returns the same id; with another definition it fails.
+    pub fn register<T: MeasurementType>(
+        &mut self,
+        name: &str,
+        unit: Unit,
+        description: &str,
+    ) -> Result<MetricId<T>, MetricError> {
+        let raw = self.register_raw(Metric {
+            name: name.to_owned(),
+            unit,
+            value_type: T::VALUE_TYPE,
+            description: description.to_owned(),
+        })?;
+        Ok(MetricId {
+            raw,
+            _type: PhantomData,
+        })
+    }
+
+    /// Registers a metric whose value type is only known at run time.
+    pub fn register_raw(&mut self, metric: Metric) -> Result<RawMetricId, MetricError> {
+        check_name(&metric.name).map_err(|reason| MetricError::InvalidName {
+            name: metric.name.clone(),
+            reason,
+        })?;
+        if let Some(&id) = self.by_name.get(&metric.name) {
+            let existing = &self.metrics[id.index()];
+            return if *existing == metric {
+                Ok(id)
+            } else {
+                Err(MetricError::Conflict {
+                    name: metric.name.clone(),
+                    existing: describe(existing),
+                    requested: describe(&metric),
+                })
+            };
+        }
+        let index = u32::try_from(self.metrics.len()).map_err(|_| MetricError::TooMany { max: u32::MAX })?;
+        let id = RawMetricId(index);
+        self.by_name.insert(metric.name.clone(), id);
+        self.metrics.push(metric);
+        Ok(id)
+    }
+
+    /// The definition of a metric.
+    pub fn get(&self, id: RawMetricId) -> Option<&Metric> {
+        self.metrics.get(id.index())
+    }
+
+    /// A metric by name.
+    pub fn by_name(&self, name: &str) -> Option<(RawMetricId, &Metric)> {
+        let id = *self.by_name.get(name)?;
+        Some((id, &self.metrics[id.index()]))
+    }
+
+    /// The typed id of a metric registered elsewhere, if it has value type `T`.
+    pub fn typed_id<T: MeasurementType>(&self, name: &str) -> Option<MetricId<T>> {
+        let (raw, metric) = self.by_name(name)?;
+        (metric.value_type == T::VALUE_TYPE).then_some(MetricId {
+            raw,
+            _type: PhantomData,
+        })
+    }
+
+    /// Every metric, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = (RawMetricId, &Metric)> {
+        self.metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (RawMetricId(i as u32), m))
+    }
+
+    /// Number of metrics.
+    pub fn len(&self) -> usize {
+        self.metrics.len()
+    }
+
+    /// Whether no metric is registered.
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_definition_same_id_other_definition_error() {
+        let mut reg = MetricRegistry::new();
+        let a = reg.register::<f64>("energy", Unit::Joule, "energy used").unwrap();
+        let b = reg.register::<f64>("energy", Unit::Joule, "energy used").unwrap();
+        assert_eq!(a, b);
+        let other = reg.register::<u64>("count", Unit::Unity, "things").unwrap();
+        assert_ne!(a.raw(), other.raw());
+
+        let err = reg.register::<f64>("energy", Unit::Watt, "energy used").unwrap_err();
+        assert!(matches!(err, MetricError::Conflict { .. }), "{err}");
+        assert!(err.to_string().contains("`J`") && err.to_string().contains("`W`"), "{err}");
+        assert!(reg.register::<u64>("energy", Unit::Joule, "energy used").is_err());
+        assert!(reg.register::<f64>("energy", Unit::Joule, "other words").is_err());
+        assert_eq!(reg.len(), 2);
+    }
+
+    #[test]
+    fn names_must_be_snake_case() {
+        let mut reg = MetricRegistry::new();
+        for bad in ["", "Energy", "cpu-time", "1st", "a b"] {
+            let err = reg.register::<u64>(bad, Unit::Unity, "x").unwrap_err();
+            assert!(matches!(err, MetricError::InvalidName { .. }), "{bad}: {err}");
+        }
+        assert!(reg.register::<u64>("cpu_time_2", Unit::Millisecond, "x").is_ok());
+    }
+
+    #[test]
+    fn typed_lookup_checks_the_type() {
+        let mut reg = MetricRegistry::new();
+        let id = reg.register::<u64>("bytes", Unit::Byte, "b").unwrap();
+        assert_eq!(reg.typed_id::<u64>("bytes"), Some(id));
+        assert_eq!(reg.typed_id::<f64>("bytes"), None);
+        assert_eq!(reg.typed_id::<u64>("nope"), None);
+    }
+
+    #[test]
+    fn unit_codes_round_trip() {
+        for (unit, code) in KNOWN_UNITS.iter() {
+            assert_eq!(unit.code(), *code);
+            assert_eq!(code.parse::<Unit>().unwrap(), *unit);
+        }
+        assert_eq!("kWh".parse::<Unit>().unwrap(), Unit::Custom("kWh".into()));
+        assert_eq!(Unit::Custom("kWh".into()).code(), "kWh");
+    }
+}

@@ -1,0 +1,377 @@
+//! Starting the pipeline from plugins, and shutting it down without losing points.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::MetricRegistry;
+use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, Unavailable};
+
+use super::control::{ControlInner, PipelineControl};
+use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
+use super::element::{OutputContext, Shutdown, TransformContext};
+use super::output::{run_async, run_blocking, OutputSlot, OutputStats};
+use super::ratelimit::RateLimited;
+use super::selector::ElementName;
+use super::sources::{SourceGroup, SourceSlot};
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A plugin's `start` failed (and it was not [`Unavailable`]).
+    #[error("plugin `{plugin}` failed to start: {error:#}")]
+    PluginStart {
+        /// The plugin.
+        plugin: String,
+        /// Its error.
+        error: anyhow::Error,
+    },
+    /// A plugin's `post_start` failed.
+    #[error("plugin `{plugin}` failed after the pipeline started: {error:#}")]
+    PostStart {
+        /// The plugin.
+        plugin: String,
+        /// Its error.
+        error: anyhow::Error,
+    },
+    /// A thread or the async runtime could not be created.
+    #[error("could not start the pipeline's threads: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Collects plugins, then starts them into a running pipeline.
+pub struct PipelineBuilder {
+    plugins: Vec<Box<dyn AnyPlugin>>,
+    shutdown_timeout: Duration,
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            plugins: Vec::new(),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a shutdown delivered and lost, per output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// The final statistics of every output.
+    pub outputs: Vec<OutputStats>,
+    /// Points still queued when the deadline passed (0 when every queue was drained).
+    pub undelivered_points: u64,
+    /// Whether the deadline passed before every output finished.
+    pub timed_out: bool,
+}
+
+impl PipelineBuilder {
+    /// An empty builder with a shutdown deadline of 5 seconds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a plugin; plugins start in the order they are added.
+    pub fn plugin(&mut self, plugin: Box<dyn AnyPlugin>) -> &mut Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// How long shutdown may wait for the outputs to drain their queues.
+    pub fn shutdown_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Starts every plugin, then the pipeline. A plugin that returns [`Unavailable`] is
+    /// logged and left out; any other error stops the plugins already started.
+    pub fn start(self) -> Result<RunningPipeline, PipelineError> {
+        let mut metrics = MetricRegistry::new();
+        let mut elements = Elements::default();
+        let mut started: Vec<Box<dyn AnyPlugin>> = Vec::new();
+        let mut unavailable = Vec::new();
+        for mut plugin in self.plugins {
+            let name = plugin.name().to_owned();
+            let mut registrar = Registrar::new(&name, &mut metrics, &elements);
+            let result = plugin.start(&mut registrar);
+            let staged = registrar.into_staged();
+            match result {
+                Ok(()) => {
+                    elements.append(staged);
+                    started.push(plugin);
+                }
+                Err(error) => match Unavailable::find(&error) {
+                    Some(u) => {
+                        log::warn!("plugin {name} is unavailable and will not run: {u}");
+                        unavailable.push((name, u.clone()));
+                    }
+                    None => {
+                        stop_plugins(&mut started);
+                        return Err(PipelineError::PluginStart { plugin: name, error });
+                    }
+                },
+            }
+        }
+        let mut running = launch(elements, Arc::new(metrics), started, unavailable, self.shutdown_timeout)?;
+        let control = running.control.clone();
+        for plugin in running.plugins.iter_mut() {
+            if let Err(error) = plugin.post_start(&control) {
+                let plugin = plugin.name().to_owned();
+                running.shutdown();
+                return Err(PipelineError::PostStart { plugin, error });
+            }
+        }
+        Ok(running)
+    }
+}
+
+fn stop_plugins(plugins: &mut [Box<dyn AnyPlugin>]) {
+    for plugin in plugins.iter_mut() {
+        let name = plugin.name().to_owned();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plugin.stop())) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("plugin {name} failed to stop: {e:#}"),
+            Err(_) => log::error!("plugin {name} panicked while stopping"),
+        }
+    }
+}
+
+type AutonomousTask = (ElementName, tokio::task::JoinHandle<anyhow::Result<()>>);
+
+fn launch(
+    elements: Elements,
+    metrics: Arc<MetricRegistry>,
+    plugins: Vec<Box<dyn AnyPlugin>>,
+    unavailable: Vec<(String, Unavailable)>,
+    shutdown_timeout: Duration,
+) -> Result<RunningPipeline, PipelineError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("alumet-rt")
+        .enable_all()
+        .build()?;
+    let (done_tx, workers_done) = std::sync::mpsc::channel::<()>();
+    let out_ctx = OutputContext {
+        metrics: Arc::clone(&metrics),
+    };
+    let mut slots = Vec::new();
+    for (name, output, options) in elements.outputs {
+        let slot = Arc::new(OutputSlot::new(name.clone(), options.queue_capacity));
+        let (worker_slot, ctx, done) = (Arc::clone(&slot), out_ctx.clone(), done_tx.clone());
+        match output {
+            OutputKind::Blocking(output) => {
+                std::thread::Builder::new()
+                    .name(format!("alumet-out-{}", name.element))
+                    .spawn(move || {
+                        let _done = done;
+                        run_blocking(worker_slot, output, ctx);
+                    })?;
+            }
+            OutputKind::Async(output) => {
+                runtime.spawn(async move {
+                    let _done = done;
+                    run_async(worker_slot, output, ctx).await;
+                });
+            }
+        }
+        slots.push(slot);
+    }
+    drop(done_tx);
+
+    let transforms = elements
+        .transforms
+        .into_iter()
+        .map(|(name, t)| TransformSlot {
+            name,
+            transform: Some(t),
+            log: RateLimited::default(),
+        })
+        .collect();
+    let ctx = TransformContext {
+        metrics: Arc::clone(&metrics),
+    };
+    let dispatcher = Arc::new(Dispatcher::new(transforms, slots, ctx));
+
+    // One thread per poll interval: sources that share it share the wake-up.
+    let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
+    for (name, source, trigger) in elements.sources {
+        let slot = SourceSlot::new(name, source, &trigger);
+        match by_interval.iter_mut().find(|(i, _)| *i == trigger.poll_interval) {
+            Some((_, group)) => group.push(slot),
+            None => by_interval.push((trigger.poll_interval, vec![slot])),
+        }
+    }
+    let mut groups = Vec::new();
+    for (interval, group) in by_interval {
+        groups.push(SourceGroup::spawn(interval, group, Arc::clone(&dispatcher))?);
+    }
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let autonomous = elements
+        .autonomous
+        .into_iter()
+        .map(|(name, start)| {
+            let sink = SourceSink {
+                dispatcher: Arc::clone(&dispatcher),
+                name: name.clone(),
+            };
+            let task = runtime.spawn(start(sink, Shutdown(shutdown_rx.clone())));
+            (name, task)
+        })
+        .collect();
+
+    let control = PipelineControl {
+        inner: Arc::new(ControlInner::new(groups, dispatcher, elements.subscribers)),
+    };
+    Ok(RunningPipeline {
+        control,
+        plugins,
+        unavailable,
+        metrics,
+        runtime: Some(runtime),
+        autonomous,
+        shutdown_tx,
+        workers_done,
+        shutdown_timeout,
+        finished: None,
+    })
+}
+
+/// A started pipeline. Shut it down with [`RunningPipeline::shutdown`] (dropping it does
+/// the same); its methods block and must be called from a thread, not from async code.
+pub struct RunningPipeline {
+    control: PipelineControl,
+    plugins: Vec<Box<dyn AnyPlugin>>,
+    unavailable: Vec<(String, Unavailable)>,
+    metrics: Arc<MetricRegistry>,
+    runtime: Option<tokio::runtime::Runtime>,
+    autonomous: Vec<AutonomousTask>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    workers_done: std::sync::mpsc::Receiver<()>,
+    shutdown_timeout: Duration,
+    finished: Option<ShutdownReport>,
+}
+
+impl RunningPipeline {
+    /// The control handle.
+    pub fn control(&self) -> PipelineControl {
+        self.control.clone()
+    }
+
+    /// Every registered metric.
+    pub fn metrics(&self) -> &MetricRegistry {
+        &self.metrics
+    }
+
+    /// The plugins left out because their hardware is absent, with the reason.
+    pub fn unavailable_plugins(&self) -> &[(String, Unavailable)] {
+        &self.unavailable
+    }
+
+    /// The names of the plugins that started.
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.plugins.iter().map(|p| p.name().to_owned()).collect()
+    }
+
+    /// The pipeline's async runtime, to spawn tasks that work with it.
+    pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.as_ref().map(|r| r.handle())
+    }
+
+    /// Blocks until [`PipelineControl::request_shutdown`] is called or `timeout` passes;
+    /// returns whether shutdown was requested.
+    pub fn wait_for_shutdown_request(&self, timeout: Option<Duration>) -> bool {
+        self.control.inner.wait_for_shutdown_request(timeout)
+    }
+
+    /// Blocks until shutdown is requested, then shuts down.
+    pub fn wait_and_shutdown(mut self) -> ShutdownReport {
+        self.wait_for_shutdown_request(None);
+        self.shutdown()
+    }
+
+    /// Stops the sources (with a final flush of what they buffered), drains every output
+    /// queue until the deadline, then stops the plugins. Nothing measured before this call
+    /// is lost unless an output cannot write it before the deadline: the report says how
+    /// many points that was.
+    pub fn shutdown(&mut self) -> ShutdownReport {
+        if let Some(report) = &self.finished {
+            return report.clone();
+        }
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let inner = Arc::clone(&self.control.inner);
+        inner.closing.store(true, Ordering::SeqCst);
+        let groups = std::mem::take(&mut *inner.groups());
+        for mut group in groups {
+            group.stop();
+        }
+        self.stop_autonomous(deadline);
+        for slot in &inner.dispatcher.outputs {
+            slot.close();
+        }
+        let mut report = ShutdownReport {
+            outputs: Vec::new(),
+            undelivered_points: 0,
+            timed_out: false,
+        };
+        if !self.wait_for_outputs(deadline) {
+            report.timed_out = true;
+            for slot in &inner.dispatcher.outputs {
+                let lost = slot.abandon();
+                if lost > 0 {
+                    log::error!(
+                        "output {} did not finish within {:?}: {lost} points were not delivered",
+                        slot.name,
+                        self.shutdown_timeout
+                    );
+                }
+                report.undelivered_points += lost;
+            }
+        }
+        stop_plugins(&mut self.plugins);
+        report.outputs = self.control.output_stats();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        }
+        self.finished = Some(report.clone());
+        report
+    }
+
+    fn stop_autonomous(&mut self, deadline: Instant) {
+        let _ = self.shutdown_tx.send(true);
+        let Some(runtime) = &self.runtime else { return };
+        for (name, task) in self.autonomous.drain(..) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let abort = task.abort_handle();
+            match runtime.block_on(tokio::time::timeout(remaining, task)) {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => log::error!("source {name} failed: {e:#}"),
+                Ok(Err(e)) if e.is_panic() => log::error!("source {name} panicked and is stopped"),
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    log::error!("source {name} did not stop within the shutdown deadline");
+                    abort.abort();
+                }
+            }
+        }
+    }
+
+    /// Whether every output worker finished before the deadline.
+    fn wait_for_outputs(&self, deadline: Instant) -> bool {
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.workers_done.recv_timeout(remaining) {
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+                Ok(()) => {}
+            }
+        }
+    }
+}
+
+impl Drop for RunningPipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,210 @@
+//! The control handle: pause, resume, re-time, trigger and add sources while running;
+//! dispatch events to plugins; ask for shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use super::dispatch::Dispatcher;
+use super::element::{Event, Source, Trigger};
+use super::output::OutputStats;
+use super::ratelimit::panic_message;
+use super::selector::{ElementName, Selector};
+use super::sources::{self, SourceGroup, SourceSlot, TriggerAck};
+
+/// A plugin's event handler.
+pub(crate) type Subscriber = Box<dyn Fn(&Event, &PipelineControl) + Send + Sync>;
+
+/// Why a control command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A source with this name exists already.
+    #[error("a source named `{0}` exists already; choose another name")]
+    DuplicateName(ElementName),
+    /// The interval is zero.
+    #[error("invalid poll interval for `{0}`: it must be longer than zero")]
+    ZeroInterval(String),
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down; no source can be added")]
+    ShuttingDown,
+    /// A thread could not be started.
+    #[error("could not start a source thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+pub(crate) struct ControlInner {
+    pub(crate) groups: Mutex<Vec<SourceGroup>>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) subscribers: Vec<(String, Subscriber)>,
+    pub(crate) closing: AtomicBool,
+    shutdown_requested: Mutex<bool>,
+    shutdown_cv: Condvar,
+}
+
+impl ControlInner {
+    pub(crate) fn new(groups: Vec<SourceGroup>, dispatcher: Arc<Dispatcher>, subscribers: Vec<(String, Subscriber)>) -> Self {
+        ControlInner {
+            groups: Mutex::new(groups),
+            dispatcher,
+            subscribers,
+            closing: AtomicBool::new(false),
+            shutdown_requested: Mutex::new(false),
+            shutdown_cv: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn groups(&self) -> MutexGuard<'_, Vec<SourceGroup>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn wait_for_shutdown_request(&self, timeout: Option<Duration>) -> bool {
+        let requested = self.shutdown_requested.lock().unwrap_or_else(|e| e.into_inner());
+        let requested = match timeout {
+            Some(t) => {
+                let waited = self.shutdown_cv.wait_timeout_while(requested, t, |r| !*r);
+                waited.map_or_else(|e| e.into_inner().0, |(g, _)| g)
+            }
+            None => self.shutdown_cv.wait_while(requested, |r| !*r).unwrap_or_else(|e| e.into_inner()),
+        };
+        *requested
+    }
+}
+
+/// A cheap, cloneable handle on a running pipeline.
+#[derive(Clone)]
+pub struct PipelineControl {
+    pub(crate) inner: Arc<ControlInner>,
+}
+
+impl PipelineControl {
+    fn for_each_source(&self, selector: &Selector, mut f: impl FnMut(&mut SourceSlot)) -> usize {
+        self.inner.groups().iter().map(|g| g.for_each_matching(selector, &mut f)).sum()
+    }
+
+    /// Pauses the matching sources: no poll starts after this returns. Returns how many
+    /// sources matched.
+    pub fn pause(&self, selector: impl Into<Selector>) -> usize {
+        self.for_each_source(&selector.into(), sources::pause)
+    }
+
+    /// Resumes the matching sources; the next poll comes one interval from now.
+    pub fn resume(&self, selector: impl Into<Selector>) -> usize {
+        self.for_each_source(&selector.into(), sources::resume)
+    }
+
+    /// Changes the poll interval of the matching sources (a manual source becomes periodic).
+    pub fn set_interval(&self, selector: impl Into<Selector>, interval: Duration) -> Result<usize, ControlError> {
+        let selector = selector.into();
+        if interval.is_zero() {
+            return Err(ControlError::ZeroInterval(selector.to_string()));
+        }
+        Ok(self.for_each_source(&selector, |s| sources::set_interval(s, interval)))
+    }
+
+    /// Polls the matching active sources once, as soon as possible, and flushes them.
+    /// The returned [`Completion`] resolves, to the number of sources polled, once their
+    /// points are queued for the outputs.
+    pub fn trigger_now(&self, selector: impl Into<Selector>) -> Completion {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ack = TriggerAck::new(tx);
+        self.for_each_source(&selector.into(), |s| sources::trigger(s, &ack));
+        drop(ack);
+        Completion(rx)
+    }
+
+    /// Adds a source while running. It joins the thread of the sources with the same
+    /// poll interval, or gets its own.
+    pub fn add_source(
+        &self,
+        plugin: &str,
+        name: &str,
+        source: Box<dyn Source>,
+        trigger: Trigger,
+    ) -> Result<(), ControlError> {
+        let name = ElementName::new(plugin, name);
+        if trigger.poll_interval.is_some_and(|i| i.is_zero()) {
+            return Err(ControlError::ZeroInterval(name.to_string()));
+        }
+        let mut groups = self.inner.groups();
+        if self.inner.closing.load(Ordering::SeqCst) {
+            return Err(ControlError::ShuttingDown);
+        }
+        if groups.iter().any(|g| g.names().iter().any(|(n, _)| *n == name)) {
+            return Err(ControlError::DuplicateName(name));
+        }
+        let slot = SourceSlot::new(name, source, &trigger);
+        match groups.iter().find(|g| g.interval == trigger.poll_interval) {
+            Some(group) => group.add(slot),
+            None => {
+                let group = SourceGroup::spawn(trigger.poll_interval, vec![slot], Arc::clone(&self.inner.dispatcher))?;
+                groups.push(group);
+            }
+        }
+        Ok(())
+    }
+
+    /// The sources, with whether each is active (not paused, not stopped).
+    pub fn sources(&self) -> Vec<(ElementName, bool)> {
+        self.inner.groups().iter().flat_map(|g| g.names()).collect()
+    }
+
+    /// Announces an event to every plugin that subscribed, in plugin order. A panicking
+    /// handler is logged and skipped.
+    pub fn emit(&self, event: &Event) {
+        for (plugin, handler) in &self.inner.subscribers {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event, self)));
+            if let Err(panic) = result {
+                log::error!("event handler of plugin {plugin} panicked on {event:?}: {}", panic_message(&*panic));
+            }
+        }
+    }
+
+    /// What happened so far to the points of each output.
+    pub fn output_stats(&self) -> Vec<OutputStats> {
+        self.inner.dispatcher.outputs.iter().map(|o| o.stats()).collect()
+    }
+
+    /// Asks the pipeline to shut down (see [`RunningPipeline::wait_and_shutdown`](super::RunningPipeline::wait_and_shutdown)).
+    pub fn request_shutdown(&self) {
+        *self.inner.shutdown_requested.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.inner.shutdown_cv.notify_all();
+    }
+}
+
+/// The end of a [`PipelineControl::trigger_now`]: `.await` it in async code, or
+/// [`Completion::wait`] for it in a thread.
+#[must_use = "a trigger happens anyway; await or wait to know when its points are queued"]
+pub struct Completion(tokio::sync::oneshot::Receiver<usize>);
+
+impl Completion {
+    /// Blocks this thread until the triggered polls are done; returns how many sources
+    /// were polled.
+    pub fn wait(mut self) -> usize {
+        struct ThreadWaker(std::thread::Thread);
+        impl Wake for ThreadWaker {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(n) = Pin::new(&mut self).poll(&mut cx) {
+                return n;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+impl Future for Completion {
+    type Output = usize;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        // A dropped sender means the pipeline stopped: nothing was polled.
+        Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(0))
+    }
+}

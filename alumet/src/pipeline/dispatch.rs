@@ -1,0 +1,100 @@
+//! From a flushed buffer to the output queues: transforms in order, then one shared
+//! reference per output.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use crate::measurement::MeasurementBuffer;
+
+use super::element::{ErrorKind, Transform, TransformContext};
+use super::output::OutputSlot;
+use super::ratelimit::{panic_message, suppressed_note, RateLimited};
+use super::selector::ElementName;
+
+pub(crate) struct TransformSlot {
+    pub(crate) name: ElementName,
+    /// `None` once the transform is stopped.
+    pub(crate) transform: Option<Box<dyn Transform>>,
+    pub(crate) log: RateLimited,
+}
+
+/// Runs the transforms and fills the output queues; shared by every flushing thread.
+pub(crate) struct Dispatcher {
+    transforms: Mutex<Vec<TransformSlot>>,
+    has_transforms: bool,
+    pub(crate) outputs: Vec<Arc<OutputSlot>>,
+    ctx: TransformContext,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(transforms: Vec<TransformSlot>, outputs: Vec<Arc<OutputSlot>>, ctx: TransformContext) -> Self {
+        Dispatcher {
+            has_transforms: !transforms.is_empty(),
+            transforms: Mutex::new(transforms),
+            outputs,
+            ctx,
+        }
+    }
+
+    /// Transforms the buffer (cloned first only if it is shared, which the pipeline avoids)
+    /// and queues it for every output.
+    pub(crate) fn dispatch(&self, buffer: &mut Arc<MeasurementBuffer>) {
+        if self.has_transforms {
+            let points = Arc::make_mut(buffer);
+            let mut transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
+            for slot in transforms.iter_mut() {
+                apply(slot, points, &self.ctx);
+            }
+        }
+        if buffer.is_empty() {
+            return;
+        }
+        for output in &self.outputs {
+            output.push(buffer);
+        }
+    }
+}
+
+fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &TransformContext) {
+    let Some(transform) = slot.transform.as_mut() else {
+        return;
+    };
+    match catch_unwind(AssertUnwindSafe(|| transform.apply(buffer, ctx))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
+            if let Some(n) = slot.log.check() {
+                log::warn!("transform {} failed on a buffer, passing it on: {e}{}", slot.name, suppressed_note(n));
+            }
+        }
+        Ok(Err(e)) => {
+            log::error!("transform {} stopped after a fatal error: {e}", slot.name);
+            slot.transform = None;
+        }
+        Err(panic) => {
+            log::error!("transform {} panicked and is stopped: {}", slot.name, panic_message(&*panic));
+            slot.transform = None;
+        }
+    }
+}
+
+/// Where an autonomous source sends the points it measures.
+#[derive(Clone)]
+pub struct SourceSink {
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) name: ElementName,
+}
+
+impl SourceSink {
+    /// Hands a buffer to the transforms and outputs. It never blocks on an output.
+    pub fn send(&self, buffer: MeasurementBuffer) {
+        if buffer.is_empty() {
+            return;
+        }
+        self.dispatcher.dispatch(&mut Arc::new(buffer));
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &ElementName {
+        &self.name
+    }
+}

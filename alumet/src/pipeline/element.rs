@@ -1,0 +1,284 @@
+//! The element traits (one required method each), their errors and options.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::measurement::{MeasurementAccumulator, MeasurementBuffer, ResourceConsumer, Timestamp};
+use crate::metrics::MetricRegistry;
+
+/// A boxed future, for [`AsyncOutput`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Measures something when polled.
+///
+/// Closures `FnMut(&mut MeasurementAccumulator, Timestamp) -> Result<(), ElementError>`
+/// are sources too.
+pub trait Source: Send {
+    /// Measures and pushes points into `acc`. `timestamp` is the time of this poll, shared
+    /// by the sources polled in the same wake-up. Must not block for long: sources that
+    /// share an interval share a thread.
+    fn poll(&mut self, acc: &mut MeasurementAccumulator, timestamp: Timestamp) -> Result<(), ElementError>;
+}
+
+impl<F> Source for F
+where
+    F: FnMut(&mut MeasurementAccumulator, Timestamp) -> Result<(), ElementError> + Send,
+{
+    fn poll(&mut self, acc: &mut MeasurementAccumulator, timestamp: Timestamp) -> Result<(), ElementError> {
+        self(acc, timestamp)
+    }
+}
+
+/// What a transform can see besides the buffer.
+#[derive(Clone, Debug)]
+pub struct TransformContext {
+    pub(crate) metrics: Arc<MetricRegistry>,
+}
+
+impl TransformContext {
+    /// Every metric of the pipeline.
+    pub fn metrics(&self) -> &MetricRegistry {
+        &self.metrics
+    }
+}
+
+/// Changes, adds or drops points of every flushed buffer, in registration order.
+///
+/// Closures `FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError>`
+/// are transforms too.
+pub trait Transform: Send {
+    /// Transforms the buffer in place. It runs in the flushing thread: keep it quick.
+    fn apply(&mut self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) -> Result<(), ElementError>;
+}
+
+impl<F> Transform for F
+where
+    F: FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError> + Send,
+{
+    fn apply(&mut self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) -> Result<(), ElementError> {
+        self(buffer, ctx)
+    }
+}
+
+/// What an output can see besides the buffer.
+#[derive(Clone, Debug)]
+pub struct OutputContext {
+    pub(crate) metrics: Arc<MetricRegistry>,
+}
+
+impl OutputContext {
+    /// Every metric of the pipeline (names and units for headers, series names...).
+    pub fn metrics(&self) -> &MetricRegistry {
+        &self.metrics
+    }
+}
+
+/// Writes buffers somewhere, blocking: it runs on its own thread.
+///
+/// Closures `FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError>`
+/// are outputs too.
+pub trait Output: Send {
+    /// Writes one buffer.
+    fn write(&mut self, buffer: &MeasurementBuffer, ctx: &OutputContext) -> Result<(), ElementError>;
+
+    /// Called once after the last buffer at shutdown (flush files, close connections).
+    fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
+        Ok(())
+    }
+}
+
+impl<F> Output for F
+where
+    F: FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError> + Send,
+{
+    fn write(&mut self, buffer: &MeasurementBuffer, ctx: &OutputContext) -> Result<(), ElementError> {
+        self(buffer, ctx)
+    }
+}
+
+/// Writes buffers somewhere, asynchronously: it runs as a task on the pipeline's runtime.
+pub trait AsyncOutput: Send {
+    /// Writes one buffer.
+    fn write<'a>(
+        &'a mut self,
+        buffer: &'a MeasurementBuffer,
+        ctx: &'a OutputContext,
+    ) -> BoxFuture<'a, Result<(), ElementError>>;
+
+    /// Called once after the last buffer at shutdown.
+    fn finish<'a>(&'a mut self, _ctx: &'a OutputContext) -> BoxFuture<'a, Result<(), ElementError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Options of one output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// How many points may wait in the output's queue before the oldest are dropped.
+    pub queue_capacity: usize,
+}
+
+impl Default for OutputOptions {
+    fn default() -> Self {
+        OutputOptions {
+            queue_capacity: 1 << 16,
+        }
+    }
+}
+
+impl OutputOptions {
+    /// Sets the queue capacity, in points.
+    pub fn queue_capacity(mut self, points: usize) -> Self {
+        self.queue_capacity = points;
+        self
+    }
+}
+
+/// When a source is polled and when its points are handed to transforms and outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    pub(crate) poll_interval: Option<Duration>,
+    pub(crate) flush_interval: Option<Duration>,
+}
+
+impl Trigger {
+    /// Polled every `interval`, and flushed after every poll (see [`Trigger::flush_every`]).
+    pub fn every(interval: Duration) -> Self {
+        Trigger {
+            poll_interval: Some(interval),
+            flush_interval: None,
+        }
+    }
+
+    /// Polled only when triggered through [`PipelineControl::trigger_now`](super::PipelineControl::trigger_now),
+    /// and flushed after each such poll.
+    pub fn manual() -> Self {
+        Trigger {
+            poll_interval: None,
+            flush_interval: None,
+        }
+    }
+
+    /// Buffers points and hands them on at most every `interval` (and always after a
+    /// triggered poll and at shutdown). Fewer, larger buffers cost less per point.
+    pub fn flush_every(mut self, interval: Duration) -> Self {
+        self.flush_interval = Some(interval);
+        self
+    }
+
+    /// The poll interval; `None` for a manual source.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        self.poll_interval
+    }
+}
+
+/// An event announced to plugins through [`PipelineControl::emit`](super::PipelineControl::emit).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A consumer (a process started by exec mode, say) began: per-consumer sources may start.
+    ConsumerStarted(ResourceConsumer),
+    /// A consumer ended.
+    ConsumerEnded(ResourceConsumer),
+}
+
+/// How bad an element's error is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Logged; the element keeps its schedule.
+    Retryable,
+    /// Logged; the element is stopped, the rest of the pipeline goes on.
+    Fatal,
+}
+
+/// The error of a source, transform or output.
+///
+/// `?` on any error makes a fatal one; use [`ElementError::retryable`] or
+/// [`ElementResultExt::retryable`] for errors that may go away on the next try.
+pub struct ElementError {
+    kind: ErrorKind,
+    error: anyhow::Error,
+}
+
+impl ElementError {
+    /// An error after which the element keeps running.
+    pub fn retryable(error: impl Into<anyhow::Error>) -> Self {
+        ElementError {
+            kind: ErrorKind::Retryable,
+            error: error.into(),
+        }
+    }
+
+    /// An error that stops the element.
+    pub fn fatal(error: impl Into<anyhow::Error>) -> Self {
+        ElementError {
+            kind: ErrorKind::Fatal,
+            error: error.into(),
+        }
+    }
+
+    /// How bad it is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The underlying error.
+    pub fn error(&self) -> &anyhow::Error {
+        &self.error
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for ElementError {
+    fn from(error: E) -> Self {
+        ElementError::fatal(error)
+    }
+}
+
+impl fmt::Debug for ElementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {:?}", self.kind, self.error)
+    }
+}
+
+impl fmt::Display for ElementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// Marks the error of a `Result` as retryable or fatal.
+pub trait ElementResultExt<T> {
+    /// Makes the error retryable: the element keeps running.
+    fn retryable(self) -> Result<T, ElementError>;
+    /// Makes the error fatal: the element stops.
+    fn fatal(self) -> Result<T, ElementError>;
+}
+
+impl<T, E: Into<anyhow::Error>> ElementResultExt<T> for Result<T, E> {
+    fn retryable(self) -> Result<T, ElementError> {
+        self.map_err(ElementError::retryable)
+    }
+    fn fatal(self) -> Result<T, ElementError> {
+        self.map_err(ElementError::fatal)
+    }
+}
+
+/// Tells an autonomous source or an output task that the pipeline is shutting down.
+#[derive(Clone, Debug)]
+pub struct Shutdown(pub(crate) tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Whether shutdown has begun.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until shutdown begins.
+    pub async fn wait(&mut self) {
+        // An error means the pipeline is gone: that is a shutdown too.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}

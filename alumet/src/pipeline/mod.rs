@@ -1,0 +1,48 @@
+//! The measurement pipeline: sources, transforms, outputs, and how they run.
+//!
+//! ```text
+//!  source threads (one per poll interval)         tokio runtime / output threads
+//!  ┌──────────────────────────────┐
+//!  │ poll ─> accumulate ─> flush ─┼─> transforms ─> ┬─> queue ─> output A (own thread)
+//!  │ (sources sharing an interval │   (in order,    ├─> queue ─> output B (async task)
+//!  │  share one wake-up)          │    same thread) └─> queue ─> output C ...
+//!  └──────────────────────────────┘
+//!  autonomous sources (async tasks) ─> SourceSink ─> transforms ─> same queues
+//! ```
+//!
+//! - **Sources** with a [`Trigger`] are polled by a dedicated thread per poll interval,
+//!   woken by an absolute deadline on the monotonic clock with a 1 ns timer slack: sources
+//!   that share an interval are polled in the same wake-up, and no poll allocates once the
+//!   buffers are warm (they are recycled when every output is done with them).
+//! - On flush, the **transforms** run in order in the flushing thread (no hop), then the
+//!   buffer is shared (by reference count, not copied) with one bounded queue per
+//!   **output**. A full queue drops its oldest buffers and counts the dropped points, so a
+//!   slow output never delays the sources or the other outputs.
+//! - Blocking outputs run on their own thread, async outputs as tasks on the pipeline's
+//!   tokio runtime.
+//! - [`PipelineControl`] pauses, resumes, re-times and triggers sources by [`Selector`],
+//!   adds sources while running and dispatches [`Event`]s to plugins.
+//!
+//! Failures stay local: a retryable [`ElementError`] is logged and the element keeps
+//! going, a fatal one stops that element only, and a panic is caught, logged with the
+//! element's name, and stops that element only.
+
+mod builder;
+mod control;
+mod dispatch;
+mod element;
+mod output;
+mod ratelimit;
+mod selector;
+mod sources;
+
+pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
+pub use control::{Completion, ControlError, PipelineControl};
+pub use dispatch::SourceSink;
+pub use element::{
+    AsyncOutput, BoxFuture, ElementError, ElementResultExt, Event, Output, OutputContext,
+    OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
+};
+pub use output::OutputStats;
+pub use selector::{ElementName, Selector};
+pub(crate) use control::Subscriber;

@@ -1,0 +1,264 @@
+//! One bounded queue per output, drop-oldest on overflow, and the workers that drain them.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::measurement::MeasurementBuffer;
+
+use super::element::{AsyncOutput, ElementError, ErrorKind, Output, OutputContext};
+use super::ratelimit::{panic_message, suppressed_note, RateLimited};
+use super::selector::ElementName;
+
+/// What happened to the points handed to one output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputStats {
+    /// The output (`plugin/name`).
+    pub name: ElementName,
+    /// Points written successfully.
+    pub written_points: u64,
+    /// Points dropped because the queue was full (the oldest go first).
+    pub dropped_points: u64,
+    /// Points lost because a write failed or the output had stopped.
+    pub failed_points: u64,
+    /// Points still waiting in the queue.
+    pub queued_points: u64,
+}
+
+#[derive(Default)]
+struct Queue {
+    buffers: VecDeque<Arc<MeasurementBuffer>>,
+    points: usize,
+    /// No more buffers will come: drain and finish.
+    closed: bool,
+    /// The output stopped (fatal error, panic, or abandoned at the deadline).
+    stopped: bool,
+    /// A blocking worker is waiting on the condition variable.
+    waiting: bool,
+    drop_log: RateLimited,
+}
+
+/// The queue of one output, shared by the flushing threads and the output's worker.
+pub(crate) struct OutputSlot {
+    pub(crate) name: ElementName,
+    capacity: usize,
+    queue: Mutex<Queue>,
+    cv: Condvar,
+    notify: tokio::sync::Notify,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What a worker does after one write.
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl OutputSlot {
+    pub(crate) fn new(name: ElementName, capacity: usize) -> Self {
+        OutputSlot {
+            name,
+            capacity: capacity.max(1),
+            queue: Mutex::new(Queue::default()),
+            cv: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic never happens while the lock is held (no user code runs under it).
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a buffer; drops the oldest buffers while the queue would exceed its capacity.
+    pub(crate) fn push(&self, buffer: &Arc<MeasurementBuffer>) {
+        let n = buffer.len();
+        let mut q = self.lock();
+        if q.stopped || q.closed {
+            self.failed.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        let mut dropped = 0;
+        while q.points + n > self.capacity {
+            let Some(old) = q.buffers.pop_front() else { break };
+            q.points -= old.len();
+            dropped += old.len();
+        }
+        q.buffers.push_back(Arc::clone(buffer));
+        q.points += n;
+        if dropped > 0 {
+            let total = self.dropped.fetch_add(dropped as u64, Ordering::Relaxed) + dropped as u64;
+            if let Some(suppressed) = q.drop_log.check() {
+                log::warn!(
+                    "output {} is too slow: its queue is full ({} points), dropped {dropped} oldest points, {total} in all{}",
+                    self.name,
+                    self.capacity,
+                    suppressed_note(suppressed)
+                );
+            }
+        }
+        let wake = q.waiting;
+        drop(q);
+        if wake {
+            self.cv.notify_one();
+        }
+        self.notify.notify_one();
+    }
+
+    /// No more buffers will come: the worker drains the queue, finishes and exits.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.cv.notify_one();
+        self.notify.notify_one();
+    }
+
+    /// Gives up on the queued points (shutdown deadline passed); returns how many.
+    pub(crate) fn abandon(&self) -> u64 {
+        let mut q = self.lock();
+        q.stopped = true;
+        let lost = q.points as u64;
+        q.buffers.clear();
+        q.points = 0;
+        drop(q);
+        self.failed.fetch_add(lost, Ordering::Relaxed);
+        self.cv.notify_one();
+        self.notify.notify_one();
+        lost
+    }
+
+    pub(crate) fn stats(&self) -> OutputStats {
+        let queued = self.lock().points as u64;
+        OutputStats {
+            name: self.name.clone(),
+            written_points: self.written.load(Ordering::Relaxed),
+            dropped_points: self.dropped.load(Ordering::Relaxed),
+            failed_points: self.failed.load(Ordering::Relaxed),
+            queued_points: queued,
+        }
+    }
+
+    /// Takes the next buffer; `Err(())` once the queue is closed and empty, or stopped.
+    fn try_pop(&self, q: &mut Queue) -> Option<Result<Arc<MeasurementBuffer>, ()>> {
+        if q.stopped {
+            return Some(Err(()));
+        }
+        match q.buffers.pop_front() {
+            Some(b) => {
+                q.points -= b.len();
+                Some(Ok(b))
+            }
+            None if q.closed => Some(Err(())),
+            None => None,
+        }
+    }
+
+    fn pop_blocking(&self) -> Option<Arc<MeasurementBuffer>> {
+        let mut q = self.lock();
+        loop {
+            if let Some(next) = self.try_pop(&mut q) {
+                return next.ok();
+            }
+            q.waiting = true;
+            q = self.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.waiting = false;
+        }
+    }
+
+    async fn pop_async(&self) -> Option<Arc<MeasurementBuffer>> {
+        loop {
+            if let Some(next) = self.try_pop(&mut self.lock()) {
+                return next.ok();
+            }
+            // notify_one stores a permit when no task waits, so no wake-up is missed.
+            self.notify.notified().await;
+        }
+    }
+
+    /// Accounts for one write and decides whether the output goes on.
+    fn after_write(&self, points: usize, result: Result<Result<(), ElementError>, String>, log: &mut RateLimited) -> Next {
+        let n = points as u64;
+        match result {
+            Ok(Ok(())) => {
+                self.written.fetch_add(n, Ordering::Relaxed);
+                Next::Continue
+            }
+            Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
+                self.failed.fetch_add(n, Ordering::Relaxed);
+                if let Some(suppressed) = log.check() {
+                    log::warn!("output {} failed to write {n} points: {e}{}", self.name, suppressed_note(suppressed));
+                }
+                Next::Continue
+            }
+            Ok(Err(e)) => {
+                self.failed.fetch_add(n, Ordering::Relaxed);
+                log::error!("output {} stopped after a fatal error: {e}", self.name);
+                Next::Stop
+            }
+            Err(panic) => {
+                self.failed.fetch_add(n, Ordering::Relaxed);
+                log::error!("output {} panicked and is stopped: {panic}", self.name);
+                Next::Stop
+            }
+        }
+    }
+
+    /// Stops the output: what is queued or comes later is counted as failed.
+    fn stop(&self) {
+        self.abandon();
+    }
+}
+
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p).to_owned())
+}
+
+/// Drains the queue into a blocking output until the queue is closed; runs on its own thread.
+pub(crate) fn run_blocking(slot: Arc<OutputSlot>, mut output: Box<dyn Output>, ctx: OutputContext) {
+    let mut log = RateLimited::default();
+    while let Some(buffer) = slot.pop_blocking() {
+        let result = caught(|| output.write(&buffer, &ctx));
+        if let Next::Stop = slot.after_write(buffer.len(), result, &mut log) {
+            slot.stop();
+            return;
+        }
+    }
+    if slot.lock().stopped {
+        return;
+    }
+    match caught(|| output.finish(&ctx)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::error!("output {} failed to finish: {e}", slot.name),
+        Err(panic) => log::error!("output {} panicked while finishing: {panic}", slot.name),
+    }
+}
+
+/// Drains the queue into an async output until the queue is closed; runs as a task.
+pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOutput>, ctx: OutputContext) {
+    use futures_lite::FutureExt as _;
+    let mut log = RateLimited::default();
+    while let Some(buffer) = slot.pop_async().await {
+        let result = AssertUnwindSafe(output.write(&buffer, &ctx))
+            .catch_unwind()
+            .await
+            .map_err(|p| panic_message(&*p).to_owned());
+        if let Next::Stop = slot.after_write(buffer.len(), result, &mut log) {
+            slot.stop();
+            return;
+        }
+    }
+    if slot.lock().stopped {
+        return;
+    }
+    let result = AssertUnwindSafe(output.finish(&ctx)).catch_unwind().await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::error!("output {} failed to finish: {e}", slot.name),
+        Err(p) => log::error!("output {} panicked while finishing: {}", slot.name, panic_message(&*p)),
+    }
+}

@@ -1,0 +1,314 @@
+//! Threads that poll managed sources: one per poll interval, so that sources sharing an
+//! interval share one wake-up.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::measurement::{MeasurementBuffer, Timestamp};
+
+use super::dispatch::Dispatcher;
+use super::element::{ErrorKind, Source, Trigger};
+use super::ratelimit::{panic_message, suppressed_note, RateLimited};
+use super::selector::{ElementName, Selector};
+
+/// How many sent buffers a source keeps to reuse once the outputs are done with them.
+const SPARE_BUFFERS: usize = 4;
+
+/// Counts the sources polled for one `trigger_now`; reports when the last one is done.
+pub(crate) struct TriggerAck {
+    polled: AtomicUsize,
+    tx: Option<tokio::sync::oneshot::Sender<usize>>,
+}
+
+impl TriggerAck {
+    pub(crate) fn new(tx: tokio::sync::oneshot::Sender<usize>) -> Arc<Self> {
+        Arc::new(TriggerAck {
+            polled: AtomicUsize::new(0),
+            tx: Some(tx),
+        })
+    }
+}
+
+impl Drop for TriggerAck {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            // The receiver may be gone (nobody waits): that is fine.
+            let _ = tx.send(self.polled.load(Ordering::Relaxed));
+        }
+    }
+}
+
+pub(crate) struct SourceSlot {
+    pub(crate) name: ElementName,
+    /// `None` once the source is stopped.
+    source: Option<Box<dyn Source>>,
+    paused: bool,
+    poll_interval: Option<Duration>,
+    flush_interval: Option<Duration>,
+    next_poll: Option<Instant>,
+    last_flush: Instant,
+    buffer: Arc<MeasurementBuffer>,
+    spare: Vec<Arc<MeasurementBuffer>>,
+    triggers: Vec<Arc<TriggerAck>>,
+    error_log: RateLimited,
+}
+
+impl SourceSlot {
+    pub(crate) fn new(name: ElementName, source: Box<dyn Source>, trigger: &Trigger) -> Self {
+        let now = Instant::now();
+        SourceSlot {
+            name,
+            source: Some(source),
+            paused: false,
+            poll_interval: trigger.poll_interval,
+            flush_interval: trigger.flush_interval,
+            next_poll: trigger.poll_interval.map(|i| now + i),
+            last_flush: now,
+            buffer: Arc::new(MeasurementBuffer::new()),
+            spare: Vec::with_capacity(SPARE_BUFFERS),
+            triggers: Vec::new(),
+            error_log: RateLimited::default(),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.source.is_some() && !self.paused
+    }
+
+    /// Polls once; a fatal error or a panic stops the source (what it measured is kept).
+    fn poll(&mut self, timestamp: Timestamp) {
+        let Some(source) = self.source.as_mut() else { return };
+        let acc = Arc::make_mut(&mut self.buffer).as_accumulator();
+        match catch_unwind(AssertUnwindSafe(|| source.poll(acc, timestamp))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
+                if let Some(n) = self.error_log.check() {
+                    log::warn!("source {} failed, it will poll again: {e}{}", self.name, suppressed_note(n));
+                }
+            }
+            Ok(Err(e)) => {
+                log::error!("source {} stopped after a fatal error: {e}", self.name);
+                self.source = None;
+            }
+            Err(panic) => {
+                log::error!("source {} panicked and is stopped: {}", self.name, panic_message(&*panic));
+                self.source = None;
+            }
+        }
+        for ack in &self.triggers {
+            ack.polled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the buffered points on, then takes a free buffer (a recycled one if possible).
+    fn flush(&mut self, dispatcher: &Dispatcher, now: Instant) {
+        self.last_flush = now;
+        if self.buffer.is_empty() {
+            return;
+        }
+        dispatcher.dispatch(&mut self.buffer);
+        let capacity = self.buffer.len();
+        let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
+        let next = match free {
+            Some(i) => {
+                let mut b = self.spare.swap_remove(i);
+                Arc::make_mut(&mut b).clear();
+                b
+            }
+            None => Arc::new(MeasurementBuffer::with_capacity(capacity)),
+        };
+        let sent = std::mem::replace(&mut self.buffer, next);
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(sent);
+        }
+    }
+
+    fn advance(&mut self, now: Instant) {
+        let (Some(interval), Some(next)) = (self.poll_interval, self.next_poll) else { return };
+        let mut next = next + interval;
+        if next <= now {
+            // Late by more than one period: skip the missed polls, keep the phase.
+            let missed = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
+            next += interval * u32::try_from(missed).unwrap_or(u32::MAX);
+        }
+        self.next_poll = Some(next);
+    }
+}
+
+#[derive(Default)]
+struct GroupState {
+    slots: Vec<SourceSlot>,
+    stop: bool,
+}
+
+pub(crate) struct GroupShared {
+    state: Mutex<GroupState>,
+    cv: Condvar,
+}
+
+/// A thread and the sources it polls.
+pub(crate) struct SourceGroup {
+    /// The poll interval the group was made for (`None`: manual sources).
+    pub(crate) interval: Option<Duration>,
+    shared: Arc<GroupShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SourceGroup {
+    pub(crate) fn spawn(interval: Option<Duration>, slots: Vec<SourceSlot>, dispatcher: Arc<Dispatcher>) -> std::io::Result<Self> {
+        let shared = Arc::new(GroupShared {
+            state: Mutex::new(GroupState { slots, stop: false }),
+            cv: Condvar::new(),
+        });
+        let name = match interval {
+            Some(i) => format!("alumet-src-{i:?}"),
+            None => "alumet-src-manual".to_owned(),
+        };
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run(&thread_shared, &dispatcher))?;
+        Ok(SourceGroup {
+            interval,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `f` to every slot matching `selector`; returns how many matched.
+    pub(crate) fn for_each_matching(&self, selector: &Selector, mut f: impl FnMut(&mut SourceSlot)) -> usize {
+        let mut state = self.lock();
+        let mut n = 0;
+        for slot in state.slots.iter_mut().filter(|s| selector.matches(&s.name)) {
+            f(slot);
+            n += 1;
+        }
+        drop(state);
+        self.shared.cv.notify_one();
+        n
+    }
+
+    pub(crate) fn names(&self) -> Vec<(ElementName, bool)> {
+        self.lock().slots.iter().map(|s| (s.name.clone(), s.active())).collect()
+    }
+
+    pub(crate) fn add(&self, slot: SourceSlot) {
+        self.lock().slots.push(slot);
+        self.shared.cv.notify_one();
+    }
+
+    /// Stops the thread after a final flush of every source.
+    pub(crate) fn stop(&mut self) {
+        self.lock().stop = true;
+        self.shared.cv.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("a source thread panicked outside of any source");
+            }
+        }
+    }
+}
+
+impl Drop for SourceGroup {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub(crate) fn pause(slot: &mut SourceSlot) {
+    slot.paused = true;
+}
+
+pub(crate) fn resume(slot: &mut SourceSlot) {
+    if slot.paused {
+        slot.paused = false;
+        slot.next_poll = slot.poll_interval.map(|i| Instant::now() + i);
+    }
+}
+
+pub(crate) fn set_interval(slot: &mut SourceSlot, interval: Duration) {
+    slot.poll_interval = Some(interval);
+    slot.next_poll = Some(Instant::now() + interval);
+}
+
+pub(crate) fn trigger(slot: &mut SourceSlot, ack: &Arc<TriggerAck>) {
+    if slot.active() {
+        slot.triggers.push(Arc::clone(ack));
+    }
+}
+
+/// Sets this thread's timer slack to 1 ns, so that timed waits wake up on time
+/// (the default slack is 50 µs, half of the period at 10 kHz).
+fn precise_timers() {
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects this thread.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        log::debug!("could not set the timer slack: {}", std::io::Error::last_os_error());
+    }
+}
+
+fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
+    precise_timers();
+    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if state.stop {
+            let now = Instant::now();
+            for slot in state.slots.iter_mut() {
+                slot.flush(dispatcher, now);
+                slot.triggers.clear();
+            }
+            return;
+        }
+        let next = poll_due(&mut state.slots, dispatcher);
+        let now = Instant::now();
+        state = match next {
+            Some(deadline) if deadline <= now => continue,
+            Some(deadline) => {
+                let waited = shared.cv.wait_timeout(state, deadline - now);
+                waited.map_or_else(|e| e.into_inner().0, |(s, _)| s)
+            }
+            None => shared.cv.wait(state).unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}
+
+/// Polls every source that is due or triggered; returns the earliest next deadline.
+fn poll_due(slots: &mut [SourceSlot], dispatcher: &Dispatcher) -> Option<Instant> {
+    let now = Instant::now();
+    let mut timestamp = None;
+    let mut earliest: Option<Instant> = None;
+    for slot in slots.iter_mut() {
+        if !slot.active() {
+            slot.triggers.clear();
+            continue;
+        }
+        let triggered = !slot.triggers.is_empty();
+        let due = slot.next_poll.is_some_and(|t| t <= now);
+        if due || triggered {
+            let ts = *timestamp.get_or_insert_with(Timestamp::now);
+            slot.poll(ts);
+            if due {
+                slot.advance(now);
+            }
+            let flush_due = slot.flush_interval.is_none_or(|f| now.duration_since(slot.last_flush) >= f);
+            if triggered || flush_due || slot.source.is_none() {
+                slot.flush(dispatcher, now);
+            }
+            // Dropping the acks after the flush tells trigger_now that the points are queued.
+            slot.triggers.clear();
+        }
+        if slot.active() {
+            if let Some(t) = slot.next_poll {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        }
+    }
+    earliest
+}

@@ -1,0 +1,235 @@
+//! Run plugins inside a real pipeline in tests (feature `test-util`).
+//!
+//! ```
+//! use alumet::prelude::*;
+//! use alumet::test_util::PipelineTester;
+//!
+//! let mut tester = PipelineTester::new();
+//! let feeder = tester.feeder("input");
+//! let run = tester.start().unwrap();
+//! let metric = run.metric::<u64>("test_input").unwrap();
+//! feeder.push(MeasurementPoint::new(Timestamp::now(), metric, Resource::LocalMachine,
+//!     ResourceConsumer::LocalMachine, 42));
+//! assert_eq!(run.trigger("test/input"), 1);
+//! let (report, points) = run.shutdown();
+//! assert_eq!(points.len(), 1);
+//! assert_eq!(report.undelivered_points, 0);
+//! ```
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::measurement::{MeasurementAccumulator, MeasurementBuffer, MeasurementPoint, MeasurementType, Timestamp};
+use crate::metrics::{MetricId, MetricRegistry, Unit};
+use crate::pipeline::{
+    ElementError, OutputContext, PipelineBuilder, PipelineControl, PipelineError, RunningPipeline, ShutdownReport,
+    Trigger,
+};
+use crate::plugin::{parse_config, AnyPlugin, Plugin, PluginInitError, Registrar};
+
+type StartFn = Box<dyn FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send>;
+
+/// A plugin made of a closure, for tests: `start` registers whatever the test needs.
+pub struct TestPlugin {
+    name: String,
+    start: Option<StartFn>,
+}
+
+impl TestPlugin {
+    /// A plugin named `name` whose `start` is `start`.
+    pub fn new(name: &str, start: impl FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send + 'static) -> Self {
+        TestPlugin {
+            name: name.to_owned(),
+            start: Some(Box::new(start)),
+        }
+    }
+}
+
+impl AnyPlugin for TestPlugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        match self.start.take() {
+            Some(start) => start(alumet),
+            None => Ok(()),
+        }
+    }
+    fn post_start(&mut self, _control: &PipelineControl) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn stop(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Points pushed by the test, handed out by a manual source at each trigger.
+#[derive(Clone, Default)]
+pub struct Feeder(Arc<Mutex<Vec<MeasurementPoint>>>);
+
+impl Feeder {
+    /// Queues a point for the next trigger.
+    pub fn push(&self, point: MeasurementPoint) {
+        lock(&self.0).push(point);
+    }
+}
+
+/// The points an output received, shared with the test.
+#[derive(Clone, Default)]
+pub struct Collected(Arc<Mutex<Vec<MeasurementPoint>>>);
+
+impl Collected {
+    /// A copy of the points received so far, in order.
+    pub fn points(&self) -> Vec<MeasurementPoint> {
+        lock(&self.0).clone()
+    }
+
+    /// How many points were received.
+    pub fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    /// Whether no point was received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An output that appends every point it receives here.
+    pub fn output(&self) -> impl FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError> + Send + 'static {
+        let points = Arc::clone(&self.0);
+        move |buffer, _ctx| {
+            lock(&points).extend(buffer.iter().cloned());
+            Ok(())
+        }
+    }
+}
+
+/// Builds a pipeline with the plugins under test, a collecting output (plugin `test`,
+/// output `collector`) and feeder sources (`test/<name>`, metric `test_<name>`, `u64`).
+#[derive(Default)]
+pub struct PipelineTester {
+    plugins: Vec<Box<dyn AnyPlugin>>,
+    feeders: Vec<(String, Feeder)>,
+}
+
+impl PipelineTester {
+    /// An empty tester.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds plugin `P` with a typed config.
+    pub fn plugin<P: Plugin>(&mut self, config: P::Config) -> anyhow::Result<&mut Self> {
+        self.plugins.push(Box::new(P::init(config)?));
+        Ok(self)
+    }
+
+    /// Adds plugin `P` with its config as TOML text (the `[plugins.NAME]` table's content).
+    pub fn plugin_toml<P: Plugin>(&mut self, toml_text: &str) -> Result<&mut Self, PluginInitError> {
+        let table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| crate::plugin::ConfigError {
+            plugin: P::name().to_owned(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        let config = parse_config::<P::Config>(P::name(), table)?;
+        let plugin = P::init(config).map_err(|error| PluginInitError::Init {
+            plugin: P::name().to_owned(),
+            error,
+        })?;
+        self.plugins.push(Box::new(plugin));
+        Ok(self)
+    }
+
+    /// Adds any plugin, [`TestPlugin`] included.
+    pub fn any_plugin(&mut self, plugin: impl AnyPlugin + 'static) -> &mut Self {
+        self.plugins.push(Box::new(plugin));
+        self
+    }
+
+    /// A manual source `test/<name>` that emits the points pushed into the returned feeder,
+    /// and the metric `test_<name>` (`u64`, unit `1`) to build them with.
+    pub fn feeder(&mut self, name: &str) -> Feeder {
+        let feeder = Feeder::default();
+        self.feeders.push((name.to_owned(), feeder.clone()));
+        feeder
+    }
+
+    /// Starts the pipeline.
+    pub fn start(self) -> Result<TestRun, PipelineError> {
+        let collected = Collected::default();
+        let output = collected.output();
+        let feeders = self.feeders;
+        let test = TestPlugin::new("test", move |alumet| {
+            for (name, feeder) in feeders {
+                alumet.create_metric::<u64>(&format!("test_{name}"), Unit::Unity, "points fed by the test")?;
+                let source = move |acc: &mut MeasurementAccumulator, _t: Timestamp| {
+                    for p in lock(&feeder.0).drain(..) {
+                        acc.push(p);
+                    }
+                    Ok(())
+                };
+                alumet.add_source(&name, source, Trigger::manual())?;
+            }
+            alumet.add_output("collector", output)?;
+            Ok(())
+        });
+        let mut builder = PipelineBuilder::new();
+        for plugin in self.plugins {
+            builder.plugin(plugin);
+        }
+        builder.plugin(Box::new(test));
+        Ok(TestRun {
+            pipeline: builder.start()?,
+            collected,
+        })
+    }
+}
+
+/// A running test pipeline.
+pub struct TestRun {
+    pipeline: RunningPipeline,
+    collected: Collected,
+}
+
+impl TestRun {
+    /// The control handle.
+    pub fn control(&self) -> PipelineControl {
+        self.pipeline.control()
+    }
+
+    /// The running pipeline.
+    pub fn pipeline(&self) -> &RunningPipeline {
+        &self.pipeline
+    }
+
+    /// Every registered metric.
+    pub fn metrics(&self) -> &MetricRegistry {
+        self.pipeline.metrics()
+    }
+
+    /// The typed id of a metric, by name.
+    pub fn metric<T: MeasurementType>(&self, name: &str) -> Option<MetricId<T>> {
+        self.metrics().typed_id(name)
+    }
+
+    /// Triggers the matching sources and waits until their points are queued; returns how
+    /// many sources were polled.
+    pub fn trigger(&self, selector: &str) -> usize {
+        self.pipeline.control().trigger_now(selector).wait()
+    }
+
+    /// What the collecting output received so far (outputs run on their own thread: call
+    /// [`TestRun::shutdown`] to be sure everything arrived).
+    pub fn collected(&self) -> &Collected {
+        &self.collected
+    }
+
+    /// Shuts down (draining every queue) and returns the report and every collected point.
+    pub fn shutdown(mut self) -> (ShutdownReport, Vec<MeasurementPoint>) {
+        let report = self.pipeline.shutdown();
+        (report, self.collected.points())
+    }
+}
