@@ -327,7 +327,10 @@ impl From<bool> for AttributeValue {
 /// Build a set once (when the source is created) and clone it into each point: a clone
 /// increments a reference count and never allocates. The empty set is not allocated.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Attributes(Option<Arc<[(Box<str>, AttributeValue)]>>);
+pub struct Attributes(Option<Arc<[Attribute]>>);
+
+/// One `key = value` pair of an [`Attributes`] set.
+pub type Attribute = (Box<str>, AttributeValue);
 
 impl Attributes {
     /// The empty set.
@@ -341,7 +344,7 @@ impl Attributes {
         K: Into<Box<str>>,
         V: Into<AttributeValue>,
     {
-        let pairs: Vec<(Box<str>, AttributeValue)> = pairs
+        let pairs: Vec<Attribute> = pairs
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
@@ -354,7 +357,7 @@ impl Attributes {
 
     /// A new set with one more pair (it allocates: do it outside the hot path).
     pub fn with(&self, key: impl Into<Box<str>>, value: impl Into<AttributeValue>) -> Self {
-        let mut pairs: Vec<(Box<str>, AttributeValue)> = self.0.iter().flat_map(|a| a.iter().cloned()).collect();
+        let mut pairs: Vec<Attribute> = self.0.iter().flat_map(|a| a.iter().cloned()).collect();
         pairs.push((key.into(), value.into()));
         Attributes(Some(pairs.into()))
     }
@@ -546,16 +549,25 @@ mod tests {
 
     #[test]
     fn point_is_at_most_128_bytes() {
-        assert!(std::mem::size_of::<MeasurementPoint>() <= 128, "{}", std::mem::size_of::<MeasurementPoint>());
+        assert!(
+            std::mem::size_of::<MeasurementPoint>() <= 128,
+            "{}",
+            std::mem::size_of::<MeasurementPoint>()
+        );
     }
 
     #[test]
     fn attribute_sets_are_shared_not_copied() {
         let attrs = Attributes::new([("domain", "package")]);
         let copy = attrs.clone();
-        let (Some(a), Some(b)) = (&attrs.0, &copy.0) else { panic!("attributes are empty") };
+        let (Some(a), Some(b)) = (&attrs.0, &copy.0) else {
+            panic!("attributes are empty")
+        };
         assert!(Arc::ptr_eq(a, b));
-        assert_eq!(copy.get("domain"), Some(&AttributeValue::Str("package".into())));
+        assert_eq!(
+            copy.get("domain"),
+            Some(&AttributeValue::Str("package".into()))
+        );
         assert_eq!(copy.get("other"), None);
         assert!(Attributes::new(Vec::<(&str, u64)>::new()).0.is_none());
         let more = attrs.with("cpu_state", 3u64);
@@ -566,17 +578,47 @@ mod tests {
     #[test]
     fn kinds_and_ids_are_the_csv_columns() {
         let cases = [
-            (Resource::LocalMachine.kind().to_owned(), Resource::LocalMachine.id().to_string(), "local_machine", ""),
-            (Resource::CpuPackage { id: 1 }.kind().into(), Resource::CpuPackage { id: 1 }.id().to_string(), "cpu_package", "1"),
-            (Resource::Dram { pkg_id: 0 }.kind().into(), Resource::Dram { pkg_id: 0 }.id().to_string(), "dram", "0"),
-            (Resource::custom("pdu", "a").kind().into(), Resource::custom("pdu", "a").id().to_string(), "pdu", "a"),
-            (ResourceConsumer::Process { pid: 42 }.kind().into(), ResourceConsumer::Process { pid: 42 }.id().to_string(), "process", "42"),
+            (
+                Resource::LocalMachine.kind().to_owned(),
+                Resource::LocalMachine.id().to_string(),
+                "local_machine",
+                "",
+            ),
+            (
+                Resource::CpuPackage { id: 1 }.kind().into(),
+                Resource::CpuPackage { id: 1 }.id().to_string(),
+                "cpu_package",
+                "1",
+            ),
+            (
+                Resource::Dram { pkg_id: 0 }.kind().into(),
+                Resource::Dram { pkg_id: 0 }.id().to_string(),
+                "dram",
+                "0",
+            ),
+            (
+                Resource::custom("pdu", "a").kind().into(),
+                Resource::custom("pdu", "a").id().to_string(),
+                "pdu",
+                "a",
+            ),
+            (
+                ResourceConsumer::Process { pid: 42 }.kind().into(),
+                ResourceConsumer::Process { pid: 42 }.id().to_string(),
+                "process",
+                "42",
+            ),
         ];
         for (kind, id, want_kind, want_id) in cases {
             assert_eq!((kind.as_str(), id.as_str()), (want_kind, want_id));
         }
-        let cg = ResourceConsumer::ControlGroup { path: "/a/b".into() };
-        assert_eq!((cg.kind(), cg.id().to_string().as_str()), ("cgroup", "/a/b"));
+        let cg = ResourceConsumer::ControlGroup {
+            path: "/a/b".into(),
+        };
+        assert_eq!(
+            (cg.kind(), cg.id().to_string().as_str()),
+            ("cgroup", "/a/b")
+        );
     }
 
     #[test]
@@ -584,6 +626,9 @@ mod tests {
         let t = Timestamp::from_unix_nanos(1_700_000_000_123_456_789);
         assert_eq!(Timestamp::from(t.to_system_time()), t);
         assert!(Timestamp::now() > t);
-        assert_eq!(Timestamp::from(UNIX_EPOCH - Duration::from_secs(1)).unix_nanos(), 0);
+        assert_eq!(
+            Timestamp::from(UNIX_EPOCH - Duration::from_secs(1)).unix_nanos(),
+            0
+        );
     }
 }

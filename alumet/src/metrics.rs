@@ -255,7 +255,8 @@ impl MetricRegistry {
                 })
             };
         }
-        let index = u32::try_from(self.metrics.len()).map_err(|_| MetricError::TooMany { max: u32::MAX })?;
+        let index = u32::try_from(self.metrics.len())
+            .map_err(|_| MetricError::TooMany { max: u32::MAX })?;
         let id = RawMetricId(index);
         self.by_name.insert(metric.name.clone(), id);
         self.metrics.push(metric);
@@ -308,17 +309,30 @@ mod tests {
     #[test]
     fn same_definition_same_id_other_definition_error() {
         let mut reg = MetricRegistry::new();
-        let a = reg.register::<f64>("energy", Unit::Joule, "energy used").unwrap();
-        let b = reg.register::<f64>("energy", Unit::Joule, "energy used").unwrap();
+        let a = reg
+            .register::<f64>("energy", Unit::Joule, "energy used")
+            .unwrap();
+        let b = reg
+            .register::<f64>("energy", Unit::Joule, "energy used")
+            .unwrap();
         assert_eq!(a, b);
         let other = reg.register::<u64>("count", Unit::Unity, "things").unwrap();
         assert_ne!(a.raw(), other.raw());
 
-        let err = reg.register::<f64>("energy", Unit::Watt, "energy used").unwrap_err();
+        let err = reg
+            .register::<f64>("energy", Unit::Watt, "energy used")
+            .unwrap_err();
         assert!(matches!(err, MetricError::Conflict { .. }), "{err}");
-        assert!(err.to_string().contains("`J`") && err.to_string().contains("`W`"), "{err}");
-        assert!(reg.register::<u64>("energy", Unit::Joule, "energy used").is_err());
-        assert!(reg.register::<f64>("energy", Unit::Joule, "other words").is_err());
+        assert!(
+            err.to_string().contains("`J`") && err.to_string().contains("`W`"),
+            "{err}"
+        );
+        assert!(reg
+            .register::<u64>("energy", Unit::Joule, "energy used")
+            .is_err());
+        assert!(reg
+            .register::<f64>("energy", Unit::Joule, "other words")
+            .is_err());
         assert_eq!(reg.len(), 2);
     }
 
@@ -327,9 +341,14 @@ mod tests {
         let mut reg = MetricRegistry::new();
         for bad in ["", "Energy", "cpu-time", "1st", "a b"] {
             let err = reg.register::<u64>(bad, Unit::Unity, "x").unwrap_err();
-            assert!(matches!(err, MetricError::InvalidName { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, MetricError::InvalidName { .. }),
+                "{bad}: {err}"
+            );
         }
-        assert!(reg.register::<u64>("cpu_time_2", Unit::Millisecond, "x").is_ok());
+        assert!(reg
+            .register::<u64>("cpu_time_2", Unit::Millisecond, "x")
+            .is_ok());
     }
 
     #[test]

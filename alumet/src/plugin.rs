@@ -10,10 +10,9 @@ use serde::Serialize;
 use crate::measurement::MeasurementType;
 use crate::metrics::{MetricError, MetricId, MetricRegistry, Unit};
 use crate::pipeline::{
-    AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PipelineControl, Shutdown, Source, SourceSink,
-    Transform, Trigger,
+    AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PipelineControl, Shutdown,
+    Source, SourceSink, Transform, Trigger,
 };
-
 
 /// A plugin: a statically linked crate that registers sources, transforms and outputs.
 ///
@@ -120,7 +119,10 @@ fn key_part(key: &str) -> String {
 }
 
 /// Reads a typed config from a TOML table; errors name the faulty key.
-pub fn parse_config<C: DeserializeOwned>(plugin: &str, table: toml::Table) -> Result<C, ConfigError> {
+pub fn parse_config<C: DeserializeOwned>(
+    plugin: &str,
+    table: toml::Table,
+) -> Result<C, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
         ConfigError {
@@ -147,18 +149,22 @@ pub enum PluginInitError {
     },
 }
 
+type InitFn = fn(&'static str, toml::Table) -> Result<Box<dyn AnyPlugin>, PluginInitError>;
+
 /// What the agent knows about a statically linked plugin before creating it.
 #[derive(Clone, Copy)]
 pub struct PluginMetadata {
     /// The plugin's name.
     pub name: &'static str,
-    init: fn(&'static str, toml::Table) -> Result<Box<dyn AnyPlugin>, PluginInitError>,
+    init: InitFn,
     default_config: fn() -> Result<toml::Table, toml::ser::Error>,
 }
 
 impl fmt::Debug for PluginMetadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PluginMetadata").field("name", &self.name).finish()
+        f.debug_struct("PluginMetadata")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -209,7 +215,8 @@ pub enum RegistrationError {
     Metric(#[from] MetricError),
 }
 
-type AutonomousStart = Box<dyn FnOnce(SourceSink, Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+type AutonomousStart =
+    Box<dyn FnOnce(SourceSink, Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
 
 pub(crate) enum OutputKind {
     Blocking(Box<dyn Output>),
@@ -228,7 +235,10 @@ pub(crate) struct Elements {
 
 impl Elements {
     fn source_names(&self) -> impl Iterator<Item = &ElementName> {
-        self.sources.iter().map(|s| &s.0).chain(self.autonomous.iter().map(|s| &s.0))
+        self.sources
+            .iter()
+            .map(|s| &s.0)
+            .chain(self.autonomous.iter().map(|s| &s.0))
     }
 
     pub(crate) fn append(&mut self, other: Elements) {
@@ -249,7 +259,11 @@ pub struct Registrar<'a> {
 }
 
 impl<'a> Registrar<'a> {
-    pub(crate) fn new(plugin: &'a str, metrics: &'a mut MetricRegistry, committed: &'a Elements) -> Self {
+    pub(crate) fn new(
+        plugin: &'a str,
+        metrics: &'a mut MetricRegistry,
+        committed: &'a Elements,
+    ) -> Self {
         Registrar {
             plugin,
             metrics,
@@ -286,7 +300,8 @@ impl<'a> Registrar<'a> {
         let full = ElementName::new(self.plugin, name);
         let taken = match kind {
             "source" => {
-                self.committed.source_names().any(|n| *n == full) || self.staged.source_names().any(|n| *n == full)
+                self.committed.source_names().any(|n| *n == full)
+                    || self.staged.source_names().any(|n| *n == full)
             }
             "transform" => [self.committed, &self.staged]
                 .iter()
@@ -320,27 +335,40 @@ impl<'a> Registrar<'a> {
 
     /// Adds a source that produces on its own, as an async task: `start` receives where to
     /// send its buffers and a [`Shutdown`] signal; it must return once shutdown begins.
-    pub fn add_autonomous_source<F, Fut>(&mut self, name: &str, start: F) -> Result<(), RegistrationError>
+    pub fn add_autonomous_source<F, Fut>(
+        &mut self,
+        name: &str,
+        start: F,
+    ) -> Result<(), RegistrationError>
     where
         F: FnOnce(SourceSink, Shutdown) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let full = self.name("source", name)?;
-        self.staged
-            .autonomous
-            .push((full, Box::new(move |sink, shutdown| Box::pin(start(sink, shutdown)))));
+        self.staged.autonomous.push((
+            full,
+            Box::new(move |sink, shutdown| Box::pin(start(sink, shutdown))),
+        ));
         Ok(())
     }
 
     /// Adds a transform; transforms run in registration order.
-    pub fn add_transform(&mut self, name: &str, transform: impl Transform + 'static) -> Result<(), RegistrationError> {
+    pub fn add_transform(
+        &mut self,
+        name: &str,
+        transform: impl Transform + 'static,
+    ) -> Result<(), RegistrationError> {
         let full = self.name("transform", name)?;
         self.staged.transforms.push((full, Box::new(transform)));
         Ok(())
     }
 
     /// Adds a blocking output, run on its own thread, with the default queue.
-    pub fn add_output(&mut self, name: &str, output: impl Output + 'static) -> Result<(), RegistrationError> {
+    pub fn add_output(
+        &mut self,
+        name: &str,
+        output: impl Output + 'static,
+    ) -> Result<(), RegistrationError> {
         self.add_output_with(name, output, OutputOptions::default())
     }
 
@@ -359,7 +387,11 @@ impl<'a> Registrar<'a> {
     }
 
     /// Adds an async output, run as a task on the pipeline's runtime, with the default queue.
-    pub fn add_async_output(&mut self, name: &str, output: impl AsyncOutput + 'static) -> Result<(), RegistrationError> {
+    pub fn add_async_output(
+        &mut self,
+        name: &str,
+        output: impl AsyncOutput + 'static,
+    ) -> Result<(), RegistrationError> {
         self.add_async_output_with(name, output, OutputOptions::default())
     }
 
@@ -380,6 +412,8 @@ impl<'a> Registrar<'a> {
     /// Subscribes to [`Event`]s; the handler runs in the thread that emits the event and
     /// may use the control handle (to add a source for a new consumer, say).
     pub fn on_event(&mut self, handler: impl Fn(&Event, &PipelineControl) + Send + Sync + 'static) {
-        self.staged.subscribers.push((self.plugin.to_owned(), Box::new(handler)));
+        self.staged
+            .subscribers
+            .push((self.plugin.to_owned(), Box::new(handler)));
     }
 }

@@ -7,7 +7,7 @@ pub use crate::measurement::{
 };
 pub use crate::metrics::{MetricId, Unit};
 pub use crate::pipeline::{
-    AsyncOutput, ElementError, Event, Output, OutputContext, PipelineControl, Shutdown,
-    Source, SourceSink, Transform, TransformContext, Trigger,
+    AsyncOutput, ElementError, Event, Output, OutputContext, PipelineControl, Shutdown, Source,
+    SourceSink, Transform, TransformContext, Trigger,
 };
 pub use crate::plugin::{Plugin, Registrar, Unavailable};

@@ -18,11 +18,13 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::measurement::{MeasurementAccumulator, MeasurementBuffer, MeasurementPoint, MeasurementType, Timestamp};
+use crate::measurement::{
+    MeasurementAccumulator, MeasurementBuffer, MeasurementPoint, MeasurementType, Timestamp,
+};
 use crate::metrics::{MetricId, MetricRegistry, Unit};
 use crate::pipeline::{
-    ElementError, OutputContext, PipelineBuilder, PipelineControl, PipelineError, RunningPipeline, ShutdownReport,
-    Trigger,
+    ElementError, OutputContext, PipelineBuilder, PipelineControl, PipelineError, RunningPipeline,
+    ShutdownReport, Trigger,
 };
 use crate::plugin::{parse_config, AnyPlugin, Plugin, PluginInitError, Registrar};
 
@@ -36,7 +38,10 @@ pub struct TestPlugin {
 
 impl TestPlugin {
     /// A plugin named `name` whose `start` is `start`.
-    pub fn new(name: &str, start: impl FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send + 'static) -> Self {
+    pub fn new(
+        name: &str,
+        start: impl FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send + 'static,
+    ) -> Self {
         TestPlugin {
             name: name.to_owned(),
             start: Some(Box::new(start)),
@@ -98,7 +103,10 @@ impl Collected {
     }
 
     /// An output that appends every point it receives here.
-    pub fn output(&self) -> impl FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError> + Send + 'static {
+    pub fn output(
+        &self,
+    ) -> impl FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError> + Send + 'static
+    {
         let points = Arc::clone(&self.0);
         move |buffer, _ctx| {
             lock(&points).extend(buffer.iter().cloned());
@@ -113,6 +121,7 @@ impl Collected {
 pub struct PipelineTester {
     plugins: Vec<Box<dyn AnyPlugin>>,
     feeders: Vec<(String, Feeder)>,
+    shutdown_timeout: Option<std::time::Duration>,
 }
 
 impl PipelineTester {
@@ -128,12 +137,18 @@ impl PipelineTester {
     }
 
     /// Adds plugin `P` with its config as TOML text (the `[plugins.NAME]` table's content).
-    pub fn plugin_toml<P: Plugin>(&mut self, toml_text: &str) -> Result<&mut Self, PluginInitError> {
-        let table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| crate::plugin::ConfigError {
-            plugin: P::name().to_owned(),
-            key: String::new(),
-            message: e.to_string(),
-        })?;
+    pub fn plugin_toml<P: Plugin>(
+        &mut self,
+        toml_text: &str,
+    ) -> Result<&mut Self, PluginInitError> {
+        let table: toml::Table =
+            toml_text
+                .parse()
+                .map_err(|e: toml::de::Error| crate::plugin::ConfigError {
+                    plugin: P::name().to_owned(),
+                    key: String::new(),
+                    message: e.to_string(),
+                })?;
         let config = parse_config::<P::Config>(P::name(), table)?;
         let plugin = P::init(config).map_err(|error| PluginInitError::Init {
             plugin: P::name().to_owned(),
@@ -157,6 +172,12 @@ impl PipelineTester {
         feeder
     }
 
+    /// Sets the shutdown deadline (default 5 s).
+    pub fn shutdown_timeout(&mut self, timeout: std::time::Duration) -> &mut Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
     /// Starts the pipeline.
     pub fn start(self) -> Result<TestRun, PipelineError> {
         let collected = Collected::default();
@@ -164,7 +185,11 @@ impl PipelineTester {
         let feeders = self.feeders;
         let test = TestPlugin::new("test", move |alumet| {
             for (name, feeder) in feeders {
-                alumet.create_metric::<u64>(&format!("test_{name}"), Unit::Unity, "points fed by the test")?;
+                alumet.create_metric::<u64>(
+                    &format!("test_{name}"),
+                    Unit::Unity,
+                    "points fed by the test",
+                )?;
                 let source = move |acc: &mut MeasurementAccumulator, _t: Timestamp| {
                     for p in lock(&feeder.0).drain(..) {
                         acc.push(p);
@@ -181,6 +206,9 @@ impl PipelineTester {
             builder.plugin(plugin);
         }
         builder.plugin(Box::new(test));
+        if let Some(timeout) = self.shutdown_timeout {
+            builder.shutdown_timeout(timeout);
+        }
         Ok(TestRun {
             pipeline: builder.start()?,
             collected,

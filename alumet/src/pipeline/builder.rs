@@ -108,12 +108,21 @@ impl PipelineBuilder {
                     }
                     None => {
                         stop_plugins(&mut started);
-                        return Err(PipelineError::PluginStart { plugin: name, error });
+                        return Err(PipelineError::PluginStart {
+                            plugin: name,
+                            error,
+                        });
                     }
                 },
             }
         }
-        let mut running = launch(elements, Arc::new(metrics), started, unavailable, self.shutdown_timeout)?;
+        let mut running = launch(
+            elements,
+            Arc::new(metrics),
+            started,
+            unavailable,
+            self.shutdown_timeout,
+        )?;
         let control = running.control.clone();
         for plugin in running.plugins.iter_mut() {
             if let Err(error) = plugin.post_start(&control) {
@@ -197,14 +206,21 @@ fn launch(
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
     for (name, source, trigger) in elements.sources {
         let slot = SourceSlot::new(name, source, &trigger);
-        match by_interval.iter_mut().find(|(i, _)| *i == trigger.poll_interval) {
+        match by_interval
+            .iter_mut()
+            .find(|(i, _)| *i == trigger.poll_interval)
+        {
             Some((_, group)) => group.push(slot),
             None => by_interval.push((trigger.poll_interval, vec![slot])),
         }
     }
     let mut groups = Vec::new();
     for (interval, group) in by_interval {
-        groups.push(SourceGroup::spawn(interval, group, Arc::clone(&dispatcher))?);
+        groups.push(SourceGroup::spawn(
+            interval,
+            group,
+            Arc::clone(&dispatcher),
+        )?);
     }
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -344,7 +360,7 @@ impl RunningPipeline {
         for (name, task) in self.autonomous.drain(..) {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let abort = task.abort_handle();
-            match runtime.block_on(tokio::time::timeout(remaining, task)) {
+            match runtime.block_on(async { tokio::time::timeout(remaining, task).await }) {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => log::error!("source {name} failed: {e:#}"),
                 Ok(Err(e)) if e.is_panic() => log::error!("source {name} panicked and is stopped"),

@@ -45,7 +45,11 @@ pub(crate) struct ControlInner {
 }
 
 impl ControlInner {
-    pub(crate) fn new(groups: Vec<SourceGroup>, dispatcher: Arc<Dispatcher>, subscribers: Vec<(String, Subscriber)>) -> Self {
+    pub(crate) fn new(
+        groups: Vec<SourceGroup>,
+        dispatcher: Arc<Dispatcher>,
+        subscribers: Vec<(String, Subscriber)>,
+    ) -> Self {
         ControlInner {
             groups: Mutex::new(groups),
             dispatcher,
@@ -61,13 +65,19 @@ impl ControlInner {
     }
 
     pub(crate) fn wait_for_shutdown_request(&self, timeout: Option<Duration>) -> bool {
-        let requested = self.shutdown_requested.lock().unwrap_or_else(|e| e.into_inner());
+        let requested = self
+            .shutdown_requested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let requested = match timeout {
             Some(t) => {
                 let waited = self.shutdown_cv.wait_timeout_while(requested, t, |r| !*r);
                 waited.map_or_else(|e| e.into_inner().0, |(g, _)| g)
             }
-            None => self.shutdown_cv.wait_while(requested, |r| !*r).unwrap_or_else(|e| e.into_inner()),
+            None => self
+                .shutdown_cv
+                .wait_while(requested, |r| !*r)
+                .unwrap_or_else(|e| e.into_inner()),
         };
         *requested
     }
@@ -81,7 +91,11 @@ pub struct PipelineControl {
 
 impl PipelineControl {
     fn for_each_source(&self, selector: &Selector, mut f: impl FnMut(&mut SourceSlot)) -> usize {
-        self.inner.groups().iter().map(|g| g.for_each_matching(selector, &mut f)).sum()
+        self.inner
+            .groups()
+            .iter()
+            .map(|g| g.for_each_matching(selector, &mut f))
+            .sum()
     }
 
     /// Pauses the matching sources: no poll starts after this returns. Returns how many
@@ -96,7 +110,11 @@ impl PipelineControl {
     }
 
     /// Changes the poll interval of the matching sources (a manual source becomes periodic).
-    pub fn set_interval(&self, selector: impl Into<Selector>, interval: Duration) -> Result<usize, ControlError> {
+    pub fn set_interval(
+        &self,
+        selector: impl Into<Selector>,
+        interval: Duration,
+    ) -> Result<usize, ControlError> {
         let selector = selector.into();
         if interval.is_zero() {
             return Err(ControlError::ZeroInterval(selector.to_string()));
@@ -132,14 +150,21 @@ impl PipelineControl {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(ControlError::ShuttingDown);
         }
-        if groups.iter().any(|g| g.names().iter().any(|(n, _)| *n == name)) {
+        if groups
+            .iter()
+            .any(|g| g.names().iter().any(|(n, _)| *n == name))
+        {
             return Err(ControlError::DuplicateName(name));
         }
         let slot = SourceSlot::new(name, source, &trigger);
         match groups.iter().find(|g| g.interval == trigger.poll_interval) {
             Some(group) => group.add(slot),
             None => {
-                let group = SourceGroup::spawn(trigger.poll_interval, vec![slot], Arc::clone(&self.inner.dispatcher))?;
+                let group = SourceGroup::spawn(
+                    trigger.poll_interval,
+                    vec![slot],
+                    Arc::clone(&self.inner.dispatcher),
+                )?;
                 groups.push(group);
             }
         }
@@ -155,21 +180,34 @@ impl PipelineControl {
     /// handler is logged and skipped.
     pub fn emit(&self, event: &Event) {
         for (plugin, handler) in &self.inner.subscribers {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event, self)));
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event, self)));
             if let Err(panic) = result {
-                log::error!("event handler of plugin {plugin} panicked on {event:?}: {}", panic_message(&*panic));
+                log::error!(
+                    "event handler of plugin {plugin} panicked on {event:?}: {}",
+                    panic_message(&*panic)
+                );
             }
         }
     }
 
     /// What happened so far to the points of each output.
     pub fn output_stats(&self) -> Vec<OutputStats> {
-        self.inner.dispatcher.outputs.iter().map(|o| o.stats()).collect()
+        self.inner
+            .dispatcher
+            .outputs
+            .iter()
+            .map(|o| o.stats())
+            .collect()
     }
 
     /// Asks the pipeline to shut down (see [`RunningPipeline::wait_and_shutdown`](super::RunningPipeline::wait_and_shutdown)).
     pub fn request_shutdown(&self) {
-        *self.inner.shutdown_requested.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self
+            .inner
+            .shutdown_requested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = true;
         self.inner.shutdown_cv.notify_all();
     }
 }

@@ -27,7 +27,11 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(transforms: Vec<TransformSlot>, outputs: Vec<Arc<OutputSlot>>, ctx: TransformContext) -> Self {
+    pub(crate) fn new(
+        transforms: Vec<TransformSlot>,
+        outputs: Vec<Arc<OutputSlot>>,
+        ctx: TransformContext,
+    ) -> Self {
         Dispatcher {
             has_transforms: !transforms.is_empty(),
             transforms: Mutex::new(transforms),
@@ -63,7 +67,11 @@ fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &Transfo
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
             if let Some(n) = slot.log.check() {
-                log::warn!("transform {} failed on a buffer, passing it on: {e}{}", slot.name, suppressed_note(n));
+                log::warn!(
+                    "transform {} failed on a buffer, passing it on: {e}{}",
+                    slot.name,
+                    suppressed_note(n)
+                );
             }
         }
         Ok(Err(e)) => {
@@ -71,7 +79,11 @@ fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &Transfo
             slot.transform = None;
         }
         Err(panic) => {
-            log::error!("transform {} panicked and is stopped: {}", slot.name, panic_message(&*panic));
+            log::error!(
+                "transform {} panicked and is stopped: {}",
+                slot.name,
+                panic_message(&*panic)
+            );
             slot.transform = None;
         }
     }

@@ -20,14 +20,22 @@ pub trait Source: Send {
     /// Measures and pushes points into `acc`. `timestamp` is the time of this poll, shared
     /// by the sources polled in the same wake-up. Must not block for long: sources that
     /// share an interval share a thread.
-    fn poll(&mut self, acc: &mut MeasurementAccumulator, timestamp: Timestamp) -> Result<(), ElementError>;
+    fn poll(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        timestamp: Timestamp,
+    ) -> Result<(), ElementError>;
 }
 
 impl<F> Source for F
 where
     F: FnMut(&mut MeasurementAccumulator, Timestamp) -> Result<(), ElementError> + Send,
 {
-    fn poll(&mut self, acc: &mut MeasurementAccumulator, timestamp: Timestamp) -> Result<(), ElementError> {
+    fn poll(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        timestamp: Timestamp,
+    ) -> Result<(), ElementError> {
         self(acc, timestamp)
     }
 }
@@ -51,14 +59,22 @@ impl TransformContext {
 /// are transforms too.
 pub trait Transform: Send {
     /// Transforms the buffer in place. It runs in the flushing thread: keep it quick.
-    fn apply(&mut self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) -> Result<(), ElementError>;
+    fn apply(
+        &mut self,
+        buffer: &mut MeasurementBuffer,
+        ctx: &TransformContext,
+    ) -> Result<(), ElementError>;
 }
 
 impl<F> Transform for F
 where
     F: FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError> + Send,
 {
-    fn apply(&mut self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) -> Result<(), ElementError> {
+    fn apply(
+        &mut self,
+        buffer: &mut MeasurementBuffer,
+        ctx: &TransformContext,
+    ) -> Result<(), ElementError> {
         self(buffer, ctx)
     }
 }
@@ -82,7 +98,11 @@ impl OutputContext {
 /// are outputs too.
 pub trait Output: Send {
     /// Writes one buffer.
-    fn write(&mut self, buffer: &MeasurementBuffer, ctx: &OutputContext) -> Result<(), ElementError>;
+    fn write(
+        &mut self,
+        buffer: &MeasurementBuffer,
+        ctx: &OutputContext,
+    ) -> Result<(), ElementError>;
 
     /// Called once after the last buffer at shutdown (flush files, close connections).
     fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
@@ -94,7 +114,11 @@ impl<F> Output for F
 where
     F: FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError> + Send,
 {
-    fn write(&mut self, buffer: &MeasurementBuffer, ctx: &OutputContext) -> Result<(), ElementError> {
+    fn write(
+        &mut self,
+        buffer: &MeasurementBuffer,
+        ctx: &OutputContext,
+    ) -> Result<(), ElementError> {
         self(buffer, ctx)
     }
 }
@@ -109,7 +133,10 @@ pub trait AsyncOutput: Send {
     ) -> BoxFuture<'a, Result<(), ElementError>>;
 
     /// Called once after the last buffer at shutdown.
-    fn finish<'a>(&'a mut self, _ctx: &'a OutputContext) -> BoxFuture<'a, Result<(), ElementError>> {
+    fn finish<'a>(
+        &'a mut self,
+        _ctx: &'a OutputContext,
+    ) -> BoxFuture<'a, Result<(), ElementError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -37,6 +37,7 @@ mod selector;
 mod sources;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
+pub(crate) use control::Subscriber;
 pub use control::{Completion, ControlError, PipelineControl};
 pub use dispatch::SourceSink;
 pub use element::{
@@ -45,4 +46,3 @@ pub use element::{
 };
 pub use output::OutputStats;
 pub use selector::{ElementName, Selector};
-pub(crate) use control::Subscriber;

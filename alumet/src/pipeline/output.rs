@@ -86,7 +86,9 @@ impl OutputSlot {
         }
         let mut dropped = 0;
         while q.points + n > self.capacity {
-            let Some(old) = q.buffers.pop_front() else { break };
+            let Some(old) = q.buffers.pop_front() else {
+                break;
+            };
             q.points -= old.len();
             dropped += old.len();
         }
@@ -181,7 +183,12 @@ impl OutputSlot {
     }
 
     /// Accounts for one write and decides whether the output goes on.
-    fn after_write(&self, points: usize, result: Result<Result<(), ElementError>, String>, log: &mut RateLimited) -> Next {
+    fn after_write(
+        &self,
+        points: usize,
+        result: Result<Result<(), ElementError>, String>,
+        log: &mut RateLimited,
+    ) -> Next {
         let n = points as u64;
         match result {
             Ok(Ok(())) => {
@@ -191,7 +198,11 @@ impl OutputSlot {
             Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
                 if let Some(suppressed) = log.check() {
-                    log::warn!("output {} failed to write {n} points: {e}{}", self.name, suppressed_note(suppressed));
+                    log::warn!(
+                        "output {} failed to write {n} points: {e}{}",
+                        self.name,
+                        suppressed_note(suppressed)
+                    );
                 }
                 Next::Continue
             }
@@ -239,7 +250,11 @@ pub(crate) fn run_blocking(slot: Arc<OutputSlot>, mut output: Box<dyn Output>, c
 }
 
 /// Drains the queue into an async output until the queue is closed; runs as a task.
-pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOutput>, ctx: OutputContext) {
+pub(crate) async fn run_async(
+    slot: Arc<OutputSlot>,
+    mut output: Box<dyn AsyncOutput>,
+    ctx: OutputContext,
+) {
     use futures_lite::FutureExt as _;
     let mut log = RateLimited::default();
     while let Some(buffer) = slot.pop_async().await {
@@ -259,6 +274,10 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("output {} failed to finish: {e}", slot.name),
-        Err(p) => log::error!("output {} panicked while finishing: {}", slot.name, panic_message(&*p)),
+        Err(p) => log::error!(
+            "output {} panicked while finishing: {}",
+            slot.name,
+            panic_message(&*p)
+        ),
     }
 }

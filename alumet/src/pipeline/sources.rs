@@ -80,13 +80,19 @@ impl SourceSlot {
 
     /// Polls once; a fatal error or a panic stops the source (what it measured is kept).
     fn poll(&mut self, timestamp: Timestamp) {
-        let Some(source) = self.source.as_mut() else { return };
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
         let acc = Arc::make_mut(&mut self.buffer).as_accumulator();
         match catch_unwind(AssertUnwindSafe(|| source.poll(acc, timestamp))) {
             Ok(Ok(())) => {}
             Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
                 if let Some(n) = self.error_log.check() {
-                    log::warn!("source {} failed, it will poll again: {e}{}", self.name, suppressed_note(n));
+                    log::warn!(
+                        "source {} failed, it will poll again: {e}{}",
+                        self.name,
+                        suppressed_note(n)
+                    );
                 }
             }
             Ok(Err(e)) => {
@@ -94,7 +100,11 @@ impl SourceSlot {
                 self.source = None;
             }
             Err(panic) => {
-                log::error!("source {} panicked and is stopped: {}", self.name, panic_message(&*panic));
+                log::error!(
+                    "source {} panicked and is stopped: {}",
+                    self.name,
+                    panic_message(&*panic)
+                );
                 self.source = None;
             }
         }
@@ -127,7 +137,9 @@ impl SourceSlot {
     }
 
     fn advance(&mut self, now: Instant) {
-        let (Some(interval), Some(next)) = (self.poll_interval, self.next_poll) else { return };
+        let (Some(interval), Some(next)) = (self.poll_interval, self.next_poll) else {
+            return;
+        };
         let mut next = next + interval;
         if next <= now {
             // Late by more than one period: skip the missed polls, keep the phase.
@@ -158,7 +170,11 @@ pub(crate) struct SourceGroup {
 }
 
 impl SourceGroup {
-    pub(crate) fn spawn(interval: Option<Duration>, slots: Vec<SourceSlot>, dispatcher: Arc<Dispatcher>) -> std::io::Result<Self> {
+    pub(crate) fn spawn(
+        interval: Option<Duration>,
+        slots: Vec<SourceSlot>,
+        dispatcher: Arc<Dispatcher>,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(GroupShared {
             state: Mutex::new(GroupState { slots, stop: false }),
             cv: Condvar::new(),
@@ -183,7 +199,11 @@ impl SourceGroup {
     }
 
     /// Applies `f` to every slot matching `selector`; returns how many matched.
-    pub(crate) fn for_each_matching(&self, selector: &Selector, mut f: impl FnMut(&mut SourceSlot)) -> usize {
+    pub(crate) fn for_each_matching(
+        &self,
+        selector: &Selector,
+        mut f: impl FnMut(&mut SourceSlot),
+    ) -> usize {
         let mut state = self.lock();
         let mut n = 0;
         for slot in state.slots.iter_mut().filter(|s| selector.matches(&s.name)) {
@@ -196,7 +216,11 @@ impl SourceGroup {
     }
 
     pub(crate) fn names(&self) -> Vec<(ElementName, bool)> {
-        self.lock().slots.iter().map(|s| (s.name.clone(), s.active())).collect()
+        self.lock()
+            .slots
+            .iter()
+            .map(|s| (s.name.clone(), s.active()))
+            .collect()
     }
 
     pub(crate) fn add(&self, slot: SourceSlot) {
@@ -250,7 +274,10 @@ fn precise_timers() {
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects this thread.
     let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
     if rc != 0 {
-        log::debug!("could not set the timer slack: {}", std::io::Error::last_os_error());
+        log::debug!(
+            "could not set the timer slack: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -297,7 +324,9 @@ fn poll_due(slots: &mut [SourceSlot], dispatcher: &Dispatcher) -> Option<Instant
             if due {
                 slot.advance(now);
             }
-            let flush_due = slot.flush_interval.is_none_or(|f| now.duration_since(slot.last_flush) >= f);
+            let flush_due = slot
+                .flush_interval
+                .is_none_or(|f| now.duration_since(slot.last_flush) >= f);
             if triggered || flush_due || slot.source.is_none() {
                 slot.flush(dispatcher, now);
             }

@@ -1,0 +1,60 @@
+//! Helpers shared by the pipeline tests.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alumet::prelude::*;
+
+/// Waits until `cond` holds; fails the test if it does not within 20 s (a liveness bound
+/// for a loaded machine, not a timing assertion).
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A point of `metric` with value `v`.
+pub fn point(metric: MetricId<u64>, v: u64) -> MeasurementPoint {
+    MeasurementPoint::new(
+        Timestamp::now(),
+        metric,
+        Resource::LocalMachine,
+        ResourceConsumer::LocalMachine,
+        v,
+    )
+}
+
+/// A source that pushes `per_poll` points per poll (values 0, 1, 2... over all polls) and
+/// counts its polls.
+pub fn counting_source(metric: MetricId<u64>, per_poll: u64, polls: Arc<AtomicU64>) -> impl Source {
+    move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+        let n = polls.fetch_add(1, Ordering::SeqCst);
+        for i in 0..per_poll {
+            let v = n * per_poll + i;
+            acc.push(MeasurementPoint::new(
+                t,
+                metric,
+                Resource::LocalMachine,
+                ResourceConsumer::LocalMachine,
+                v,
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub fn counter() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(0))
+}
+
+pub fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::SeqCst)
+}

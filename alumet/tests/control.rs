@@ -1,0 +1,190 @@
+//! The control handle changes what sources do: counted in polls, not timed.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alumet::pipeline::{ControlError, Event};
+use alumet::prelude::*;
+use alumet::test_util::{PipelineTester, TestPlugin};
+use common::*;
+
+/// A pipeline with one periodic source `p/tick` (1 ms) and two manual ones `p/m1`, `p/m2`.
+fn start(
+    tick: Arc<std::sync::atomic::AtomicU64>,
+    m1: Arc<std::sync::atomic::AtomicU64>,
+    m2: Arc<std::sync::atomic::AtomicU64>,
+) -> alumet::test_util::TestRun {
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source(
+            "tick",
+            counting_source(m, 1, tick),
+            Trigger::every(Duration::from_millis(1)),
+        )?;
+        alumet.add_source("m1", counting_source(m, 2, m1), Trigger::manual())?;
+        alumet.add_source("m2", counting_source(m, 3, m2), Trigger::manual())?;
+        Ok(())
+    }));
+    tester.start().unwrap()
+}
+
+#[test]
+fn manual_sources_are_polled_exactly_once_per_trigger() {
+    let (tick, m1, m2) = (counter(), counter(), counter());
+    let run = start(tick, m1.clone(), m2.clone());
+    for i in 1..=5 {
+        assert_eq!(run.trigger("p/m1"), 1);
+        assert_eq!(get(&m1), i);
+    }
+    assert_eq!(run.trigger("p/m*"), 2);
+    assert_eq!((get(&m1), get(&m2)), (6, 1));
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(
+        (get(&m1), get(&m2)),
+        (6, 1),
+        "manual sources are never polled on their own"
+    );
+    assert_eq!(run.trigger("nothing/here"), 0);
+    let (_, points) = run.shutdown();
+    let manual_points = points.iter().filter(|p| p.value.as_f64() < 1000.0).count();
+    assert!(manual_points >= 6 * 2 + 3);
+}
+
+#[test]
+fn pause_resume_set_interval_and_trigger_change_the_poll_counts() {
+    let (tick, m1, m2) = (counter(), counter(), counter());
+    let run = start(tick.clone(), m1, m2);
+    let control = run.control();
+    wait_until("periodic polls", || get(&tick) >= 5);
+
+    // Paused: not one more poll, even when triggered.
+    assert_eq!(control.pause("p/tick"), 1);
+    let paused_at = get(&tick);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(control.trigger_now("p/tick").wait(), 0);
+    assert_eq!(get(&tick), paused_at);
+    assert!(control
+        .sources()
+        .iter()
+        .any(|(n, active)| n.element == "tick" && !active));
+
+    // Resumed: polls again.
+    assert_eq!(control.resume("p/*"), 3);
+    wait_until("polls after resume", || get(&tick) >= paused_at + 5);
+
+    // A long interval stops the periodic polls; triggers still poll exactly once.
+    assert_eq!(
+        control
+            .set_interval("p/tick", Duration::from_secs(3600))
+            .unwrap(),
+        1
+    );
+    let slow_at = get(&tick);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(get(&tick), slow_at);
+    assert_eq!(control.trigger_now("p/tick").wait(), 1);
+    assert_eq!(get(&tick), slow_at + 1);
+
+    // A short interval again; and a manual source made periodic.
+    control
+        .set_interval("p/tick", Duration::from_millis(1))
+        .unwrap();
+    wait_until("polls at the short interval", || get(&tick) >= slow_at + 10);
+    assert!(matches!(
+        control.set_interval("*", Duration::ZERO),
+        Err(ControlError::ZeroInterval(_))
+    ));
+    drop(run);
+}
+
+#[test]
+fn sources_added_while_running_and_by_event_handlers() {
+    let polled = counter();
+    let polled2 = polled.clone();
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("proc", move |alumet| {
+        let m = alumet.create_metric::<u64>("pid_value", Unit::Unity, "per-process value")?;
+        alumet.on_event(move |event, control| {
+            if let Event::ConsumerStarted(ResourceConsumer::Process { pid }) = event {
+                let source = counting_source(m, 1, polled2.clone());
+                control
+                    .add_source(
+                        "proc",
+                        &format!("pid-{pid}"),
+                        Box::new(source),
+                        Trigger::manual(),
+                    )
+                    .expect("unique name");
+            }
+        });
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    let control = run.control();
+    control.emit(&Event::ConsumerStarted(ResourceConsumer::Process {
+        pid: 42,
+    }));
+    assert_eq!(run.trigger("proc/pid-42"), 1);
+    assert_eq!(get(&polled), 1);
+
+    // Same name again: refused with the name.
+    let again = control.add_source(
+        "proc",
+        "pid-42",
+        Box::new(counting_source_dummy()),
+        Trigger::manual(),
+    );
+    let err = again.unwrap_err();
+    assert!(err.to_string().contains("proc/pid-42"), "{err}");
+
+    // A periodic one gets its own thread and runs.
+    let periodic = counter();
+    let m = run.metric::<u64>("pid_value").unwrap();
+    control
+        .add_source(
+            "proc",
+            "periodic",
+            Box::new(counting_source(m, 1, periodic.clone())),
+            Trigger::every(Duration::from_millis(1)),
+        )
+        .unwrap();
+    wait_until("the added periodic source polls", || get(&periodic) >= 3);
+    let (_, points) = run.shutdown();
+    assert!(points.len() as u64 >= 1 + get(&periodic) - 1);
+}
+
+fn counting_source_dummy() -> impl Source {
+    |_acc: &mut MeasurementAccumulator, _t: Timestamp| Ok(())
+}
+
+#[test]
+fn sources_sharing_an_interval_share_the_poll_timestamp() {
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        for name in ["a", "b", "c"] {
+            alumet.add_source(
+                name,
+                counting_source(m, 1, counter()),
+                Trigger::every(Duration::from_millis(2)),
+            )?;
+        }
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    wait_until("some polls", || run.collected().len() >= 30);
+    let (_, points) = run.shutdown();
+    let mut by_time = std::collections::BTreeMap::<Timestamp, usize>::new();
+    for p in &points {
+        *by_time.entry(p.timestamp).or_default() += 1;
+    }
+    // Polled in the same wake-up: each timestamp carries one point of each source (the
+    // last wake-up may be cut by shutdown).
+    let full = by_time.values().filter(|&&n| n == 3).count();
+    assert!(full >= by_time.len() - 1, "{by_time:?}");
+}
