@@ -233,3 +233,49 @@ fn shutdown_deadline_reports_what_a_stuck_output_did_not_deliver() {
     assert_eq!(collected.len(), 20);
     drop(hold);
 }
+
+#[test]
+fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
+    let writers: Arc<Mutex<Vec<(String, Vec<u64>)>>> = Arc::default();
+    let writers2 = writers.clone();
+    let slow_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow_next2 = slow_next.clone();
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("src", counting_source(m, 2, counter()), Trigger::manual())?;
+        let out = move |b: &MeasurementBuffer, _c: &OutputContext| {
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            let values = b.iter().map(|p| p.value.as_f64() as u64).collect();
+            writers2.lock().unwrap().push((thread, values));
+            if slow_next2.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(())
+        };
+        alumet.add_output_with("inline", out, OutputOptions::default().inline_when_idle())?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    let last_writer = || writers.lock().unwrap().last().map(|w| w.0.clone()).unwrap_or_default();
+    // The output's thread is idle once it has started: the source's thread writes itself.
+    wait_until("an inline write", || {
+        run.trigger("p/src");
+        wait_until("the write", || writers.lock().unwrap().len() as u64 >= 1);
+        last_writer().starts_with("alumet-src")
+    });
+    // A slow write: the next buffer goes to the output's own thread.
+    slow_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    let before = writers.lock().unwrap().len();
+    run.trigger("p/src");
+    assert_eq!(writers.lock().unwrap().len(), before + 1, "written inline, synchronously");
+    run.trigger("p/src");
+    wait_until("the handed-off write", || writers.lock().unwrap().len() == before + 2);
+    assert!(last_writer().starts_with("alumet-out"), "{}", last_writer());
+    let (report, _) = run.shutdown();
+    // Every point, in order, whichever thread wrote it.
+    let all: Vec<u64> = writers.lock().unwrap().iter().flat_map(|w| w.1.clone()).collect();
+    assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
+    let stats = report.outputs.iter().find(|s| s.name.element == "inline").unwrap();
+    assert_eq!(stats.written_points as usize, all.len());
+}

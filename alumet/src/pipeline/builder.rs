@@ -166,24 +166,39 @@ fn launch(
     };
     let mut slots = Vec::new();
     for (name, output, options) in elements.outputs {
-        let slot = Arc::new(OutputSlot::new(name.clone(), options.queue_capacity));
-        let (worker_slot, ctx, done) = (Arc::clone(&slot), out_ctx.clone(), done_tx.clone());
-        match output {
+        let done = done_tx.clone();
+        let slot = match output {
             OutputKind::Blocking(output) => {
+                let slot = Arc::new(OutputSlot::new(
+                    name.clone(),
+                    &options,
+                    Some(output),
+                    out_ctx.clone(),
+                ));
+                let worker_slot = Arc::clone(&slot);
                 std::thread::Builder::new()
                     .name(format!("alumet-out-{}", name.element))
                     .spawn(move || {
                         let _done = done;
-                        run_blocking(worker_slot, output, ctx);
+                        run_blocking(worker_slot);
                     })?;
+                slot
             }
             OutputKind::Async(output) => {
+                let slot = Arc::new(OutputSlot::new(
+                    name.clone(),
+                    &options,
+                    None,
+                    out_ctx.clone(),
+                ));
+                let worker_slot = Arc::clone(&slot);
                 runtime.spawn(async move {
                     let _done = done;
-                    run_async(worker_slot, output, ctx).await;
+                    run_async(worker_slot, output).await;
                 });
+                slot
             }
-        }
+        };
         slots.push(slot);
     }
     drop(done_tx);

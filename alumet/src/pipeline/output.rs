@@ -4,10 +4,11 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::measurement::MeasurementBuffer;
 
-use super::element::{AsyncOutput, ElementError, ErrorKind, Output, OutputContext};
+use super::element::{AsyncOutput, ElementError, ErrorKind, Output, OutputContext, OutputOptions};
 use super::ratelimit::{panic_message, suppressed_note, RateLimited};
 use super::selector::ElementName;
 
@@ -34,15 +35,29 @@ struct Queue {
     closed: bool,
     /// The output stopped (fatal error, panic, or abandoned at the deadline).
     stopped: bool,
-    /// A blocking worker is waiting on the condition variable.
+    /// A blocking worker is waiting on the condition variable (idle).
     waiting: bool,
+    /// A flushing thread is writing a buffer inline.
+    busy: bool,
+    /// The last write took longer than [`INLINE_MAX`]: hand buffers to the worker.
+    slow: bool,
     drop_log: RateLimited,
 }
+
+/// A write that takes longer than this sends the next buffers to the output's own thread
+/// instead of writing them inline in the flushing thread, until a write is fast again.
+const INLINE_MAX: Duration = Duration::from_micros(100);
 
 /// The queue of one output, shared by the flushing threads and the output's worker.
 pub(crate) struct OutputSlot {
     pub(crate) name: ElementName,
     capacity: usize,
+    /// The blocking output (`None` for an async output, or once stopped).
+    output: Mutex<Option<Box<dyn Output>>>,
+    /// Whether an idle, fast output may be written by the flushing thread itself.
+    inline: bool,
+    ctx: OutputContext,
+    write_log: Mutex<RateLimited>,
     queue: Mutex<Queue>,
     cv: Condvar,
     notify: tokio::sync::Notify,
@@ -58,10 +73,19 @@ enum Next {
 }
 
 impl OutputSlot {
-    pub(crate) fn new(name: ElementName, capacity: usize) -> Self {
+    pub(crate) fn new(
+        name: ElementName,
+        options: &OutputOptions,
+        output: Option<Box<dyn Output>>,
+        ctx: OutputContext,
+    ) -> Self {
         OutputSlot {
             name,
-            capacity: capacity.max(1),
+            capacity: options.queue_capacity.max(1),
+            inline: output.is_some() && options.inline_when_idle,
+            output: Mutex::new(output),
+            ctx,
+            write_log: Mutex::new(RateLimited::default()),
             queue: Mutex::new(Queue::default()),
             cv: Condvar::new(),
             notify: tokio::sync::Notify::new(),
@@ -82,6 +106,14 @@ impl OutputSlot {
         let mut q = self.lock();
         if q.stopped || q.closed {
             self.failed.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        if self.inline && q.waiting && !q.busy && !q.slow && q.buffers.is_empty() {
+            // The worker is idle and the output fast: writing here saves waking a thread.
+            q.busy = true;
+            drop(q);
+            self.write(buffer);
+            self.lock().busy = false;
             return;
         }
         let mut dropped = 0;
@@ -183,12 +215,7 @@ impl OutputSlot {
     }
 
     /// Accounts for one write and decides whether the output goes on.
-    fn after_write(
-        &self,
-        points: usize,
-        result: Result<Result<(), ElementError>, String>,
-        log: &mut RateLimited,
-    ) -> Next {
+    fn after_write(&self, points: usize, result: Result<Result<(), ElementError>, String>) -> Next {
         let n = points as u64;
         match result {
             Ok(Ok(())) => {
@@ -197,7 +224,12 @@ impl OutputSlot {
             }
             Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
-                if let Some(suppressed) = log.check() {
+                let check = self
+                    .write_log
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .check();
+                if let Some(suppressed) = check {
                     log::warn!(
                         "output {} failed to write {n} points: {e}{}",
                         self.name,
@@ -229,20 +261,39 @@ fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p).to_owned())
 }
 
-/// Drains the queue into a blocking output until the queue is closed; runs on its own thread.
-pub(crate) fn run_blocking(slot: Arc<OutputSlot>, mut output: Box<dyn Output>, ctx: OutputContext) {
-    let mut log = RateLimited::default();
-    while let Some(buffer) = slot.pop_blocking() {
-        let result = caught(|| output.write(&buffer, &ctx));
-        if let Next::Stop = slot.after_write(buffer.len(), result, &mut log) {
-            slot.stop();
+impl OutputSlot {
+    /// Writes one buffer into the blocking output (from its thread or inline), in order:
+    /// the output's lock serializes the two paths.
+    fn write(&self, buffer: &MeasurementBuffer) {
+        let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(out) = output.as_mut() else {
+            self.failed
+                .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            return;
+        };
+        let start = Instant::now();
+        let result = caught(|| out.write(buffer, &self.ctx));
+        let slow = start.elapsed() > INLINE_MAX;
+        if let Next::Stop = self.after_write(buffer.len(), result) {
+            *output = None;
+            drop(output);
+            self.stop();
             return;
         }
+        drop(output);
+        self.lock().slow = slow;
     }
-    if slot.lock().stopped {
-        return;
+}
+
+/// Drains the queue into the blocking output until the queue is closed; runs on its own
+/// thread, and writes whatever the flushing threads could not write inline.
+pub(crate) fn run_blocking(slot: Arc<OutputSlot>) {
+    while let Some(buffer) = slot.pop_blocking() {
+        slot.write(&buffer);
     }
-    match caught(|| output.finish(&ctx)) {
+    let mut output = slot.output.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(out) = output.as_mut() else { return };
+    match caught(|| out.finish(&slot.ctx)) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("output {} failed to finish: {e}", slot.name),
         Err(panic) => log::error!("output {} panicked while finishing: {panic}", slot.name),
@@ -250,19 +301,15 @@ pub(crate) fn run_blocking(slot: Arc<OutputSlot>, mut output: Box<dyn Output>, c
 }
 
 /// Drains the queue into an async output until the queue is closed; runs as a task.
-pub(crate) async fn run_async(
-    slot: Arc<OutputSlot>,
-    mut output: Box<dyn AsyncOutput>,
-    ctx: OutputContext,
-) {
+pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOutput>) {
+    let ctx = slot.ctx.clone();
     use futures_lite::FutureExt as _;
-    let mut log = RateLimited::default();
     while let Some(buffer) = slot.pop_async().await {
         let result = AssertUnwindSafe(output.write(&buffer, &ctx))
             .catch_unwind()
             .await
             .map_err(|p| panic_message(&*p).to_owned());
-        if let Next::Stop = slot.after_write(buffer.len(), result, &mut log) {
+        if let Next::Stop = slot.after_write(buffer.len(), result) {
             slot.stop();
             return;
         }

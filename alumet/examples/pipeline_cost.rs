@@ -1,0 +1,112 @@
+//! CPU cost of the pipeline per poll: a synthetic source (N points per poll, flushed every
+//! poll) into a null output, against the floor of an empty periodic wake-up at the same
+//! frequency. `cargo run --release -p alumet --example pipeline_cost -- [HZ] [POINTS] [SECONDS] [inline|thread]`
+//!
+//! The `bench/` crate turns this into the project's benchmark suite.
+
+use std::time::{Duration, Instant};
+
+use alumet::pipeline::{OutputOptions, PipelineBuilder};
+use alumet::prelude::*;
+use alumet::test_util::TestPlugin;
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// An empty loop sleeping to absolute deadlines: the cost of waking up alone.
+fn floor(period: Duration, run: Duration) -> (f64, u64) {
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let mut next = start;
+    let mut n = 0u64;
+    // SAFETY: sets this thread's timer slack, as the pipeline's source threads do.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    while start.elapsed() < run {
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        n += 1;
+    }
+    ((cpu_time() - cpu0).as_secs_f64() * 1e6 / n as f64, n)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hz: u64 = args.first().map_or(Ok(1000), |a| a.parse())?;
+    let points: u64 = args.get(1).map_or(Ok(10), |a| a.parse())?;
+    let secs: u64 = args.get(2).map_or(Ok(5), |a| a.parse())?;
+    let inline = args.get(3).is_none_or(|a| a != "thread");
+    let period = Duration::from_nanos(1_000_000_000 / hz);
+    let run = Duration::from_secs(secs);
+
+    let (floor_us, _) = floor(period, run);
+
+    let polls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let polls2 = polls.clone();
+    let mut builder = PipelineBuilder::new();
+    builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
+        let m = alumet.create_metric::<u64>("bench_value", Unit::Unity, "synthetic")?;
+        let attrs = Attributes::new([("domain", "package")]);
+        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            polls2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for i in 0..points {
+                let p = MeasurementPoint::new(
+                    t,
+                    m,
+                    Resource::CpuPackage { id: 0 },
+                    ResourceConsumer::LocalMachine,
+                    i,
+                );
+                acc.push(p.with_attributes(attrs.clone()));
+            }
+            Ok(())
+        };
+        alumet.add_source("synthetic", source, Trigger::every(period))?;
+        let null = |_b: &MeasurementBuffer, _c: &OutputContext| Ok(());
+        let options = if inline {
+            OutputOptions::default().inline_when_idle()
+        } else {
+            OutputOptions::default()
+        };
+        alumet.add_output_with("null", null, options)?;
+        Ok(())
+    })));
+    let mut pipeline = builder.start()?;
+    std::thread::sleep(Duration::from_millis(200));
+    let (cpu0, polls0, t0) = (
+        cpu_time(),
+        polls.load(std::sync::atomic::Ordering::Relaxed),
+        Instant::now(),
+    );
+    std::thread::sleep(run);
+    let (cpu1, polls1, t1) = (
+        cpu_time(),
+        polls.load(std::sync::atomic::Ordering::Relaxed),
+        Instant::now(),
+    );
+    let report = pipeline.shutdown();
+    let n = (polls1 - polls0) as f64;
+    let us_per_poll = (cpu1 - cpu0).as_secs_f64() * 1e6 / n;
+    println!(
+        "{hz} Hz, {points} points/poll, flush every poll, null output ({}): achieved {:.0} Hz, \
+         {us_per_poll:.1} µs CPU/poll, floor {floor_us:.1} µs ({:.2}x), {:.0} ns/point, dropped {}",
+        if inline {
+            "inline when idle"
+        } else {
+            "own thread"
+        },
+        n / (t1 - t0).as_secs_f64(),
+        us_per_poll / floor_us,
+        us_per_poll * 1000.0 / points as f64,
+        report.outputs.iter().map(|o| o.dropped_points).sum::<u64>()
+    );
+    Ok(())
+}
