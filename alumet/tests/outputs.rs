@@ -234,9 +234,12 @@ fn shutdown_deadline_reports_what_a_stuck_output_did_not_deliver() {
     drop(hold);
 }
 
+/// Which thread wrote which values.
+type Write = (String, Vec<u64>);
+
 #[test]
 fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
-    let writers: Arc<Mutex<Vec<(String, Vec<u64>)>>> = Arc::default();
+    let writers: Arc<Mutex<Vec<Write>>> = Arc::default();
     let writers2 = writers.clone();
     let slow_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let slow_next2 = slow_next.clone();
