@@ -260,7 +260,14 @@ fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
         Ok(())
     }));
     let run = tester.start().unwrap();
-    let last_writer = || writers.lock().unwrap().last().map(|w| w.0.clone()).unwrap_or_default();
+    let last_writer = || {
+        writers
+            .lock()
+            .unwrap()
+            .last()
+            .map(|w| w.0.clone())
+            .unwrap_or_default()
+    };
     // The output's thread is idle once it has started: the source's thread writes itself.
     wait_until("an inline write", || {
         run.trigger("p/src");
@@ -271,14 +278,29 @@ fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
     slow_next.store(true, std::sync::atomic::Ordering::SeqCst);
     let before = writers.lock().unwrap().len();
     run.trigger("p/src");
-    assert_eq!(writers.lock().unwrap().len(), before + 1, "written inline, synchronously");
+    assert_eq!(
+        writers.lock().unwrap().len(),
+        before + 1,
+        "written inline, synchronously"
+    );
     run.trigger("p/src");
-    wait_until("the handed-off write", || writers.lock().unwrap().len() == before + 2);
+    wait_until("the handed-off write", || {
+        writers.lock().unwrap().len() == before + 2
+    });
     assert!(last_writer().starts_with("alumet-out"), "{}", last_writer());
     let (report, _) = run.shutdown();
     // Every point, in order, whichever thread wrote it.
-    let all: Vec<u64> = writers.lock().unwrap().iter().flat_map(|w| w.1.clone()).collect();
+    let all: Vec<u64> = writers
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w.1.clone())
+        .collect();
     assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
-    let stats = report.outputs.iter().find(|s| s.name.element == "inline").unwrap();
+    let stats = report
+        .outputs
+        .iter()
+        .find(|s| s.name.element == "inline")
+        .unwrap();
     assert_eq!(stats.written_points as usize, all.len());
 }

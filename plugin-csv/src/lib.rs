@@ -1,0 +1,1 @@
+//! CSV output (work in progress).
