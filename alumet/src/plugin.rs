@@ -18,10 +18,12 @@ use crate::pipeline::{
 ///
 /// Only [`name`](Plugin::name), [`init`](Plugin::init) and [`start`](Plugin::start) need
 /// writing. The config is a serde struct with `#[serde(deny_unknown_fields)]`, read from
-/// the agent's `[plugins.NAME]` table; its `Default` is the generated default config.
+/// the agent's `[plugins.NAME]` table; its `Default` is the generated default config, and
+/// its `///` doc lines (collected by `#[derive(schemars::JsonSchema)]`) become the comments
+/// of the generated config file.
 pub trait Plugin: Sized + Send + 'static {
     /// The typed config.
-    type Config: Serialize + DeserializeOwned + Default;
+    type Config: Serialize + DeserializeOwned + Default + schemars::JsonSchema;
 
     /// The plugin's name: `snake_case`, the `NAME` of its `[plugins.NAME]` table.
     fn name() -> &'static str;
@@ -158,6 +160,7 @@ pub struct PluginMetadata {
     pub name: &'static str,
     init: InitFn,
     default_config: fn() -> Result<toml::Table, toml::ser::Error>,
+    config_schema: fn() -> serde_json::Value,
 }
 
 impl fmt::Debug for PluginMetadata {
@@ -182,6 +185,7 @@ impl PluginMetadata {
                 Ok(Box::new(plugin))
             },
             default_config: || toml::Table::try_from(P::Config::default()),
+            config_schema: || schemars::schema_for!(P::Config).to_value(),
         }
     }
 
@@ -193,6 +197,11 @@ impl PluginMetadata {
     /// The default config, as a TOML table.
     pub fn default_config(&self) -> Result<toml::Table, toml::ser::Error> {
         (self.default_config)()
+    }
+
+    /// The JSON schema of the config: field types, and descriptions from the `///` lines.
+    pub fn config_schema(&self) -> serde_json::Value {
+        (self.config_schema)()
     }
 }
 

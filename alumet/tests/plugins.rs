@@ -18,11 +18,12 @@ struct Sensor {
     config: SensorConfig,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SensorConfig {
     /// How often to read the sensor.
     #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
     poll_interval: Duration,
     /// How many values per poll.
     count: u32,
@@ -30,7 +31,7 @@ struct SensorConfig {
     limits: Limits,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Limits {
     /// Highest value.
@@ -135,6 +136,11 @@ fn default_config_round_trips() {
     );
     let plugin = meta.init(table).unwrap();
     assert_eq!(plugin.name(), "sensor");
+    let schema = meta.config_schema();
+    let doc = schema
+        .pointer("/properties/poll_interval/description")
+        .and_then(|d| d.as_str());
+    assert_eq!(doc, Some("How often to read the sensor."));
 }
 
 #[test]
