@@ -135,6 +135,20 @@ pub fn parse_config<C: DeserializeOwned>(
     })
 }
 
+/// `table` over `defaults`: keys absent from `table` (at any depth) take their default.
+fn merge_defaults(mut defaults: toml::Table, table: toml::Table) -> toml::Table {
+    for (key, value) in table {
+        let merged = match (defaults.remove(&key), value) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(t)) => {
+                toml::Value::Table(merge_defaults(d, t))
+            }
+            (_, v) => v,
+        };
+        defaults.insert(key, merged);
+    }
+    defaults
+}
+
 /// Why a plugin could not be created from its config.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginInitError {
@@ -177,7 +191,8 @@ impl PluginMetadata {
         PluginMetadata {
             name: P::name(),
             init: |name, table| {
-                let config = parse_config::<P::Config>(name, table)?;
+                let defaults = toml::Table::try_from(P::Config::default()).unwrap_or_default();
+                let config = parse_config::<P::Config>(name, merge_defaults(defaults, table))?;
                 let plugin = P::init(config).map_err(|error| PluginInitError::Init {
                     plugin: name.to_owned(),
                     error,
@@ -189,7 +204,8 @@ impl PluginMetadata {
         }
     }
 
-    /// Creates the plugin from its `[plugins.NAME]` table.
+    /// Creates the plugin from its `[plugins.NAME]` table; keys it leaves out take their
+    /// default values.
     pub fn init(&self, config: toml::Table) -> Result<Box<dyn AnyPlugin>, PluginInitError> {
         (self.init)(self.name, config)
     }
@@ -425,4 +441,15 @@ impl<'a> Registrar<'a> {
             .subscribers
             .push((self.plugin.to_owned(), Box::new(handler)));
     }
+}
+
+/// Runs a plugin's `start` against a scratch registrar and drops what it registered: tells
+/// whether the plugin can run here (an [`Unavailable`] error says why not) without
+/// starting a pipeline. Used to generate a config that disables absent hardware.
+pub fn probe_start(plugin: &mut dyn AnyPlugin) -> anyhow::Result<()> {
+    let name = plugin.name().to_owned();
+    let mut metrics = MetricRegistry::new();
+    let committed = Elements::default();
+    let mut registrar = Registrar::new(&name, &mut metrics, &committed);
+    plugin.start(&mut registrar)
 }

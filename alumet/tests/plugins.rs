@@ -127,6 +127,15 @@ fn typed_config_errors_name_the_key() {
 }
 
 #[test]
+fn missing_keys_take_their_default() {
+    let table: toml::Table = "count = 7".parse().unwrap();
+    let plugin = PluginMetadata::of::<Sensor>().init(table);
+    assert!(plugin.is_ok(), "{:?}", plugin.err().map(|e| e.to_string()));
+    let table: toml::Table = "limits = {}".parse().unwrap();
+    assert!(PluginMetadata::of::<Sensor>().init(table).is_ok());
+}
+
+#[test]
 fn default_config_round_trips() {
     let meta = PluginMetadata::of::<Sensor>();
     let table = meta.default_config().unwrap();

@@ -1,0 +1,81 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Measures energy and performance counters and writes them to files and databases.
+#[derive(Debug, Parser)]
+#[command(name = "alumet-agent", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// The config file. Generated with the defaults when missing, unless --no-default-config.
+    #[arg(
+        long,
+        global = true,
+        env = "ALUMET_CONFIG",
+        default_value = "alumet-config.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Fail when the config file is missing instead of generating the default one.
+    #[arg(long, global = true)]
+    pub no_default_config: bool,
+
+    /// Enable exactly these plugins (comma-separated), whatever the config file enables.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub plugins: Option<Vec<String>>,
+
+    /// Override one config value, as `dotted.key=TOML value`, e.g.
+    /// `plugins.csv.output_path="out.csv"`. Repeatable.
+    #[arg(long, global = true, value_name = "KEY=VALUE")]
+    pub config_override: Vec<String>,
+
+    /// Where the CSV output writes (sets plugins.csv.output_path and enables it).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent until SIGINT or SIGTERM (the default command).
+    Run,
+    /// Manage the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// List the plugins built into this agent.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write the default config file (to --config), replacing an existing one.
+    Regen,
+}
+
+/// `plugins` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Print the name of every plugin, in start order.
+    List {
+        /// Also say whether the config enables each plugin, and what it provides.
+        #[arg(long)]
+        status: bool,
+    },
+}

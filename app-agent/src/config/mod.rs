@@ -1,0 +1,322 @@
+//! The config file: general keys at the top, one `[plugins.NAME]` table per plugin.
+//!
+//! Every problem is a [`ConfigError`] (exit code 78) found before any plugin starts, so
+//! before any file or socket is opened.
+
+mod env;
+pub mod generate;
+mod locate;
+
+use std::path::Path;
+use std::time::Duration;
+
+use alumet::plugin::{AnyPlugin, PluginInitError};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::CommonArgs;
+use crate::plugins::{Entry, Role};
+use locate::{closest, expected_fields, place, suggestion, Located};
+
+/// A config problem: the agent exits with code 78 (EX_CONFIG).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The general keys, at the top of the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneralConfig {
+    /// How long to wait at shutdown for the outputs to write what is still queued.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        GeneralConfig {
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A loaded and checked config: the plugins to run, created from their tables.
+pub struct Loaded {
+    /// The general keys.
+    pub general: GeneralConfig,
+    /// The enabled plugins, in start order.
+    pub plugins: Vec<Box<dyn AnyPlugin>>,
+}
+
+/// Which plugins the config enables, and their tables (before creating them).
+pub struct Selection {
+    /// The general keys.
+    pub general: GeneralConfig,
+    /// Every built-in plugin with its table, whether it is enabled.
+    pub plugins: Vec<(Entry, toml::Table, bool)>,
+    /// The config text (the file's, or the default one).
+    text: String,
+}
+
+/// Reads the config file (or the default), applies the command-line flags and checks it.
+pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigError> {
+    let text = read_or_default(args, entries)?;
+    let mut root: toml::Table = toml::from_str(&text)
+        .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", args.config.display())))?;
+    apply_overrides(&mut root, args)?;
+    let located = Located::new(&text);
+    let file = args.config.as_path();
+    env::substitute(&mut root, &|name| std::env::var(name).ok()).map_err(|e| {
+        let path: Vec<&str> = e.key.split('.').collect();
+        ConfigError(format!(
+            "{}: key `{}`: {}",
+            place(file, located.line_of(&path)),
+            e.key,
+            e.message
+        ))
+    })?;
+    let plugins = match root.remove("plugins") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            return Err(ConfigError(format!(
+                "{}: `plugins` must be a table of [plugins.NAME] tables",
+                place(file, located.line_of(&["plugins"]))
+            )))
+        }
+    };
+    let general = parse_general(root, file, &located)?;
+    let plugins = select_plugins(plugins, args, entries, file, &located)?;
+    Ok(Selection {
+        general,
+        plugins,
+        text,
+    })
+}
+
+/// [`select`], then creates the enabled plugins from their tables.
+pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError> {
+    let selection = select(args, entries)?;
+    let file = args.config.as_path();
+    let located = Located::new(&selection.text);
+    let mut plugins = Vec::new();
+    for (entry, table, _) in selection.plugins.into_iter().filter(|p| p.2) {
+        let plugin = entry
+            .meta
+            .init(table)
+            .map_err(|e| init_error(e, file, &located))?;
+        plugins.push(plugin);
+    }
+    Ok(Loaded {
+        general: selection.general,
+        plugins,
+    })
+}
+
+fn read_or_default(args: &CommonArgs, entries: &[Entry]) -> Result<String, ConfigError> {
+    let path = &args.config;
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if args.no_default_config {
+                return Err(ConfigError(format!(
+                    "config file {} not found; create it (`alumet-agent config regen --config {}`) or drop --no-default-config",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            let text = generate::default_config(entries);
+            match std::fs::write(path, &text) {
+                Ok(()) => log::info!("{} not found: wrote the default config there", path.display()),
+                Err(e) => log::warn!("{} not found, and the default config could not be written there ({e}): running with it anyway", path.display()),
+            }
+            Ok(text)
+        }
+        Err(e) => Err(ConfigError(format!(
+            "cannot read config file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn apply_overrides(root: &mut toml::Table, args: &CommonArgs) -> Result<(), ConfigError> {
+    let mut overrides: Vec<(String, toml::Value)> = Vec::new();
+    for o in &args.config_override {
+        let (key, value) = o.split_once('=').ok_or_else(|| {
+            ConfigError(format!("--config-override {o:?}: expected KEY=VALUE, e.g. plugins.csv.output_path=\"out.csv\""))
+        })?;
+        let parsed: toml::Table = toml::from_str(&format!("v = {}", value.trim())).map_err(|e| {
+            ConfigError(format!("--config-override {o:?}: the value is not a TOML value (quote strings: \"...\"): {e}"))
+        })?;
+        let value = parsed
+            .get("v")
+            .cloned()
+            .unwrap_or(toml::Value::Boolean(false));
+        overrides.push((key.trim().to_owned(), value));
+    }
+    if let Some(path) = &args.output_file {
+        overrides.push((
+            "plugins.csv.output_path".into(),
+            toml::Value::String(path.display().to_string()),
+        ));
+    }
+    for (key, value) in overrides {
+        set_dotted(root, &key, value)?;
+    }
+    Ok(())
+}
+
+fn set_dotted(root: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts
+        .split_last()
+        .ok_or_else(|| ConfigError("empty override key".into()))?;
+    let mut table = root;
+    for part in parents {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| {
+            ConfigError(format!("--config-override {key}: `{part}` is not a table"))
+        })?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn parse_general(
+    root: toml::Table,
+    file: &Path,
+    located: &Located<'_>,
+) -> Result<GeneralConfig, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.inner().to_string();
+        describe_key_error(file, located, &[], &key, &message)
+    })
+}
+
+/// "FILE, line N: key `k`: message. Did you mean `x`?" for a serde error at `key` under `prefix`.
+fn describe_key_error(
+    file: &Path,
+    located: &Located<'_>,
+    prefix: &[&str],
+    key: &str,
+    message: &str,
+) -> ConfigError {
+    let mut path: Vec<&str> = prefix.to_vec();
+    if key != "." && !key.is_empty() {
+        path.extend(key.split('.'));
+    }
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next());
+    let hint = unknown.map_or_else(String::new, |u| {
+        suggestion(closest(u, expected_fields(message)))
+    });
+    let what = if path.is_empty() {
+        "top-level keys".to_owned()
+    } else {
+        format!("key `{}`", path.join("."))
+    };
+    ConfigError(format!(
+        "{}: {what}: {message}.{hint}",
+        place(file, located.line_of(&path))
+    ))
+}
+
+fn select_plugins(
+    mut tables: toml::Table,
+    args: &CommonArgs,
+    entries: &[Entry],
+    file: &Path,
+    located: &Located<'_>,
+) -> Result<Vec<(Entry, toml::Table, bool)>, ConfigError> {
+    let names = crate::plugins::names(entries);
+    for name in tables.keys() {
+        if !names.contains(&name.as_str()) {
+            return Err(ConfigError(format!(
+                "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{}",
+                place(file, located.line_of(&["plugins", name])),
+                names.join(", "),
+                suggestion(closest(name, names.iter().copied()))
+            )));
+        }
+    }
+    if let Some(list) = &args.plugins {
+        for name in list {
+            if !names.contains(&name.as_str()) {
+                return Err(ConfigError(format!(
+                    "--plugins: unknown plugin `{name}`; the plugins are: {}.{}",
+                    names.join(", "),
+                    suggestion(closest(name, names.iter().copied()))
+                )));
+            }
+        }
+    }
+    let mut selected = Vec::new();
+    for entry in entries {
+        let name = entry.meta.name;
+        let (mut table, present) = match tables.remove(name) {
+            Some(toml::Value::Table(t)) => (t, true),
+            Some(_) => {
+                return Err(ConfigError(format!(
+                    "{}: `plugins.{name}` must be a table",
+                    place(file, located.line_of(&["plugins", name]))
+                )));
+            }
+            None => (default_table(entry)?, false),
+        };
+        let enable = match table.remove("enable") {
+            None => present,
+            Some(toml::Value::Boolean(b)) => present && b,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "{}: key `plugins.{name}.enable` must be true or false, not {other}",
+                    place(file, located.line_of(&["plugins", name, "enable"]))
+                )))
+            }
+        };
+        let enabled = match &args.plugins {
+            Some(list) => list.iter().any(|n| n == name),
+            None => enable,
+        };
+        selected.push((*entry, table, enabled));
+    }
+    if !selected
+        .iter()
+        .any(|(e, _, on)| *on && e.role == Role::Output)
+    {
+        let outputs: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.role == Role::Output)
+            .map(|e| e.meta.name)
+            .collect();
+        return Err(ConfigError(format!(
+            "no output plugin is enabled, so measurements would go nowhere: enable one of {} (add its [plugins.NAME] table, or use --plugins / --output-file)",
+            outputs.join(", ")
+        )));
+    }
+    Ok(selected)
+}
+
+fn default_table(entry: &Entry) -> Result<toml::Table, ConfigError> {
+    entry.meta.default_config().map_err(|e| {
+        ConfigError(format!(
+            "plugin `{}`: cannot build its default config: {e}",
+            entry.meta.name
+        ))
+    })
+}
+
+fn init_error(e: PluginInitError, file: &Path, located: &Located<'_>) -> ConfigError {
+    match e {
+        PluginInitError::Config(c) => {
+            describe_key_error(file, located, &["plugins", &c.plugin], &c.key, &c.message)
+        }
+        PluginInitError::Init { plugin, error } => ConfigError(format!(
+            "{}: invalid config for plugin `{plugin}`: {error:#}",
+            place(file, located.line_of(&["plugins", &plugin]))
+        )),
+    }
+}

@@ -1,0 +1,45 @@
+//! The statically linked plugins, in start order: the one place to add a plugin.
+
+use alumet::plugin::PluginMetadata;
+
+/// What a plugin brings to the pipeline, known without starting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// It measures.
+    Source,
+    /// It writes measurements somewhere.
+    Output,
+}
+
+/// A plugin built into the agent.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// Name, config and constructor.
+    pub meta: PluginMetadata,
+    /// What it brings.
+    pub role: Role,
+    /// Whether it needs hardware that may be absent: the default config then probes it and
+    /// disables it with the reason when it is absent.
+    pub needs_hardware: bool,
+}
+
+/// Every plugin, in start order (sources first, outputs last).
+pub fn all() -> Vec<Entry> {
+    vec![
+        Entry {
+            meta: PluginMetadata::of::<crate::self_plugin::AgentPlugin>(),
+            role: Role::Source,
+            needs_hardware: false,
+        },
+        Entry {
+            meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),
+            role: Role::Output,
+            needs_hardware: false,
+        },
+    ]
+}
+
+/// The names of every plugin.
+pub fn names(entries: &[Entry]) -> Vec<&'static str> {
+    entries.iter().map(|e| e.meta.name).collect()
+}

@@ -1,0 +1,115 @@
+//! Runs the built `alumet-agent` binary in a temporary directory.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alumet-agent-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The agent command, run in `dir`, with a clean environment for its own variables.
+pub fn agent(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alumet-agent"));
+    c.current_dir(dir)
+        .env_remove("ALUMET_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// A running agent whose stderr is collected.
+pub struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Running { child, stderr }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `text` (fails after 30 s, or if the agent exits first).
+    pub fn wait_for_log(&mut self, text: &str) {
+        let start = Instant::now();
+        while !self.stderr().contains(text) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "agent exited ({status}) before logging {text:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {text:?} in:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sends a signal to our own child process.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Waits for the exit (fails after 30 s) and returns the status and the whole stderr.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                return (status, self.stderr());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("agent did not exit:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Runs the agent to completion (it must exit on its own) and returns its exit code and stderr.
+pub fn run_to_exit(cmd: Command) -> (i32, String) {
+    let (status, stderr) = Running::spawn(cmd).wait();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+/// Writes `config` to `dir/alumet-config.toml` and runs the agent on it with `args`.
+pub fn run_config(dir: &Path, config: &str, args: &[&str]) -> (i32, String) {
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let mut cmd = agent(dir);
+    cmd.args(["--no-default-config"]).args(args);
+    run_to_exit(cmd)
+}

@@ -1,0 +1,166 @@
+//! Every config error exits 78 with a message naming what to fix, before opening any file.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+const CSV: &str = "[plugins.csv]\noutput_path = 'out.csv'\n";
+
+/// Runs the agent on `config`; checks exit 78, that no CSV was created, and that stderr
+/// holds every one of `expected`.
+fn assert_config_error(name: &str, config: &str, args: &[&str], expected: &[&str]) {
+    let dir = temp_dir(name);
+    let (code, stderr) = run_config(&dir, config, args);
+    assert_eq!(code, 78, "{name}: {stderr}");
+    for e in expected {
+        assert!(stderr.contains(e), "{name}: {e:?} not in:\n{stderr}");
+    }
+    assert!(
+        !dir.join("out.csv").exists(),
+        "{name}: a config error must open no file"
+    );
+}
+
+#[test]
+fn unknown_general_key_names_key_line_and_closest_name() {
+    let config = format!("shutdown_timeout = '1s'\nshutdown_timout = '2s'\n{CSV}");
+    assert_config_error(
+        "general",
+        &config,
+        &[],
+        &[
+            "line 2",
+            "shutdown_timout",
+            "Did you mean `shutdown_timeout`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_plugin_names_it_its_line_and_the_closest_plugin() {
+    let config = format!("{CSV}\n[plugins.cvs]\n");
+    assert_config_error(
+        "plugin",
+        &config,
+        &[],
+        &["unknown plugin `cvs`", "line 4", "Did you mean `csv`?"],
+    );
+}
+
+#[test]
+fn unknown_plugin_key_names_key_line_and_closest_name() {
+    let config = "[plugins.csv]\noutput_path = 'out.csv'\nforce_flsh = true\n";
+    assert_config_error(
+        "plugin-key",
+        config,
+        &[],
+        &[
+            "line 3",
+            "`plugins.csv.force_flsh`",
+            "Did you mean `force_flush`?",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let config = format!("{CSV}[plugins.agent]\npoll_interval = 5\n");
+    assert_config_error(
+        "type",
+        &config,
+        &[],
+        &["`plugins.agent.poll_interval`", "line 4"],
+    );
+    let config = format!("{CSV}[plugins.agent]\npoll_interval = 'often'\n");
+    assert_config_error("duration", &config, &[], &["`plugins.agent.poll_interval`"]);
+    let config = "[plugins.csv]\nenable = 'yes'\n";
+    assert_config_error(
+        "enable",
+        config,
+        &[],
+        &["`plugins.csv.enable` must be true or false"],
+    );
+}
+
+#[test]
+fn malformed_toml_gives_the_line() {
+    assert_config_error(
+        "toml",
+        "[plugins.csv\noutput_path = 'x'\n",
+        &[],
+        &["not valid TOML", "line 1"],
+    );
+}
+
+#[test]
+fn unset_environment_variable_is_named() {
+    let config = "[plugins.csv]\noutput_path = '${ALUMET_TEST_SURELY_UNSET}/out.csv'\n";
+    assert_config_error(
+        "env",
+        config,
+        &[],
+        &[
+            "ALUMET_TEST_SURELY_UNSET",
+            "not set",
+            "plugins.csv.output_path",
+            "line 2",
+        ],
+    );
+}
+
+#[test]
+fn no_enabled_output_is_an_error() {
+    assert_config_error(
+        "no-output",
+        "[plugins.agent]\n",
+        &[],
+        &["no output plugin is enabled", "csv"],
+    );
+    let config = "[plugins.agent]\n[plugins.csv]\nenable = false\noutput_path = 'out.csv'\n";
+    assert_config_error(
+        "disabled-output",
+        config,
+        &[],
+        &["no output plugin is enabled"],
+    );
+}
+
+#[test]
+fn missing_file_with_no_default_config_is_an_error() {
+    let dir = temp_dir("missing");
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "--config", "nope.toml"]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("nope.toml not found"), "{stderr}");
+    assert!(!dir.join("nope.toml").exists());
+}
+
+#[test]
+fn bad_command_line_values_are_config_errors() {
+    assert_config_error(
+        "plugins-flag",
+        CSV,
+        &["--plugins", "csv,rappl"],
+        &["unknown plugin `rappl`"],
+    );
+    assert_config_error(
+        "override-syntax",
+        CSV,
+        &["--config-override", "plugins.csv.output_path"],
+        &["KEY=VALUE"],
+    );
+    assert_config_error(
+        "override-value",
+        CSV,
+        &["--config-override", "plugins.csv.output_path=out.csv"],
+        &["not a TOML value"],
+    );
+    assert_config_error(
+        "override-key",
+        CSV,
+        &["--config-override", "plugins.csv.no_such_key=1"],
+        &["plugins.csv.no_such_key", "command-line override"],
+    );
+}

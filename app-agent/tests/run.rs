@@ -1,0 +1,222 @@
+//! Run mode through the binary: flags take effect, the default config, SIGTERM drains.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The agent plugin polls every 10 ms and flushes only every hour: every row reaches the
+/// CSV at shutdown, or not at all.
+const BUFFERED: &str = "[plugins.agent]\npoll_interval = '10ms'\nflush_interval = '1h'\n";
+
+fn data_rows(csv: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(csv).unwrap_or_else(|e| panic!("{}: {e}", csv.display()));
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    assert!(header.starts_with("metric;timestamp;value;"), "{header}");
+    lines.map(str::to_owned).collect()
+}
+
+/// The number of points the agent says it wrote to `output`.
+fn logged_written(stderr: &str, output: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("output {output}")))
+        .unwrap_or_else(|| panic!("no report for {output} in:\n{stderr}"));
+    let after = line.split(": ").nth(1).unwrap();
+    after.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// Starts the agent, waits until it runs and has polled a few times, sends `signal`.
+fn run_and_stop(dir: &Path, args: &[&str], signal: i32) -> (std::process::ExitStatus, String) {
+    let mut cmd = agent(dir);
+    cmd.args(args);
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    running.signal(signal);
+    running.wait()
+}
+
+#[test]
+fn sigterm_with_points_still_buffered_writes_them_all_and_exits_0() {
+    let dir = temp_dir("sigterm");
+    std::fs::write(
+        dir.join("alumet-config.toml"),
+        format!("{BUFFERED}[plugins.csv]\noutput_path = 'out.csv'\n"),
+    )
+    .unwrap();
+    let (status, stderr) = run_and_stop(&dir, &["--no-default-config"], libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let rows = data_rows(&dir.join("out.csv"));
+    let written = logged_written(&stderr, "csv/");
+    assert!(rows.len() >= 4, "a few polls of 4 points: {rows:?}");
+    assert_eq!(
+        rows.len() as u64,
+        written,
+        "every point the pipeline accepted is in the file"
+    );
+    assert!(
+        stderr.contains("0 dropped (queue full), 0 lost"),
+        "{stderr}"
+    );
+    // SIGINT behaves the same.
+    let (status, stderr) = run_and_stop(&dir, &["--no-default-config"], libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn missing_config_writes_the_default_and_runs_with_it() {
+    let dir = temp_dir("default");
+    let (status, stderr) = run_and_stop(&dir, &[], libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(dir.join("alumet-config.toml")).unwrap();
+    let parsed: toml::Table = toml::from_str(&text).unwrap();
+    let csv_path = parsed["plugins"]["csv"]["output_path"].as_str().unwrap();
+    assert!(
+        dir.join(csv_path).exists(),
+        "the default output {csv_path} was written"
+    );
+}
+
+#[test]
+fn config_override_output_file_and_plugins_flags_take_effect() {
+    let dir = temp_dir("flags");
+    std::fs::write(
+        dir.join("alumet-config.toml"),
+        format!("{BUFFERED}[plugins.csv]\noutput_path = 'out.csv'\n"),
+    )
+    .unwrap();
+
+    let args = [
+        "--no-default-config",
+        "--config-override",
+        "plugins.csv.output_path=\"override.csv\"",
+    ];
+    let (status, stderr) = run_and_stop(&dir, &args, libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!data_rows(&dir.join("override.csv")).is_empty());
+    assert!(!dir.join("out.csv").exists());
+
+    let args = ["--no-default-config", "--output-file", "flag.csv"];
+    let (status, stderr) = run_and_stop(&dir, &args, libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!data_rows(&dir.join("flag.csv")).is_empty());
+
+    // --plugins csv: the agent plugin, enabled in the file, does not run.
+    let args = [
+        "--no-default-config",
+        "--plugins",
+        "csv",
+        "--output-file",
+        "only-csv.csv",
+    ];
+    let (status, stderr) = run_and_stop(&dir, &args, libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("running plugins: csv;"), "{stderr}");
+    assert!(data_rows(&dir.join("only-csv.csv")).is_empty());
+}
+
+#[test]
+fn config_regen_parses_and_gives_the_same_config_as_the_generated_default() {
+    let dir = temp_dir("regen");
+    let mut cmd = agent(&dir);
+    cmd.args(["--config", "regen.toml", "config", "regen"]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let regen = std::fs::read_to_string(dir.join("regen.toml")).unwrap();
+    let parsed: toml::Table = toml::from_str(&regen).unwrap();
+    assert!(parsed["plugins"].as_table().unwrap().contains_key("csv"));
+
+    // Loaded again: valid, and every plugin of the default is enabled.
+    let mut cmd = agent(&dir);
+    cmd.args([
+        "--no-default-config",
+        "--config",
+        "regen.toml",
+        "plugins",
+        "list",
+        "--status",
+    ]);
+    let output = cmd.output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("csv") && l.contains("output") && l.ends_with("enabled")),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("agent") && l.ends_with("enabled")),
+        "{listing}"
+    );
+
+    // The default written on a first run is the same text.
+    let (status, stderr) = run_and_stop(&dir, &["--config", "first-run.toml"], libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("first-run.toml")).unwrap(),
+        regen
+    );
+}
+
+#[test]
+fn plugins_list_names_every_plugin() {
+    let dir = temp_dir("list");
+    let output = agent(&dir).args(["plugins", "list"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "agent\ncsv\n");
+}
+
+#[test]
+fn unwritable_csv_path_fails_before_measuring_and_names_the_path() {
+    let dir = temp_dir("unwritable");
+    let config = "[plugins.csv]\noutput_path = 'no/such/dir/out.csv'\n";
+    let (code, stderr) = run_config(&dir, config, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no/such/dir/out.csv"), "{stderr}");
+    assert!(!stderr.contains("running plugins"), "{stderr}");
+}
+
+#[test]
+fn environment_variables_are_substituted_in_values() {
+    let dir = temp_dir("env");
+    std::fs::write(
+        dir.join("alumet-config.toml"),
+        "[plugins.csv]\noutput_path = '${ALUMET_TEST_OUT}.csv'\n",
+    )
+    .unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config"])
+        .env("ALUMET_TEST_OUT", "from-env");
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(dir.join("from-env.csv").exists());
+}
+
+#[test]
+fn the_packaged_sample_config_loads() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/alumet-config.toml");
+    let dir = temp_dir("sample");
+    let mut cmd = agent(&dir);
+    cmd.arg("--no-default-config").arg("--config").arg(&sample).args(["plugins", "list", "--status"]);
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let listing = String::from_utf8(output.stdout).unwrap();
+    assert!(listing.lines().any(|l| l.starts_with("csv") && l.ends_with("enabled")), "{listing}");
+}
