@@ -1,0 +1,1 @@
+//! procfs plugin (work in progress).
