@@ -1,1 +1,44 @@
-//! CSV output (work in progress).
+//! CSV file output: the plugin `csv` writes every point it receives as one row of a CSV
+//! file, in the format of the public Alumet project's CSV output (see `README.md`).
+//!
+//! ```toml
+//! [plugins.csv]
+//! output_path = "alumet-output.csv"
+//! ```
+
+mod config;
+mod format;
+mod output;
+
+use alumet::pipeline::OutputOptions;
+use alumet::prelude::*;
+
+pub use config::Config;
+pub use output::CsvOutput;
+
+/// The `csv` plugin: one output, `csv/csv`, that appends rows to `output_path`.
+pub struct CsvPlugin {
+    config: Config,
+}
+
+impl Plugin for CsvPlugin {
+    type Config = Config;
+
+    fn name() -> &'static str {
+        "csv"
+    }
+
+    fn init(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        Ok(CsvPlugin { config })
+    }
+
+    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        // Opened here, not in `init`: an unwritable path stops the agent before it measures.
+        let output = CsvOutput::open(&self.config)?;
+        // Buffered writes to a local file are quick: let the flushing thread write them.
+        let options = OutputOptions::default().inline_when_idle();
+        alumet.add_output_with("csv", output, options)?;
+        Ok(())
+    }
+}

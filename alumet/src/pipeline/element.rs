@@ -86,6 +86,11 @@ pub struct OutputContext {
 }
 
 impl OutputContext {
+    /// A context over these metrics (to call an output directly, in a test or a benchmark).
+    pub fn new(metrics: Arc<MetricRegistry>) -> Self {
+        OutputContext { metrics }
+    }
+
     /// Every metric of the pipeline (names and units for headers, series names...).
     pub fn metrics(&self) -> &MetricRegistry {
         &self.metrics

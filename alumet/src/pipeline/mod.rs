@@ -41,8 +41,8 @@ pub(crate) use control::Subscriber;
 pub use control::{Completion, ControlError, PipelineControl};
 pub use dispatch::SourceSink;
 pub use element::{
-    AsyncOutput, BoxFuture, ElementError, ElementResultExt, Event, Output, OutputContext,
-    OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
+    AsyncOutput, BoxFuture, ElementError, ElementResultExt, ErrorKind, Event, Output,
+    OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
 };
 pub use output::OutputStats;
 pub use selector::{ElementName, Selector};

@@ -1,0 +1,117 @@
+//! An existing file is appended to, never truncated, and new rows follow its header.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use alumet::prelude::*;
+use common::{config, run_csv, Metrics, TempDir};
+
+const HEADER: &str = "metric;timestamp;value;resource_kind;resource_id;consumer_kind;consumer_id;domain;__late_attributes\n";
+
+/// One buffer of `n` energy points with the given attributes, at second `t`.
+fn energy_points(
+    m: &Metrics,
+    t: u64,
+    n: u32,
+    attrs: &[(&str, AttributeValue)],
+) -> Vec<MeasurementPoint> {
+    let attrs = Attributes::new(attrs.iter().cloned());
+    (0..n)
+        .map(|i| {
+            let ts = Timestamp::from_unix_nanos(t * 1_000_000_000);
+            let resource = Resource::CpuPackage { id: i };
+            MeasurementPoint::new(ts, m.energy, resource, ResourceConsumer::LocalMachine, 1.5)
+                .with_attributes(attrs.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn two_runs_share_one_header_and_keep_every_row() {
+    let dir = TempDir::new("append");
+    let path = dir.path().join("out.csv");
+    run_csv(config(&path), |m| {
+        vec![energy_points(m, 1, 3, &[("domain", "package".into())])]
+    })
+    .unwrap();
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert!(first.starts_with(HEADER), "{first}");
+    assert_eq!(first.lines().count(), 1 + 3);
+
+    // The second run has an attribute that the header lacks, before the known one.
+    run_csv(config(&path), |m| {
+        let attrs = [("socket", 1u64.into()), ("domain", "dram".into())];
+        vec![energy_points(m, 2, 2, &attrs)]
+    })
+    .unwrap();
+    let both = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        both.starts_with(&first),
+        "the first run's rows were changed"
+    );
+    let lines: Vec<&str> = both.lines().collect();
+    assert_eq!(lines.len(), 1 + 3 + 2, "{both}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("metric;")).count(), 1);
+    assert_eq!(
+        lines[4],
+        "rapl_consumed_energy_J;1970-01-01T00:00:02.000000000Z;1.5;cpu_package;0;local_machine;;dram;socket=1"
+    );
+    for line in &lines {
+        assert_eq!(line.split(';').count(), 9, "misaligned row: {line}");
+    }
+}
+
+#[test]
+fn an_empty_file_gets_a_header() {
+    let dir = TempDir::new("empty");
+    let path = dir.path().join("out.csv");
+    std::fs::write(&path, "").unwrap();
+    run_csv(config(&path), |m| {
+        vec![energy_points(m, 1, 1, &[("domain", "package".into())])]
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(HEADER), "{text}");
+    assert_eq!(text.lines().count(), 2);
+}
+
+#[test]
+fn a_cut_last_row_does_not_swallow_the_next_one() {
+    let dir = TempDir::new("cut");
+    let path = dir.path().join("out.csv");
+    let cut = format!("{HEADER}rapl_consumed_energy_J;1970-01-01T00:0");
+    std::fs::write(&path, &cut).unwrap();
+    run_csv(config(&path), |m| {
+        vec![energy_points(m, 3, 1, &[("domain", "package".into())])]
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let row = "rapl_consumed_energy_J;1970-01-01T00:00:03.000000000Z;1.5;cpu_package;0;local_machine;;package;\n";
+    assert_eq!(text, format!("{cut}\n{row}"));
+}
+
+#[test]
+fn a_file_with_another_header_is_a_start_error() {
+    let dir = TempDir::new("foreign");
+    let path = dir.path().join("data.csv");
+    let foreign = "time,temperature\n1,20\n";
+    std::fs::write(&path, foreign).unwrap();
+    let err = run_csv(config(&path), |_| vec![]).expect_err("start error");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("not a header of this output"), "{message}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), foreign);
+}
+
+#[test]
+fn without_unit_suffix_the_metric_is_its_name() {
+    let dir = TempDir::new("nosuffix");
+    let path = dir.path().join("out.csv");
+    let mut config = config(&path);
+    config.append_unit_to_metric_name = false;
+    config.use_unit_display_name = true; // ignored without append_unit_to_metric_name
+    run_csv(config, |m| vec![energy_points(m, 1, 1, &[])]).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let row = text.lines().nth(1).unwrap();
+    assert!(row.starts_with("rapl_consumed_energy;"), "{row}");
+}

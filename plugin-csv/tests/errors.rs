@@ -1,0 +1,93 @@
+//! Unwritable paths stop the start; failed writes are retryable errors naming the path.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use alumet::prelude::*;
+use common::{config, output_context, run_csv, Metrics, TempDir};
+use plugin_csv::CsvOutput;
+
+fn start_error(path: &Path) -> String {
+    let err = run_csv(config(path), |_| vec![]).expect_err("start error");
+    err.to_string()
+}
+
+#[test]
+fn a_missing_directory_is_a_start_error_naming_the_path() {
+    let dir = TempDir::new("missing");
+    let path = dir.path().join("no-such-dir").join("out.csv");
+    let message = start_error(&path);
+    assert!(
+        message.contains("plugin `csv` failed to start"),
+        "{message}"
+    );
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_path_under_a_regular_file_is_a_start_error_naming_the_path() {
+    let dir = TempDir::new("notdir");
+    let file = dir.path().join("file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let path = file.join("out.csv");
+    let message = start_error(&path);
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn a_directory_is_a_start_error_naming_the_path() {
+    let dir = TempDir::new("isdir");
+    let message = start_error(dir.path());
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+}
+
+fn one_point(m: &Metrics) -> MeasurementBuffer {
+    let t = Timestamp::from_unix_nanos(1);
+    let (r, c) = (Resource::LocalMachine, ResourceConsumer::LocalMachine);
+    vec![MeasurementPoint::new(t, m.energy, r, c, 1.0)].into()
+}
+
+/// `/dev/full` accepts the open and fails every write with "no space left on device".
+#[test]
+fn a_full_disk_is_a_retryable_error_naming_the_path() {
+    let ctx = output_context();
+    let metrics = Metrics::of(ctx.metrics());
+    let path = Path::new("/dev/full");
+    let mut output = CsvOutput::open(&config(path)).unwrap();
+    for _ in 0..2 {
+        let err = output.write(&one_point(&metrics), &ctx).unwrap_err();
+        assert!(format!("{err:?}").starts_with("Retryable"), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("writing /dev/full"), "{message}");
+        assert!(message.contains("No space left"), "{message}");
+    }
+    assert!(output.finish(&ctx).is_err());
+}
+
+#[test]
+fn failed_writes_are_counted_and_the_pipeline_goes_on() {
+    let report = run_csv(config(Path::new("/dev/full")), |m| {
+        vec![
+            one_point(m).iter().cloned().collect(),
+            one_point(m).iter().cloned().collect(),
+        ]
+    })
+    .unwrap();
+    let stats = report
+        .outputs
+        .iter()
+        .find(|o| o.name.to_string() == "csv/csv");
+    let stats = stats.unwrap();
+    assert_eq!((stats.written_points, stats.failed_points), (0, 2));
+    let collector = report
+        .outputs
+        .iter()
+        .find(|o| o.name.to_string() == "test/collector");
+    assert_eq!(collector.unwrap().written_points, 2);
+}
