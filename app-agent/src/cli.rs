@@ -50,6 +50,20 @@ pub struct CommonArgs {
 pub enum Command {
     /// Run the agent until SIGINT or SIGTERM (the default command).
     Run,
+    /// Run a command and measure it, from just before it starts to just after it ends,
+    /// then print a summary (energy, power, CPU time, memory). Exits with its exit code.
+    Exec(ExecArgs),
+    /// Measure a running process until it exits, then print a summary.
+    Watch {
+        /// The process id.
+        pid: u32,
+        /// Do not print the summary.
+        #[arg(long)]
+        no_summary: bool,
+        /// Also write the summary as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
+    },
     /// Manage the config file.
     Config {
         #[command(subcommand)]
@@ -60,6 +74,31 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+}
+
+/// Arguments of `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Exit 0 whatever the command's exit code.
+    #[arg(long)]
+    pub ignore_exit_code: bool,
+    /// Do not print the summary.
+    #[arg(long)]
+    pub no_summary: bool,
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Run the command N times and report the mean and standard deviation of each figure.
+    #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM [ARGS]..."
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `config` subcommands.

@@ -1,17 +1,12 @@
 //! `alumet-agent`: the standard measurement agent.
 
-mod cli;
-mod config;
-mod plugins;
-mod run;
-mod self_plugin;
-
 use std::process::ExitCode;
 
+use alumet_agent::cli::{self, Cli, Command, ConfigCommand, PluginsCommand};
+use alumet_agent::config::{self, ConfigError};
+use alumet_agent::exec::{self, ExecOptions, Target};
+use alumet_agent::{plugins, run};
 use clap::Parser;
-
-use cli::{Cli, Command, ConfigCommand, PluginsCommand};
-use config::ConfigError;
 
 /// Exit code of a configuration error (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
@@ -44,6 +39,39 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Exec(args) => {
+            let mut command = args.command.into_iter();
+            let program = command
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("exec: no command given"))?;
+            let opts = ExecOptions {
+                target: Target::Command {
+                    program,
+                    args: command.collect(),
+                },
+                ignore_exit_code: args.ignore_exit_code,
+                summary: !args.no_summary,
+                summary_json: args.summary_json,
+                repeat: args.repeat,
+                proc_root: "/proc".into(),
+            };
+            run_exec(&cli.common, &entries, &opts)
+        }
+        Command::Watch {
+            pid,
+            no_summary,
+            summary_json,
+        } => {
+            let opts = ExecOptions {
+                target: Target::Pid(pid),
+                ignore_exit_code: false,
+                summary: !no_summary,
+                summary_json,
+                repeat: 1,
+                proc_root: "/proc".into(),
+            };
+            run_exec(&cli.common, &entries, &opts)
+        }
         Command::Config {
             command: ConfigCommand::Regen,
         } => {
@@ -61,6 +89,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_exec(
+    common: &cli::CommonArgs,
+    entries: &[plugins::Entry],
+    opts: &ExecOptions,
+) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(common, entries)?;
+    let code = exec::exec(loaded, opts)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn list_plugins(

@@ -211,12 +211,26 @@ fn environment_variables_are_substituted_in_values() {
 
 #[test]
 fn the_packaged_sample_config_loads() {
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/alumet-config.toml");
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/alumet-config.toml");
     let dir = temp_dir("sample");
     let mut cmd = agent(&dir);
-    cmd.arg("--no-default-config").arg("--config").arg(&sample).args(["plugins", "list", "--status"]);
+    cmd.arg("--no-default-config")
+        .arg("--config")
+        .arg(&sample)
+        .args(["plugins", "list", "--status"]);
     let output = cmd.output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let listing = String::from_utf8(output.stdout).unwrap();
-    assert!(listing.lines().any(|l| l.starts_with("csv") && l.ends_with("enabled")), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("csv") && l.ends_with("enabled")),
+        "{listing}"
+    );
 }

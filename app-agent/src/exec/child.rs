@@ -1,0 +1,205 @@
+//! Spawning the measured command, waiting for it with its resource usage, and the exit
+//! code conventions of shells (126, 127, 128+N).
+
+use std::ffi::OsString;
+use std::io;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Exit code when the command is not found.
+pub const NOT_FOUND: i32 = 127;
+/// Exit code when the command is found but cannot be executed.
+pub const NOT_EXECUTABLE: i32 = 126;
+
+/// A command that could not be started: the exit code a shell would give, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SpawnError {
+    /// 127 (not found) or 126 (not executable).
+    pub code: i32,
+    /// What happened, with a hint when one helps.
+    pub message: String,
+}
+
+/// How the command ended, and what the kernel accounted for it and its waited-for
+/// descendants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ended {
+    /// The exit code as a shell reports it: the status, or 128+N for signal N.
+    pub code: i32,
+    /// User CPU time.
+    pub user: Duration,
+    /// System CPU time.
+    pub system: Duration,
+    /// Peak resident memory of the largest process of the tree, in kilobytes.
+    pub max_rss_kb: u64,
+}
+
+/// Starts the command with inherited standard streams.
+pub fn spawn(program: &OsString, args: &[OsString]) -> Result<u32, SpawnError> {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| spawn_error(program, &e))?;
+    // The child is reaped by `wait` (wait4), not by std: dropping the handle does not wait.
+    Ok(child.id())
+}
+
+fn spawn_error(program: &OsString, e: &io::Error) -> SpawnError {
+    let name = program.to_string_lossy();
+    if e.kind() == io::ErrorKind::NotFound {
+        let hint =
+            closest_on_path(&name).map_or_else(String::new, |c| format!(" Did you mean `{c}`?"));
+        return SpawnError {
+            code: NOT_FOUND,
+            message: format!("command not found: `{name}`.{hint}"),
+        };
+    }
+    SpawnError {
+        code: NOT_EXECUTABLE,
+        message: format!("cannot execute `{name}`: {e} (check that it is an executable file, with the x permission)"),
+    }
+}
+
+/// The executable on PATH whose name is closest to `name`, for a typo.
+fn closest_on_path(name: &str) -> Option<String> {
+    if name.contains('/') {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    let mut best: Option<(usize, String)> = None;
+    for dir in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let candidate = entry.file_name().to_string_lossy().into_owned();
+            let distance = strsim::levenshtein(name, &candidate);
+            if distance <= (name.len() / 3).max(1)
+                && best.as_ref().is_none_or(|(d, _)| distance < *d)
+            {
+                best = Some((distance, candidate));
+            }
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Waits until the child `pid` exits, without reaping it: its `/proc` entry stays readable
+/// for a final measurement until [`wait`] reaps it.
+pub fn wait_exit(pid: u32) -> io::Result<()> {
+    loop {
+        // SAFETY: siginfo_t is plain data; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer to our local; pid is our child.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Reaps the child `pid` (retrying on EINTR) and returns how it ended.
+pub fn wait(pid: u32) -> io::Result<Ended> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers to our locals; pid is our child.
+        let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if rc >= 0 {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    Ok(Ended {
+        code,
+        user: time(usage.ru_utime),
+        system: time(usage.ru_stime),
+        max_rss_kb: usage.ru_maxrss as u64,
+    })
+}
+
+/// Whether process `pid` exists (it may belong to another user).
+pub fn exists(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Waits until process `pid`, which is not our child, exits (`/proc/<pid>` disappears or
+/// is reused: checked every 10 ms).
+pub fn wait_foreign(pid: u32, proc_root: &Path) -> io::Result<()> {
+    let stat = proc_root.join(pid.to_string()).join("stat");
+    let start = std::fs::read_to_string(&stat)?;
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        match std::fs::read_to_string(&stat) {
+            Ok(now) if starttime(&now) == starttime(&start) => continue,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The start time field of a `/proc/<pid>/stat` line (field 22), parsed after the last `)`.
+fn starttime(stat: &str) -> Option<&str> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)
+}
+
+/// Sends `signal` to process `pid`.
+pub fn forward(pid: u32, signal: i32) {
+    // SAFETY: kill with a valid signal number; errors (already exited) are harmless.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starttime_is_parsed_after_the_last_parenthesis() {
+        let line = "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(starttime(line), Some("987654"));
+        assert_eq!(starttime("garbage"), None);
+    }
+
+    #[test]
+    fn exit_codes_of_a_real_child() {
+        let sh = OsString::from("/bin/sh");
+        let run = |script: &str| wait(spawn(&sh, &["-c".into(), script.into()]).unwrap()).unwrap();
+        assert_eq!(run("exit 0").code, 0);
+        assert_eq!(run("exit 3").code, 3);
+        assert_eq!(run("kill -TERM $$").code, 128 + 15);
+        let err = spawn(&OsString::from("surely-not-a-command-xyz"), &[]).unwrap_err();
+        assert_eq!(err.code, NOT_FOUND);
+        let err = spawn(&OsString::from("/etc/passwd"), &[]).unwrap_err();
+        assert_eq!(err.code, NOT_EXECUTABLE);
+    }
+}

@@ -1,0 +1,333 @@
+//! Exec and watch modes: measure one command (or one running process) from just before
+//! it starts to just after it ends, then print a summary.
+//!
+//! Sequence of one run: trigger every source (baseline readings), spawn, announce the
+//! consumer, wait for the exit without reaping, trigger every source again (final
+//! readings, while the process is still a zombie with its counters), announce the end,
+//! reap. Energy counters read at both ends give the run's energy up to their resolution,
+//! whatever the sources' intervals.
+
+pub mod child;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alumet::measurement::{ResourceConsumer, Timestamp};
+use alumet::pipeline::{Event, PipelineBuilder, PipelineControl, RunningPipeline};
+use alumet::plugin::{AnyPlugin, Registrar};
+use anyhow::Context;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::Loaded;
+use summary::{Aggregator, Figure, Summary, Window};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A command to start, `-r` times.
+    Command {
+        /// The program (looked up on PATH).
+        program: OsString,
+        /// Its arguments.
+        args: Vec<OsString>,
+    },
+    /// A running process, until it exits.
+    Pid(u32),
+}
+
+/// Options of exec and watch.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// What to measure.
+    pub target: Target,
+    /// Exit 0 whatever the command's exit code.
+    pub ignore_exit_code: bool,
+    /// Print the summary on stderr.
+    pub summary: bool,
+    /// Also write the summary as JSON here.
+    pub summary_json: Option<PathBuf>,
+    /// How many times to run the command.
+    pub repeat: u32,
+    /// Where procfs is mounted (to follow a watched process).
+    pub proc_root: PathBuf,
+}
+
+/// What one run measured.
+struct Run {
+    wall: Duration,
+    ended: Option<child::Ended>,
+    window: Window,
+}
+
+/// The internal plugin that adds the summary's aggregator as the last transform.
+struct ExecPlugin(Aggregator);
+
+impl AnyPlugin for ExecPlugin {
+    fn name(&self) -> &str {
+        "exec"
+    }
+    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        alumet.add_transform("summary", self.0.transform())?;
+        Ok(())
+    }
+    fn post_start(&mut self, _control: &PipelineControl) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn stop(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs exec or watch; returns the exit code for the agent.
+pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).context("installing signal handlers")?;
+    if let Target::Pid(pid) = opts.target {
+        anyhow::ensure!(
+            child::exists(pid),
+            "no process with pid {pid}: check the pid (`ps -p {pid}`)"
+        );
+    }
+    let aggregator = Aggregator::default();
+    let mut builder = PipelineBuilder::new();
+    builder.shutdown_timeout(loaded.general.shutdown_timeout);
+    for plugin in loaded.plugins {
+        builder.plugin(plugin);
+    }
+    builder.plugin(Box::new(ExecPlugin(aggregator.clone())));
+    let mut pipeline = builder.start()?;
+    log::info!(
+        "running plugins: {}; measuring {}",
+        pipeline.plugin_names().join(", "),
+        describe(&opts.target)
+    );
+    let current = Arc::new(AtomicU32::new(0));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    forward_signals(signals, Arc::clone(&current), Arc::clone(&interrupted));
+
+    let mut runs = Vec::new();
+    let mut code = 0;
+    for i in 0..opts.repeat.max(1) {
+        if i > 0 && interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        match one_run(&pipeline, &aggregator, opts, &current) {
+            Ok(run) => {
+                code = run.ended.map_or(0, |e| e.code);
+                runs.push(run);
+            }
+            Err(RunError::Spawn(e)) => {
+                log::error!("{e}");
+                pipeline.shutdown();
+                return Ok(e.code);
+            }
+            Err(RunError::Other(e)) => {
+                pipeline.shutdown();
+                return Err(e);
+            }
+        }
+    }
+    finish(&mut pipeline, opts, &runs, code)
+}
+
+enum RunError {
+    Spawn(child::SpawnError),
+    Other(anyhow::Error),
+}
+
+fn one_run(
+    pipeline: &RunningPipeline,
+    aggregator: &Aggregator,
+    opts: &ExecOptions,
+    current: &AtomicU32,
+) -> Result<Run, RunError> {
+    let control = pipeline.control();
+    control.trigger_now("*").wait();
+    aggregator.open(Timestamp::now());
+    let start = Instant::now();
+    let pid = match &opts.target {
+        Target::Command { program, args } => {
+            child::spawn(program, args).map_err(RunError::Spawn)?
+        }
+        Target::Pid(pid) => *pid,
+    };
+    current.store(pid, Ordering::SeqCst);
+    let consumer = ResourceConsumer::Process { pid };
+    control.emit(&Event::ConsumerStarted(consumer.clone()));
+    let ended = match opts.target {
+        Target::Command { .. } => {
+            let exited = child::wait_exit(pid);
+            let wall = start.elapsed();
+            control.trigger_now("*").wait();
+            let ended = exited
+                .and_then(|()| child::wait(pid))
+                .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
+            (wall, Some(ended))
+        }
+        Target::Pid(pid) => {
+            child::wait_foreign(pid, &opts.proc_root)
+                .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
+            let wall = start.elapsed();
+            control.trigger_now("*").wait();
+            (wall, None)
+        }
+    };
+    current.store(0, Ordering::SeqCst);
+    control.emit(&Event::ConsumerEnded(consumer));
+    Ok(Run {
+        wall: ended.0,
+        ended: ended.1,
+        window: aggregator.close(),
+    })
+}
+
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the measured process; the agent then waits
+/// for it, takes its final measurement and stops (no further `-r` runs).
+fn forward_signals(mut signals: Signals, current: Arc<AtomicU32>, interrupted: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            interrupted.store(true, Ordering::SeqCst);
+            let pid = current.load(Ordering::SeqCst);
+            if pid != 0 {
+                log::info!("signal {signal} received: forwarding it to pid {pid}");
+                child::forward(pid, signal);
+            }
+        }
+    });
+}
+
+fn finish(
+    pipeline: &mut RunningPipeline,
+    opts: &ExecOptions,
+    runs: &[Run],
+    code: i32,
+) -> anyhow::Result<i32> {
+    let report = pipeline.shutdown();
+    let summary = Summary {
+        command: describe(&opts.target),
+        runs: runs.len(),
+        exit_code: code,
+        figures: figures(runs),
+        points_written: report
+            .outputs
+            .iter()
+            .map(|o| (o.name.to_string(), o.written_points))
+            .collect(),
+    };
+    if opts.summary {
+        eprint!("{}", summary.render());
+    }
+    if let Some(path) = &opts.summary_json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("writing the summary to {}", path.display()))?;
+    }
+    let child_code = if opts.ignore_exit_code { 0 } else { code };
+    if report.timed_out {
+        log::error!(
+            "{} measured points could not be written before the shutdown timeout",
+            report.undelivered_points
+        );
+        // The agent's own failure never turns a failed command into a success.
+        return Ok(if child_code == 0 { 1 } else { child_code });
+    }
+    Ok(child_code)
+}
+
+fn own_max_rss_kb() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64
+}
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Command { program, args } => std::iter::once(program)
+            .chain(args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        Target::Pid(pid) => format!("pid {pid}"),
+    }
+}
+
+fn figures(runs: &[Run]) -> Vec<Figure> {
+    let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let mut figures = vec![Figure::new(
+        "wall time",
+        "s",
+        per_run(&|r| r.wall.as_secs_f64()),
+    )];
+    if runs.iter().all(|r| r.ended.is_some()) {
+        let ended = |r: &Run| {
+            r.ended.unwrap_or(child::Ended {
+                code: 0,
+                user: Duration::ZERO,
+                system: Duration::ZERO,
+                max_rss_kb: 0,
+            })
+        };
+        figures.push(Figure::new(
+            "user CPU time",
+            "s",
+            per_run(&|r| ended(r).user.as_secs_f64()),
+        ));
+        figures.push(Figure::new(
+            "system CPU time",
+            "s",
+            per_run(&|r| ended(r).system.as_secs_f64()),
+        ));
+        // The kernel charges the agent's own pages to a child that was forked from it and
+        // has not grown past them: below that level the figure is only an upper bound.
+        let own = own_max_rss_kb();
+        let name = if runs.iter().any(|r| ended(r).max_rss_kb <= own) {
+            format!(
+                "peak resident memory (at most: the agent's own {:.1} MB is charged to the child)",
+                own as f64 / 1024.0
+            )
+        } else {
+            "peak resident memory".to_owned()
+        };
+        figures.push(Figure::new(
+            name,
+            "MB",
+            per_run(&|r| ended(r).max_rss_kb as f64 / 1024.0),
+        ));
+    } else {
+        for kind in ["user", "system"] {
+            figures.push(Figure::new(
+                format!("{kind} CPU time (procfs)"),
+                "s",
+                per_run(&|r| r.window.cpu_ms.get(kind).copied().unwrap_or(0.0) / 1000.0),
+            ));
+        }
+        figures.push(Figure::new(
+            "peak resident memory (procfs)",
+            "MB",
+            per_run(&|r| r.window.max_resident / 1e6),
+        ));
+    }
+    let mut labels: BTreeMap<&str, ()> = BTreeMap::new();
+    for r in runs {
+        labels.extend(r.window.energy.keys().map(|k| (k.as_str(), ())));
+    }
+    for label in labels.keys() {
+        let joules = per_run(&|r| r.window.energy.get(*label).copied().unwrap_or(0.0));
+        let watts = runs
+            .iter()
+            .zip(&joules)
+            .map(|(r, j)| j / r.wall.as_secs_f64().max(1e-9))
+            .collect();
+        figures.push(Figure::new(*label, "J", joules));
+        figures.push(Figure::new(format!("{label} (average power)"), "W", watts));
+    }
+    figures
+}

@@ -1,0 +1,251 @@
+//! What exec and watch report: energy per metric and resource over the run, CPU time,
+//! memory, wall time; over `-r N` runs, mean ± standard deviation.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use alumet::measurement::{MeasurementBuffer, MeasurementPoint, Timestamp};
+use alumet::metrics::{MetricRegistry, Unit};
+use alumet::pipeline::{ElementError, TransformContext};
+use serde::Serialize;
+
+/// Joules per unit of an energy metric, `None` for other units.
+fn joules_per_unit(unit: &Unit) -> Option<f64> {
+    match unit {
+        Unit::Joule => Some(1.0),
+        Unit::MilliJoule => Some(1e-3),
+        Unit::MicroJoule => Some(1e-6),
+        _ => None,
+    }
+}
+
+/// Energy, CPU and memory seen in the points of one window (one run).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Window {
+    /// Joules per `metric resource consumer attributes` label.
+    pub energy: BTreeMap<String, f64>,
+    /// Per-process CPU time from procfs (`cpu_time_delta`), in ms, by `kind`.
+    pub cpu_ms: BTreeMap<String, f64>,
+    /// Largest per-process resident memory from procfs, in bytes.
+    pub max_resident: f64,
+}
+
+#[derive(Default)]
+struct State {
+    since: Option<Timestamp>,
+    window: Window,
+}
+
+/// Watches every flushed buffer (as the last transform) and sums what falls in the
+/// current window. Cheap to clone: clones share the state.
+#[derive(Clone, Default)]
+pub struct Aggregator(Arc<Mutex<State>>);
+
+impl Aggregator {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a window: points measured after `since` count.
+    pub fn open(&self, since: Timestamp) {
+        let mut state = self.lock();
+        state.since = Some(since);
+        state.window = Window::default();
+    }
+
+    /// Ends the window and returns what it saw.
+    pub fn close(&self) -> Window {
+        let mut state = self.lock();
+        state.since = None;
+        std::mem::take(&mut state.window)
+    }
+
+    /// The transform: it only reads.
+    pub fn transform(
+        &self,
+    ) -> impl FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError> + Send + 'static
+    {
+        let this = self.clone();
+        move |buffer, ctx| {
+            let mut state = this.lock();
+            let Some(since) = state.since else {
+                return Ok(());
+            };
+            for p in buffer.iter().filter(|p| p.timestamp > since) {
+                add(&mut state.window, p, ctx.metrics());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
+    let Some(metric) = metrics.get(p.metric) else {
+        return;
+    };
+    let value = p.value.as_f64();
+    if let Some(factor) = joules_per_unit(&metric.unit) {
+        *w.energy.entry(label(p, &metric.name)).or_default() += value * factor;
+    } else if metric.name == "cpu_time_delta" {
+        let kind = p
+            .attributes
+            .get("kind")
+            .map_or_else(|| "total".to_owned(), |k| k.to_string());
+        *w.cpu_ms.entry(kind).or_default() += value;
+    } else if metric.name == "memory_usage"
+        && p.attributes
+            .get("kind")
+            .is_some_and(|k| k.to_string() == "resident")
+    {
+        w.max_resident = w.max_resident.max(value);
+    }
+}
+
+/// `metric resource_kind[/id] [consumer] [k=v ...]`.
+fn label(p: &MeasurementPoint, name: &str) -> String {
+    let mut s = format!("{name} {}", p.resource.kind());
+    let id = p.resource.id().to_string();
+    if !id.is_empty() {
+        let _ = write!(s, "/{id}");
+    }
+    if p.consumer.kind() != "local_machine" {
+        let _ = write!(s, " {}/{}", p.consumer.kind(), p.consumer.id());
+    }
+    for (k, v) in p.attributes.iter() {
+        let _ = write!(s, " {k}={v}");
+    }
+    s
+}
+
+/// One figure over the runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Figure {
+    /// What it is.
+    pub name: String,
+    /// Its unit.
+    pub unit: String,
+    /// One value per run.
+    pub values: Vec<f64>,
+    /// Mean over the runs.
+    pub mean: f64,
+    /// Sample standard deviation over the runs (0 for one run).
+    pub stddev: f64,
+}
+
+impl Figure {
+    /// A figure from its values.
+    pub fn new(name: impl Into<String>, unit: &str, values: Vec<f64>) -> Self {
+        let n = values.len() as f64;
+        let mean = if values.is_empty() {
+            0.0
+        } else {
+            values.iter().sum::<f64>() / n
+        };
+        let stddev = if values.len() < 2 {
+            0.0
+        } else {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        };
+        Figure {
+            name: name.into(),
+            unit: unit.to_owned(),
+            values,
+            mean,
+            stddev,
+        }
+    }
+}
+
+/// The whole summary, printed on stderr and optionally written as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    /// The measured command (or `pid N` for watch).
+    pub command: String,
+    /// How many runs.
+    pub runs: usize,
+    /// The exit code of the last run.
+    pub exit_code: i32,
+    /// Wall time, CPU, memory, then energy and power per metric and resource.
+    pub figures: Vec<Figure>,
+    /// Points written per output.
+    pub points_written: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// The text shown after the command's own output.
+    pub fn render(&self) -> String {
+        let runs = if self.runs == 1 {
+            "1 run".to_owned()
+        } else {
+            format!("{} runs", self.runs)
+        };
+        let mut out = format!(
+            "\n alumet-agent measurements for '{}' ({runs}):\n\n",
+            self.command
+        );
+        for f in &self.figures {
+            let spread = if self.runs > 1 && f.mean != 0.0 {
+                format!("  ( +- {:.2}% )", 100.0 * f.stddev / f.mean.abs())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "{:>16} {:<3} {}{spread}",
+                format_value(f.mean),
+                f.unit,
+                f.name
+            );
+        }
+        if !self.points_written.is_empty() {
+            out.push('\n');
+            for (output, n) in &self.points_written {
+                let _ = writeln!(out, "{n:>16} points written by output {output}");
+            }
+        }
+        out
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 1.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_stddev() {
+        let f = Figure::new("x", "s", vec![1.0, 2.0, 3.0]);
+        assert_eq!(f.mean, 2.0);
+        assert!((f.stddev - 1.0).abs() < 1e-12);
+        assert_eq!(Figure::new("x", "s", vec![5.0]).stddev, 0.0);
+    }
+
+    #[test]
+    fn render_shows_each_figure_and_spread_for_several_runs() {
+        let s = Summary {
+            command: "true".into(),
+            runs: 2,
+            exit_code: 0,
+            figures: vec![Figure::new("wall time", "s", vec![1.0, 3.0])],
+            points_written: BTreeMap::from([("csv/csv".to_owned(), 12)]),
+        };
+        let text = s.render();
+        assert!(text.contains("'true' (2 runs)"), "{text}");
+        assert!(
+            text.contains("2.000 s   wall time  ( +- 70.71% )"),
+            "{text}"
+        );
+        assert!(
+            text.contains("12 points written by output csv/csv"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! exec and watch through the binary: exit codes, signals, repeats, CPU time.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const CONFIG: &str =
+    "[plugins.agent]\npoll_interval = '1h'\n[plugins.csv]\noutput_path = 'out.csv'\n";
+
+fn exec(dir: &Path, args: &[&str]) -> (i32, String) {
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut cmd = agent(dir);
+    cmd.args(["--no-default-config", "exec"]).args(args);
+    run_to_exit(cmd)
+}
+
+#[test]
+fn exit_codes_follow_the_shell_conventions() {
+    let dir = temp_dir("exec-codes");
+    let cases: [(&[&str], i32, &str); 7] = [
+        (&["true"], 0, "wall time"),
+        (&["sh", "-c", "exit 3"], 3, "wall time"),
+        (&["sh", "-c", "kill -KILL $$"], 128 + 9, "wall time"),
+        (
+            &["--ignore-exit-code", "--", "sh", "-c", "exit 3"],
+            0,
+            "wall time",
+        ),
+        (
+            &["slep", "1"],
+            127,
+            "command not found: `slep`. Did you mean `sleep`?",
+        ),
+        (&["/etc/passwd"], 126, "cannot execute `/etc/passwd`"),
+        (&["--", "/"], 126, "cannot execute `/`"),
+    ];
+    for (args, code, message) in cases {
+        let (got, stderr) = exec(&dir, args);
+        assert_eq!(got, code, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{args:?}: {message:?} not in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_command_and_the_summary_printed() {
+    let dir = temp_dir("exec-sigterm");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "exec", "--", "sleep", "30"]);
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("measurements for 'sleep 30'"), "{stderr}");
+    assert!(stderr.contains("forwarding it to pid"), "{stderr}");
+}
+
+#[test]
+fn repeat_runs_the_command_n_times_and_reports_the_spread() {
+    let dir = temp_dir("exec-repeat");
+    let counter = dir.join("count");
+    let script = format!("echo x >> {}", counter.display());
+    let (code, stderr) = exec(
+        &dir,
+        &[
+            "-r",
+            "3",
+            "--summary-json",
+            "s.json",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\nx\nx\n");
+    assert!(stderr.contains("(3 runs)"), "{stderr}");
+    assert!(stderr.contains("+-"), "mean ± stddev: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"], 3);
+    let wall = json["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "wall time")
+        .unwrap();
+    assert_eq!(wall["values"].as_array().unwrap().len(), 3);
+}
+
+/// Seconds in the `times` builtin's format (`0m0.280000s` or `0m0.28s`).
+fn seconds(field: &str) -> f64 {
+    let (m, s) = field.trim_end_matches('s').split_once('m').unwrap();
+    m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
+}
+
+#[test]
+fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
+    let dir = temp_dir("exec-cpu");
+    // Burns about 300 ms of CPU in a shell loop, then writes the shell's own accounting
+    // (`times`: the shell's user and system time, then its children's) to a file.
+    let burn = "i=0; end=$(( $(date +%s%N) + 300000000 )); \
+        while [ $(date +%s%N) -lt $end ]; do i=$((i+1)); done; times > times.txt";
+    let (code, stderr) = exec(&dir, &["--summary-json", "s.json", "--", "sh", "-c", burn]);
+    assert_eq!(code, 0, "{stderr}");
+    let times = std::fs::read_to_string(dir.join("times.txt")).unwrap();
+    let own: f64 = times.split_whitespace().map(seconds).sum();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    let figure = |name: &str| {
+        json["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    let measured = figure("user CPU time") + figure("system CPU time");
+    assert!(own > 0.1, "the loop burns CPU: {times}");
+    assert!(
+        (measured - own).abs() / own < 0.10,
+        "summary {measured} s, the command's own {own} s ({times})"
+    );
+}
+
+#[test]
+fn watch_a_missing_pid_is_a_clear_error() {
+    let dir = temp_dir("watch-missing");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "watch", "999999999"]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no process with pid 999999999"), "{stderr}");
+}
+
+#[test]
+fn watch_a_running_process_until_it_exits() {
+    let dir = temp_dir("watch");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("0.5")
+        .spawn()
+        .unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    let waiter = std::thread::spawn(move || sleeper.wait());
+    let (code, stderr) = run_to_exit(cmd);
+    waiter.join().unwrap().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("measurements for 'pid "), "{stderr}");
+}

@@ -1,0 +1,96 @@
+//! exec's summary, in process: a test energy source with a known counter gives exactly
+//! the known joules, and a manual-only source is polled exactly twice per run.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use alumet::prelude::*;
+use alumet::test_util::TestPlugin;
+use alumet_agent::config::{GeneralConfig, Loaded};
+use alumet_agent::exec::{exec, ExecOptions, Target};
+
+const MAX_UJ: u64 = 262_143_328_850;
+const STEP_UJ: u64 = 2_500_000;
+
+/// A RAPL-like counter in µJ that grows by 2.5 J per poll and wraps on the second poll.
+fn energy_plugin(polls: Arc<AtomicU64>) -> TestPlugin {
+    TestPlugin::new("fake", move |alumet| {
+        let metric =
+            alumet.create_metric::<f64>("fake_energy", Unit::Joule, "energy of a fake package")?;
+        let mut diff = CounterDiff::with_max(MAX_UJ);
+        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            let n = polls.fetch_add(1, Ordering::SeqCst);
+            let counter = (MAX_UJ - 1_000_000 + n * STEP_UJ) % (MAX_UJ + 1);
+            if let Some(uj) = diff.update(counter).difference() {
+                let p = MeasurementPoint::new(
+                    t,
+                    metric,
+                    Resource::CpuPackage { id: 0 },
+                    ResourceConsumer::LocalMachine,
+                    uj as f64 / 1e6,
+                );
+                acc.push(p);
+            }
+            Ok(())
+        };
+        alumet.add_source("package", source, Trigger::manual())?;
+        Ok(())
+    })
+}
+
+fn run(repeat: u32, name: &str) -> (u64, serde_json::Value) {
+    let polls = Arc::new(AtomicU64::new(0));
+    let json_path = std::env::temp_dir().join(format!(
+        "alumet-exec-energy-{}-{name}.json",
+        std::process::id()
+    ));
+    let loaded = Loaded {
+        general: GeneralConfig::default(),
+        plugins: vec![Box::new(energy_plugin(polls.clone()))],
+    };
+    let opts = ExecOptions {
+        target: Target::Command {
+            program: "true".into(),
+            args: vec![],
+        },
+        ignore_exit_code: false,
+        summary: false,
+        summary_json: Some(json_path.clone()),
+        repeat,
+        proc_root: "/proc".into(),
+    };
+    assert_eq!(exec(loaded, &opts).unwrap(), 0);
+    let json = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    (polls.load(Ordering::SeqCst), json)
+}
+
+fn figure<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {json:#}"))
+}
+
+#[test]
+fn known_counter_gives_exactly_the_known_joules_across_a_wrap() {
+    let (polls, json) = run(1, "one");
+    assert_eq!(polls, 2, "polled once before and once after the command");
+    let energy = figure(&json, "fake_energy cpu_package/0");
+    assert_eq!(energy["values"][0].as_f64(), Some(2.5));
+    assert_eq!(energy["unit"], "J");
+    let power = figure(&json, "fake_energy cpu_package/0 (average power)");
+    assert!(power["mean"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn each_run_polls_a_manual_source_exactly_twice() {
+    let (polls, json) = run(3, "three");
+    assert_eq!(polls, 6);
+    let energy = figure(&json, "fake_energy cpu_package/0");
+    // Between runs the baseline is re-read: each run sees exactly one step.
+    assert_eq!(energy["values"], serde_json::json!([2.5, 2.5, 2.5]));
+    assert_eq!(energy["stddev"].as_f64(), Some(0.0));
+}
