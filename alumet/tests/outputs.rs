@@ -221,14 +221,14 @@ fn shutdown_deadline_reports_what_a_stuck_output_did_not_deliver() {
     let (report, collected) = run.shutdown();
     // One buffer (5 points) is inside the stuck write, three (15 points) are queued.
     assert!(report.timed_out);
-    assert_eq!(report.undelivered_points, 15);
+    assert_eq!(report.undelivered_points, 20);
     let stuck = report
         .outputs
         .iter()
         .find(|s| s.name.element == "stuck")
         .unwrap();
     assert_eq!(stuck.written_points, 0);
-    assert_eq!(stuck.failed_points, 15);
+    assert_eq!(stuck.failed_points, 20);
     // The other output got everything.
     assert_eq!(collected.len(), 20);
     drop(hold);

@@ -51,7 +51,7 @@ fn watch_signals(mut signals: Signals, control: PipelineControl, draining: Arc<A
 fn log_report(report: &ShutdownReport) {
     for o in &report.outputs {
         log::info!(
-            "output {}: {} points written, {} dropped (queue full), {} lost (write errors)",
+            "output {}: {} points written, {} dropped (queue full), {} lost (write errors, or not written before the deadline)",
             o.name,
             o.written_points,
             o.dropped_points,

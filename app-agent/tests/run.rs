@@ -234,3 +234,71 @@ fn the_packaged_sample_config_loads() {
         "{listing}"
     );
 }
+
+/// A FIFO whose read end is held open but never read, with a one-page buffer: writing to
+/// it blocks after a few rows, like an output whose disk or network hangs.
+fn stuck_fifo(path: &Path) -> std::fs::File {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap();
+    // SAFETY: fcntl on a file descriptor we own.
+    unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    reader
+}
+
+fn run_against_stuck_output(
+    name: &str,
+    shutdown_timeout: &str,
+    signals: usize,
+) -> (std::process::ExitStatus, String) {
+    let dir = temp_dir(name);
+    let _reader = stuck_fifo(&dir.join("stuck.csv"));
+    let config = format!(
+        "shutdown_timeout = '{shutdown_timeout}'\n[plugins.agent]\npoll_interval = '2ms'\nflush_interval = '2ms'\n[plugins.csv]\noutput_path = 'stuck.csv'\n"
+    );
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.arg("--no-default-config");
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    // A few hundred rows: far more than the pipe holds.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for _ in 0..signals {
+        running.signal(libc::SIGTERM);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    running.wait()
+}
+
+#[test]
+fn a_blocked_output_is_given_up_at_the_shutdown_deadline_with_a_report() {
+    let (status, stderr) = run_against_stuck_output("deadline", "300ms", 1);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not stop in time") || stderr.contains("did not finish"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("points were not delivered") || stderr.contains("not be delivered"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_says_what_was_not_written() {
+    let (status, stderr) = run_against_stuck_output("second-signal", "60s", 2);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("second signal: exiting now;"), "{stderr}");
+    assert!(
+        stderr.contains("measured points were not written"),
+        "{stderr}"
+    );
+}

@@ -334,8 +334,11 @@ impl RunningPipeline {
         let inner = Arc::clone(&self.control.inner);
         inner.closing.store(true, Ordering::SeqCst);
         let groups = std::mem::take(&mut *inner.groups());
+        let mut unflushed = 0;
         for mut group in groups {
-            group.stop();
+            if let Err(points) = group.stop_until(deadline) {
+                unflushed += points;
+            }
         }
         self.stop_autonomous(deadline);
         for slot in &inner.dispatcher.outputs {
@@ -343,8 +346,8 @@ impl RunningPipeline {
         }
         let mut report = ShutdownReport {
             outputs: Vec::new(),
-            undelivered_points: 0,
-            timed_out: false,
+            undelivered_points: unflushed,
+            timed_out: unflushed > 0,
         };
         if !self.wait_for_outputs(deadline) {
             report.timed_out = true;

@@ -23,7 +23,7 @@ pub struct OutputStats {
     pub dropped_points: u64,
     /// Points lost because a write failed or the output had stopped.
     pub failed_points: u64,
-    /// Points still waiting in the queue.
+    /// Points still waiting in the queue, or being written.
     pub queued_points: u64,
 }
 
@@ -64,6 +64,8 @@ pub(crate) struct OutputSlot {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// Points of the write in progress.
+    in_flight: AtomicU64,
 }
 
 /// What a worker does after one write.
@@ -92,6 +94,7 @@ impl OutputSlot {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         }
     }
 
@@ -152,11 +155,12 @@ impl OutputSlot {
         self.notify.notify_one();
     }
 
-    /// Gives up on the queued points (shutdown deadline passed); returns how many.
+    /// Gives up on the queued points and the write in progress (shutdown deadline passed);
+    /// returns how many points that is.
     pub(crate) fn abandon(&self) -> u64 {
         let mut q = self.lock();
         q.stopped = true;
-        let lost = q.points as u64;
+        let lost = q.points as u64 + self.in_flight.swap(0, Ordering::Relaxed);
         q.buffers.clear();
         q.points = 0;
         drop(q);
@@ -167,7 +171,7 @@ impl OutputSlot {
     }
 
     pub(crate) fn stats(&self) -> OutputStats {
-        let queued = self.lock().points as u64;
+        let queued = self.lock().points as u64 + self.in_flight.load(Ordering::Relaxed);
         OutputStats {
             name: self.name.clone(),
             written_points: self.written.load(Ordering::Relaxed),
@@ -272,7 +276,9 @@ impl OutputSlot {
             return;
         };
         let start = Instant::now();
+        self.in_flight.store(buffer.len() as u64, Ordering::Relaxed);
         let result = caught(|| out.write(buffer, &self.ctx));
+        self.in_flight.store(0, Ordering::Relaxed);
         let slow = start.elapsed() > INLINE_MAX;
         if let Next::Stop = self.after_write(buffer.len(), result) {
             *output = None;

@@ -159,6 +159,9 @@ struct GroupState {
 pub(crate) struct GroupShared {
     state: Mutex<GroupState>,
     cv: Condvar,
+    /// Points polled but not flushed yet, readable without the lock (for the report of a
+    /// thread that does not stop).
+    buffered: std::sync::atomic::AtomicU64,
 }
 
 /// A thread and the sources it polls.
@@ -167,6 +170,8 @@ pub(crate) struct SourceGroup {
     pub(crate) interval: Option<Duration>,
     shared: Arc<GroupShared>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnects when the thread ends.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 impl SourceGroup {
@@ -178,19 +183,23 @@ impl SourceGroup {
         let shared = Arc::new(GroupShared {
             state: Mutex::new(GroupState { slots, stop: false }),
             cv: Condvar::new(),
+            buffered: std::sync::atomic::AtomicU64::new(0),
         });
         let name = match interval {
             Some(i) => format!("alumet-src-{i:?}"),
             None => "alumet-src-manual".to_owned(),
         };
         let thread_shared = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || run(&thread_shared, &dispatcher))?;
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let _done = done_tx;
+            run(&thread_shared, &dispatcher);
+        })?;
         Ok(SourceGroup {
             interval,
             shared,
             thread: Some(thread),
+            done,
         })
     }
 
@@ -228,21 +237,74 @@ impl SourceGroup {
         self.shared.cv.notify_one();
     }
 
-    /// Stops the thread after a final flush of every source.
-    pub(crate) fn stop(&mut self) {
-        self.lock().stop = true;
-        self.shared.cv.notify_one();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                log::error!("a source thread panicked outside of any source");
+    /// Stops the thread after a final flush of every source. Gives up waiting at
+    /// `deadline` (a source, or an output written inline, blocked in a system call): the
+    /// thread is left behind and the number of points it still buffers is returned.
+    pub(crate) fn stop_until(&mut self, deadline: Instant) -> Result<(), u64> {
+        self.lock_for_stop();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match self.done.recv_timeout(remaining) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Its lock is held by the blocked thread: name the group by its interval.
+                let group = self
+                    .interval
+                    .map_or_else(|| "manual".to_owned(), |i| format!("{i:?}"));
+                log::error!(
+                    "the thread of the sources polled every {group} did not stop in time: \
+                     a source or an output it writes to is blocked"
+                );
+                self.thread = None;
+                Err(self.shared.buffered.load(Ordering::Relaxed))
+            }
+            _ => {
+                if let Some(thread) = self.thread.take() {
+                    if thread.join().is_err() {
+                        log::error!("a source thread panicked outside of any source");
+                    }
+                }
+                Ok(())
             }
         }
+    }
+
+    fn lock_for_stop(&self) {
+        // The thread holds the lock while it polls; try briefly, then set the flag anyway
+        // through the lock once it is free (a blocked thread never frees it).
+        let deadline = Instant::now() + Duration::from_millis(100);
+        loop {
+            match self.shared.state.try_lock() {
+                Ok(mut state) => {
+                    state.stop = true;
+                    break;
+                }
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    e.into_inner().stop = true;
+                    break;
+                }
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    // Set it from a helper thread when the lock frees, so that a thread
+                    // which unblocks later still stops.
+                    let shared = Arc::clone(&self.shared);
+                    std::thread::spawn(move || {
+                        shared.state.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+                        shared.cv.notify_one();
+                    });
+                    break;
+                }
+            }
+        }
+        self.shared.cv.notify_one();
     }
 }
 
 impl Drop for SourceGroup {
     fn drop(&mut self) {
-        self.stop();
+        if self.thread.is_some() {
+            let _ = self.stop_until(Instant::now() + Duration::from_secs(5));
+        }
     }
 }
 
@@ -294,6 +356,8 @@ fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
             return;
         }
         let next = poll_due(&mut state.slots, dispatcher);
+        let buffered: usize = state.slots.iter().map(|s| s.buffer.len()).sum();
+        shared.buffered.store(buffered as u64, Ordering::Relaxed);
         let now = Instant::now();
         state = match next {
             Some(deadline) if deadline <= now => continue,
