@@ -1,0 +1,1 @@
+//! RAPL plugin (work in progress).
