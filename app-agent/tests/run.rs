@@ -121,6 +121,20 @@ fn config_override_output_file_and_plugins_flags_take_effect() {
     assert!(data_rows(&dir.join("only-csv.csv")).is_empty());
 }
 
+/// `plugins list --status` on `config`: the listing (the command must succeed).
+fn plugin_status(dir: &Path, config: &Path) -> String {
+    let mut cmd = agent(dir);
+    cmd.arg("--no-default-config").arg("--config").arg(config).args(["plugins", "list", "--status"]);
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Whether the listing says that `plugin` is enabled.
+fn enabled(listing: &str, plugin: &str) -> bool {
+    listing.lines().any(|l| l.starts_with(plugin) && l.ends_with("enabled"))
+}
+
 #[test]
 fn config_regen_parses_and_gives_the_same_config_as_the_generated_default() {
     let dir = temp_dir("regen");
@@ -133,35 +147,9 @@ fn config_regen_parses_and_gives_the_same_config_as_the_generated_default() {
     assert!(parsed["plugins"].as_table().unwrap().contains_key("csv"));
 
     // Loaded again: valid, and every plugin of the default is enabled.
-    let mut cmd = agent(&dir);
-    cmd.args([
-        "--no-default-config",
-        "--config",
-        "regen.toml",
-        "plugins",
-        "list",
-        "--status",
-    ]);
-    let output = cmd.output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listing = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.starts_with("csv") && l.contains("output") && l.ends_with("enabled")),
-        "{listing}"
-    );
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.starts_with("agent") && l.ends_with("enabled")),
-        "{listing}"
-    );
+    let listing = plugin_status(&dir, &dir.join("regen.toml"));
+    assert!(enabled(&listing, "csv") && listing.contains("output"), "{listing}");
+    assert!(enabled(&listing, "agent"), "{listing}");
 
     // The default written on a first run is the same text.
     let (status, stderr) = run_and_stop(&dir, &["--config", "first-run.toml"], libc::SIGTERM);
@@ -214,24 +202,9 @@ fn the_packaged_sample_config_loads() {
     let sample =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/alumet-config.toml");
     let dir = temp_dir("sample");
-    let mut cmd = agent(&dir);
-    cmd.arg("--no-default-config")
-        .arg("--config")
-        .arg(&sample)
-        .args(["plugins", "list", "--status"]);
-    let output = cmd.output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listing = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.starts_with("csv") && l.ends_with("enabled")),
-        "{listing}"
+    let listing = plugin_status(&dir, &sample);
+    assert!(enabled(&listing, "csv"), "{listing}");
+}"
     );
 }
 
