@@ -124,15 +124,25 @@ fn config_override_output_file_and_plugins_flags_take_effect() {
 /// `plugins list --status` on `config`: the listing (the command must succeed).
 fn plugin_status(dir: &Path, config: &Path) -> String {
     let mut cmd = agent(dir);
-    cmd.arg("--no-default-config").arg("--config").arg(config).args(["plugins", "list", "--status"]);
+    cmd.arg("--no-default-config")
+        .arg("--config")
+        .arg(config)
+        .args(["plugins", "list", "--status"]);
     let output = cmd.output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
 /// Whether the listing says that `plugin` is enabled.
 fn enabled(listing: &str, plugin: &str) -> bool {
-    listing.lines().any(|l| l.starts_with(plugin) && l.ends_with("enabled"))
+    listing
+        .lines()
+        .any(|l| l.starts_with(plugin) && l.ends_with("enabled"))
 }
 
 #[test]
@@ -148,7 +158,10 @@ fn config_regen_parses_and_gives_the_same_config_as_the_generated_default() {
 
     // Loaded again: valid, and every plugin of the default is enabled.
     let listing = plugin_status(&dir, &dir.join("regen.toml"));
-    assert!(enabled(&listing, "csv") && listing.contains("output"), "{listing}");
+    assert!(
+        enabled(&listing, "csv") && listing.contains("output"),
+        "{listing}"
+    );
     assert!(enabled(&listing, "agent"), "{listing}");
 
     // The default written on a first run is the same text.
@@ -204,8 +217,6 @@ fn the_packaged_sample_config_loads() {
     let dir = temp_dir("sample");
     let listing = plugin_status(&dir, &sample);
     assert!(enabled(&listing, "csv"), "{listing}");
-}"
-    );
 }
 
 /// A FIFO whose read end is held open but never read, with a one-page buffer: writing to
