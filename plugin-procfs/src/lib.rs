@@ -1,1 +1,130 @@
-//! procfs plugin (work in progress).
+//! System and per-process metrics from `/proc`: the plugin `procfs` (see `README.md`).
+//!
+//! ```toml
+//! [plugins.procfs]
+//! procfs_root = "/proc"
+//! [plugins.procfs.kernel]     # /proc/stat
+//! enabled = true
+//! [plugins.procfs.memory]     # /proc/meminfo
+//! enabled = true
+//! [plugins.procfs.network]    # /proc/net/dev
+//! enabled = false
+//! [plugins.procfs.processes]  # /proc/PID/stat and statm
+//! enabled = false
+//! ```
+//!
+//! Files are opened once and re-read with `pread` into buffers kept by the sources; the
+//! kernel and memory sections allocate nothing per poll. [`parse`] holds the parsers.
+
+mod config;
+mod discovery;
+mod events;
+mod kernel;
+mod memory;
+mod network;
+pub mod parse;
+mod process;
+mod procfile;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alumet::prelude::*;
+use anyhow::Context;
+
+pub use config::{
+    Config, EventsConfig, GroupConfig, KernelConfig, MemoryConfig, NetworkConfig, ProcessesConfig,
+    Strategy, DEFAULT_MEMORY_METRICS,
+};
+
+/// The `procfs` plugin.
+pub struct ProcfsPlugin {
+    config: Config,
+}
+
+impl Plugin for ProcfsPlugin {
+    type Config = Config;
+
+    fn name() -> &'static str {
+        "procfs"
+    }
+
+    fn init(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        Ok(ProcfsPlugin { config })
+    }
+
+    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        let c = &self.config;
+        let env = Arc::new(Env::new(&c.procfs_root)?);
+        if c.kernel.enabled {
+            kernel::start(&c.kernel, &env, alumet).context("kernel section")?;
+        }
+        if c.memory.enabled {
+            memory::start(&c.memory, &env, alumet).context("memory section")?;
+        }
+        if c.network.enabled {
+            network::start(&c.network, &env, alumet).context("network section")?;
+        }
+        if c.processes.enabled {
+            process::start(&c.processes, &env, alumet).context("processes section")?;
+        }
+        Ok(())
+    }
+}
+
+/// What every source needs to know about the system.
+pub(crate) struct Env {
+    /// `procfs_root`.
+    root: PathBuf,
+    /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of CPU times in `/proc`.
+    clk_tck: u64,
+    /// Bytes per page (`sysconf(_SC_PAGESIZE)`), the unit of `/proc/PID/statm`.
+    page_size: u64,
+    warnings: Warnings,
+}
+
+/// Warnings logged at most once per plugin instance.
+#[derive(Default)]
+pub(crate) struct Warnings {
+    /// A process file that cannot be read (hidepid, permissions).
+    denied: procfile::Once,
+    /// An `exe` link that cannot be read.
+    exe: procfile::Once,
+}
+
+impl Env {
+    /// Checks that `root` holds a readable `stat`: otherwise the plugin is unavailable.
+    fn new(root: &Path) -> anyhow::Result<Self> {
+        let stat = root.join("stat");
+        if let Err(e) = std::fs::read(&stat) {
+            return Err(Unavailable::new(
+                format!("cannot read {}: {e}", stat.display()),
+                "set procfs_root to the directory where procfs is mounted (`/host/proc` in a container that mounts the host's there)",
+            )
+            .into());
+        }
+        Ok(Env {
+            root: root.to_owned(),
+            clk_tck: sysconf(libc::_SC_CLK_TCK, 100),
+            page_size: sysconf(libc::_SC_PAGESIZE, 4096),
+            warnings: Warnings::default(),
+        })
+    }
+}
+
+fn sysconf(name: libc::c_int, fallback: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let v = unsafe { libc::sysconf(name) };
+    u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(fallback)
+}
+
+/// Polled every `poll`; buffered and handed on every `flush` when that is longer.
+pub(crate) fn trigger(poll: Duration, flush: Duration) -> Trigger {
+    if flush > poll {
+        Trigger::every(poll).flush_every(flush)
+    } else {
+        Trigger::every(poll)
+    }
+}
