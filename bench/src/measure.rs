@@ -171,3 +171,27 @@ pub fn window(run: Duration, polls: &PollCount) -> (Duration, u64, Duration) {
     std::thread::sleep(run);
     (cpu_time() - cpu0, polls.get() - p0, t0.elapsed())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_recorded_latencies() {
+        let l = Latencies::with_capacity(200);
+        l.0.lock().unwrap().extend((1..=100).map(|us| us * 1000));
+        assert_eq!(l.percentiles(), (51.0, 99.0, 100.0));
+        l.clear();
+        assert_eq!(l.percentiles(), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn timespec_arithmetic_carries_seconds() {
+        let mut t = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 999_999_999,
+        };
+        add_ns(&mut t, 2);
+        assert_eq!((t.tv_sec, t.tv_nsec), (2, 1));
+    }
+}
