@@ -32,6 +32,11 @@ pub fn all() -> Vec<Entry> {
             needs_hardware: false,
         },
         Entry {
+            meta: PluginMetadata::of::<plugin_rapl::RaplPlugin>(),
+            role: Role::Source,
+            needs_hardware: true,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),
             role: Role::Output,
             needs_hardware: false,

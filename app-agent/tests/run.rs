@@ -178,7 +178,10 @@ fn plugins_list_names_every_plugin() {
     let dir = temp_dir("list");
     let output = agent(&dir).args(["plugins", "list"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "agent\ncsv\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "agent\nrapl\ncsv\n"
+    );
 }
 
 #[test]

@@ -1,0 +1,54 @@
+//! The `[plugins.rapl]` table.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Config of the `rapl` plugin: the `[plugins.rapl]` table. Missing keys take their default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How often to read the energy counters; keep it well below the minutes a powercap counter takes to wrap around (a warning says so at start).
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// How often to hand the measurements to the outputs (fewer, larger batches cost less).
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// Never use perf_event (the `power` PMU), always read the powercap sysfs files.
+    pub no_perf_events: bool,
+    /// Where sysfs is mounted: `/sys`, or the host's sysfs inside a container (`/host/sys`).
+    pub sysfs_root: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            poll_interval: Duration::from_secs(1),
+            flush_interval: Duration::from_secs(5),
+            no_perf_events: false,
+            sysfs_root: PathBuf::from("/sys"),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot: the errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.poll_interval.is_zero(),
+            "poll_interval must be longer than zero"
+        );
+        anyhow::ensure!(
+            !self.flush_interval.is_zero(),
+            "flush_interval must be longer than zero"
+        );
+        anyhow::ensure!(
+            !self.sysfs_root.as_os_str().is_empty(),
+            "sysfs_root is empty: give where sysfs is mounted (`/sys`)"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! The source: reads every counter at each poll and pushes the energy of each (package,
+//! domain) since the previous poll. Counters are reached through [`EnergyReader`] (a
+//! powercap file or a perf_event file descriptor), so the arithmetic and the error handling
+//! are the same, and testable, whatever the interface.
+
+use std::io;
+
+use alumet::pipeline::ElementError;
+use alumet::prelude::*;
+
+use crate::domains::Key;
+
+/// Reads the raw value of one energy counter. Implementations keep their file open and
+/// read into a buffer they own: no allocation per read.
+pub trait EnergyReader: Send {
+    /// The current raw value: µJ for powercap, counts for perf_event.
+    fn read(&mut self) -> io::Result<u64>;
+
+    /// How messages name the counter: its file, or its perf event and CPU.
+    fn label(&self) -> &str;
+}
+
+/// How raw differences become joules.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Scale {
+    /// Microjoules (powercap `energy_uj`): divided by 10^6, exact to the µJ.
+    MicroJoules,
+    /// Counts times the event's `.scale`, in joules per count (perf_event).
+    JoulesPerCount(f64),
+}
+
+impl Scale {
+    /// `raw` units in joules.
+    pub fn joules(self, raw: u64) -> f64 {
+        match self {
+            // A division by the exactly representable 1e6 is correctly rounded; a
+            // multiplication by the inexact 1e-6 is not.
+            Scale::MicroJoules => raw as f64 / 1e6,
+            Scale::JoulesPerCount(scale) => raw as f64 * scale,
+        }
+    }
+}
+
+/// One hardware counter and its previous reading.
+pub struct Counter {
+    reader: Box<dyn EnergyReader>,
+    diff: CounterDiff,
+    failing: bool,
+    out_of_range: bool,
+}
+
+impl Counter {
+    /// A counter read by `reader`; `diff` knows its maximum (powercap's
+    /// `max_energy_range_uj`) or that it does not wrap (perf_event's 64-bit counts).
+    pub fn new(reader: Box<dyn EnergyReader>, diff: CounterDiff) -> Self {
+        Counter {
+            reader,
+            diff,
+            failing: false,
+            out_of_range: false,
+        }
+    }
+
+    /// How messages name it.
+    pub fn label(&self) -> &str {
+        self.reader.label()
+    }
+
+    /// Reads the counter; returns the raw increase since the previous reading, or `None`
+    /// when there is none (first reading, failed read, value out of range, reset). Each
+    /// problem is logged once, when it starts, and once more when it ends.
+    pub fn update(&mut self) -> Option<u64> {
+        let value = match self.reader.read() {
+            Ok(value) => value,
+            Err(e) => {
+                if !self.failing {
+                    log::warn!(
+                        "reading {}: {e}; its energy is not reported until it can be read again",
+                        self.reader.label()
+                    );
+                    self.failing = true;
+                }
+                // What it reads next (a zone that came back, say) is a new baseline.
+                self.diff.forget();
+                return None;
+            }
+        };
+        if self.failing {
+            log::info!("{} can be read again", self.reader.label());
+            self.failing = false;
+        }
+        let update = self.diff.update(value);
+        self.check(update)
+    }
+
+    fn check(&mut self, update: CounterUpdate) -> Option<u64> {
+        let label = self.reader.label();
+        match update {
+            CounterUpdate::OutOfRange { value, max } => {
+                if !self.out_of_range {
+                    log::warn!(
+                        "{label} read {value}, above its maximum {max} (max_energy_range_uj): \
+                         skipped, the previous reading stays the baseline (reported once)"
+                    );
+                    self.out_of_range = true;
+                }
+                return None;
+            }
+            _ if self.out_of_range => {
+                log::info!("{label} is back within its range");
+                self.out_of_range = false;
+            }
+            _ => {}
+        }
+        match update {
+            CounterUpdate::Difference(d) => Some(d),
+            CounterUpdate::Reset { previous, current } => {
+                log::warn!(
+                    "{label} went back from {previous} to {current}: the counter was reset, \
+                     the energy of this interval is not reported"
+                );
+                None
+            }
+            CounterUpdate::First | CounterUpdate::OutOfRange { .. } => None,
+        }
+    }
+}
+
+/// The counters of one (package, domain): one, or one per die where a package has several
+/// dies with their own counters. Their energies are summed into one point.
+pub struct Group {
+    key: Key,
+    scale: Scale,
+    counters: Vec<Counter>,
+    resource: Resource,
+    attributes: Attributes,
+}
+
+impl Group {
+    /// The counters of `key`, whose raw units are `scale`.
+    pub fn new(key: Key, scale: Scale, counters: Vec<Counter>) -> Self {
+        Group {
+            key,
+            scale,
+            counters,
+            resource: key.resource(),
+            attributes: key.attributes(),
+        }
+    }
+
+    /// What it measures.
+    pub fn key(&self) -> Key {
+        self.key
+    }
+
+    /// Its counters.
+    pub fn counters(&self) -> &[Counter] {
+        &self.counters
+    }
+
+    /// Reads every counter; returns the joules since the previous reading, or `None` when
+    /// one of the counters has no difference this time (a partial sum would be wrong).
+    pub fn update(&mut self) -> Option<f64> {
+        let mut total = Some(0u64);
+        for counter in &mut self.counters {
+            // Every counter is read, even after a failure, to keep its baseline current.
+            let diff = counter.update();
+            total = total.zip(diff).map(|(t, d)| t.saturating_add(d));
+        }
+        total.map(|raw| self.scale.joules(raw))
+    }
+}
+
+/// The source `rapl/energy`: one point of `rapl_consumed_energy` per (package, domain) and
+/// poll, from the second poll on.
+pub struct RaplSource {
+    metric: MetricId<f64>,
+    groups: Vec<Group>,
+}
+
+impl RaplSource {
+    /// A source that reads `groups` and pushes their energy as `metric`.
+    pub fn new(metric: MetricId<f64>, groups: Vec<Group>) -> Self {
+        RaplSource { metric, groups }
+    }
+}
+
+impl Source for RaplSource {
+    fn poll(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        timestamp: Timestamp,
+    ) -> Result<(), ElementError> {
+        for group in &mut self.groups {
+            if let Some(joules) = group.update() {
+                let point = MeasurementPoint::new(
+                    timestamp,
+                    self.metric,
+                    group.resource.clone(),
+                    ResourceConsumer::LocalMachine,
+                    joules,
+                );
+                acc.push(point.with_attributes(group.attributes.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
