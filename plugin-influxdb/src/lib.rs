@@ -1,0 +1,1 @@
+//! InfluxDB output (work in progress).
