@@ -96,7 +96,7 @@ fn run_exec(
     entries: &[plugins::Entry],
     opts: &ExecOptions,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(common, entries)?;
+    let loaded = config::load_adjusted(common, entries, &exec::adjust_config)?;
     let code = exec::exec(loaded, opts)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

@@ -27,6 +27,11 @@ pub struct Entry {
 pub fn all() -> Vec<Entry> {
     vec![
         Entry {
+            meta: PluginMetadata::of::<plugin_procfs::ProcfsPlugin>(),
+            role: Role::Source,
+            needs_hardware: true,
+        },
+        Entry {
             meta: PluginMetadata::of::<crate::self_plugin::AgentPlugin>(),
             role: Role::Source,
             needs_hardware: false,

@@ -25,6 +25,8 @@ mod network;
 pub mod parse;
 mod process;
 mod procfile;
+#[cfg(test)]
+mod test_alloc;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +94,8 @@ pub(crate) struct Warnings {
     denied: procfile::Once,
     /// An `exe` link that cannot be read.
     exe: procfile::Once,
+    /// No file descriptor left to open a process's files.
+    files: procfile::Once,
 }
 
 impl Env {

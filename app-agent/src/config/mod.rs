@@ -96,7 +96,20 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
 
 /// [`select`], then creates the enabled plugins from their tables.
 pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError> {
-    let selection = select(args, entries)?;
+    load_adjusted(args, entries, &|_, _| {})
+}
+
+/// [`load`], letting a mode adjust each enabled plugin's table (as the user wrote it,
+/// before defaults) first.
+pub fn load_adjusted(
+    args: &CommonArgs,
+    entries: &[Entry],
+    adjust: &dyn Fn(&str, &mut toml::Table),
+) -> Result<Loaded, ConfigError> {
+    let mut selection = select(args, entries)?;
+    for (entry, table, _) in selection.plugins.iter_mut().filter(|p| p.2) {
+        adjust(entry.meta.name, table);
+    }
     let file = args.config.as_path();
     let located = Located::new(&selection.text);
     let mut plugins = Vec::new();

@@ -1,0 +1,117 @@
+//! CPU cost per poll of the procfs kernel and memory sections (`/proc/stat` and
+//! `/proc/meminfo`, default metrics), run by the real pipeline into a null output written
+//! inline, against the floor of an empty periodic wake-up at the same frequency.
+//!
+//! ```sh
+//! cargo run --release -p plugin-procfs --example procfs_cost -- [HZ] [SECONDS] [FLUSH]
+//! ```
+//!
+//! `FLUSH` is a humantime duration (`100ms`); the default hands the points on every poll.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alumet::pipeline::{OutputOptions, PipelineBuilder};
+use alumet::plugin::PluginMetadata;
+use alumet::prelude::*;
+use alumet::test_util::TestPlugin;
+use plugin_procfs::ProcfsPlugin;
+
+/// CPU time of this process, user and system (the kernel samples the split between the
+/// two at each tick, so only the sum is meaningful per poll).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// An empty loop sleeping to absolute deadlines: the cost of waking up alone.
+fn floor(period: Duration, run: Duration) -> f64 {
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let mut next = start;
+    let mut n = 0u64;
+    // SAFETY: sets this thread's timer slack, as the pipeline's source threads do.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    while start.elapsed() < run {
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        n += 1;
+    }
+    (cpu_time() - cpu0).as_secs_f64() * 1e6 / n as f64
+}
+
+/// The procfs plugin with kernel and memory polled every `period`.
+fn procfs(period: Duration, flush: &str) -> anyhow::Result<Box<dyn alumet::plugin::AnyPlugin>> {
+    let p = format!("{}ns", period.as_nanos());
+    let text = format!(
+        "kernel = {{ poll_interval = \"{p}\", flush_interval = \"{flush}\" }}\n\
+         memory = {{ poll_interval = \"{p}\", flush_interval = \"{flush}\" }}"
+    );
+    let table: toml::Table = text.parse()?;
+    Ok(PluginMetadata::of::<ProcfsPlugin>().init(table)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hz: u64 = args.first().map_or(Ok(1000), |a| a.parse())?;
+    let secs: u64 = args.get(1).map_or(Ok(5), |a| a.parse())?;
+    let period = Duration::from_nanos(1_000_000_000 / hz);
+    let flush = args.get(2).cloned().unwrap_or_else(|| "1ns".to_owned());
+    let run = Duration::from_secs(secs);
+
+    let floor_us = floor(period, run);
+
+    // Polls are counted as new timestamps seen by the output (the two sources share a
+    // thread, so a poll of both has one timestamp).
+    let (polls, points) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (polls2, points2) = (Arc::clone(&polls), Arc::clone(&points));
+    let mut latest = 0u64;
+    let null = move |b: &MeasurementBuffer, _: &OutputContext| {
+        for p in b {
+            if p.timestamp.unix_nanos() > latest {
+                latest = p.timestamp.unix_nanos();
+                polls2.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        points2.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(())
+    };
+    let mut builder = PipelineBuilder::new();
+    builder.plugin(procfs(period, &flush)?);
+    builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
+        alumet.add_output_with("null", null, OutputOptions::default().inline_when_idle())?;
+        Ok(())
+    })));
+    let mut pipeline = builder.start()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let snapshot = || {
+        (
+            cpu_time(),
+            polls.load(Ordering::Relaxed),
+            points.load(Ordering::Relaxed),
+        )
+    };
+    let ((cpu0, polls0, points0), t0) = (snapshot(), Instant::now());
+    std::thread::sleep(run);
+    let ((cpu1, polls1, points1), t1) = (snapshot(), Instant::now());
+    let report = pipeline.shutdown();
+    let n = (polls1 - polls0) as f64;
+    let us_per_poll = (cpu1 - cpu0).as_secs_f64() * 1e6 / n;
+    println!(
+        "{hz} Hz, kernel+memory, flush {flush}: achieved {:.0} Hz, {:.1} points/poll, \
+         {us_per_poll:.1} µs CPU/poll, floor {floor_us:.1} µs, above floor {:.1} µs, dropped {}",
+        n / (t1 - t0).as_secs_f64(),
+        (points1 - points0) as f64 / n,
+        us_per_poll - floor_us,
+        report.outputs.iter().map(|o| o.dropped_points).sum::<u64>()
+    );
+    Ok(())
+}

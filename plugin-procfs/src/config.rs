@@ -1,0 +1,303 @@
+//! The `[plugins.procfs]` table. Its sections are those of the public Alumet's procfs
+//! plugin, so that its users' configs keep working; missing keys take their default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Config of the `procfs` plugin: the `[plugins.procfs]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where procfs is mounted: `/proc`, or `/host/proc` in a container that mounts the host's there.
+    pub procfs_root: PathBuf,
+    /// System-wide CPU time, context switches, forks and runnable or blocked tasks, from `/proc/stat`.
+    pub kernel: KernelConfig,
+    /// Chosen entries of `/proc/meminfo`.
+    pub memory: MemoryConfig,
+    /// Bytes, packets, drops and errors of each network interface, from `/proc/net/dev`.
+    pub network: NetworkConfig,
+    /// CPU time and memory of chosen processes, from `/proc/PID/stat` and `/proc/PID/statm`.
+    pub processes: ProcessesConfig,
+}
+
+/// The `[plugins.procfs.kernel]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// Measure this section.
+    pub enabled: bool,
+    /// How often to read `/proc/stat`.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// How often to hand the buffered points to the outputs (at least every poll when it is shorter than `poll_interval`).
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// Also measure the CPU time of each CPU core (resource `cpu_core`), not only of the whole machine.
+    pub per_cpu: bool,
+}
+
+/// The `[plugins.procfs.memory]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Measure this section.
+    pub enabled: bool,
+    /// How often to read `/proc/meminfo`.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// How often to hand the buffered points to the outputs.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// The `/proc/meminfo` keys to measure, as the kernel writes them; each becomes a metric named in snake_case (`MemTotal`: `mem_total`), in bytes.
+    pub metrics: Vec<String>,
+}
+
+/// The `[plugins.procfs.network]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Measure this section.
+    pub enabled: bool,
+    /// How often to read `/proc/net/dev`.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// How often to hand the buffered points to the outputs.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// Only these interfaces (`["eth0", "wlan0"]`); empty: every interface.
+    pub interfaces: Vec<String>,
+}
+
+/// How processes are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Scan `/proc` every `refresh_interval` for processes that match `groups`.
+    Watcher,
+    /// Measure only the processes announced by the agent (exec and watch modes), with `events`.
+    Event,
+}
+
+/// The `[plugins.procfs.processes]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessesConfig {
+    /// Measure this section.
+    pub enabled: bool,
+    /// `"watcher"`: scan for processes that match `groups`; `"event"`: measure the processes that exec and watch modes announce.
+    pub strategy: Strategy,
+    /// How often to look for new processes (matching `groups`, or children of announced processes); `"0s"` looks at every poll.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_interval: Duration,
+    /// Settings of the `"event"` strategy.
+    pub events: EventsConfig,
+    /// Groups of processes to measure with the `"watcher"` strategy; a process joins the first group it matches.
+    pub groups: Vec<GroupConfig>,
+}
+
+/// The `[plugins.procfs.processes.events]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// How often to measure an announced process.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// How often to hand its buffered points to the outputs.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// Also measure the descendants of an announced process (found every `refresh_interval`), each as its own consumer.
+    pub follow_children: bool,
+}
+
+/// One `[[plugins.procfs.processes.groups]]` entry: a process matches when it matches every criterion given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// Only the process with this pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Only the processes whose parent has this pid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// Only the processes whose executable path (the target of `/proc/PID/exe`) matches this regular expression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe_regex: Option<String>,
+    /// How often to measure the processes of this group.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+    /// How often to hand their buffered points to the outputs.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const FIVE_SECONDS: Duration = Duration::from_secs(5);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            procfs_root: PathBuf::from("/proc"),
+            kernel: KernelConfig::default(),
+            memory: MemoryConfig::default(),
+            network: NetworkConfig::default(),
+            processes: ProcessesConfig::default(),
+        }
+    }
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            enabled: true,
+            poll_interval: SECOND,
+            flush_interval: FIVE_SECONDS,
+            per_cpu: false,
+        }
+    }
+}
+
+/// The `/proc/meminfo` keys measured by default.
+pub const DEFAULT_MEMORY_METRICS: [&str; 11] = [
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",
+    "Buffers",
+    "Cached",
+    "SwapCached",
+    "SwapTotal",
+    "SwapFree",
+    "Active",
+    "Inactive",
+    "Mapped",
+];
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            enabled: true,
+            poll_interval: SECOND,
+            flush_interval: FIVE_SECONDS,
+            metrics: DEFAULT_MEMORY_METRICS.map(String::from).to_vec(),
+        }
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            enabled: false,
+            poll_interval: SECOND,
+            flush_interval: FIVE_SECONDS,
+            interfaces: Vec::new(),
+        }
+    }
+}
+
+impl Default for ProcessesConfig {
+    fn default() -> Self {
+        ProcessesConfig {
+            enabled: false,
+            strategy: Strategy::Watcher,
+            refresh_interval: Duration::from_secs(2),
+            events: EventsConfig::default(),
+            groups: vec![GroupConfig::default()],
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            poll_interval: SECOND,
+            flush_interval: FIVE_SECONDS,
+            follow_children: true,
+        }
+    }
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            pid: None,
+            ppid: None,
+            exe_regex: None,
+            poll_interval: Duration::from_secs(2),
+            flush_interval: FIVE_SECONDS,
+        }
+    }
+}
+
+fn nonzero(key: &str, d: Duration) -> anyhow::Result<()> {
+    anyhow::ensure!(!d.is_zero(), "{key} must be longer than zero");
+    Ok(())
+}
+
+impl Config {
+    /// Checks what serde cannot; the errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.procfs_root.as_os_str().is_empty(),
+            "procfs_root is empty: give the directory where procfs is mounted (`/proc`)"
+        );
+        nonzero("kernel.poll_interval", self.kernel.poll_interval)?;
+        nonzero("kernel.flush_interval", self.kernel.flush_interval)?;
+        nonzero("memory.poll_interval", self.memory.poll_interval)?;
+        nonzero("memory.flush_interval", self.memory.flush_interval)?;
+        nonzero("network.poll_interval", self.network.poll_interval)?;
+        nonzero("network.flush_interval", self.network.flush_interval)?;
+        if self.memory.enabled {
+            anyhow::ensure!(
+                !self.memory.metrics.is_empty(),
+                "memory.metrics is empty: list /proc/meminfo keys, or set memory.enabled = false"
+            );
+        }
+        let p = &self.processes;
+        nonzero("processes.events.poll_interval", p.events.poll_interval)?;
+        nonzero("processes.events.flush_interval", p.events.flush_interval)?;
+        for (i, g) in p.groups.iter().enumerate() {
+            nonzero(
+                &format!("processes.groups[{i}].poll_interval"),
+                g.poll_interval,
+            )?;
+            nonzero(
+                &format!("processes.groups[{i}].flush_interval"),
+                g.flush_interval,
+            )?;
+            g.regex()
+                .with_context(|| format!("processes.groups[{i}].exe_regex"))?;
+        }
+        if p.enabled && p.strategy == Strategy::Watcher {
+            anyhow::ensure!(
+                !p.groups.is_empty(),
+                "processes.groups is empty: add a [[plugins.procfs.processes.groups]] entry \
+                 (with no criterion it matches every process), or use strategy = \"event\""
+            );
+        }
+        Ok(())
+    }
+}
+
+impl GroupConfig {
+    /// The compiled `exe_regex`, if any.
+    pub fn regex(&self) -> anyhow::Result<Option<regex::Regex>> {
+        self.exe_regex
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(anyhow::Error::from)
+    }
+}

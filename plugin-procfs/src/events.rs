@@ -1,0 +1,126 @@
+//! The `"event"` strategy: a source per process announced by the agent (exec and watch
+//! modes), added when `ConsumerStarted` arrives and given a final poll, then paused, when
+//! `ConsumerEnded` arrives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alumet::prelude::*;
+
+use crate::config::EventsConfig;
+use crate::discovery::{starttime_of, uptime_ticks, Matcher, ProcessSource};
+use crate::process::{ProcessMetrics, ProcessSet};
+use crate::procfile::{is_denied, is_gone, warn_process_denied};
+use crate::{trigger, Env};
+
+/// An announced process that started at most this long before the announcement is
+/// measured from its start (exec mode announces the command right after starting it);
+/// an older one (watch mode) from the announcement on.
+const ANNOUNCE_GRACE: Duration = Duration::from_secs(1);
+
+/// The per-process sources: the plugin's event handler.
+pub(crate) struct EventHandler {
+    plugin: String,
+    env: Arc<Env>,
+    metrics: ProcessMetrics,
+    config: EventsConfig,
+    refresh: Duration,
+    /// pid → (source name, its `ended` flag).
+    sources: Mutex<HashMap<u32, (String, Arc<AtomicBool>)>>,
+}
+
+impl EventHandler {
+    pub(crate) fn new(
+        plugin: &str,
+        env: Arc<Env>,
+        metrics: ProcessMetrics,
+        config: EventsConfig,
+        refresh: Duration,
+    ) -> Self {
+        EventHandler {
+            plugin: plugin.to_owned(),
+            env,
+            metrics,
+            config,
+            refresh,
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn handle(&self, event: &Event, control: &PipelineControl) {
+        match event {
+            Event::ConsumerStarted(ResourceConsumer::Process { pid }) => {
+                self.started(*pid, control)
+            }
+            Event::ConsumerEnded(ResourceConsumer::Process { pid }) => self.ended(*pid, control),
+            _ => {}
+        }
+    }
+
+    /// Adds the source `procfs/process-PID-STARTTIME` and polls it at once.
+    fn started(&self, pid: u32, control: &PipelineControl) {
+        let starttime = match starttime_of(&self.env, pid) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                let path = self.env.root.join(pid.to_string()).join("stat");
+                if is_denied(&e) {
+                    self.env
+                        .warnings
+                        .denied
+                        .call(|| warn_process_denied(&path, &e));
+                } else if !is_gone(&e) {
+                    log::warn!(
+                        "procfs: cannot measure process {pid}: reading {}: {e}",
+                        path.display()
+                    );
+                }
+                return;
+            }
+        };
+        let grace = ANNOUNCE_GRACE.as_secs() * self.env.clk_tck;
+        let count_from = uptime_ticks(&self.env).map_or(u64::MAX, |u| u.saturating_sub(grace));
+        let mut set = ProcessSet::new(Arc::clone(&self.env), self.metrics.clone(), count_from);
+        if let Err(e) = set.track(pid, starttime) {
+            if !is_gone(&e) {
+                log::warn!("procfs: cannot measure process {pid}: {e}");
+            }
+            return;
+        }
+        let matcher = Matcher::Descendants {
+            follow: self.config.follow_children,
+        };
+        let source = ProcessSource::new(set, matcher, self.refresh);
+        let ended = source.ended_flag();
+        let name = format!("process-{pid}-{starttime}");
+        let trigger = trigger(self.config.poll_interval, self.config.flush_interval);
+        if let Err(e) = control.add_source(&self.plugin, &name, Box::new(source), trigger) {
+            log::warn!("procfs: cannot measure process {pid}: {e}");
+            return;
+        }
+        self.lock().insert(pid, (name.clone(), ended));
+        // The first reading now, without waiting for it: the handler may run anywhere.
+        drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
+    }
+
+    /// Polls the process's source one last time, waits for that poll, then pauses it.
+    ///
+    /// Waiting is safe because events are emitted from the agent's own threads (exec
+    /// mode's main thread), never from a source's `poll`, which must not use the
+    /// control handle.
+    fn ended(&self, pid: u32, control: &PipelineControl) {
+        let Some((name, ended)) = self.lock().remove(&pid) else {
+            return;
+        };
+        let selector = format!("{}/{name}", self.plugin);
+        ended.store(true, Ordering::Release);
+        control.trigger_now(selector.as_str()).wait();
+        control.pause(selector.as_str());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (String, Arc<AtomicBool>)>> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

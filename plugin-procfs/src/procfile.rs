@@ -1,0 +1,141 @@
+//! Reading `/proc` files cheaply: files stay open and are re-read from offset 0 with
+//! `pread` into a buffer that is kept between polls; and the one-time warnings about
+//! files that cannot be read.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+
+/// Reads the whole of `file` into `buf` from offset 0 and returns the bytes read.
+///
+/// `buf` is used at its full length as room and only grows (doubling) when a file does
+/// not fit, so that once it is warm no read allocates. procfs regenerates a file's
+/// content when it is read at offset 0.
+///
+/// With `single_record`, the file is one the kernel writes in one piece (`single_open`:
+/// `/proc/stat`, `/proc/meminfo`, `/proc/PID/stat`, `/proc/PID/statm`): a read that
+/// leaves room in the buffer got the whole file, which saves the `pread` that would
+/// only return end-of-file. Files made of many records (`/proc/net/dev`) can return
+/// less than the room at a page boundary: they are read until end-of-file.
+pub(crate) fn read_whole<'b>(
+    file: &File,
+    buf: &'b mut Vec<u8>,
+    single_record: bool,
+) -> io::Result<&'b [u8]> {
+    if buf.is_empty() {
+        buf.resize(4096, 0);
+    }
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            let larger = buf.len() * 2;
+            buf.resize(larger, 0);
+        }
+        let room = buf.len() - filled;
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if single_record && n < room {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(&buf[..filled])
+}
+
+/// An open `/proc` file with its own read buffer.
+pub(crate) struct ProcFile {
+    file: File,
+    path: PathBuf,
+    buf: Vec<u8>,
+    single_record: bool,
+}
+
+impl ProcFile {
+    /// Opens `path` and reads it once, so that an unreadable file fails here. See
+    /// [`read_whole`] for `single_record`.
+    pub(crate) fn open(path: PathBuf, single_record: bool) -> io::Result<Self> {
+        let file = File::open(&path)?;
+        let mut f = ProcFile {
+            file,
+            path,
+            buf: Vec::new(),
+            single_record,
+        };
+        read_whole(&f.file, &mut f.buf, single_record)?;
+        Ok(f)
+    }
+
+    /// The current content.
+    pub(crate) fn read(&mut self) -> anyhow::Result<&[u8]> {
+        let path = &self.path;
+        read_whole(&self.file, &mut self.buf, self.single_record)
+            .with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+/// Whether an error means that the process is gone (it exited between listing and
+/// reading, or its pid now belongs to another process): skipped without a word.
+pub(crate) fn is_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Whether an error is a refused access (hidepid, ptrace rules, file modes).
+pub(crate) fn is_denied(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EPERM)
+}
+
+/// A warning that is logged once per flag, however often its cause repeats.
+#[derive(Default)]
+pub(crate) struct Once(AtomicBool);
+
+impl Once {
+    /// Runs `log` the first time only.
+    pub(crate) fn call(&self, log: impl FnOnce()) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            log();
+        }
+    }
+}
+
+/// The warning for a process file that cannot be read: what is lost, and what fixes it.
+pub(crate) fn warn_process_denied(path: &Path, error: &io::Error) {
+    log::warn!(
+        "procfs: cannot read {}: {error}; processes of other users are skipped. \
+         Mount procfs with `hidepid=0` (or with `gid=` a group of the agent's user), or run \
+         the agent as root or with CAP_SYS_PTRACE; this warning is not repeated",
+        path.display()
+    );
+}
+
+/// The warning for `exe` links that cannot be read (`exe_regex` cannot match them).
+pub(crate) fn warn_exe_denied(path: &Path, error: &io::Error) {
+    log::warn!(
+        "procfs: cannot read the link {}: {error}; `exe_regex` cannot match processes of \
+         other users. Run the agent as root or with CAP_SYS_PTRACE; this warning is not \
+         repeated",
+        path.display()
+    );
+}
+
+/// Whether an error means that this process has no file descriptor left.
+pub(crate) fn is_out_of_files(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// The warning for a process that cannot be measured for lack of file descriptors.
+pub(crate) fn warn_out_of_files(pid: u32, error: &io::Error) {
+    log::warn!(
+        "procfs: cannot open the files of process {pid}: {error}; processes beyond this \
+         limit are not measured. Raise the open files limit (LimitNOFILE= in the systemd \
+         unit) or narrow processes.groups; this warning is not repeated"
+    );
+}

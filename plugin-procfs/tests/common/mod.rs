@@ -1,0 +1,118 @@
+//! Helpers shared by the integration tests: temporary procfs trees that change between
+//! polls, and points printed as one line each.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use alumet::measurement::MeasurementPoint;
+use alumet::metrics::MetricRegistry;
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("procfs-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fixture tree, `tests/fixtures/tree/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tree")
+        .join(name)
+}
+
+/// Makes `dst` hold exactly the files of `src`. Existing files are rewritten in place
+/// (same inode, as procfs files that stay open see new content); files and directories
+/// absent from `src` are removed (a process that exited).
+pub fn sync_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            sync_tree(&entry.path(), &target);
+        } else {
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(dst).unwrap() {
+        let entry = entry.unwrap();
+        if !src.join(entry.file_name()).exists() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+}
+
+/// One line per point: `metric resource consumer attrs = value`.
+pub fn line(p: &MeasurementPoint, metrics: &MetricRegistry) -> String {
+    let name = &metrics.get(p.metric).unwrap().name;
+    let attrs: Vec<String> = p
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "{name} {}:{} {}:{} [{}] = {}",
+        p.resource.kind(),
+        p.resource.id(),
+        p.consumer.kind(),
+        p.consumer.id(),
+        attrs.join(","),
+        p.value
+    )
+}
+
+/// The points of each poll (points that share a timestamp), sorted, polls in time order.
+pub fn by_poll(points: &[MeasurementPoint], metrics: &MetricRegistry) -> Vec<Vec<String>> {
+    let mut polls: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for p in points {
+        polls
+            .entry(p.timestamp.unix_nanos())
+            .or_default()
+            .push(line(p, metrics));
+    }
+    polls
+        .into_values()
+        .map(|mut lines| {
+            lines.sort();
+            lines
+        })
+        .collect()
+}
+
+/// Clock ticks to milliseconds on this machine (the fixtures are in ticks).
+pub fn ms(ticks: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    ticks * 1000 / hz
+}
+
+/// Pages to bytes on this machine.
+pub fn pages(n: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    n * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}

@@ -1,0 +1,232 @@
+//! The processes section on fixture trees that change between polls: processes that
+//! vanish, pids reused by new processes, children of announced processes
+//! (`tests/fixtures/tree/{processes,events}/poll{1,2,3}`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use alumet::prelude::*;
+use alumet::test_util::PipelineTester;
+use common::{by_poll, fixture, ms, pages, sync_tree, TempDir};
+use plugin_procfs::ProcfsPlugin;
+
+fn cpu(pid: u32, user: u64, system: u64) -> Vec<String> {
+    [("user", user), ("system", system), ("guest", 0)]
+        .iter()
+        .map(|(k, t)| {
+            format!(
+                "cpu_time_delta local_machine: process:{pid} [kind={k}] = {}",
+                ms(*t)
+            )
+        })
+        .collect()
+}
+
+fn memory(pid: u32, resident: u64, shared: u64, size: u64) -> Vec<String> {
+    [
+        ("resident", resident),
+        ("shared", shared),
+        ("virtual", size),
+    ]
+    .iter()
+    .map(|(k, n)| {
+        format!(
+            "memory_usage local_machine: process:{pid} [kind={k}] = {}",
+            pages(*n)
+        )
+    })
+    .collect()
+}
+
+/// The lines of one poll without `cpu_percent` (its value depends on wall time), and
+/// the pids that had a `cpu_percent`.
+fn split_percent(lines: &[String]) -> (Vec<String>, Vec<String>) {
+    let (percent, rest): (Vec<String>, Vec<String>) = lines
+        .iter()
+        .cloned()
+        .partition(|l| l.starts_with("cpu_percent "));
+    let pids = percent
+        .iter()
+        .map(|l| l.split(' ').nth(2).unwrap().to_owned())
+        .collect();
+    (rest, pids)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn watcher_skips_vanished_processes_and_treats_reused_pids_as_new() {
+    let root = TempDir::new("watcher");
+    sync_tree(&fixture("processes/poll1"), root.path());
+    let config = format!(
+        r#"
+        procfs_root = "{}"
+        kernel.enabled = false
+        memory.enabled = false
+        [processes]
+        enabled = true
+        refresh_interval = "0s"
+        [[processes.groups]]
+        poll_interval = "1h"
+        "#,
+        root.path().display()
+    );
+    let mut tester = PipelineTester::new();
+    tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
+    let run = tester.start().unwrap();
+    for poll in ["poll1", "poll2", "poll3"] {
+        sync_tree(&fixture(&format!("processes/{poll}")), root.path());
+        assert_eq!(run.trigger("procfs/group-0"), 1);
+    }
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+    let polls = by_poll(&points, &metrics);
+    assert_eq!(polls.len(), 3);
+
+    // poll1: both processes ran before the watch began: memory only, CPU baselines.
+    let (lines, percent) = split_percent(&polls[0]);
+    let mut expected = memory(100, 300, 100, 1000);
+    expected.extend(memory(101, 400, 50, 2000));
+    assert_eq!((lines, percent), (sorted(expected), vec![]));
+
+    // poll2: 101 exited (skipped quietly); 102 started during the watch: measured from
+    // its start.
+    let (lines, percent) = split_percent(&polls[1]);
+    let mut expected = cpu(100, 20, 30);
+    expected.extend(memory(100, 310, 100, 1100));
+    expected.extend(cpu(102, 7, 3));
+    expected.extend(memory(102, 500, 60, 3000));
+    assert_eq!(lines, sorted(expected));
+    assert_eq!(percent, ["process:100"]);
+
+    // poll3: pid 100 belongs to a new process (another start time, smaller counters): a
+    // new consumer measured from its start, never a negative or huge difference.
+    let (lines, percent) = split_percent(&polls[2]);
+    let mut expected = cpu(100, 4, 1);
+    expected.extend(memory(100, 20, 10, 50));
+    expected.extend(cpu(102, 2, 0));
+    expected.extend(memory(102, 520, 60, 3000));
+    assert_eq!(lines, sorted(expected));
+    assert_eq!(percent, ["process:102"]);
+}
+
+#[test]
+fn a_process_joins_the_first_group_it_matches() {
+    let root = TempDir::new("groups");
+    sync_tree(&fixture("processes/poll2"), root.path());
+    std::os::unix::fs::symlink("/usr/sbin/server", root.path().join("100/exe")).unwrap();
+    std::os::unix::fs::symlink("/opt/app/worker", root.path().join("102/exe")).unwrap();
+    let config = format!(
+        r#"
+        procfs_root = "{}"
+        kernel.enabled = false
+        memory.enabled = false
+        [processes]
+        enabled = true
+        refresh_interval = "0s"
+        [[processes.groups]]
+        exe_regex = "/worker$"
+        poll_interval = "1h"
+        [[processes.groups]]
+        ppid = 1
+        poll_interval = "1h"
+        [[processes.groups]]
+        poll_interval = "1h"
+        "#,
+        root.path().display()
+    );
+    let mut tester = PipelineTester::new();
+    tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
+    let run = tester.start().unwrap();
+    let mut consumers = Vec::new();
+    for group in 0..3 {
+        assert_eq!(run.trigger(&format!("procfs/group-{group}")), 1);
+    }
+    let (_report, points) = run.shutdown();
+    for p in &points {
+        let pair = (p.timestamp, p.consumer.id().to_string());
+        if !consumers.contains(&pair) {
+            consumers.push(pair);
+        }
+    }
+    let ids: Vec<&str> = consumers.iter().map(|(_, id)| id.as_str()).collect();
+    // Group 0: the worker (its parent is 100); group 1: the server; group 2: nobody left.
+    assert_eq!(ids, ["102", "100"]);
+}
+
+/// Sum of `cpu_time_delta` per (pid, kind).
+fn cpu_sums(points: &[MeasurementPoint], metric: MetricId<u64>) -> BTreeMap<(String, String), u64> {
+    let mut sums = BTreeMap::new();
+    for p in points.iter().filter(|p| p.metric == metric.raw()) {
+        let kind = p.attributes.get("kind").unwrap().to_string();
+        *sums.entry((p.consumer.id().to_string(), kind)).or_default() += p.value.as_f64() as u64;
+    }
+    sums
+}
+
+#[test]
+fn event_strategy_measures_the_announced_process_and_its_descendants() {
+    let root = TempDir::new("events");
+    sync_tree(&fixture("events/poll1"), root.path());
+    let config = format!(
+        r#"
+        procfs_root = "{}"
+        kernel.enabled = false
+        memory.enabled = false
+        [processes]
+        enabled = true
+        strategy = "event"
+        refresh_interval = "0s"
+        events = {{ poll_interval = "1h", flush_interval = "1h" }}
+        "#,
+        root.path().display()
+    );
+    let mut tester = PipelineTester::new();
+    tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
+    let run = tester.start().unwrap();
+    let control = run.control();
+    let metric = run.metric::<u64>("cpu_time_delta").unwrap();
+    control.emit(&Event::ConsumerStarted(ResourceConsumer::Process {
+        pid: 200,
+    }));
+    assert_eq!(run.trigger("procfs/*"), 1);
+    sync_tree(&fixture("events/poll2"), root.path());
+    assert_eq!(run.trigger("procfs/*"), 1);
+    sync_tree(&fixture("events/poll3"), root.path());
+    // The final poll happens inside the handler; then the source is paused.
+    control.emit(&Event::ConsumerEnded(ResourceConsumer::Process {
+        pid: 200,
+    }));
+    assert_eq!(run.trigger("procfs/*"), 0);
+    let sources: Vec<(String, bool)> = (control.sources().iter())
+        .map(|(name, active)| (name.to_string(), *active))
+        .collect();
+    // Named after the pid and its start time; paused.
+    assert_eq!(sources, [("procfs/process-200-99950".to_owned(), false)]);
+    let (_report, points) = run.shutdown();
+
+    let sums = cpu_sums(&points, metric);
+    let get = |pid: &str, kind: &str| sums.get(&(pid.to_owned(), kind.to_owned())).copied();
+    // 200 started 0.5 s before it was announced: measured from its start (90 + 20 ticks
+    // at the end). 201 and 202 are its child and grandchild, started during the watch.
+    assert_eq!(
+        (get("200", "user"), get("200", "system")),
+        (Some(ms(90)), Some(ms(20)))
+    );
+    assert_eq!(
+        (get("201", "user"), get("201", "system")),
+        (Some(ms(25)), Some(ms(1)))
+    );
+    assert_eq!(
+        (get("202", "user"), get("202", "system")),
+        (Some(ms(2)), Some(ms(2)))
+    );
+    // 203 claims 200 as parent but started before it (a reused pid): not a descendant.
+    // 300 is unrelated.
+    assert_eq!((get("203", "user"), get("300", "user")), (None, None));
+}
