@@ -21,6 +21,9 @@ pub struct Entry {
     /// Whether it needs hardware that may be absent: the default config then probes it and
     /// disables it with the reason when it is absent.
     pub needs_hardware: bool,
+    /// Whether the default config enables it. Plugins that need settings only the
+    /// operator knows (a database's address and token) are present but disabled.
+    pub enabled_by_default: bool,
 }
 
 /// Every plugin, in start order (sources first, outputs last).
@@ -30,21 +33,31 @@ pub fn all() -> Vec<Entry> {
             meta: PluginMetadata::of::<plugin_procfs::ProcfsPlugin>(),
             role: Role::Source,
             needs_hardware: true,
+            enabled_by_default: true,
         },
         Entry {
             meta: PluginMetadata::of::<crate::self_plugin::AgentPlugin>(),
             role: Role::Source,
             needs_hardware: false,
+            enabled_by_default: true,
         },
         Entry {
             meta: PluginMetadata::of::<plugin_rapl::RaplPlugin>(),
             role: Role::Source,
             needs_hardware: true,
+            enabled_by_default: true,
         },
         Entry {
             meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),
             role: Role::Output,
             needs_hardware: false,
+            enabled_by_default: true,
+        },
+        Entry {
+            meta: PluginMetadata::of::<plugin_influxdb::InfluxDbPlugin>(),
+            role: Role::Output,
+            needs_hardware: false,
+            enabled_by_default: false,
         },
     ]
 }

@@ -69,6 +69,13 @@ impl ProcessSource {
         }
     }
 
+    /// Waits one `refresh` before the first scan for descendants: a process announced right
+    /// after its spawn has none yet, and a scan reads every `/proc/PID/stat`.
+    pub(crate) fn defer_first_refresh(mut self) -> Self {
+        self.last_refresh = Some(Instant::now());
+        self
+    }
+
     /// The flag that tells this source that its consumer ended.
     pub(crate) fn ended_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.ended)

@@ -92,7 +92,11 @@ impl EventHandler {
         let matcher = Matcher::Descendants {
             follow: self.config.follow_children,
         };
-        let source = ProcessSource::new(set, matcher, self.refresh);
+        let mut source = ProcessSource::new(set, matcher, self.refresh);
+        if starttime >= count_from {
+            // Just started (exec mode): no descendants to look for yet.
+            source = source.defer_first_refresh();
+        }
         let ended = source.ended_flag();
         let name = format!("process-{pid}-{starttime}");
         let trigger = trigger(self.config.poll_interval, self.config.flush_interval);

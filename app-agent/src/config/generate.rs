@@ -49,6 +49,11 @@ pub fn render(entries: &[Entry], availability: &dyn Fn(&Entry) -> Option<Unavail
         if let Some(u) = availability(entry) {
             let _ = writeln!(out, "# Disabled: {}.\n# To use it: {}.", u.reason, u.fix);
             out.push_str("enable = false\n");
+        } else if !entry.enabled_by_default {
+            out.push_str(
+                "# Disabled by default: fill in its settings, then set `enable = true`.\n",
+            );
+            out.push_str("enable = false\n");
         }
         render_table_body(
             &mut out,
@@ -139,9 +144,17 @@ mod tests {
         let text = render(&entries, &|_| None);
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         for entry in &entries {
-            let table = parsed["plugins"][entry.meta.name].as_table().unwrap();
+            let mut table = parsed["plugins"][entry.meta.name]
+                .as_table()
+                .unwrap()
+                .clone();
+            let enable = table
+                .remove("enable")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true);
+            assert_eq!(enable, entry.enabled_by_default, "{}", entry.meta.name);
             assert_eq!(
-                *table,
+                table,
                 entry.meta.default_config().unwrap(),
                 "{}",
                 entry.meta.name
@@ -174,7 +187,15 @@ mod tests {
         ));
         let others = entries.iter().skip(1);
         for e in others {
-            assert!(parsed["plugins"][e.meta.name].get("enable").is_none());
+            let enable = parsed["plugins"][e.meta.name]
+                .get("enable")
+                .and_then(|v| v.as_bool());
+            assert_eq!(
+                enable.unwrap_or(true),
+                e.enabled_by_default,
+                "{}",
+                e.meta.name
+            );
         }
     }
 }

@@ -1,0 +1,153 @@
+//! The output: formats each buffer into lines and queues them for the sender thread,
+//! which delivers them in batches (see `delivery.rs`).
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use alumet::metrics::MetricRegistry;
+use alumet::prelude::*;
+use anyhow::Context;
+
+use crate::client::Client;
+use crate::config::{ApiVersion, Config};
+use crate::delivery::{run_sender, Shared, Stats};
+use crate::line::{self, Dialect, LineFormat, Written};
+use crate::queue::Chunk;
+
+/// A handle on the counts of an [`InfluxOutput`], usable after the pipeline has taken it.
+#[derive(Clone)]
+pub struct StatsHandle(pub(crate) Arc<Shared>);
+
+impl StatsHandle {
+    /// The counts so far.
+    pub fn stats(&self) -> Stats {
+        self.0.stats()
+    }
+}
+
+/// Writes points to InfluxDB: `write` only formats and queues (it never waits on the
+/// network); a thread of its own sends the batches.
+pub struct InfluxOutput {
+    config: Config,
+    dialect: Dialect,
+    shared: Arc<Shared>,
+    /// The escaped measurement of each metric, by [`alumet::metrics::RawMetricId::index`].
+    measurements: Vec<Option<Box<[u8]>>>,
+    sender: Option<JoinHandle<()>>,
+}
+
+impl InfluxOutput {
+    /// Starts the sender thread; connects to nothing yet (a server down at start only
+    /// delays delivery).
+    pub fn start(config: &Config, shared: Arc<Shared>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let client = Client::new(config);
+        let (batch, flush) = (config.batch_size, config.flush_interval);
+        let thread_shared = Arc::clone(&shared);
+        let sender = std::thread::Builder::new()
+            .name("influxdb-send".into())
+            .spawn(move || run_sender(&thread_shared, &client, batch, flush))
+            .context("starting the influxdb sender thread")?;
+        let dialect = match config.api_version {
+            ApiVersion::V1 => Dialect::V1,
+            ApiVersion::V2 | ApiVersion::V3 => Dialect::Modern,
+        };
+        Ok(InfluxOutput {
+            config: config.clone(),
+            dialect,
+            shared,
+            measurements: Vec::new(),
+            sender: Some(sender),
+        })
+    }
+
+    /// The counts of this output.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
+    }
+
+    fn format(&mut self, buffer: &MeasurementBuffer, metrics: &MetricRegistry) -> Chunk {
+        let mut chunk = Chunk::default();
+        let (mut non_finite, mut large) = (0, 0);
+        let config = &self.config;
+        let format = LineFormat {
+            dialect: self.dialect,
+            is_tag: |key: &str| config.is_tag(key),
+        };
+        for point in buffer.iter() {
+            let measurement = measurement(&mut self.measurements, metrics, point, self.dialect);
+            match format.write(chunk.bytes_mut(), point, measurement) {
+                Written::Line { large_u64 } => {
+                    chunk.end_line();
+                    large += u64::from(large_u64);
+                }
+                Written::NonFinite => non_finite += 1,
+            }
+        }
+        self.shared.count_received(buffer.len(), non_finite, large);
+        chunk
+    }
+}
+
+/// The escaped measurement of the point's metric, computed once per metric.
+fn measurement<'a>(
+    cache: &'a mut Vec<Option<Box<[u8]>>>,
+    metrics: &MetricRegistry,
+    point: &MeasurementPoint,
+    dialect: Dialect,
+) -> &'a [u8] {
+    let i = point.metric.index();
+    if cache.len() <= i {
+        cache.resize(i + 1, None);
+    }
+    cache[i].get_or_insert_with(|| match metrics.get(point.metric) {
+        Some(m) => line::measurement(&m.name, &m.unit, dialect),
+        None => line::measurement(&format!("metric_{i}"), &Unit::Unity, dialect),
+    })
+}
+
+impl Output for InfluxOutput {
+    fn write(
+        &mut self,
+        buffer: &MeasurementBuffer,
+        ctx: &OutputContext,
+    ) -> Result<(), ElementError> {
+        let chunk = self.format(buffer, ctx.metrics());
+        self.shared.enqueue(chunk);
+        Ok(())
+    }
+
+    /// Sends what is buffered, retrying, until it is delivered or the plugin's `stop`
+    /// gives up (after the core's shutdown deadline).
+    fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
+        let left = self.shared.close_and_wait();
+        if left == 0 {
+            if let Some(sender) = self.sender.take() {
+                let _ = sender.join();
+            }
+        }
+        let stats = self.shared.stats();
+        log::info!(
+            "influxdb: {} points delivered, {} dropped, {} rejected, {} skipped (NaN or infinite)",
+            stats.delivered,
+            stats.dropped,
+            stats.rejected,
+            stats.skipped_non_finite
+        );
+        Ok(())
+    }
+}
+
+impl Drop for InfluxOutput {
+    fn drop(&mut self) {
+        // The pipeline stopped this output: make the sender exit too.
+        report_undelivered(self.shared.abort());
+    }
+}
+
+/// Logs the points given up at shutdown, if any.
+pub fn report_undelivered(left: u64) {
+    if left > 0 {
+        log::error!("influxdb: {left} points were not delivered (the server did not accept them before the shutdown deadline)");
+    }
+}

@@ -1,0 +1,189 @@
+//! The lines waiting for delivery, oldest first, kept in chunks (one per buffer received)
+//! so that neither queuing nor dropping the oldest allocates per point.
+
+use std::collections::VecDeque;
+
+/// Formatted lines, each ending with `\n`, stored back to back.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    /// End offset (exclusive) of each line in `bytes`.
+    ends: Vec<usize>,
+    /// Index of the first line not yet taken or dropped.
+    start: usize,
+}
+
+impl Chunk {
+    /// The bytes, to format lines into; call [`Chunk::end_line`] after each line.
+    pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// Marks the end of the line just written.
+    pub fn end_line(&mut self) {
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Lines left.
+    pub fn len(&self) -> usize {
+        self.ends.len() - self.start
+    }
+
+    /// Whether no line is left.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn offset(&self, line: usize) -> usize {
+        if line == 0 {
+            0
+        } else {
+            self.ends[line - 1]
+        }
+    }
+
+    /// The lines left, as one request body.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[self.offset(self.start)..]
+    }
+
+    /// Line `i` of those left (without its `\n`), if any.
+    pub fn line(&self, i: usize) -> Option<&[u8]> {
+        let i = self.start + i;
+        let end = *self.ends.get(i)?;
+        Some(&self.bytes[self.offset(i)..end.saturating_sub(1)])
+    }
+
+    /// Moves the first `n` lines left (at most all of them) to the end of `into`.
+    fn move_lines(&mut self, n: usize, into: &mut Chunk) {
+        let n = n.min(self.len());
+        let from = self.offset(self.start);
+        let to = self.offset(self.start + n);
+        let base = into.bytes.len();
+        into.bytes.extend_from_slice(&self.bytes[from..to]);
+        let ends = &self.ends[self.start..self.start + n];
+        into.ends.extend(ends.iter().map(|e| e - from + base));
+        self.start += n;
+    }
+}
+
+/// A FIFO of lines, counted in points.
+#[derive(Debug, Default)]
+pub struct LineQueue {
+    chunks: VecDeque<Chunk>,
+    len: usize,
+}
+
+impl LineQueue {
+    /// Lines queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no line is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues a chunk after the others.
+    pub fn push_back(&mut self, chunk: Chunk) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Puts a chunk back before the others (a batch whose delivery failed).
+    pub fn push_front(&mut self, chunk: Chunk) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_front(chunk);
+        }
+    }
+
+    /// Drops up to `n` of the oldest lines; returns how many were dropped.
+    pub fn drop_oldest(&mut self, n: usize) -> usize {
+        let mut dropped = 0;
+        while dropped < n {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            let k = (n - dropped).min(front.len());
+            front.start += k;
+            dropped += k;
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+        self.len -= dropped;
+        dropped
+    }
+
+    /// Takes up to `max` of the oldest lines, as one chunk.
+    pub fn take(&mut self, max: usize) -> Chunk {
+        let mut batch = Chunk::default();
+        while batch.len() < max {
+            let Some(mut front) = self.chunks.pop_front() else {
+                break;
+            };
+            let need = max - batch.len();
+            if batch.is_empty() && front.start == 0 && front.len() <= need {
+                batch = front; // the whole chunk: no copy
+                continue;
+            }
+            front.move_lines(need, &mut batch);
+            if !front.is_empty() {
+                self.chunks.push_front(front);
+            }
+        }
+        self.len -= batch.len();
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(lines: &[&str]) -> Chunk {
+        let mut c = Chunk::default();
+        for l in lines {
+            c.bytes_mut().extend_from_slice(l.as_bytes());
+            c.bytes_mut().push(b'\n');
+            c.end_line();
+        }
+        c
+    }
+
+    fn text(c: &Chunk) -> String {
+        String::from_utf8(c.body().to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn take_splits_and_joins_chunks_in_order() {
+        let mut q = LineQueue::default();
+        q.push_back(chunk(&["a", "b", "c"]));
+        q.push_back(chunk(&["d", "e"]));
+        assert_eq!(q.len(), 5);
+        let first = q.take(2);
+        assert_eq!(text(&first), "a\nb\n");
+        assert_eq!(first.line(1), Some(&b"b"[..]));
+        let second = q.take(10);
+        assert_eq!(text(&second), "c\nd\ne\n");
+        assert_eq!(second.line(2), Some(&b"e"[..]));
+        assert!(q.is_empty());
+        q.push_front(second);
+        assert_eq!(text(&q.take(3)), "c\nd\ne\n");
+    }
+
+    #[test]
+    fn drop_oldest_counts_exactly() {
+        let mut q = LineQueue::default();
+        q.push_back(chunk(&["a", "b", "c"]));
+        q.push_back(chunk(&["d", "e"]));
+        assert_eq!(q.drop_oldest(4), 4);
+        assert_eq!(q.len(), 1);
+        assert_eq!(text(&q.take(5)), "e\n");
+        assert_eq!(q.drop_oldest(3), 0);
+    }
+}

@@ -1,0 +1,219 @@
+//! Against a real InfluxDB 1.x (Debian's `influxdb` package), started by the test on free
+//! loopback ports: values read back one by one, an outage, an outage past the buffer.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use alumet::prelude::*;
+use common::influxd::{available, Influxd};
+use common::{start, wait_until, Run};
+use plugin_influxdb::{ApiVersion, Config};
+use serde_json::{json, Value};
+
+const T0: u64 = 1_700_000_000_000_000_000;
+const DB: &str = "alumet";
+
+fn config(server: &Influxd) -> Config {
+    Config {
+        api_version: ApiVersion::V1,
+        host: server.url(),
+        database: DB.into(),
+        batch_size: 10,
+        flush_interval: Duration::from_millis(20),
+        ..Config::default()
+    }
+}
+
+/// The rows of a measurement as maps from column to value.
+fn rows(server: &Influxd, measurement: &str) -> Vec<serde_json::Map<String, Value>> {
+    let (columns, rows) = server.select_all(DB, measurement);
+    rows.into_iter()
+        .map(|r| columns.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+/// The `value` of every row of `test_input_1`, in time order.
+fn counts(server: &Influxd) -> Vec<u64> {
+    rows(server, "test_input_1")
+        .iter()
+        .map(|r| r["value"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn values_and_awkward_names_read_back_one_by_one() {
+    if !available("values_and_awkward_names_read_back_one_by_one") {
+        return;
+    }
+    let server = Influxd::start("values", DB);
+    let awkward_key = "awk key, x=y \"q\" \\o/";
+    let config = Config {
+        attributes_as_tags: vec!["domain".into()],
+        ..config(&server)
+    };
+    let run = start(config, Duration::from_secs(10));
+    let attrs = Attributes::new([("domain", "pkg 0,x=y")]).with(awkward_key, "v\"a\\l\nue, =");
+    let ints = [0, 1, 42, i64::MAX as u64, u64::MAX];
+    for (i, v) in ints.into_iter().enumerate() {
+        let t = Timestamp::from_unix_nanos(T0 + i as u64);
+        let p = MeasurementPoint::new(
+            t,
+            run.count,
+            Resource::LocalMachine,
+            ResourceConsumer::LocalMachine,
+            v,
+        );
+        run.feeder.push(p.with_attributes(attrs.clone()));
+    }
+    let resource = Resource::custom("my res", "C:\\dir\\x,y=z \"q\"");
+    let consumer = ResourceConsumer::custom("proc ess", "line1\nline2 a\\,b");
+    let floats = [12.5, -0.25, 1e-7, f64::MAX, f64::NAN];
+    for (i, v) in floats.into_iter().enumerate() {
+        let t = Timestamp::from_unix_nanos(T0 + i as u64);
+        run.feeder.push(MeasurementPoint::new(
+            t,
+            run.energy,
+            resource.clone(),
+            consumer.clone(),
+            v,
+        ));
+    }
+    run.run.trigger("test/input");
+    let (report, _) = run.run.shutdown();
+    assert_eq!(report.undelivered_points, 0);
+    let stats = run.stats.stats();
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.skipped_non_finite,
+            stats.large_u64_as_string
+        ),
+        (9, 1, 1)
+    );
+
+    let got = rows(&server, "test_input_1");
+    assert_eq!(got.len(), 5);
+    for (i, row) in got.iter().enumerate() {
+        assert_eq!(row["time"], json!(T0 + i as u64));
+        assert_eq!(row["domain"], json!("pkg 0,x=y"), "attribute as a tag");
+        assert_eq!(
+            row[awkward_key],
+            json!("v\"a\\l\nue, ="),
+            "attribute as a field"
+        );
+        assert_eq!(row["resource_kind"], json!("local_machine"));
+        assert_eq!(row["consumer_kind"], json!("local_machine"));
+        if ints[i] <= i64::MAX as u64 {
+            assert_eq!(row["value"].as_u64(), Some(ints[i]));
+            assert_eq!(row["value_u64"], Value::Null);
+        } else {
+            assert_eq!(row["value"], Value::Null);
+            assert_eq!(
+                row["value_u64"],
+                json!(ints[i].to_string()),
+                "exact, as a string"
+            );
+        }
+    }
+    let got = rows(&server, "energy_J");
+    assert_eq!(got.len(), 4, "NaN is skipped");
+    for (i, row) in got.iter().enumerate() {
+        assert_eq!(row["time"], json!(T0 + i as u64));
+        assert_eq!(row["value"].as_f64(), Some(floats[i]));
+        assert_eq!(row["resource_kind"], json!("my res"));
+        assert_eq!(row["resource_id"], json!("C:\\dir\\x,y=z \"q\""));
+        assert_eq!(row["consumer_kind"], json!("proc ess"));
+        // Documented: no line protocol carries a line break in a tag (written as `\n`),
+        // and 1.x stores a backslash right before an escaped comma one backslash longer.
+        assert_eq!(row["consumer_id"], json!("line1\\nline2 a\\\\,b"));
+    }
+}
+
+/// Feeds `range` in rounds of 5 points, one trigger each.
+fn feed(run: &Run, range: std::ops::Range<u64>) {
+    let values: Vec<u64> = range.collect();
+    for round in values.chunks(5) {
+        run.feed_counts(T0, round.iter().copied());
+    }
+}
+
+#[test]
+fn an_outage_loses_nothing_and_duplicates_nothing() {
+    if !available("an_outage_loses_nothing_and_duplicates_nothing") {
+        return;
+    }
+    let mut server = Influxd::start("outage", DB);
+    server.kill();
+    // Down at start: the agent starts anyway.
+    let run = start(config(&server), Duration::from_secs(20));
+    feed(&run, 0..50);
+    run.wait_received(50, Duration::from_secs(10));
+    server.restart();
+    feed(&run, 50..100);
+    assert!(wait_until(Duration::from_secs(30), || run
+        .stats
+        .stats()
+        .delivered
+        == 100));
+    // Down in the middle of the run.
+    server.kill();
+    feed(&run, 100..200);
+    run.wait_received(200, Duration::from_secs(10));
+    assert!(wait_until(Duration::from_secs(10), || run
+        .stats
+        .stats()
+        .failed_attempts
+        >= 2));
+    server.restart();
+    feed(&run, 200..250);
+    let (report, _) = run.run.shutdown();
+    assert_eq!(report.undelivered_points, 0);
+    let stats = run.stats.stats();
+    assert_eq!(
+        (stats.delivered, stats.dropped, stats.undelivered),
+        (250, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(
+        counts(&server),
+        (0..250).collect::<Vec<_>>(),
+        "every point once, in time order"
+    );
+}
+
+#[test]
+fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
+    if !available("an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them") {
+        return;
+    }
+    let mut server = Influxd::start("long-outage", DB);
+    let config = Config {
+        max_buffered_points: 50,
+        ..config(&server)
+    };
+    let run = start(config, Duration::from_secs(20));
+    feed(&run, 0..10);
+    assert!(wait_until(Duration::from_secs(30), || run
+        .stats
+        .stats()
+        .delivered
+        == 10));
+    server.kill();
+    feed(&run, 10..210);
+    run.wait_received(210, Duration::from_secs(10));
+    let stats = run.stats.stats();
+    assert_eq!((stats.buffered, stats.dropped), (50, 150), "{stats:?}");
+    server.restart();
+    let (report, _) = run.run.shutdown();
+    assert_eq!(report.undelivered_points, 0);
+    let stats = run.stats.stats();
+    assert_eq!(
+        (stats.delivered, stats.dropped, stats.undelivered),
+        (60, 150, 0),
+        "{stats:?}"
+    );
+    let expected: Vec<u64> = (0..10).chain(160..210).collect();
+    assert_eq!(counts(&server), expected, "the oldest were dropped");
+}
