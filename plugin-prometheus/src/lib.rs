@@ -1,0 +1,1 @@
+//! prometheus output (work in progress).

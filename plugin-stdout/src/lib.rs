@@ -1,0 +1,1 @@
+//! stdout output (work in progress).
