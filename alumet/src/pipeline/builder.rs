@@ -155,11 +155,24 @@ fn launch(
     unavailable: Vec<(String, Unavailable)>,
     shutdown_timeout: Duration,
 ) -> Result<RunningPipeline, PipelineError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("alumet-rt")
-        .enable_all()
-        .build()?;
+    // The async runtime exists only for async outputs and autonomous sources: without
+    // them, no thread is started for it (a short exec run saves its start and stop).
+    let needs_runtime = !elements.autonomous.is_empty()
+        || elements
+            .outputs
+            .iter()
+            .any(|(_, kind, _)| matches!(kind, OutputKind::Async(_)));
+    let runtime = if needs_runtime {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("alumet-rt")
+                .enable_all()
+                .build()?,
+        )
+    } else {
+        None
+    };
     let (done_tx, workers_done) = std::sync::mpsc::channel::<()>();
     let out_ctx = OutputContext {
         metrics: Arc::clone(&metrics),
@@ -192,10 +205,13 @@ fn launch(
                     out_ctx.clone(),
                 ));
                 let worker_slot = Arc::clone(&slot);
-                runtime.spawn(async move {
-                    let _done = done;
-                    run_async(worker_slot, output).await;
-                });
+                // `needs_runtime` holds whenever there is an async output.
+                if let Some(runtime) = &runtime {
+                    runtime.spawn(async move {
+                        let _done = done;
+                        run_async(worker_slot, output).await;
+                    });
+                }
                 slot
             }
         };
@@ -242,13 +258,15 @@ fn launch(
     let autonomous = elements
         .autonomous
         .into_iter()
-        .map(|(name, start)| {
+        .filter_map(|(name, start)| {
             let sink = SourceSink {
                 dispatcher: Arc::clone(&dispatcher),
                 name: name.clone(),
             };
+            // `needs_runtime` holds whenever there is an autonomous source.
+            let runtime = runtime.as_ref()?;
             let task = runtime.spawn(start(sink, Shutdown(shutdown_rx.clone())));
-            (name, task)
+            Some((name, task))
         })
         .collect();
 
@@ -260,7 +278,7 @@ fn launch(
         plugins,
         unavailable,
         metrics,
-        runtime: Some(runtime),
+        runtime,
         autonomous,
         shutdown_tx,
         workers_done,
