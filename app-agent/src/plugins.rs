@@ -59,6 +59,18 @@ pub fn all() -> Vec<Entry> {
             needs_hardware: false,
             enabled_by_default: false,
         },
+        Entry {
+            meta: PluginMetadata::of::<plugin_prometheus::PrometheusPlugin>(),
+            role: Role::Output,
+            needs_hardware: false,
+            enabled_by_default: false,
+        },
+        Entry {
+            meta: PluginMetadata::of::<plugin_stdout::StdoutPlugin>(),
+            role: Role::Output,
+            needs_hardware: false,
+            enabled_by_default: false,
+        },
     ]
 }
 

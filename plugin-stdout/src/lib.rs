@@ -1,1 +1,44 @@
-//! stdout output (work in progress).
+//! stdout output: the plugin `stdout` writes every point it receives as one line on the
+//! standard output, human-readable or JSON lines (see `README.md`).
+//!
+//! ```toml
+//! [plugins.stdout]
+//! format = "json"
+//! ```
+
+mod config;
+mod format;
+mod output;
+
+use alumet::pipeline::OutputOptions;
+use alumet::prelude::*;
+
+pub use config::{Config, Format};
+pub use output::StdoutOutput;
+
+/// The `stdout` plugin: one output, `stdout/stdout`.
+pub struct StdoutPlugin {
+    config: Config,
+}
+
+impl Plugin for StdoutPlugin {
+    type Config = Config;
+
+    fn name() -> &'static str {
+        "stdout"
+    }
+
+    fn init(config: Config) -> anyhow::Result<Self> {
+        Ok(StdoutPlugin { config })
+    }
+
+    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        let output = StdoutOutput::new(self.config.format, std::io::stdout());
+        // One write of the formatted buffer to the locked stdout: quick enough to be
+        // written by the flushing thread (a terminal or a pipe that blocks makes it go to
+        // its own thread, see the pipeline docs).
+        let options = OutputOptions::default().inline_when_idle();
+        alumet.add_output_with("stdout", output, options)?;
+        Ok(())
+    }
+}
