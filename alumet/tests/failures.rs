@@ -7,6 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use alumet::pipeline::{ElementKind, ElementStats};
 use alumet::prelude::*;
 use alumet::test_util::{Collected, PipelineTester, TestPlugin};
 use common::*;
@@ -41,6 +42,17 @@ struct Outcome {
     source_active: bool,
     /// Polls of the healthy source.
     other_source_polls: u64,
+    /// The pipeline's statistics of each element at the end.
+    stats: Vec<ElementStats>,
+}
+
+impl Outcome {
+    fn stats(&self, element: &str) -> &ElementStats {
+        self.stats
+            .iter()
+            .find(|s| s.name.element == element)
+            .unwrap()
+    }
 }
 
 /// Source `p/bad` (fails per `source`), source `p/good`, a transform adding 1000 (fails per
@@ -113,6 +125,7 @@ fn run(source: Option<Failure>, transform: Option<Failure>, output: Option<Failu
         .sources()
         .iter()
         .any(|(n, active)| n.element == "bad" && *active);
+    let stats = run.control().element_stats();
     let _ = run.shutdown();
     let values = |c: &Collected| {
         c.points()
@@ -125,6 +138,7 @@ fn run(source: Option<Failure>, transform: Option<Failure>, output: Option<Failu
         tested: values(&tested),
         source_active,
         other_source_polls: get(&good_polls),
+        stats,
     }
 }
 
@@ -241,4 +255,46 @@ fn stopped_output_counts_what_it_could_not_write() {
         .find(|s| s.name.element == "broken")
         .unwrap();
     assert_eq!((broken.written_points, broken.failed_points), (0, 6));
+}
+
+#[test]
+fn element_stats_count_polls_points_errors_and_stops() {
+    let o = run(None, None, None);
+    let bad = o.stats("bad");
+    assert_eq!(
+        (
+            bad.kind,
+            bad.polls,
+            bad.points,
+            bad.retryable_errors,
+            bad.stopped
+        ),
+        (ElementKind::Source, 4, 4, 0, false)
+    );
+    assert!(bad.last_success.is_some());
+    assert_eq!(o.stats("tested").points, 8, "points written by the output");
+    assert_eq!(o.stats("plus1000").kind, ElementKind::Transform);
+
+    let o = run(
+        Some(Failure::Retryable),
+        Some(Failure::Retryable),
+        Some(Failure::Retryable),
+    );
+    for element in ["bad", "plus1000", "tested"] {
+        let s = o.stats(element);
+        assert_eq!((s.retryable_errors, s.stopped), (1, false), "{element}");
+    }
+    assert_eq!(o.stats("bad").polls, 4);
+    assert_eq!(o.stats("bad").points, 3);
+
+    let o = run(
+        Some(Failure::Fatal),
+        Some(Failure::Panic),
+        Some(Failure::Fatal),
+    );
+    for element in ["bad", "plus1000", "tested"] {
+        assert!(o.stats(element).stopped, "{element}");
+    }
+    assert!(!o.stats("good").stopped);
+    assert_eq!(o.stats("good").polls, 4);
 }

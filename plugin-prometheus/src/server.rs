@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use alumet::pipeline::{ElementKind, ElementStats};
 use alumet::prelude::*;
 use anyhow::{anyhow, Context};
 use tiny_http::{Header, Method, Request, Response};
@@ -56,8 +57,61 @@ impl Page {
         let _ = writeln!(out, "{n} {}", snapshot.series());
         if let Some(control) = self.control.get() {
             self.render_outputs(&mut out, &control.output_stats());
+            self.render_elements(&mut out, &control.element_stats());
         }
         out
+    }
+
+    /// Errors and stops of every element; polls, points and last success of every source.
+    fn render_elements(&self, out: &mut String, stats: &[ElementStats]) {
+        let p = &self.prefix;
+        let element = |out: &mut String, name: &str, s: &ElementStats| {
+            let _ = write!(out, "{name}{{element=\"");
+            escape_label_value(out, &s.name.to_string());
+            let _ = write!(out, "\",kind=\"{}\"}} ", s.kind.as_str());
+        };
+        let families: [ElementFamily; 5] = [
+            (
+                "element_errors_total",
+                "Retryable errors of each element (it went on).",
+                true,
+                |s| Some(s.retryable_errors as f64),
+            ),
+            (
+                "element_stopped",
+                "1 when the element stopped after a fatal error or a panic.",
+                false,
+                |s| Some(f64::from(u8::from(s.stopped))),
+            ),
+            ("source_polls_total", "Polls of each source.", true, |s| {
+                (s.kind == ElementKind::Source).then_some(s.polls as f64)
+            }),
+            (
+                "source_points_total",
+                "Points produced by each source.",
+                true,
+                |s| (s.kind == ElementKind::Source).then_some(s.points as f64),
+            ),
+            (
+                "source_last_success_timestamp_seconds",
+                "Time of the last successful poll of each source.",
+                false,
+                |s| s.last_success.map(|t| t.unix_nanos() as f64 / 1e9),
+            ),
+        ];
+        for (family, help, counter, get) in families {
+            let name = format!("{p}{family}");
+            if !stats.iter().any(|s| get(s).is_some()) {
+                continue;
+            }
+            write_header(out, &name, help, counter);
+            for s in stats {
+                if let Some(v) = get(s) {
+                    element(out, &name, s);
+                    let _ = writeln!(out, "{v}");
+                }
+            }
+        }
     }
 
     fn render_outputs(&self, out: &mut String, stats: &[alumet::pipeline::OutputStats]) {
@@ -98,6 +152,14 @@ impl Page {
         }
     }
 }
+
+/// Name, help, counter, and the value of [`ElementStats`] (none: no sample).
+type ElementFamily = (
+    &'static str,
+    &'static str,
+    bool,
+    fn(&ElementStats) -> Option<f64>,
+);
 
 /// Name, help, counter, and the field of [`OutputStats`](alumet::pipeline::OutputStats).
 type HealthFamily = (

@@ -138,6 +138,27 @@ fn fixed_points_parse_back_with_names_labels_help_and_types() {
         )
         .is_some());
     assert_eq!(written.value("alumet_prometheus_series", &[]), Some(6.0));
+    // Per element: the feeder source's polls and points, no error, not stopped.
+    let source = [("element", "test/input"), ("kind", "source")];
+    assert_eq!(written.types["alumet_source_polls_total"], "counter");
+    assert!(written.value("alumet_source_polls_total", &source).unwrap() >= 1.0);
+    assert!(
+        written
+            .value("alumet_source_points_total", &source)
+            .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        written.value("alumet_element_errors_total", &source),
+        Some(0.0)
+    );
+    assert_eq!(written.value("alumet_element_stopped", &source), Some(0.0));
+    assert!(
+        written
+            .value("alumet_source_last_success_timestamp_seconds", &source)
+            .unwrap()
+            > 1.7e9
+    );
     // Other paths.
     assert_eq!(get(x.addr, "/nope").0, 404);
     assert_eq!(get(x.addr, "/").0, 200);

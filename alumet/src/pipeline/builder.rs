@@ -15,6 +15,7 @@ use super::output::{run_async, run_blocking, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
 use super::selector::ElementName;
 use super::sources::{SourceGroup, SourceSlot};
+use super::stats::{Counters, ElementKind};
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -226,17 +227,34 @@ fn launch(
             name,
             transform: Some(t),
             log: RateLimited::default(),
+            counters: Arc::default(),
         })
         .collect();
     let ctx = TransformContext {
         metrics: Arc::clone(&metrics),
     };
     let dispatcher = Arc::new(Dispatcher::new(transforms, slots, ctx));
+    let mut stats: Vec<(ElementName, ElementKind, Arc<Counters>)> = Vec::new();
+    for (name, counters) in dispatcher.transform_counters() {
+        stats.push((name, ElementKind::Transform, counters));
+    }
+    for slot in &dispatcher.outputs {
+        stats.push((
+            slot.name.clone(),
+            ElementKind::Output,
+            Arc::clone(&slot.counters),
+        ));
+    }
 
     // One thread per poll interval: sources that share it share the wake-up.
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
     for (name, source, trigger) in elements.sources {
         let slot = SourceSlot::new(name, source, &trigger);
+        stats.push((
+            slot.name.clone(),
+            ElementKind::Source,
+            Arc::clone(&slot.counters),
+        ));
         match by_interval
             .iter_mut()
             .find(|(i, _)| *i == trigger.poll_interval)
@@ -262,7 +280,13 @@ fn launch(
             let sink = SourceSink {
                 dispatcher: Arc::clone(&dispatcher),
                 name: name.clone(),
+                counters: Arc::default(),
             };
+            stats.push((
+                name.clone(),
+                ElementKind::Source,
+                Arc::clone(&sink.counters),
+            ));
             // `needs_runtime` holds whenever there is an autonomous source.
             let runtime = runtime.as_ref()?;
             let task = runtime.spawn(start(sink, Shutdown(shutdown_rx.clone())));
@@ -271,7 +295,12 @@ fn launch(
         .collect();
 
     let control = PipelineControl {
-        inner: Arc::new(ControlInner::new(groups, dispatcher, elements.subscribers)),
+        inner: Arc::new(ControlInner::new(
+            groups,
+            dispatcher,
+            elements.subscribers,
+            stats,
+        )),
     };
     Ok(RunningPipeline {
         control,

@@ -14,6 +14,7 @@ use super::output::OutputStats;
 use super::ratelimit::panic_message;
 use super::selector::{ElementName, Selector};
 use super::sources::{self, SourceGroup, SourceSlot, TriggerAck};
+use super::stats::{Counters, ElementKind, ElementStats};
 
 /// A plugin's event handler.
 pub(crate) type Subscriber = Box<dyn Fn(&Event, &PipelineControl) + Send + Sync>;
@@ -40,6 +41,7 @@ pub(crate) struct ControlInner {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) subscribers: Vec<(String, Subscriber)>,
     pub(crate) closing: AtomicBool,
+    stats: Mutex<Vec<(ElementName, ElementKind, Arc<Counters>)>>,
     shutdown_requested: Mutex<bool>,
     shutdown_cv: Condvar,
 }
@@ -49,12 +51,14 @@ impl ControlInner {
         groups: Vec<SourceGroup>,
         dispatcher: Arc<Dispatcher>,
         subscribers: Vec<(String, Subscriber)>,
+        stats: Vec<(ElementName, ElementKind, Arc<Counters>)>,
     ) -> Self {
         ControlInner {
             groups: Mutex::new(groups),
             dispatcher,
             subscribers,
             closing: AtomicBool::new(false),
+            stats: Mutex::new(stats),
             shutdown_requested: Mutex::new(false),
             shutdown_cv: Condvar::new(),
         }
@@ -157,6 +161,12 @@ impl PipelineControl {
             return Err(ControlError::DuplicateName(name));
         }
         let slot = SourceSlot::new(name, source, &trigger);
+        let counters = Arc::clone(&slot.counters);
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((slot.name.clone(), ElementKind::Source, counters));
         match groups.iter().find(|g| g.interval == trigger.poll_interval) {
             Some(group) => group.add(slot),
             None => {
@@ -189,6 +199,17 @@ impl PipelineControl {
                 );
             }
         }
+    }
+
+    /// What happened so far to each source, transform and output: polls, points, errors,
+    /// whether it stopped, the last successful poll. Reads atomics: it never waits on the
+    /// pipeline.
+    pub fn element_stats(&self) -> Vec<ElementStats> {
+        let stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats
+            .iter()
+            .map(|(name, kind, c)| c.snapshot(name, *kind))
+            .collect()
     }
 
     /// What happened so far to the points of each output.

@@ -10,12 +10,14 @@ use super::element::{ErrorKind, Transform, TransformContext};
 use super::output::OutputSlot;
 use super::ratelimit::{panic_message, suppressed_note, RateLimited};
 use super::selector::ElementName;
+use super::stats::Counters;
 
 pub(crate) struct TransformSlot {
     pub(crate) name: ElementName,
     /// `None` once the transform is stopped.
     pub(crate) transform: Option<Box<dyn Transform>>,
     pub(crate) log: RateLimited,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Runs the transforms and fills the output queues; shared by every flushing thread.
@@ -27,6 +29,15 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// The counters of the transforms, for the statistics.
+    pub(crate) fn transform_counters(&self) -> Vec<(ElementName, Arc<Counters>)> {
+        let transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
+        transforms
+            .iter()
+            .map(|t| (t.name.clone(), Arc::clone(&t.counters)))
+            .collect()
+    }
+
     pub(crate) fn new(
         transforms: Vec<TransformSlot>,
         outputs: Vec<Arc<OutputSlot>>,
@@ -66,6 +77,7 @@ fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &Transfo
     match catch_unwind(AssertUnwindSafe(|| transform.apply(buffer, ctx))) {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
+            slot.counters.retryable();
             if let Some(n) = slot.log.check() {
                 log::warn!(
                     "transform {} failed on a buffer, passing it on: {e}{}",
@@ -77,8 +89,10 @@ fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &Transfo
         Ok(Err(e)) => {
             log::error!("transform {} stopped after a fatal error: {e}", slot.name);
             slot.transform = None;
+            slot.counters.stopped();
         }
         Err(panic) => {
+            slot.counters.stopped();
             log::error!(
                 "transform {} panicked and is stopped: {}",
                 slot.name,
@@ -94,6 +108,7 @@ fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &Transfo
 pub struct SourceSink {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) name: ElementName,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl SourceSink {
@@ -102,6 +117,11 @@ impl SourceSink {
         if buffer.is_empty() {
             return;
         }
+        let at = buffer
+            .iter()
+            .next()
+            .map_or_else(crate::measurement::Timestamp::now, |p| p.timestamp);
+        self.counters.success(buffer.len(), at);
         self.dispatcher.dispatch(&mut Arc::new(buffer));
     }
 

@@ -35,6 +35,7 @@ mod output;
 mod ratelimit;
 mod selector;
 mod sources;
+mod stats;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
 pub(crate) use control::Subscriber;
@@ -46,3 +47,4 @@ pub use element::{
 };
 pub use output::OutputStats;
 pub use selector::{ElementName, Selector};
+pub use stats::{ElementKind, ElementStats};

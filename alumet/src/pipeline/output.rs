@@ -11,6 +11,7 @@ use crate::measurement::MeasurementBuffer;
 use super::element::{AsyncOutput, ElementError, ErrorKind, Output, OutputContext, OutputOptions};
 use super::ratelimit::{panic_message, suppressed_note, RateLimited};
 use super::selector::ElementName;
+use super::stats::Counters;
 
 /// What happened to the points handed to one output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub(crate) struct OutputSlot {
     failed: AtomicU64,
     /// Points of the write in progress.
     in_flight: AtomicU64,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// What a worker does after one write.
@@ -95,6 +97,7 @@ impl OutputSlot {
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            counters: Arc::default(),
         }
     }
 
@@ -224,10 +227,12 @@ impl OutputSlot {
         match result {
             Ok(Ok(())) => {
                 self.written.fetch_add(n, Ordering::Relaxed);
+                self.counters.written(points);
                 Next::Continue
             }
             Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
+                self.counters.retryable();
                 let check = self
                     .write_log
                     .lock()
@@ -244,11 +249,13 @@ impl OutputSlot {
             }
             Ok(Err(e)) => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
+                self.counters.stopped();
                 log::error!("output {} stopped after a fatal error: {e}", self.name);
                 Next::Stop
             }
             Err(panic) => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
+                self.counters.stopped();
                 log::error!("output {} panicked and is stopped: {panic}", self.name);
                 Next::Stop
             }

@@ -13,6 +13,7 @@ use super::dispatch::Dispatcher;
 use super::element::{ErrorKind, Source, Trigger};
 use super::ratelimit::{panic_message, suppressed_note, RateLimited};
 use super::selector::{ElementName, Selector};
+use super::stats::Counters;
 
 /// How many sent buffers a source keeps to reuse once the outputs are done with them.
 const SPARE_BUFFERS: usize = 4;
@@ -54,6 +55,7 @@ pub(crate) struct SourceSlot {
     spare: Vec<Arc<MeasurementBuffer>>,
     triggers: Vec<Arc<TriggerAck>>,
     error_log: RateLimited,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl SourceSlot {
@@ -71,6 +73,7 @@ impl SourceSlot {
             spare: Vec::with_capacity(SPARE_BUFFERS),
             triggers: Vec::new(),
             error_log: RateLimited::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -83,10 +86,15 @@ impl SourceSlot {
         let Some(source) = self.source.as_mut() else {
             return;
         };
+        let before = self.buffer.len();
         let acc = Arc::make_mut(&mut self.buffer).as_accumulator();
         match catch_unwind(AssertUnwindSafe(|| source.poll(acc, timestamp))) {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                let produced = self.buffer.len().saturating_sub(before);
+                self.counters.success(produced, timestamp);
+            }
             Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
+                self.counters.poll_failed();
                 if let Some(n) = self.error_log.check() {
                     log::warn!(
                         "source {} failed, it will poll again: {e}{}",
@@ -98,8 +106,10 @@ impl SourceSlot {
             Ok(Err(e)) => {
                 log::error!("source {} stopped after a fatal error: {e}", self.name);
                 self.source = None;
+                self.counters.stopped();
             }
             Err(panic) => {
+                self.counters.stopped();
                 log::error!(
                     "source {} panicked and is stopped: {}",
                     self.name,

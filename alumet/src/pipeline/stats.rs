@@ -1,0 +1,98 @@
+//! Counters of each element (polls, points, errors, whether it stopped), updated with
+//! relaxed atomics: no lock and no allocation on the hot path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::measurement::Timestamp;
+
+use super::selector::ElementName;
+
+/// The kind of a pipeline element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ElementKind {
+    /// A source.
+    Source,
+    /// A transform.
+    Transform,
+    /// An output.
+    Output,
+}
+
+impl ElementKind {
+    /// `source`, `transform` or `output`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElementKind::Source => "source",
+            ElementKind::Transform => "transform",
+            ElementKind::Output => "output",
+        }
+    }
+}
+
+/// What happened so far to one element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementStats {
+    /// The element (`plugin/name`).
+    pub name: ElementName,
+    /// Its kind.
+    pub kind: ElementKind,
+    /// Sources: polls (or buffers sent, for an autonomous source). Others: 0.
+    pub polls: u64,
+    /// Sources: points produced. Outputs: points written. Transforms: 0.
+    pub points: u64,
+    /// Errors marked retryable (the element went on).
+    pub retryable_errors: u64,
+    /// Whether the element stopped after a fatal error or a panic.
+    pub stopped: bool,
+    /// Sources: when the last successful poll took place.
+    pub last_success: Option<Timestamp>,
+}
+
+/// The live counters behind [`ElementStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    polls: AtomicU64,
+    points: AtomicU64,
+    errors: AtomicU64,
+    stopped: AtomicBool,
+    last_success_ns: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn success(&self, points: usize, at: Timestamp) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        self.points.fetch_add(points as u64, Ordering::Relaxed);
+        self.last_success_ns
+            .store(at.unix_nanos(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn retryable(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn poll_failed(&self) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stopped(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn written(&self, points: usize) {
+        self.points.fetch_add(points as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, name: &ElementName, kind: ElementKind) -> ElementStats {
+        let last = self.last_success_ns.load(Ordering::Relaxed);
+        ElementStats {
+            name: name.clone(),
+            kind,
+            polls: self.polls.load(Ordering::Relaxed),
+            points: self.points.load(Ordering::Relaxed),
+            retryable_errors: self.errors.load(Ordering::Relaxed),
+            stopped: self.stopped.load(Ordering::Relaxed),
+            last_success: (last != 0).then(|| Timestamp::from_unix_nanos(last)),
+        }
+    }
+}
