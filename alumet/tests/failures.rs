@@ -125,8 +125,10 @@ fn run(source: Option<Failure>, transform: Option<Failure>, output: Option<Failu
         .sources()
         .iter()
         .any(|(n, active)| n.element == "bad" && *active);
-    let stats = run.control().element_stats();
+    let control = run.control();
     let _ = run.shutdown();
+    // After the shutdown: every output has written all it will.
+    let stats = control.element_stats();
     let values = |c: &Collected| {
         c.points()
             .iter()
