@@ -9,6 +9,7 @@
 
 mod config;
 mod format;
+mod openmetrics;
 mod output;
 mod server;
 

@@ -236,7 +236,15 @@ fn serve(http: &tiny_http::Server, stopping: &AtomicBool, page: &Page) {
 fn respond(request: Request, page: &Page) {
     let path = request.url().split('?').next().unwrap_or("");
     let get = matches!(request.method(), Method::Get | Method::Head);
+    let openmetrics = request.headers().iter().any(|h| {
+        h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
+    });
     let (status, body, content_type) = match (get, path) {
+        (true, "/metrics") if openmetrics => (
+            200,
+            crate::openmetrics::convert(&page.render(Instant::now())),
+            crate::openmetrics::CONTENT_TYPE,
+        ),
         (true, "/metrics") => (200, page.render(Instant::now()), CONTENT_TYPE),
         (true, "/") => (
             200,

@@ -194,6 +194,27 @@ fn counters_only_grow_across_buffers_and_timestamps_are_optional() {
         assert_eq!(s[0].timestamp, Some((t / 1_000_000) as i64));
     }
     assert_eq!(expected, 4.0);
+
+    // A scraper asking for OpenMetrics gets it: counter families named without `_total`,
+    // samples with it, timestamps in seconds, `# EOF` at the end.
+    let accept = "Accept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\n";
+    let (status, head, body) = common::get_with(x.addr, "/metrics", accept).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(
+        body.contains("# TYPE rapl_consumed_energy_joules counter\n"),
+        "{body}"
+    );
+    let t = T1 + 4 * 1_000_000_000;
+    let sample = format!(
+        "{name}{{resource_kind=\"cpu_package\",resource_id=\"0\",consumer_kind=\"local_machine\"}} 4.0 {}.000",
+        t / 1_000_000_000
+    );
+    assert!(body.lines().any(|l| l == sample), "{sample} not in {body}");
 }
 
 #[test]

@@ -25,9 +25,19 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
 
 /// [`get`], or the error of a server that is not (yet) listening.
 pub fn try_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
+    get_with(addr, path, "")
+}
+
+/// [`try_get`] with extra header lines (each ending in `\r\n`).
+pub fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
