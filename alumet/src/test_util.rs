@@ -261,3 +261,98 @@ impl TestRun {
         (report, self.collected.points())
     }
 }
+
+/// CPU cost measurements shared by the benchmarks and the cost examples: process CPU time
+/// and the wake-up floor (what a loop that only sleeps to absolute deadlines costs).
+pub mod cost {
+    use std::time::Duration;
+
+    /// User + system CPU time of this process (`getrusage`).
+    pub fn cpu_time() -> Duration {
+        let usage = rusage();
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    }
+
+    /// Peak resident memory of this process, in kB.
+    pub fn max_rss_kb() -> u64 {
+        rusage().ru_maxrss as u64
+    }
+
+    fn rusage() -> libc::rusage {
+        // SAFETY: getrusage fills the zeroed struct we own.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_SELF with a valid pointer.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        usage
+    }
+
+    /// Sets the calling thread's timer slack to 1 ns, as the pipeline's source threads do.
+    pub fn precise_timers() {
+        // SAFETY: PR_SET_TIMERSLACK only affects this thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+    }
+
+    fn now_timespec() -> libc::timespec {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+        t
+    }
+
+    fn add_ns(t: &mut libc::timespec, ns: i64) {
+        t.tv_nsec += ns;
+        while t.tv_nsec >= 1_000_000_000 {
+            t.tv_nsec -= 1_000_000_000;
+            t.tv_sec += 1;
+        }
+    }
+
+    /// CPU µs per wake-up of a loop that only sleeps to absolute deadlines every `period`
+    /// (`clock_nanosleep(TIMER_ABSTIME)`, 1 ns timer slack), for about `run`.
+    pub fn floor(period: Duration, run: Duration) -> f64 {
+        precise_timers();
+        let n = (run.as_nanos() / period.as_nanos().max(1)).max(1) as u64;
+        let cpu0 = cpu_time();
+        let mut next = now_timespec();
+        for _ in 0..n {
+            add_ns(&mut next, period.as_nanos() as i64);
+            // SAFETY: a valid timespec; an early return (EINTR) only shortens one sleep.
+            unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &next,
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+        (cpu_time() - cpu0).as_secs_f64() * 1e6 / n as f64
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn timespec_arithmetic_carries_seconds() {
+            let mut t = libc::timespec {
+                tv_sec: 1,
+                tv_nsec: 999_999_999,
+            };
+            add_ns(&mut t, 2);
+            assert_eq!((t.tv_sec, t.tv_nsec), (2, 1));
+        }
+
+        #[test]
+        fn floor_and_cpu_time_are_measured() {
+            let before = cpu_time();
+            assert!(floor(Duration::from_millis(1), Duration::from_millis(20)) > 0.0);
+            assert!(cpu_time() > before);
+            assert!(max_rss_kb() > 0);
+        }
+    }
+}

@@ -8,75 +8,7 @@ use alumet::measurement::{MeasurementBuffer, Timestamp};
 use alumet::pipeline::{ElementError, OutputContext};
 use serde::{Deserialize, Serialize};
 
-/// User + system CPU time of this process.
-pub fn cpu_time() -> Duration {
-    let usage = rusage();
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Peak resident memory of this process, in kB.
-pub fn max_rss_kb() -> u64 {
-    rusage().ru_maxrss as u64
-}
-
-fn rusage() -> libc::rusage {
-    // SAFETY: getrusage fills the zeroed struct we own.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage
-}
-
-/// Sets the calling thread's timer slack to 1 ns, as the pipeline's source threads do.
-pub fn precise_timers() {
-    // SAFETY: PR_SET_TIMERSLACK only affects this thread.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
-}
-
-/// Sleeps until `deadline` on the monotonic clock, with an absolute `clock_nanosleep`.
-fn sleep_until(deadline: &libc::timespec) {
-    // SAFETY: a valid timespec; EINTR just returns early, the loop goes on.
-    unsafe {
-        libc::clock_nanosleep(
-            libc::CLOCK_MONOTONIC,
-            libc::TIMER_ABSTIME,
-            deadline,
-            std::ptr::null_mut(),
-        )
-    };
-}
-
-fn now_timespec() -> libc::timespec {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t
-}
-
-fn add_ns(t: &mut libc::timespec, ns: i64) {
-    t.tv_nsec += ns;
-    while t.tv_nsec >= 1_000_000_000 {
-        t.tv_nsec -= 1_000_000_000;
-        t.tv_sec += 1;
-    }
-}
-
-/// CPU µs per wake-up of a loop that only sleeps to absolute deadlines every `period`.
-pub fn floor(period: Duration, run: Duration) -> f64 {
-    precise_timers();
-    let n = (run.as_nanos() / period.as_nanos().max(1)) as u64;
-    let cpu0 = cpu_time();
-    let mut next = now_timespec();
-    for _ in 0..n {
-        add_ns(&mut next, period.as_nanos() as i64);
-        sleep_until(&next);
-    }
-    (cpu_time() - cpu0).as_secs_f64() * 1e6 / n as f64
-}
+pub use alumet::test_util::cost::{cpu_time, floor, max_rss_kb};
 
 /// Latencies from the poll's timestamp to the output's write, one per buffer.
 #[derive(Clone, Default)]
@@ -183,15 +115,5 @@ mod tests {
         assert_eq!(l.percentiles(), (51.0, 99.0, 100.0));
         l.clear();
         assert_eq!(l.percentiles(), (0.0, 0.0, 0.0));
-    }
-
-    #[test]
-    fn timespec_arithmetic_carries_seconds() {
-        let mut t = libc::timespec {
-            tv_sec: 1,
-            tv_nsec: 999_999_999,
-        };
-        add_ns(&mut t, 2);
-        assert_eq!((t.tv_sec, t.tv_nsec), (2, 1));
     }
 }

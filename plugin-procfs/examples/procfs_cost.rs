@@ -18,37 +18,8 @@ use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
 use plugin_procfs::ProcfsPlugin;
 
-/// CPU time of this process, user and system (the kernel samples the split between the
-/// two at each tick, so only the sum is meaningful per poll).
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
+use alumet::test_util::cost::{cpu_time, floor};
 
-/// An empty loop sleeping to absolute deadlines: the cost of waking up alone.
-fn floor(period: Duration, run: Duration) -> f64 {
-    let cpu0 = cpu_time();
-    let start = Instant::now();
-    let mut next = start;
-    let mut n = 0u64;
-    // SAFETY: sets this thread's timer slack, as the pipeline's source threads do.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
-    while start.elapsed() < run {
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        }
-        n += 1;
-    }
-    (cpu_time() - cpu0).as_secs_f64() * 1e6 / n as f64
-}
-
-/// The procfs plugin with kernel and memory polled every `period`.
 fn procfs(period: Duration, flush: &str) -> anyhow::Result<Box<dyn alumet::plugin::AnyPlugin>> {
     let p = format!("{}ns", period.as_nanos());
     let text = format!(
