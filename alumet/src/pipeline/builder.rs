@@ -248,8 +248,10 @@ fn launch(
 
     // One thread per poll interval: sources that share it share the wake-up.
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
+    // One instant for every source: those sharing an interval share the phase.
+    let start = Instant::now();
     for (name, source, trigger) in elements.sources {
-        let slot = SourceSlot::new(name, source, &trigger);
+        let slot = SourceSlot::new(name, source, &trigger, start);
         stats.push((
             slot.name.clone(),
             ElementKind::Source,

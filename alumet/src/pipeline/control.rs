@@ -160,7 +160,7 @@ impl PipelineControl {
         {
             return Err(ControlError::DuplicateName(name));
         }
-        let slot = SourceSlot::new(name, source, &trigger);
+        let slot = SourceSlot::new(name, source, &trigger, std::time::Instant::now());
         let counters = Arc::clone(&slot.counters);
         self.inner
             .stats

@@ -59,8 +59,14 @@ pub(crate) struct SourceSlot {
 }
 
 impl SourceSlot {
-    pub(crate) fn new(name: ElementName, source: Box<dyn Source>, trigger: &Trigger) -> Self {
-        let now = Instant::now();
+    /// A slot whose first poll is one interval after `now`: sources created with the same
+    /// `now` and interval keep the same phase, and are polled in the same wake-up.
+    pub(crate) fn new(
+        name: ElementName,
+        source: Box<dyn Source>,
+        trigger: &Trigger,
+        now: Instant,
+    ) -> Self {
         SourceSlot {
             name,
             source: Some(source),
@@ -242,8 +248,20 @@ impl SourceGroup {
             .collect()
     }
 
-    pub(crate) fn add(&self, slot: SourceSlot) {
-        self.lock().slots.push(slot);
+    /// Adds a source; one with the same interval as a source already here takes its
+    /// phase, so that both are polled in the same wake-up.
+    pub(crate) fn add(&self, mut slot: SourceSlot) {
+        let mut state = self.lock();
+        let same = state.slots.iter().find(|s| {
+            s.poll_interval.is_some()
+                && s.poll_interval == slot.poll_interval
+                && s.next_poll.is_some()
+        });
+        if let Some(next) = same.and_then(|s| s.next_poll) {
+            slot.next_poll = Some(next);
+        }
+        state.slots.push(slot);
+        drop(state);
         self.shared.cv.notify_one();
     }
 
