@@ -356,3 +356,34 @@ pub mod cost {
         }
     }
 }
+
+/// A fresh directory under the system's temporary directory, removed (with its content)
+/// when dropped; its name holds `tag`, the process id and a counter, so tests running in
+/// parallel never share one.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates the directory. Panics if it cannot: this is for tests.
+    pub fn new(tag: &str) -> Self {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("alumet-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create the test directory {}: {e}", dir.display());
+        }
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

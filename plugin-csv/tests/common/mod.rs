@@ -2,7 +2,7 @@
 //! csv plugin and a feeder, and an `OutputContext` to call the output directly.
 #![allow(dead_code)] // each test file uses part of it
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use alumet::pipeline::{PipelineError, ShutdownReport};
@@ -10,28 +10,7 @@ use alumet::prelude::*;
 use alumet::test_util::{PipelineTester, TestPlugin};
 use plugin_csv::{Config, CsvPlugin};
 
-/// A directory under the system's temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        let nanos = Timestamp::now().unix_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("plugin-csv-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use alumet::test_util::TempDir;
 
 /// The default config, writing to `path`.
 pub fn config(path: &Path) -> Config {

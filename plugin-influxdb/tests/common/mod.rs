@@ -12,30 +12,7 @@ use alumet::prelude::*;
 use alumet::test_util::{Feeder, PipelineTester, TestPlugin, TestRun};
 use plugin_influxdb::{Config, InfluxDbPlugin, StatsHandle};
 
-/// A directory under the system's temporary directory, removed on drop.
-pub struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        let nanos = Timestamp::now().unix_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "plugin-influxdb-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use alumet::test_util::TempDir;
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
