@@ -10,7 +10,7 @@ use alumet::pipeline::{OutputOptions, PipelineBuilder};
 use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
 
-use alumet::test_util::cost::{cpu_time, floor};
+use alumet::test_util::cost::{cpu_time, floor, synthetic_source};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,21 +28,7 @@ fn main() -> anyhow::Result<()> {
     let mut builder = PipelineBuilder::new();
     builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
         let m = alumet.create_metric::<u64>("bench_value", Unit::Unity, "synthetic")?;
-        let attrs = Attributes::new([("domain", "package")]);
-        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
-            polls2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            for i in 0..points {
-                let p = MeasurementPoint::new(
-                    t,
-                    m,
-                    Resource::CpuPackage { id: 0 },
-                    ResourceConsumer::LocalMachine,
-                    i,
-                );
-                acc.push(p.with_attributes(attrs.clone()));
-            }
-            Ok(())
-        };
+        let source = synthetic_source(m, points, polls2);
         alumet.add_source("synthetic", source, Trigger::every(period))?;
         let null = |_b: &MeasurementBuffer, _c: &OutputContext| Ok(());
         let options = if inline {

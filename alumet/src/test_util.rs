@@ -267,6 +267,32 @@ impl TestRun {
 pub mod cost {
     use std::time::Duration;
 
+    /// A synthetic source for cost measurements: `points` points of `metric` per poll
+    /// (values 0, 1, ...; resource `cpu_package` 0; one shared attribute set), counting its
+    /// polls in `polls`. It allocates nothing per poll.
+    pub fn synthetic_source(
+        metric: crate::metrics::MetricId<u64>,
+        points: u64,
+        polls: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> impl crate::pipeline::Source {
+        use crate::measurement::*;
+        let attrs = Attributes::new([("domain", "package")]);
+        move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for i in 0..points {
+                let p = MeasurementPoint::new(
+                    t,
+                    metric,
+                    Resource::CpuPackage { id: 0 },
+                    ResourceConsumer::LocalMachine,
+                    i,
+                );
+                acc.push(p.with_attributes(attrs.clone()));
+            }
+            Ok(())
+        }
+    }
+
     /// User + system CPU time of this process (`getrusage`).
     pub fn cpu_time() -> Duration {
         let usage = rusage();

@@ -65,21 +65,7 @@ pub const CASES: [Case; 4] = [
 fn synthetic(points: u64, period: Duration, polls: PollCount) -> TestPlugin {
     TestPlugin::new("bench", move |alumet| {
         let m = alumet.create_metric::<u64>("bench_value", Unit::Unity, "synthetic value")?;
-        let attrs = Attributes::new([("domain", "package")]);
-        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
-            polls.0.fetch_add(1, Ordering::Relaxed);
-            for i in 0..points {
-                let p = MeasurementPoint::new(
-                    t,
-                    m,
-                    Resource::CpuPackage { id: 0 },
-                    ResourceConsumer::LocalMachine,
-                    i,
-                );
-                acc.push(p.with_attributes(attrs.clone()));
-            }
-            Ok(())
-        };
+        let source = alumet::test_util::cost::synthetic_source(m, points, polls.0);
         alumet.add_source("synthetic", source, Trigger::every(period))?;
         Ok(())
     })
