@@ -18,6 +18,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub mod logs;
+
 use crate::measurement::{
     MeasurementAccumulator, MeasurementBuffer, MeasurementPoint, MeasurementType, Timestamp,
 };

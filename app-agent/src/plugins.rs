@@ -48,6 +48,12 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: true,
         },
         Entry {
+            meta: PluginMetadata::of::<plugin_nvidia::NvidiaPlugin>(),
+            role: Role::Source,
+            needs_hardware: true,
+            enabled_by_default: true,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),
             role: Role::Output,
             needs_hardware: false,

@@ -86,17 +86,24 @@ impl AnyPlugin for ExecPlugin {
 
 /// Exec and watch follow the measured process: when procfs is enabled, its processes
 /// section is turned on with the `"event"` strategy (it measures the processes the agent
-/// announces), whatever the file says for the run mode.
+/// announces), and nvidia reports per-process metrics of the announced process trees only,
+/// whatever the file says for the run mode.
 pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
-    if plugin != "procfs" {
-        return;
-    }
-    let processes = table
-        .entry("processes")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let Some(p) = processes.as_table_mut() {
-        p.insert("enabled".into(), toml::Value::Boolean(true));
-        p.insert("strategy".into(), toml::Value::String("event".into()));
+    match plugin {
+        "procfs" => {
+            let processes = table
+                .entry("processes")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(p) = processes.as_table_mut() {
+                p.insert("enabled".into(), toml::Value::Boolean(true));
+                p.insert("strategy".into(), toml::Value::String("event".into()));
+            }
+        }
+        // Per-process GPU metrics for the command's process tree only.
+        "nvidia" => {
+            table.insert("processes".into(), toml::Value::String("event".into()));
+        }
+        _ => {}
     }
 }
 

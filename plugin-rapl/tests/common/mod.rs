@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
 
 use alumet::prelude::*;
 use alumet::test_util::{PipelineTester, TestRun};
@@ -140,37 +139,13 @@ pub fn expect(entries: &[(&str, &str, &str, f64)]) -> BTreeMap<PointKey, f64> {
         .collect()
 }
 
-static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}", record.level(), record.args());
-        LOGS.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-    }
-    fn flush(&self) {}
-}
-
 /// Installs the capturing logger (once per test binary).
 pub fn capture_logs() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        log::set_logger(&Capture).unwrap();
-        log::set_max_level(log::LevelFilter::Info);
-    });
+    alumet::test_util::logs::capture();
 }
 
 /// The captured lines (`LEVEL message`) that contain `needle`; tests pass their own
 /// fixture path, so that tests running in parallel do not see each other's lines.
 pub fn logs_with(needle: &str) -> Vec<String> {
-    LOGS.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|l| l.contains(needle))
-        .cloned()
-        .collect()
+    alumet::test_util::logs::lines_with(needle)
 }

@@ -1,0 +1,192 @@
+//! Per-process metrics: which processes to report (every one, or the process trees the
+//! agent announced), and the mean of the driver's utilization samples per process.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::backend::ProcessSample;
+
+/// Which processes get per-process metrics.
+#[derive(Clone, Debug)]
+pub enum ProcessFilter {
+    /// Every process using the GPU.
+    All,
+    /// The announced processes and their descendants.
+    Announced(Announced),
+    /// No process.
+    Nothing,
+}
+
+/// The pids announced by the agent (exec and watch modes), shared by the plugin's event
+/// handler and its sources, and where to find their descendants.
+#[derive(Clone, Debug)]
+pub struct Announced {
+    /// Announced and not ended yet.
+    pub roots: Arc<Mutex<HashSet<u32>>>,
+    /// Where procfs is mounted.
+    pub procfs_root: PathBuf,
+}
+
+/// How far up the parent chain to look (deeper trees are not followed).
+const MAX_DEPTH: usize = 64;
+
+impl Announced {
+    /// Whether `pid` is an announced process or one of their descendants.
+    fn contains(&self, pid: u32) -> bool {
+        let roots = match self.roots.lock() {
+            Ok(roots) => roots,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if roots.is_empty() {
+            return false;
+        }
+        let mut current = pid;
+        for _ in 0..MAX_DEPTH {
+            if roots.contains(&current) {
+                return true;
+            }
+            match parent_of(&self.procfs_root, current) {
+                Some(parent) if parent > 1 => current = parent,
+                _ => return false,
+            }
+        }
+        false
+    }
+}
+
+/// The parent pid from `ROOT/PID/stat`; `None` when the process is gone or the file is
+/// unreadable.
+fn parent_of(root: &std::path::Path, pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after
+    // the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Decides, poll after poll, which processes are reported. A process matched once stays
+/// matched while the GPU lists it, even when its announced ancestor has ended and it was
+/// re-parented.
+#[derive(Debug)]
+pub struct Selection {
+    filter: ProcessFilter,
+    matched: HashSet<u32>,
+}
+
+impl Selection {
+    /// A selection by `filter`.
+    pub fn new(filter: ProcessFilter) -> Self {
+        Selection {
+            filter,
+            matched: HashSet::new(),
+        }
+    }
+
+    /// Whether per-process metrics are wanted at all.
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self.filter, ProcessFilter::Nothing)
+    }
+
+    /// Starts a poll: forgets the matched processes that the GPU no longer lists.
+    pub fn retain_listed(&mut self, listed: &HashSet<u32>) {
+        self.matched.retain(|pid| listed.contains(pid));
+    }
+
+    /// Whether `pid` is reported.
+    pub fn wants(&mut self, pid: u32) -> bool {
+        match &self.filter {
+            ProcessFilter::All => true,
+            ProcessFilter::Nothing => false,
+            ProcessFilter::Announced(announced) => {
+                if self.matched.contains(&pid) {
+                    return true;
+                }
+                let yes = announced.contains(pid);
+                if yes {
+                    self.matched.insert(pid);
+                }
+                yes
+            }
+        }
+    }
+}
+
+/// The mean utilizations of one process over the samples of one poll, in percent.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MeanUtilization {
+    /// Streaming multiprocessors.
+    pub sm: f64,
+    /// Memory.
+    pub memory: f64,
+    /// Encoder.
+    pub encoder: f64,
+    /// Decoder.
+    pub decoder: f64,
+}
+
+/// The mean utilization per pid of `samples`, and the newest sample's timestamp.
+pub fn mean_by_pid(samples: &[ProcessSample]) -> (BTreeMap<u32, MeanUtilization>, Option<u64>) {
+    let mut sums: BTreeMap<u32, ([u64; 4], u32)> = BTreeMap::new();
+    let mut newest = None;
+    for s in samples {
+        let (sum, n) = sums.entry(s.pid).or_default();
+        for (acc, v) in sum.iter_mut().zip([s.sm, s.memory, s.encoder, s.decoder]) {
+            *acc += u64::from(v);
+        }
+        *n += 1;
+        newest = newest.max(Some(s.timestamp_us));
+    }
+    let means = sums
+        .into_iter()
+        .map(|(pid, (sum, n))| {
+            let mean = |i: usize| sum[i] as f64 / f64::from(n);
+            let m = MeanUtilization {
+                sm: mean(0),
+                memory: mean(1),
+                encoder: mean(2),
+                decoder: mean(3),
+            };
+            (pid, m)
+        })
+        .collect();
+    (means, newest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(pid: u32, ts: u64, sm: u32) -> ProcessSample {
+        ProcessSample {
+            pid,
+            timestamp_us: ts,
+            sm,
+            memory: sm / 2,
+            encoder: 0,
+            decoder: 1,
+        }
+    }
+
+    #[test]
+    fn samples_are_averaged_per_pid_and_the_newest_timestamp_is_kept() {
+        let (means, newest) =
+            mean_by_pid(&[sample(7, 10, 40), sample(9, 30, 10), sample(7, 20, 60)]);
+        assert_eq!(newest, Some(30));
+        assert_eq!(means[&7].sm, 50.0);
+        assert_eq!(means[&7].memory, 25.0);
+        assert_eq!(means[&7].decoder, 1.0);
+        assert_eq!(means[&9].sm, 10.0);
+        assert_eq!(mean_by_pid(&[]), (BTreeMap::new(), None));
+    }
+
+    #[test]
+    fn the_parent_is_read_after_the_last_parenthesis() {
+        let dir = std::env::temp_dir().join(format!("nvidia-ppid-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("42")).unwrap();
+        std::fs::write(dir.join("42/stat"), "42 (a (b) c) S 17 42 42 0 -1").unwrap();
+        assert_eq!(parent_of(&dir, 42), Some(17));
+        assert_eq!(parent_of(&dir, 43), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

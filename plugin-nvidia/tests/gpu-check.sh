@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Checks the nvidia plugin against the real driver, on a machine with an NVIDIA GPU, no
+# cargo and no network (nvidia-smi, python3 with pynvml and torch). Takes the release
+# binary built elsewhere:
+#
+#   plugin-nvidia/tests/gpu-check.sh [path/to/alumet-agent] [seconds]
+#
+# While a PyTorch matrix-multiply loop runs (about 20 s), the agent runs in exec mode with
+# the nvidia and csv plugins, wrapping that loop; then it compares:
+#   1. the agent's energy over the run with the difference of the total-energy counter read
+#      by pynvml within milliseconds of the agent's first and last readings (within 1%);
+#   2. the agent's average power with nvidia-smi's power.draw samples (within 10%);
+#   3. that the PyTorch process appears in the per-process metrics;
+#   4. that the exec summary shows the GPU's joules.
+# Then it prints the agent's cost at a 10 ms poll interval. Exits non-zero if a check fails.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+agent="$(realpath "${1:-target/release/alumet-agent}")"
+seconds="${2:-20}"
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+cd "$work"
+
+echo "== machine"
+nvidia-smi --query-gpu=name,pci.bus_id,driver_version,power.limit --format=csv
+"$agent" --version || true
+
+common=(--no-default-config --config "$work/alumet-config.toml" --plugins nvidia,csv
+  --config-override 'plugins.csv.append_unit_to_metric_name=false'
+  --config-override 'plugins.nvidia.poll_interval="100ms"'
+  --config-override 'plugins.nvidia.flush_interval="1s"')
+"$agent" --config "$work/alumet-config.toml" config regen >/dev/null
+
+echo "== exec mode around a ${seconds} s PyTorch load"
+python3 "$here/gpu/sampler.py" sampler.json sampler.ready &
+sampler=$!
+while [ ! -e sampler.ready ]; do sleep 0.1; done
+nvidia-smi --query-gpu=power.draw --format=csv,noheader,nounits -lms 100 > smi.txt &
+smi=$!
+: > load.pids
+status=0
+RUST_LOG=info "$agent" "${common[@]}" --output-file "$work/agent.csv" exec --summary-json summary.json -- \
+  sh -c "kill -USR1 $sampler; python3 '$here/gpu/load.py' $seconds load.pids; kill -USR1 $sampler" \
+  || status=$?
+kill "$smi" || true
+kill -TERM "$sampler"
+wait "$sampler" || true
+echo "agent exit status: $status"
+[ "$status" -eq 0 ] || { echo "FAIL  the agent or the load failed"; exit 1; }
+
+echo "== comparisons"
+result=0
+python3 "$here/gpu/compare.py" agent.csv sampler.json smi.txt summary.json load.pids || result=1
+
+echo "== cost of run mode at a 10 ms poll interval, full mode, 10 s"
+rm -f cost.csv
+RUST_LOG=warn "$agent" "${common[@]}" --output-file "$work/cost.csv" \
+  --config-override 'plugins.nvidia.poll_interval="10ms"' run &
+agent_pid=$!
+sleep 2
+ticks() { awk '{print $14 + $15}' "/proc/$agent_pid/stat"; }
+t0=$(ticks); s0=$(date +%s.%N)
+sleep 10
+t1=$(ticks); s1=$(date +%s.%N)
+kill -TERM "$agent_pid"; wait "$agent_pid" || true
+python3 - "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
+import sys
+t0, t1, s0, s1, hz = map(float, sys.argv[1:6])
+cpu = (t1 - t0) / hz
+wall = s1 - s0
+polls = wall / 0.010
+print(f"agent CPU: {cpu:.2f} s over {wall:.1f} s = {cpu / wall * 100:.1f}% of a core, {cpu / polls * 1e6:.0f} us per poll (100 Hz, one GPU, every metric)")
+PY
+rows=$(wc -l < cost.csv)
+echo "rows written: $rows"
+exit $result
