@@ -320,3 +320,67 @@ fn autonomous_source_sends_until_shutdown_and_loses_nothing() {
         "none missing, in order"
     );
 }
+
+/// Holds the points back and emits their sum when the pipeline shuts down.
+struct SumAtShutdown {
+    sum: u64,
+    last: Option<MeasurementPoint>,
+}
+
+impl Transform for SumAtShutdown {
+    fn apply(
+        &mut self,
+        b: &mut MeasurementBuffer,
+        _c: &TransformContext,
+    ) -> Result<(), ElementError> {
+        for p in b.iter() {
+            self.sum += p.value.as_f64() as u64;
+            self.last = Some(p.clone());
+        }
+        b.clear();
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        b: &mut MeasurementBuffer,
+        _c: &TransformContext,
+    ) -> Result<(), ElementError> {
+        if let Some(mut p) = self.last.take() {
+            p.value = MeasurementValue::U64(self.sum);
+            b.push(p);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn what_a_transform_holds_is_finished_at_shutdown_through_the_later_transforms() {
+    let mut tester = PipelineTester::new();
+    let feeder = tester.feeder("in");
+    tester.any_plugin(TestPlugin::new("t", |alumet| {
+        alumet.add_transform("sum", SumAtShutdown { sum: 0, last: None })?;
+        alumet.add_transform(
+            "double",
+            |b: &mut MeasurementBuffer, _c: &TransformContext| {
+                b.iter_mut()
+                    .for_each(|p| p.value = MeasurementValue::U64(p.value.as_f64() as u64 * 2));
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    let m = run.metric::<u64>("test_in").unwrap();
+    for v in [5, 10] {
+        feeder.push(point(m, v));
+        assert_eq!(run.trigger("test/in"), 1);
+    }
+    feeder.push(point(m, 20));
+    assert_eq!(run.trigger("test/in"), 1);
+    assert!(run.collected().is_empty(), "held back until shutdown");
+    let (report, points) = run.shutdown();
+    let values: Vec<f64> = points.iter().map(|p| p.value.as_f64()).collect();
+    assert_eq!(values, [70.0], "(5 + 10 + 20) * 2, once");
+    assert_eq!(report.undelivered_points, 0);
+}

@@ -384,12 +384,18 @@ impl RunningPipeline {
         inner.closing.store(true, Ordering::SeqCst);
         let groups = std::mem::take(&mut *inner.groups());
         let mut unflushed = 0;
+        let mut all_stopped = true;
         for mut group in groups {
             if let Err(points) = group.stop_until(deadline) {
                 unflushed += points;
+                all_stopped = false;
             }
         }
         self.stop_autonomous(deadline);
+        // A source thread still blocked (past the deadline) may hold the transforms.
+        if all_stopped {
+            inner.dispatcher.finish();
+        }
         for slot in &inner.dispatcher.outputs {
             slot.close();
         }

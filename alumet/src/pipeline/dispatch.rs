@@ -68,13 +68,54 @@ impl Dispatcher {
             output.push(buffer);
         }
     }
+
+    /// At shutdown, once no source flushes any more: each transform's
+    /// [`finish`](Transform::finish), in order, its points passed through the later
+    /// transforms, then queued for every output.
+    pub(crate) fn finish(&self) {
+        let mut buffer = MeasurementBuffer::new();
+        let mut transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in transforms.iter_mut() {
+            if !buffer.is_empty() {
+                apply(slot, &mut buffer, &self.ctx);
+            }
+            run(slot, &mut buffer, &self.ctx, Step::Finish);
+        }
+        drop(transforms);
+        if buffer.is_empty() {
+            return;
+        }
+        let buffer = Arc::new(buffer);
+        for output in &self.outputs {
+            output.push(&buffer);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Step {
+    Apply,
+    Finish,
 }
 
 fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &TransformContext) {
+    run(slot, buffer, ctx, Step::Apply)
+}
+
+fn run(
+    slot: &mut TransformSlot,
+    buffer: &mut MeasurementBuffer,
+    ctx: &TransformContext,
+    step: Step,
+) {
     let Some(transform) = slot.transform.as_mut() else {
         return;
     };
-    match catch_unwind(AssertUnwindSafe(|| transform.apply(buffer, ctx))) {
+    let call = || match step {
+        Step::Apply => transform.apply(buffer, ctx),
+        Step::Finish => transform.finish(buffer, ctx),
+    };
+    match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
             slot.counters.retryable();

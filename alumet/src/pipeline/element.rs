@@ -64,6 +64,18 @@ pub trait Transform: Send {
         buffer: &mut MeasurementBuffer,
         ctx: &TransformContext,
     ) -> Result<(), ElementError>;
+
+    /// Called once at shutdown, after the sources' final flush and before the outputs
+    /// close: push into `buffer` what the transform still holds (an aggregation's last
+    /// window, intervals waiting for data). The points go through the transforms
+    /// registered after this one, then to every output. Does nothing by default.
+    fn finish(
+        &mut self,
+        _buffer: &mut MeasurementBuffer,
+        _ctx: &TransformContext,
+    ) -> Result<(), ElementError> {
+        Ok(())
+    }
 }
 
 impl<F> Transform for F
