@@ -118,6 +118,28 @@ impl Unit {
             .find(|(u, _)| u == self)
             .map_or("", |(_, code)| code)
     }
+
+    /// Joules in one of this unit, for an energy unit (`J`, `mJ`, `uJ`); `None` otherwise.
+    pub fn joules(&self) -> Option<f64> {
+        match self {
+            Unit::Joule => Some(1.0),
+            Unit::MilliJoule => Some(1e-3),
+            Unit::MicroJoule => Some(1e-6),
+            _ => None,
+        }
+    }
+
+    /// Seconds in one of this unit, for a time unit (`s`, `ms`, `us`, `ns`); `None`
+    /// otherwise.
+    pub fn seconds(&self) -> Option<f64> {
+        match self {
+            Unit::Second => Some(1.0),
+            Unit::Millisecond => Some(1e-3),
+            Unit::Microsecond => Some(1e-6),
+            Unit::Nanosecond => Some(1e-9),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Unit {

@@ -116,10 +116,20 @@ fn list_plugins(
     for (entry, _, enabled) in &selection.plugins {
         let role = match entry.role {
             plugins::Role::Source => "source",
+            plugins::Role::Transform => "transform",
             plugins::Role::Output => "output",
         };
         let state = if *enabled { "enabled" } else { "disabled" };
         println!("{:<12} {:<8} {state}", entry.meta.name, role);
+    }
+    for d in &selection.dynamic {
+        let state = if d.enabled { "enabled" } else { "disabled" };
+        println!(
+            "{:<12} {:<8} {state} ({})",
+            d.name,
+            "library",
+            d.path.display()
+        );
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ use alumet::plugin::PluginMetadata;
 pub enum Role {
     /// It measures.
     Source,
+    /// It turns measurements into others (after every source, before the outputs).
+    Transform,
     /// It writes measurements somewhere.
     Output,
 }
@@ -26,7 +28,7 @@ pub struct Entry {
     pub enabled_by_default: bool,
 }
 
-/// Every plugin, in start order (sources first, outputs last).
+/// Every plugin, in start order (sources first, then transforms, outputs last).
 pub fn all() -> Vec<Entry> {
     vec![
         Entry {
@@ -52,6 +54,13 @@ pub fn all() -> Vec<Entry> {
             role: Role::Source,
             needs_hardware: true,
             enabled_by_default: true,
+        },
+        Entry {
+            meta: PluginMetadata::of::<plugin_attribution::AttributionPlugin>(),
+            role: Role::Transform,
+            needs_hardware: false,
+            // It needs rapl (or nvidia) and procfs's processes; exec users turn it on.
+            enabled_by_default: false,
         },
         Entry {
             meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),

@@ -1,10 +1,12 @@
 //! exec's summary, in process: a test energy source with a known counter gives exactly
-//! the known joules, and a manual-only source is polled exactly twice per run.
+//! the known joules, a manual-only source is polled exactly twice per run, and with the
+//! attribution plugin the command's attributed joules appear next to the machine's.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use alumet::plugin::AnyPlugin;
 use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
 use alumet_agent::config::{GeneralConfig, Loaded};
@@ -41,13 +43,19 @@ fn energy_plugin(polls: Arc<AtomicU64>) -> TestPlugin {
 
 fn run(repeat: u32, name: &str) -> (u64, serde_json::Value) {
     let polls = Arc::new(AtomicU64::new(0));
+    let json = run_with(repeat, name, vec![Box::new(energy_plugin(polls.clone()))]);
+    (polls.load(Ordering::SeqCst), json)
+}
+
+/// exec of `true` with `plugins`; returns the summary as JSON.
+fn run_with(repeat: u32, name: &str, plugins: Vec<Box<dyn AnyPlugin>>) -> serde_json::Value {
     let json_path = std::env::temp_dir().join(format!(
         "alumet-exec-energy-{}-{name}.json",
         std::process::id()
     ));
     let loaded = Loaded {
         general: GeneralConfig::default(),
-        plugins: vec![Box::new(energy_plugin(polls.clone()))],
+        plugins,
     };
     let opts = ExecOptions {
         target: Target::Command {
@@ -61,8 +69,7 @@ fn run(repeat: u32, name: &str) -> (u64, serde_json::Value) {
         proc_root: "/proc".into(),
     };
     assert_eq!(exec(loaded, &opts).unwrap(), 0);
-    let json = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
-    (polls.load(Ordering::SeqCst), json)
+    serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap()
 }
 
 fn figure<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -93,4 +100,75 @@ fn each_run_polls_a_manual_source_exactly_twice() {
     // Between runs the baseline is re-read: each run sees exactly one step.
     assert_eq!(energy["values"], serde_json::json!([2.5, 2.5, 2.5]));
     assert_eq!(energy["stddev"].as_f64(), Some(0.0));
+}
+
+/// One source that reads, at the same instant, what RAPL and procfs would: 10 J of
+/// package energy, 100 ms of busy machine CPU time and 50 ms of CPU time of one process
+/// of the command, per poll.
+fn machine_plugin() -> TestPlugin {
+    TestPlugin::new("machine", |alumet| {
+        let energy = alumet.create_metric::<f64>("rapl_consumed_energy", Unit::Joule, "e")?;
+        let busy = alumet.create_metric::<u64>("kernel_cpu_time", Unit::Millisecond, "b")?;
+        let process = alumet.create_metric::<u64>("cpu_time_delta", Unit::Millisecond, "p")?;
+        let domain = Attributes::new([("domain", "package")]);
+        let user_state = Attributes::new([("cpu_state", "user")]);
+        let user_kind = Attributes::new([("kind", "user")]);
+        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            let machine = ResourceConsumer::LocalMachine;
+            let pkg = Resource::CpuPackage { id: 0 };
+            acc.push(
+                MeasurementPoint::new(t, energy, pkg, machine.clone(), 10.0)
+                    .with_attributes(domain.clone()),
+            );
+            let local = Resource::LocalMachine;
+            acc.push(
+                MeasurementPoint::new(t, busy, local.clone(), machine, 100)
+                    .with_attributes(user_state.clone()),
+            );
+            let child = ResourceConsumer::Process { pid: 4242 };
+            acc.push(
+                MeasurementPoint::new(t, process, local, child, 50)
+                    .with_attributes(user_kind.clone()),
+            );
+            Ok(())
+        };
+        alumet.add_source("readings", source, Trigger::manual())?;
+        Ok(())
+    })
+}
+
+#[test]
+fn the_commands_attributed_joules_are_shown_next_to_the_machines() {
+    let attribution = <plugin_attribution::AttributionPlugin as alumet::plugin::Plugin>::init(
+        plugin_attribution::Config::default(),
+    )
+    .unwrap();
+    let json = run_with(
+        2,
+        "attribution",
+        vec![Box::new(machine_plugin()), Box::new(attribution)],
+    );
+    let machine = figure(&json, "rapl_consumed_energy cpu_package/0 domain=package");
+    assert_eq!(machine["values"], serde_json::json!([10.0, 10.0]));
+    // Half of the busy CPU time was the command's: half of the energy (no idle power).
+    let command = figure(
+        &json,
+        "attributed_energy (the command) cpu_package/0 domain=package source=rapl",
+    );
+    assert_eq!(command["values"], serde_json::json!([5.0, 5.0]));
+    let text = json.to_string();
+    assert!(!text.contains("attribution_imbalance"), "{json:#}");
+    // The other half is busy time of no measured process.
+    let untracked = json["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            let name = f["name"].as_str().unwrap();
+            name.starts_with("unattributed_energy")
+                && name.contains("reason=untracked")
+                && !name.contains("average power")
+        })
+        .unwrap_or_else(|| panic!("no untracked energy in {json:#}"));
+    assert_eq!(untracked["values"], serde_json::json!([5.0, 5.0]));
 }

@@ -180,7 +180,7 @@ fn plugins_list_names_every_plugin() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        "procfs\nagent\nrapl\ncsv\ninfluxdb\nprometheus\nstdout\n"
+        "procfs\nagent\nrapl\nnvidia\nattribution\ncsv\ninfluxdb\nprometheus\nstdout\n"
     );
 }
 

@@ -3,11 +3,12 @@
 //! Every problem is a [`ConfigError`] (exit code 78) found before any plugin starts, so
 //! before any file or socket is opened.
 
+mod dynamic;
 mod env;
 pub mod generate;
 mod locate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alumet::plugin::{AnyPlugin, PluginInitError};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::CommonArgs;
 use crate::plugins::{Entry, Role};
+pub use dynamic::DynamicSelection;
 use locate::{closest, expected_fields, place, suggestion, Located};
 
 /// A config problem: the agent exits with code 78 (EX_CONFIG).
@@ -30,12 +32,15 @@ pub struct GeneralConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub shutdown_timeout: Duration,
+    /// Directories searched for plugin libraries: `libNAME.so` is loaded for a [plugins.NAME] table that has no `path` (see docs/developer/dynamic-plugins.md).
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 impl Default for GeneralConfig {
     fn default() -> Self {
         GeneralConfig {
             shutdown_timeout: Duration::from_secs(5),
+            plugin_dirs: Vec::new(),
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct Selection {
     pub general: GeneralConfig,
     /// Every built-in plugin with its table, whether it is enabled.
     pub plugins: Vec<(Entry, toml::Table, bool)>,
+    /// The plugins loaded from shared libraries, with their tables.
+    pub dynamic: Vec<DynamicSelection>,
     /// The config text (the file's, or the default one).
     text: String,
 }
@@ -86,10 +93,21 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
         }
     };
     let general = parse_general(root, file, &located)?;
-    let plugins = select_plugins(plugins, args, entries, file, &located)?;
+    let mut plugins = plugins;
+    let builtin = crate::plugins::names(entries);
+    let dynamic = dynamic::take_dynamic(
+        &mut plugins,
+        &general.plugin_dirs,
+        &builtin,
+        args,
+        file,
+        &located,
+    )?;
+    let plugins = select_plugins(plugins, args, entries, &dynamic, file, &located)?;
     Ok(Selection {
         general,
         plugins,
+        dynamic,
         text,
     })
 }
@@ -119,6 +137,10 @@ pub fn load_adjusted(
             .init(table)
             .map_err(|e| init_error(e, file, &located))?;
         plugins.push(plugin);
+    }
+    for mut selected in selection.dynamic.into_iter().filter(|d| d.enabled) {
+        adjust(&selected.name, &mut selected.table);
+        plugins.push(dynamic::load(selected, file, &located)?);
     }
     Ok(Loaded {
         general: selection.general,
@@ -242,20 +264,22 @@ fn select_plugins(
     mut tables: toml::Table,
     args: &CommonArgs,
     entries: &[Entry],
+    dynamic: &[DynamicSelection],
     file: &Path,
     located: &Located<'_>,
 ) -> Result<Vec<(Entry, toml::Table, bool)>, ConfigError> {
-    let names = crate::plugins::names(entries);
+    let mut names = crate::plugins::names(entries);
     for name in tables.keys() {
         if !names.contains(&name.as_str()) {
             return Err(ConfigError(format!(
-                "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{}",
+                "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{} A plugin from a shared library needs `path = \".../lib{name}.so\"` in its table, or its library in a directory of `plugin_dirs`.",
                 place(file, located.line_of(&["plugins", name])),
                 names.join(", "),
                 suggestion(closest(name, names.iter().copied()))
             )));
         }
     }
+    names.extend(dynamic.iter().map(|d| d.name.as_str()));
     if let Some(list) = &args.plugins {
         for name in list {
             if !names.contains(&name.as_str()) {
@@ -296,9 +320,12 @@ fn select_plugins(
         };
         selected.push((*entry, table, enabled));
     }
-    if !selected
-        .iter()
-        .any(|(e, _, on)| *on && e.role == Role::Output)
+    // A plugin from a library may bring an output: only its start tells.
+    let dynamic_enabled = dynamic.iter().any(|d| d.enabled);
+    if !dynamic_enabled
+        && !selected
+            .iter()
+            .any(|(e, _, on)| *on && e.role == Role::Output)
     {
         let outputs: Vec<&str> = entries
             .iter()

@@ -62,6 +62,7 @@ pub struct ExecOptions {
 struct Run {
     wall: Duration,
     ended: Option<child::Ended>,
+    /// Filled from the aggregator once the pipeline is shut down.
     window: Window,
 }
 
@@ -156,7 +157,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             }
         }
     }
-    finish(&mut pipeline, opts, &runs, code)
+    finish(&mut pipeline, &aggregator, opts, &mut runs, code)
 }
 
 enum RunError {
@@ -201,12 +202,13 @@ fn one_run(
             (wall, None)
         }
     };
+    aggregator.close(Timestamp::now());
     current.store(0, Ordering::SeqCst);
     control.emit(&Event::ConsumerEnded(consumer));
     Ok(Run {
         wall: ended.0,
         ended: ended.1,
-        window: aggregator.close(),
+        window: Window::default(),
     })
 }
 
@@ -227,11 +229,15 @@ fn forward_signals(mut signals: Signals, current: Arc<AtomicU32>, interrupted: A
 
 fn finish(
     pipeline: &mut RunningPipeline,
+    aggregator: &Aggregator,
     opts: &ExecOptions,
-    runs: &[Run],
+    runs: &mut [Run],
     code: i32,
 ) -> anyhow::Result<i32> {
     let report = pipeline.shutdown();
+    for (run, window) in runs.iter_mut().zip(aggregator.windows()) {
+        run.window = window;
+    }
     let summary = Summary {
         command: describe(&opts.target),
         runs: runs.len(),

@@ -6,19 +6,9 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use alumet::measurement::{MeasurementBuffer, MeasurementPoint, Timestamp};
-use alumet::metrics::{MetricRegistry, Unit};
+use alumet::metrics::MetricRegistry;
 use alumet::pipeline::{ElementError, TransformContext};
 use serde::Serialize;
-
-/// Joules per unit of an energy metric, `None` for other units.
-fn joules_per_unit(unit: &Unit) -> Option<f64> {
-    match unit {
-        Unit::Joule => Some(1.0),
-        Unit::MilliJoule => Some(1e-3),
-        Unit::MicroJoule => Some(1e-6),
-        _ => None,
-    }
-}
 
 /// Energy, CPU and memory seen in the points of one window (one run).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -31,14 +21,23 @@ pub struct Window {
     pub max_resident: f64,
 }
 
-#[derive(Default)]
-struct State {
-    since: Option<Timestamp>,
+/// One run's time range and what fell in it.
+struct Slot {
+    since: Timestamp,
+    /// `None` while the run goes on.
+    until: Option<Timestamp>,
     window: Window,
 }
 
-/// Watches every flushed buffer (as the last transform) and sums what falls in the
-/// current window. Cheap to clone: clones share the state.
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+}
+
+/// Watches every flushed buffer (as the last transform) and sums each point into the run
+/// whose time range holds its timestamp: points that arrive late (a transform that waits
+/// for a slower source, the pipeline's final flush) still count for their run, so read
+/// the windows after the pipeline has shut down. Cheap to clone: clones share the state.
 #[derive(Clone, Default)]
 pub struct Aggregator(Arc<Mutex<State>>);
 
@@ -47,18 +46,29 @@ impl Aggregator {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a window: points measured after `since` count.
+    /// Starts a run: points measured after `since` count for it.
     pub fn open(&self, since: Timestamp) {
-        let mut state = self.lock();
-        state.since = Some(since);
-        state.window = Window::default();
+        self.lock().slots.push(Slot {
+            since,
+            until: None,
+            window: Window::default(),
+        });
     }
 
-    /// Ends the window and returns what it saw.
-    pub fn close(&self) -> Window {
+    /// Ends the current run: points measured after `until` do not count for it.
+    pub fn close(&self, until: Timestamp) {
+        if let Some(slot) = self.lock().slots.last_mut() {
+            slot.until.get_or_insert(until);
+        }
+    }
+
+    /// What each run saw, in order; call it once the pipeline is shut down.
+    pub fn windows(&self) -> Vec<Window> {
         let mut state = self.lock();
-        state.since = None;
-        std::mem::take(&mut state.window)
+        std::mem::take(&mut state.slots)
+            .into_iter()
+            .map(|s| s.window)
+            .collect()
     }
 
     /// The transform: it only reads.
@@ -69,11 +79,16 @@ impl Aggregator {
         let this = self.clone();
         move |buffer, ctx| {
             let mut state = this.lock();
-            let Some(since) = state.since else {
-                return Ok(());
-            };
-            for p in buffer.iter().filter(|p| p.timestamp > since) {
-                add(&mut state.window, p, ctx.metrics());
+            for p in buffer.iter() {
+                let t = p.timestamp;
+                let slot = state
+                    .slots
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.since < t && s.until.is_none_or(|u| t <= u));
+                if let Some(slot) = slot {
+                    add(&mut slot.window, p, ctx.metrics());
+                }
             }
             Ok(())
         }
@@ -85,8 +100,18 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
         return;
     };
     let value = p.value.as_f64();
-    if let Some(factor) = joules_per_unit(&metric.unit) {
-        *w.energy.entry(label(p, &metric.name)).or_default() += value * factor;
+    if metric.name == "attribution_imbalance" {
+        // A check of the attribution (0 up to rounding), not energy used.
+    } else if let Some(factor) = metric.unit.joules() {
+        // In exec and watch modes only the measured process tree has per-process figures,
+        // so the energy attributed to processes is the command's: one line, whatever the
+        // pids.
+        let label = if metric.name == "attributed_energy" {
+            label_of(p, "attributed_energy (the command)", false)
+        } else {
+            label_of(p, &metric.name, true)
+        };
+        *w.energy.entry(label).or_default() += value * factor;
     } else if metric.name == "cpu_time_delta" {
         let kind = p
             .attributes
@@ -103,13 +128,13 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
 }
 
 /// `metric resource_kind[/id] [consumer] [k=v ...]`.
-fn label(p: &MeasurementPoint, name: &str) -> String {
+fn label_of(p: &MeasurementPoint, name: &str, with_consumer: bool) -> String {
     let mut s = format!("{name} {}", p.resource.kind());
     let id = p.resource.id().to_string();
     if !id.is_empty() {
         let _ = write!(s, "/{id}");
     }
-    if p.consumer.kind() != "local_machine" {
+    if with_consumer && p.consumer.kind() != "local_machine" {
         let _ = write!(s, " {}/{}", p.consumer.kind(), p.consumer.id());
     }
     for (k, v) in p.attributes.iter() {

@@ -1,0 +1,213 @@
+//! Dynamic plugins written in C, through the agent binary: the example plugin built with
+//! gcc runs (its source feeds the CSV output, its output receives every point), and every
+//! load error exits 78 with a message that names the library and what to do.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod dynamic_support;
+
+use std::path::Path;
+
+use common::*;
+use dynamic_support::*;
+
+/// Runs the agent until `lines` has `n` lines of the C example's metric, then SIGTERM.
+fn run_until_lines(dir: &Path, lines: &Path, n: usize) -> (std::process::ExitStatus, String) {
+    let mut cmd = agent(dir);
+    cmd.arg("--no-default-config");
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    wait_for_lines(lines, "c_example_polls ", n);
+    running.signal(libc::SIGTERM);
+    running.wait()
+}
+
+#[test]
+fn dynamic_c_plugin_source_reaches_the_csv_and_its_output_receives_every_point() {
+    let dir = temp_dir("dynamic-c");
+    let lib = c_example(&dir);
+    let config = format!(
+        "[plugins.c_example]\npath = '{}'\noutput_path = 'lines.txt'\npoll_interval_ms = 10\n\n[plugins.csv]\noutput_path = 'out.csv'\n",
+        lib.display()
+    );
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let (status, stderr) = run_until_lines(&dir, &dir.join("lines.txt"), 3);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("plugin c_example: loaded"), "{stderr}");
+    assert!(
+        stderr.contains("c_example stopped"),
+        "the plugin's log line: {stderr}"
+    );
+
+    // The source's points are in the CSV: polls 1, 2, 3... on the plugin's resource.
+    let rows = rows_of(&dir.join("out.csv"), "c_example_polls_1");
+    assert!(rows.len() >= 3, "{rows:?}");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["value"], (i + 1).to_string());
+        assert_eq!(
+            (row["resource_kind"].as_str(), row["resource_id"].as_str()),
+            ("pdu", "outlet-1")
+        );
+        assert_eq!(row["consumer_kind"], "local_machine");
+        assert_eq!(row["origin"], "c");
+    }
+    // The plugin's output received the same points, every one of them.
+    let lines = lines_starting(&dir.join("lines.txt"), "c_example_polls ");
+    let expected: Vec<String> = (1..=rows.len())
+        .map(|n| format!("c_example_polls pdu outlet-1 {n}"))
+        .collect();
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn dynamic_plugin_dirs_find_lib_name_so_for_a_table_without_path() {
+    let dir = temp_dir("dynamic-dirs");
+    std::fs::create_dir(dir.join("libs")).unwrap();
+    c_example(&dir.join("libs"));
+    let config = "plugin_dirs = ['empty', 'libs']\n[plugins.c_example]\noutput_path = 'lines.txt'\npoll_interval_ms = 10\n";
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let (status, stderr) = run_until_lines(&dir, &dir.join("lines.txt"), 2);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("libs/libc_example.so"), "{stderr}");
+    // `plugins list --status` shows it, with its library.
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "plugins", "list", "--status"]);
+    let output = cmd.output().unwrap();
+    let listing = String::from_utf8(output.stdout).unwrap();
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("c_example"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("library")
+            && line.contains("enabled")
+            && line.ends_with("libs/libc_example.so)"),
+        "{listing}"
+    );
+
+    // A directory that does not exist is an error that names it.
+    let (code, stderr) = run_config(&dir, "plugin_dirs = ['missing']\n[plugins.csv]\n", &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("plugin_dirs: cannot read the directory missing"),
+        "{stderr}"
+    );
+}
+
+/// Runs the agent on `config` and expects exit 78 with every one of `expected` in stderr.
+fn config_error(dir: &Path, config: &str, expected: &[&str]) {
+    let (code, stderr) = run_config(dir, config, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    for e in expected {
+        assert!(stderr.contains(e), "no {e:?} in:\n{stderr}");
+    }
+}
+
+fn with_path(name: &str, path: &Path) -> String {
+    format!(
+        "[plugins.csv]\n[plugins.{name}]\npath = '{}'\n",
+        path.display()
+    )
+}
+
+#[test]
+fn dynamic_library_missing_or_not_a_library() {
+    let dir = temp_dir("dynamic-missing");
+    let missing = dir.join("libnothere.so");
+    config_error(
+        &dir,
+        &with_path("nothere", &missing),
+        &[
+            "line 2: [plugins.nothere]",
+            &format!("plugin library {} does not exist", missing.display()),
+            "check its path",
+        ],
+    );
+    let junk = dir.join("libjunk.so");
+    std::fs::write(&junk, "this is text, not ELF").unwrap();
+    config_error(
+        &dir,
+        &with_path("junk", &junk),
+        &[
+            &format!("{} is not a shared library", junk.display()),
+            "gcc -shared -fPIC",
+        ],
+    );
+}
+
+#[test]
+fn dynamic_library_without_a_symbol_names_it() {
+    let dir = temp_dir("dynamic-symbol");
+    let lib = c_library(
+        "#include \"alumet.h\"\nuint32_t alumet_plugin_abi_version(void) { return ALUMET_ABI_VERSION; }\n",
+        &dir,
+        "partial",
+    );
+    config_error(
+        &dir,
+        &with_path("partial", &lib),
+        &[
+            &format!(
+                "plugin library {} does not export the symbol `alumet_plugin_name`",
+                lib.display()
+            ),
+            "export_plugin!",
+        ],
+    );
+}
+
+#[test]
+fn dynamic_library_of_another_abi_version_gives_both_versions() {
+    let dir = temp_dir("dynamic-abi");
+    let lib = c_library(
+        "unsigned alumet_plugin_abi_version(void) { return 7; }\n",
+        &dir,
+        "old",
+    );
+    config_error(
+        &dir,
+        &with_path("old", &lib),
+        &[
+            &format!(
+                "plugin library {} was built for plugin ABI version 7",
+                lib.display()
+            ),
+            "implements version 1",
+            "rebuild the plugin",
+        ],
+    );
+}
+
+#[test]
+fn dynamic_plugin_init_failure_gives_the_plugins_message() {
+    let dir = temp_dir("dynamic-init");
+    let lib = c_example(&dir);
+    config_error(
+        &dir,
+        &with_path("c_example", &lib),
+        &[
+            "plugin `c_example`",
+            "failed to initialize: c_example: `output_path` is required",
+        ],
+    );
+}
+
+#[test]
+fn dynamic_unknown_plugin_without_path_and_builtin_with_path() {
+    let dir = temp_dir("dynamic-unknown");
+    config_error(
+        &dir,
+        "[plugins.csv]\n[plugins.wattmeter]\nport = '/dev/ttyUSB0'\n",
+        &[
+            "line 2: unknown plugin `wattmeter`",
+            "path = \".../libwattmeter.so\"",
+            "plugin_dirs",
+        ],
+    );
+    config_error(
+        &dir,
+        "[plugins.csv]\npath = '/usr/lib/libcsv.so'\n",
+        &["line 1: [plugins.csv] is a built-in plugin"],
+    );
+}

@@ -1,0 +1,244 @@
+//! CPU energy split by CPU time, with fake procfs and RAPL points of known values fed
+//! in separate buffers, as separate sources flush them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alumet::prelude::*;
+use common::{close, Harness};
+use plugin_attribution::Config;
+
+const TOL: f64 = 1e-9;
+
+fn config(idle: &[(&str, f64)]) -> Config {
+    Config {
+        idle_power: idle
+            .iter()
+            .map(|(d, w)| (d.to_string(), *w))
+            .collect::<BTreeMap<_, _>>(),
+        ..Config::default()
+    }
+}
+
+/// The readings at time 0: origins only (their periods are unknown).
+fn origins(h: &mut Harness, pids: &[u32]) {
+    let i = h.inputs;
+    let first = h.feed(vec![i.rapl(0, "package", 5.0), i.rapl(0, "dram", 1.0)]);
+    assert_eq!(first.unattributed("package", "first_reading"), 5.0);
+    assert_eq!(first.unattributed("dram", "first_reading"), 1.0);
+    assert_eq!(first.intervals(), [0, 0]);
+    h.feed(i.kernel(0, 0, 4000));
+    let procs = pids
+        .iter()
+        .flat_map(|pid| i.proc(0, *pid, 50, 50))
+        .collect();
+    h.feed(procs);
+}
+
+#[test]
+fn two_processes_split_exactly_once_the_cpu_data_has_arrived() {
+    let mut h = Harness::new(config(&[("package", 2.0)]));
+    let i = h.inputs;
+    origins(&mut h, &[10, 20]);
+
+    // RAPL flushes first: the interval waits for the CPU time that covers its end.
+    let out = h.feed(vec![
+        i.rapl(1000, "package", 10.0),
+        i.rapl(1000, "dram", 3.0),
+    ]);
+    assert!(out.points.is_empty());
+    assert_eq!(h.attribution.pending_intervals(), 2);
+    let out = h.feed(i.kernel(1000, 800, 4000));
+    assert!(out.points.is_empty(), "processes not read yet");
+
+    let mut procs = i.proc(1000, 10, 300, 100);
+    procs.extend(i.proc(1000, 20, 200, 0));
+    let out = h.feed(procs);
+    assert_eq!(out.intervals(), [1000, 1000]);
+    // package: 2 J idle (2 W for 1 s); 8 J over 800 ms of busy time: 400 ms, 200 ms and
+    // 200 ms of no measured process.
+    close(out.idle("package"), 2.0, TOL);
+    close(out.process(10, "package"), 4.0, TOL);
+    close(out.process(20, "package"), 2.0, TOL);
+    close(out.unattributed("package", "untracked"), 2.0, TOL);
+    // dram has no idle power configured: all 3 J go by CPU time.
+    close(out.idle("dram"), 0.0, TOL);
+    close(out.process(10, "dram"), 1.5, TOL);
+    close(out.process(20, "dram"), 0.75, TOL);
+    close(out.unattributed("dram", "untracked"), 0.75, TOL);
+    assert!(out.max_imbalance() <= TOL);
+    assert_eq!(h.attribution.pending_intervals(), 0);
+    assert!(h.finish().points.is_empty());
+}
+
+#[test]
+fn an_interval_where_nothing_ran_is_all_idle() {
+    let mut h = Harness::new(config(&[("package", 2.0)]));
+    let i = h.inputs;
+    origins(&mut h, &[10]);
+    let mut points = vec![i.rapl(1000, "package", 7.5)];
+    points.extend(i.kernel(1000, 0, 4000));
+    points.extend(i.proc(1000, 10, 0, 0));
+    let out = h.feed(points);
+    assert_eq!(out.intervals(), [1000]);
+    assert_eq!(out.idle("package"), 7.5);
+    assert_eq!(out.process(10, "package"), 0.0);
+    assert_eq!(out.total("package"), 7.5);
+    let attributed = out
+        .points
+        .iter()
+        .filter(|p| p.metric == h.outputs.attributed.raw());
+    assert_eq!(attributed.count(), 0, "no consumer used CPU");
+}
+
+#[test]
+fn a_process_that_exits_mid_interval_leaves_its_unread_time_untracked() {
+    let mut h = Harness::new(config(&[]));
+    let i = h.inputs;
+    origins(&mut h, &[10, 30]);
+    // 1 s: both ran 200 ms.
+    let mut points = vec![i.rapl(1000, "package", 10.0)];
+    points.extend(i.kernel(1000, 400, 4000));
+    points.extend(i.proc(1000, 10, 200, 0));
+    points.extend(i.proc(1000, 30, 150, 50));
+    let out = h.feed(points);
+    close(out.process(10, "package"), 5.0, TOL);
+    close(out.process(30, "package"), 5.0, TOL);
+
+    // 30 exits at 2.5 s, after its reading at 2 s: its last 100 ms are never read.
+    let mut points = vec![i.rapl(2000, "package", 10.0)];
+    points.extend(i.kernel(2000, 400, 4000));
+    points.extend(i.proc(2000, 10, 200, 0));
+    points.extend(i.proc(2000, 30, 200, 0));
+    h.feed(points);
+    let mut points = vec![i.rapl(3000, "package", 9.0)];
+    points.extend(i.kernel(3000, 300, 4000));
+    points.extend(i.proc(3000, 10, 200, 0));
+    // 10 was read at 2 s and again at 3 s, 30 was not: 30 has ended, no waiting.
+    let out = h.feed(points);
+    assert_eq!(out.intervals(), [3000]);
+    close(out.process(10, "package"), 6.0, TOL);
+    close(out.process(30, "package"), 0.0, TOL);
+    close(out.unattributed("package", "untracked"), 3.0, TOL);
+    assert!(out.max_imbalance() <= TOL);
+}
+
+#[test]
+fn a_lone_process_that_ends_is_waited_for_max_delay_then_attributed() {
+    let mut h = Harness::new(Config {
+        max_delay: Duration::from_millis(2500),
+        ..config(&[])
+    });
+    let i = h.inputs;
+    origins(&mut h, &[30]);
+    let mut points = vec![i.rapl(1000, "package", 4.0)];
+    points.extend(i.kernel(1000, 400, 4000));
+    points.extend(i.proc(1000, 30, 400, 0));
+    close(h.feed(points).process(30, "package"), 4.0, TOL);
+    // 30 is not read any more: its data might be late, so the interval waits.
+    let mut emitted = Vec::new();
+    for t in [2000, 3000, 4000, 5000] {
+        let mut points = vec![i.rapl(t, "package", 4.0)];
+        points.extend(i.kernel(t, 100, 4000));
+        let out = h.feed(points);
+        emitted.push((t, out.intervals()));
+    }
+    // 5 s is more than max_delay (2.5 s) after 2 s: that interval is attributed with what
+    // arrived; the others wait until then.
+    assert_eq!(
+        emitted,
+        [
+            (2000, vec![]),
+            (3000, vec![]),
+            (4000, vec![]),
+            (5000, vec![2000])
+        ]
+    );
+    let rest = h.finish();
+    assert_eq!(rest.intervals(), [3000, 4000, 5000]);
+    close(rest.unattributed("package", "untracked"), 12.0, TOL);
+    assert!(rest.max_imbalance() <= TOL);
+}
+
+#[test]
+fn intervals_pending_at_shutdown_are_attributed_with_the_data_received() {
+    let mut h = Harness::new(config(&[]));
+    let i = h.inputs;
+    origins(&mut h, &[10]);
+    let mut points = i.kernel(1000, 500, 4000);
+    points.extend(i.proc(1000, 10, 500, 0));
+    h.feed(points);
+    // RAPL reads at 2 s; CPU data stops at 1.5 s.
+    let mut points = i.kernel(1500, 250, 2000);
+    points.extend(i.proc(1500, 10, 200, 0));
+    h.feed(points);
+    let out = h.feed(vec![
+        i.rapl(1000, "package", 5.0),
+        i.rapl(2000, "package", 8.0),
+    ]);
+    assert_eq!(out.intervals(), [1000]);
+    assert_eq!(h.attribution.pending_intervals(), 1);
+
+    let rest = h.finish();
+    assert_eq!(rest.intervals(), [2000]);
+    // Half of (1 s, 2 s] has CPU data: 4 J split over 250 ms busy (200 ms for 10).
+    close(rest.unattributed("package", "no_usage_data"), 4.0, TOL);
+    close(rest.process(10, "package"), 3.2, TOL);
+    close(rest.unattributed("package", "untracked"), 0.8, TOL);
+    assert!(rest.max_imbalance() <= TOL);
+    assert_eq!(h.attribution.pending_intervals(), 0);
+}
+
+#[test]
+fn any_consumer_of_the_cpu_time_points_receives_energy() {
+    let mut h = Harness::new(config(&[]));
+    let i = h.inputs;
+    let cgroup = |t_ms: u64, path: &str, ms: u64| {
+        MeasurementPoint::new(
+            common::ts(t_ms),
+            i.cpu,
+            Resource::LocalMachine,
+            ResourceConsumer::ControlGroup { path: path.into() },
+            ms,
+        )
+    };
+    h.feed(vec![i.rapl(0, "package", 1.0)]);
+    let mut points = i.kernel(0, 0, 4000);
+    points.extend([cgroup(0, "/a", 0), cgroup(0, "/b", 0)]);
+    h.feed(points);
+    let mut points = vec![i.rapl(1000, "package", 6.0)];
+    points.extend(i.kernel(1000, 600, 4000));
+    points.extend([cgroup(1000, "/a", 400), cgroup(1000, "/b", 200)]);
+    let out = h.feed(points);
+    let a = ResourceConsumer::ControlGroup { path: "/a".into() };
+    let b = ResourceConsumer::ControlGroup { path: "/b".into() };
+    close(out.attributed(&a, "package"), 4.0, TOL);
+    close(out.attributed(&b, "package"), 2.0, TOL);
+}
+
+#[test]
+fn measured_idle_is_the_lowest_power_seen() {
+    let mut h = Harness::new(Config {
+        idle: plugin_attribution::IdleMode::Measured,
+        ..config(&[])
+    });
+    let i = h.inputs;
+    origins(&mut h, &[10]);
+    let mut idle = Vec::new();
+    for (t, joules) in [(1000, 10.0), (2000, 6.0), (3000, 8.0)] {
+        let mut points = vec![i.rapl(t, "package", joules)];
+        points.extend(i.kernel(t, 500, 4000));
+        points.extend(i.proc(t, 10, 500, 0));
+        let out = h.feed(points);
+        idle.push(out.idle("package"));
+        close(
+            out.process(10, "package"),
+            joules - out.idle("package"),
+            TOL,
+        );
+    }
+    // 10 W (all of it), then 6 W (all of it), then the 6 W floor.
+    assert_eq!(idle, [10.0, 6.0, 6.0]);
+}
