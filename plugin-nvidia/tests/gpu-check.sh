@@ -11,7 +11,9 @@
 #      by pynvml within milliseconds of the agent's first and last readings (within 1%);
 #   2. the agent's average power with nvidia-smi's power.draw samples (within 10%);
 #   3. that the PyTorch process appears in the per-process metrics;
-#   4. that the exec summary shows the GPU's joules.
+#   4. that the exec summary shows the GPU's joules;
+#   5. with the attribution plugin on, that the PyTorch process is attributed the GPU's
+#      energy and that attributed + idle + unattributed adds up to what was measured.
 # Then it prints the agent's cost at a 10 ms poll interval. Exits non-zero if a check fails.
 set -euo pipefail
 
@@ -26,7 +28,7 @@ echo "== machine"
 nvidia-smi --query-gpu=name,pci.bus_id,driver_version,power.limit --format=csv
 "$agent" --version || true
 
-common=(--no-default-config --config "$work/alumet-config.toml" --plugins nvidia,csv
+common=(--no-default-config --config "$work/alumet-config.toml"
   --config-override 'plugins.csv.append_unit_to_metric_name=false'
   --config-override 'plugins.nvidia.poll_interval="100ms"'
   --config-override 'plugins.nvidia.flush_interval="1s"')
@@ -40,7 +42,8 @@ nvidia-smi --query-gpu=power.draw --format=csv,noheader,nounits -lms 100 > smi.t
 smi=$!
 : > load.pids
 status=0
-RUST_LOG=info "$agent" "${common[@]}" --output-file "$work/agent.csv" exec --summary-json summary.json -- \
+RUST_LOG=info "$agent" "${common[@]}" --plugins nvidia,attribution,csv \
+  --output-file "$work/agent.csv" exec --summary-json summary.json -- \
   sh -c "kill -USR1 $sampler; python3 '$here/gpu/load.py' $seconds load.pids; kill -USR1 $sampler" \
   || status=$?
 kill "$smi" || true
@@ -55,7 +58,7 @@ python3 "$here/gpu/compare.py" agent.csv sampler.json smi.txt summary.json load.
 
 echo "== cost of run mode at a 10 ms poll interval, full mode, 10 s"
 rm -f cost.csv
-RUST_LOG=warn "$agent" "${common[@]}" --output-file "$work/cost.csv" \
+RUST_LOG=warn "$agent" "${common[@]}" --plugins nvidia,csv --output-file "$work/cost.csv" \
   --config-override 'plugins.nvidia.poll_interval="10ms"' run &
 agent_pid=$!
 sleep 2

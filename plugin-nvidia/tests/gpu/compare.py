@@ -85,9 +85,49 @@ check(
     f"load pid(s) {sorted(load_pids)}; per-process consumers {sorted(per_process)}; metrics of the load {found}",
 )
 
+# 5. Attribution of the GPU's energy (the attribution plugin is on in exec mode).
+def attr(row, key):
+    if row.get(key):
+        return row[key]
+    for pair in (row.get("__late_attributes") or "").split(","):
+        k, _, v = pair.partition("=")
+        if k == key:
+            return v
+    return None
+
+
+def joules(metric, consumer=None):
+    return sum(
+        float(r["value"])
+        for r in rows
+        if r["metric"] == metric and attr(r, "source") == "nvml"
+        and r["resource_id"].lower() == bus_id.lower()
+        and (consumer is None or r["consumer_id"] in consumer)
+    )
+
+
+measured = sum(v for _, v, _ in agent_values("nvml_energy_consumption")) / 1000.0
+attributed = joules("attributed_energy")
+to_load = joules("attributed_energy", load_pids)
+idle = joules("idle_energy")
+unattributed = joules("unattributed_energy")
+total = attributed + idle + unattributed
+check(
+    "attribution adds up to the measured GPU energy",
+    measured > 0 and abs(total - measured) <= 1e-6 * measured,
+    f"attributed {attributed:.3f} J + idle {idle:.3f} J + unattributed {unattributed:.3f} J = {total:.3f} J; measured {measured:.3f} J",
+)
+check(
+    "the PyTorch process is attributed the GPU's energy",
+    to_load > 0.5 * measured,
+    f"{to_load:.1f} J of {measured:.1f} J ({100 * to_load / measured if measured else 0:.1f}%) to pid(s) {sorted(load_pids)}",
+)
+
 # 4. The exec summary shows the GPU's joules.
 summary = json.load(open(summary_json))
 text = json.dumps(summary)
-check("exec summary has the GPU energy", "nvml_energy_consumption" in text, text[:600])
+check("exec summary has the GPU energy", "nvml_energy_consumption" in text, text[:300])
+attributed_lines = [f["name"] + f" = {f['mean']:.3f} " + f["unit"] for f in summary["figures"] if "attributed" in f["name"] or "idle_energy" in f["name"]]
+check("exec summary has the command's attributed GPU energy", any("attributed_energy (the command)" in l for l in attributed_lines), "; ".join(attributed_lines))
 
 sys.exit(1 if failed else 0)
