@@ -172,3 +172,72 @@ fn the_commands_attributed_joules_are_shown_next_to_the_machines() {
         .unwrap_or_else(|| panic!("no untracked energy in {json:#}"));
     assert_eq!(untracked["values"], serde_json::json!([5.0, 5.0]));
 }
+
+/// Like RAPL and procfs: counters and CPU-time deltas give nothing at their first
+/// reading.
+fn counters_plugin(polls: Arc<AtomicU64>) -> TestPlugin {
+    TestPlugin::new("counters", move |alumet| {
+        let energy = alumet.create_metric::<f64>("rapl_consumed_energy", Unit::Joule, "e")?;
+        let busy = alumet.create_metric::<u64>("kernel_cpu_time", Unit::Millisecond, "b")?;
+        let process = alumet.create_metric::<u64>("cpu_time_delta", Unit::Millisecond, "p")?;
+        let domain = Attributes::new([("domain", "package")]);
+        let user_state = Attributes::new([("cpu_state", "user")]);
+        let user_kind = Attributes::new([("kind", "user")]);
+        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            let n = polls.fetch_add(1, Ordering::SeqCst);
+            if n == 0 {
+                return Ok(()); // baselines
+            }
+            let machine = ResourceConsumer::LocalMachine;
+            let pkg = Resource::CpuPackage { id: 0 };
+            acc.push(
+                MeasurementPoint::new(t, energy, pkg, machine.clone(), 8.0)
+                    .with_attributes(domain.clone()),
+            );
+            let local = Resource::LocalMachine;
+            acc.push(
+                MeasurementPoint::new(t, busy, local.clone(), machine, 100)
+                    .with_attributes(user_state.clone()),
+            );
+            // procfs polls an announced process at once, from its start (0 ms so far):
+            // here at the second reading; the last poll is the one after the exit.
+            let child = ResourceConsumer::Process { pid: 4343 };
+            let ms = if n == 1 { 0 } else { 25 };
+            acc.push(
+                MeasurementPoint::new(t, process, local, child, ms)
+                    .with_attributes(user_kind.clone()),
+            );
+            Ok(())
+        };
+        alumet.add_source("readings", source, Trigger::manual())?;
+        Ok(())
+    })
+}
+
+#[test]
+fn with_attribution_the_command_interval_is_not_a_first_reading() {
+    let polls = Arc::new(AtomicU64::new(0));
+    let attribution = <plugin_attribution::AttributionPlugin as alumet::plugin::Plugin>::init(
+        plugin_attribution::Config::default(),
+    )
+    .unwrap();
+    let plugins: Vec<Box<dyn AnyPlugin>> = vec![
+        Box::new(counters_plugin(polls.clone())),
+        Box::new(attribution),
+    ];
+    let json = run_with(1, "first-reading", plugins);
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        3,
+        "two readings before the spawn"
+    );
+    let machine = figure(&json, "rapl_consumed_energy cpu_package/0 domain=package");
+    assert_eq!(machine["values"], serde_json::json!([8.0]));
+    let command = figure(
+        &json,
+        "attributed_energy (the command) cpu_package/0 domain=package source=rapl",
+    );
+    // 25 of the 100 busy ms: a quarter of 8 J.
+    assert_eq!(command["values"], serde_json::json!([2.0]));
+    assert!(!json.to_string().contains("first_reading"), "{json:#}");
+}

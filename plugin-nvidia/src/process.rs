@@ -125,21 +125,19 @@ pub struct MeanUtilization {
     pub decoder: f64,
 }
 
-/// The mean utilization per pid of `samples`, and the newest sample's timestamp.
-pub fn mean_by_pid(samples: &[ProcessSample]) -> (BTreeMap<u32, MeanUtilization>, Option<u64>) {
-    let mut sums: BTreeMap<u32, ([u64; 4], u32)> = BTreeMap::new();
-    let mut newest = None;
+/// The mean utilization per pid of `samples`, with the pid's newest sample's timestamp.
+pub fn mean_by_pid(samples: &[ProcessSample]) -> BTreeMap<u32, (u64, MeanUtilization)> {
+    let mut sums: BTreeMap<u32, ([u64; 4], u32, u64)> = BTreeMap::new();
     for s in samples {
-        let (sum, n) = sums.entry(s.pid).or_default();
+        let (sum, n, newest) = sums.entry(s.pid).or_default();
         for (acc, v) in sum.iter_mut().zip([s.sm, s.memory, s.encoder, s.decoder]) {
             *acc += u64::from(v);
         }
         *n += 1;
-        newest = newest.max(Some(s.timestamp_us));
+        *newest = (*newest).max(s.timestamp_us);
     }
-    let means = sums
-        .into_iter()
-        .map(|(pid, (sum, n))| {
+    sums.into_iter()
+        .map(|(pid, (sum, n, newest))| {
             let mean = |i: usize| sum[i] as f64 / f64::from(n);
             let m = MeanUtilization {
                 sm: mean(0),
@@ -147,10 +145,47 @@ pub fn mean_by_pid(samples: &[ProcessSample]) -> (BTreeMap<u32, MeanUtilization>
                 encoder: mean(2),
                 decoder: mean(3),
             };
-            (pid, m)
+            (pid, (newest, m))
         })
-        .collect();
-    (means, newest)
+        .collect()
+}
+
+/// How long a process's latest utilization is repeated when the driver took no new sample
+/// of it (it samples every 1/6 s to 1 s, so polls faster than that find none).
+pub const HOLD_US: u64 = 1_000_000;
+
+/// The latest utilization of each process: the mean of the samples of the latest poll
+/// that had some, repeated at the next polls while it is at most [`HOLD_US`] old and the
+/// process still uses the GPU. So a process that keeps the GPU busy has a value at every
+/// poll, whatever the poll interval, and a process that left the GPU has none.
+#[derive(Debug, Default)]
+pub struct HeldUtilization {
+    latest: BTreeMap<u32, (u64, MeanUtilization)>,
+}
+
+impl HeldUtilization {
+    /// Takes the samples of one poll.
+    pub fn update(&mut self, samples: &[ProcessSample]) {
+        self.latest.extend(mean_by_pid(samples));
+    }
+
+    /// The newest sample's timestamp seen, 0 before any.
+    pub fn newest(&self) -> u64 {
+        self.latest.values().map(|(t, _)| *t).max().unwrap_or(0)
+    }
+
+    /// The utilization to report at `now_us`: the processes with a sample at most
+    /// [`HOLD_US`] old that are in `listed` (when the device lists its processes).
+    pub fn current(
+        &mut self,
+        now_us: u64,
+        listed: Option<&HashSet<u32>>,
+    ) -> Vec<(u32, MeanUtilization)> {
+        self.latest.retain(|pid, (t, _)| {
+            t.saturating_add(HOLD_US) >= now_us && listed.is_none_or(|l| l.contains(pid))
+        });
+        self.latest.iter().map(|(pid, (_, u))| (*pid, *u)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -169,15 +204,37 @@ mod tests {
     }
 
     #[test]
-    fn samples_are_averaged_per_pid_and_the_newest_timestamp_is_kept() {
-        let (means, newest) =
-            mean_by_pid(&[sample(7, 10, 40), sample(9, 30, 10), sample(7, 20, 60)]);
-        assert_eq!(newest, Some(30));
-        assert_eq!(means[&7].sm, 50.0);
-        assert_eq!(means[&7].memory, 25.0);
-        assert_eq!(means[&7].decoder, 1.0);
-        assert_eq!(means[&9].sm, 10.0);
-        assert_eq!(mean_by_pid(&[]), (BTreeMap::new(), None));
+    fn samples_are_averaged_per_pid_with_each_pids_newest_timestamp() {
+        let means = mean_by_pid(&[sample(7, 10, 40), sample(9, 30, 10), sample(7, 20, 60)]);
+        assert_eq!(means[&7].0, 20);
+        assert_eq!(means[&7].1.sm, 50.0);
+        assert_eq!(means[&7].1.memory, 25.0);
+        assert_eq!(means[&7].1.decoder, 1.0);
+        assert_eq!(means[&9], (30, means[&9].1));
+        assert_eq!(means[&9].1.sm, 10.0);
+        assert!(mean_by_pid(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_latest_utilization_is_held_for_a_second_while_the_process_is_listed() {
+        let mut held = HeldUtilization::default();
+        held.update(&[sample(7, 1_000_000, 40), sample(9, 1_000_000, 10)]);
+        assert_eq!(held.newest(), 1_000_000);
+        let listed: HashSet<u32> = [7, 9].into();
+        let pids = |v: Vec<(u32, MeanUtilization)>| {
+            v.into_iter().map(|(p, u)| (p, u.sm)).collect::<Vec<_>>()
+        };
+        // No new sample 0.5 s later: both are repeated.
+        assert_eq!(
+            pids(held.current(1_500_000, Some(&listed))),
+            [(7, 40.0), (9, 10.0)]
+        );
+        // A new sample of 7 only; 9 no longer uses the GPU.
+        held.update(&[sample(7, 1_600_000, 80)]);
+        let only_7: HashSet<u32> = [7].into();
+        assert_eq!(pids(held.current(1_700_000, Some(&only_7))), [(7, 80.0)]);
+        // More than a second after its newest sample: dropped.
+        assert_eq!(pids(held.current(2_600_001, None)), []);
     }
 
     #[test]

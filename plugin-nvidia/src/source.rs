@@ -12,7 +12,7 @@ use alumet::prelude::*;
 use crate::backend::{ClockKind, Gpu, GpuError};
 use crate::energy::{CounterMeter, EnergyStep, PowerIntegrator};
 use crate::metrics::{EnergyMetrics, FullMetrics};
-use crate::process::{mean_by_pid, Selection};
+use crate::process::{HeldUtilization, Selection};
 
 /// How the energy of a device is measured.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ pub struct GpuSource {
     selection: Selection,
     /// Per-process samples newer than this (µs since the Unix epoch) are new.
     last_sample_us: u64,
+    /// The latest utilization of each process.
+    held: HeldUtilization,
     reset_logged: bool,
 }
 
@@ -92,6 +94,7 @@ impl GpuSource {
             full,
             selection,
             last_sample_us: now_us().saturating_sub(micros(poll_interval)),
+            held: HeldUtilization::default(),
             reset_logged: false,
         }
     }
@@ -312,11 +315,10 @@ impl GpuSource {
             let what = "the per-process utilization";
             if let Some(samples) = check(&self.label, what, r, &mut f.process_utilization, failure)?
             {
-                let (means, newest) = mean_by_pid(&samples);
-                self.last_sample_us = newest
-                    .unwrap_or(self.last_sample_us)
-                    .max(self.last_sample_us);
-                for (pid, u) in means {
+                self.held.update(&samples);
+                self.last_sample_us = self.held.newest().max(self.last_sample_us);
+                let listed = self.features.processes.then_some(&listed);
+                for (pid, u) in self.held.current(now_us(), listed) {
                     if !self.selection.wants(pid) {
                         continue;
                     }

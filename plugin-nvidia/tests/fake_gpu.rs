@@ -378,7 +378,8 @@ fn per_process_memory_and_utilization_are_reported_per_pid() {
     });
     let run = start(config(""), std::slice::from_ref(&g));
     poll(&run);
-    // Samples already seen are not counted again.
+    // Samples already seen are not counted again; 200 has no new sample: its latest
+    // utilization is repeated (the driver samples more slowly than a fast poll).
     g.set(|s| {
         s.samples
             .as_mut()
@@ -386,18 +387,27 @@ fn per_process_memory_and_utilization_are_reported_per_pid() {
             .push(sample(100, now_us + 9, 20))
     });
     poll(&run);
+    // 200 left the GPU: no utilization for it any more.
+    g.set(|s| s.compute.as_mut().unwrap().retain(|p| p.pid != 200));
+    poll(&run);
     let m = finish(run);
-    assert_eq!(m.values("nvml_n_compute_processes", bus, ""), [2.0, 2.0]);
-    assert_eq!(m.values("nvml_n_graphic_processes", bus, ""), [1.0, 1.0]);
+    assert_eq!(
+        m.values("nvml_n_compute_processes", bus, ""),
+        [2.0, 2.0, 1.0]
+    );
+    assert_eq!(m.values("nvml_n_graphic_processes", bus, ""), [1.0; 3]);
     assert_eq!(
         m.values("nvml_used_gpu_memory", bus, "100"),
-        [1073741824.0; 2]
+        [1073741824.0; 3]
     );
-    assert_eq!(m.values("nvml_used_gpu_memory", bus, "300"), [4096.0; 2]);
+    assert_eq!(m.values("nvml_used_gpu_memory", bus, "300"), [4096.0; 3]);
     assert!(m.values("nvml_used_gpu_memory", bus, "200").is_empty());
-    assert_eq!(m.values("nvml_sm_utilization", bus, "100"), [70.0, 20.0]);
-    assert_eq!(m.values("nvml_sm_utilization", bus, "200"), [10.0]);
-    assert_eq!(m.values("nvml_memory_utilization", bus, "200"), [5.0]);
+    assert_eq!(
+        m.values("nvml_sm_utilization", bus, "100"),
+        [70.0, 20.0, 20.0]
+    );
+    assert_eq!(m.values("nvml_sm_utilization", bus, "200"), [10.0, 10.0]);
+    assert_eq!(m.values("nvml_memory_utilization", bus, "200"), [5.0, 5.0]);
     let consumers: Vec<_> = m
         .of("nvml_sm_utilization")
         .map(|p| p.consumer.kind())

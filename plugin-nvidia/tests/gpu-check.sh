@@ -77,4 +77,24 @@ print(f"agent CPU: {cpu:.2f} s over {wall:.1f} s = {cpu / wall * 100:.1f}% of a 
 PY
 rows=$(wc -l < cost.csv)
 echo "rows written: $rows"
+
+echo "== the same in minimal mode (energy and power only)"
+RUST_LOG=warn "$agent" "${common[@]}" --plugins nvidia,csv --output-file "$work/cost-min.csv" \
+  --config-override 'plugins.nvidia.poll_interval="10ms"' \
+  --config-override 'plugins.nvidia.mode="minimal"' run &
+agent_pid=$!
+sleep 2
+t0=$(ticks); s0=$(date +%s.%N)
+sleep 5
+t1=$(ticks); s1=$(date +%s.%N)
+kill -TERM "$agent_pid"; wait "$agent_pid" || true
+python3 - "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
+import sys
+t0, t1, s0, s1, hz = map(float, sys.argv[1:6])
+cpu, wall = (t1 - t0) / hz, s1 - s0
+print(f"agent CPU: {cpu / wall * 100:.1f}% of a core, {cpu / (wall / 0.010) * 1e6:.0f} us per poll (100 Hz, minimal mode)")
+PY
+
+echo "== CPU cost of each NVML query (pynvml)"
+python3 "$here/gpu/nvml_costs.py" || true
 exit $result

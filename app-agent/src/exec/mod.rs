@@ -173,6 +173,12 @@ fn one_run(
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
     control.trigger_now("*").wait();
+    if pipeline.plugin_names().iter().any(|p| p == "attribution") {
+        // Counters give no point at their first reading, and the attribution cannot split
+        // a first point (its interval has no known start): a second reading now makes the
+        // command's interval the second one. Both are before the window.
+        control.trigger_now("*").wait();
+    }
     aggregator.open(Timestamp::now());
     let start = Instant::now();
     let pid = match &opts.target {
