@@ -3,8 +3,13 @@
 //! temporary directory, and prints the CPU time of this thread per point.
 //!
 //! ```sh
-//! cargo run --release -p plugin-csv --example csv_cost
+//! cargo run --release -p plugin-csv --example csv_cost [POINTS]
 //! ```
+//!
+//! `POINTS` (default 1,000,000) is the number of points per measurement; a small one suits
+//! `valgrind --tool=callgrind`, whose instruction counts, unlike CPU time, are the same from
+//! run to run (the difference of two runs with different `POINTS`, over 4 × their difference,
+//! is the count per point without the start-up).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use alumet::prelude::*;
 use alumet::test_util::{PipelineTester, TestPlugin};
 use plugin_csv::{Config, CsvOutput};
 
+/// Points per measurement, unless the first argument says otherwise.
 const POINTS: usize = 1_000_000;
 const PER_BUFFER: usize = 30;
 /// Distinct buffers, written round-robin (each has its own timestamp).
@@ -92,6 +98,7 @@ fn measure(
     ctx: &OutputContext,
     buffers: &[MeasurementBuffer],
     force_flush: bool,
+    points: usize,
 ) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("csv-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -102,7 +109,7 @@ fn measure(
         ..Config::default()
     };
     let mut output = CsvOutput::open(&config)?;
-    let rounds = POINTS / (PER_BUFFER * BUFFERS);
+    let rounds = (points / (PER_BUFFER * BUFFERS)).max(1);
     let points = rounds * PER_BUFFER * BUFFERS;
     let (user0, sys0) = thread_cpu();
     let wall = Instant::now();
@@ -132,10 +139,16 @@ fn measure(
 }
 
 fn main() -> anyhow::Result<()> {
+    let points = match std::env::args().nth(1) {
+        Some(arg) => arg
+            .parse()
+            .map_err(|e| anyhow::anyhow!("POINTS {arg:?}: {e}"))?,
+        None => POINTS,
+    };
     let ctx = output_context()?;
     let buffers = buffers(&ctx)?;
     for force_flush in [true, false, true, false] {
-        measure(&ctx, &buffers, force_flush)?;
+        measure(&ctx, &buffers, force_flush, points)?;
     }
     Ok(())
 }

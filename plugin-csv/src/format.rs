@@ -1,8 +1,14 @@
 //! Pure formatting: CSV rows and the header into byte buffers, and the header of an
 //! existing file parsed back. No I/O, no allocation per point.
 
-use alumet::measurement::{AttributeValue, LabelId, MeasurementPoint, MeasurementValue};
+use alumet::measurement::{
+    AttributeValue, Attributes, LabelId, MeasurementPoint, MeasurementValue,
+};
 use alumet::metrics::Unit;
+
+use cache::{Labels, TailCache, TimestampCache};
+
+mod cache;
 
 /// The columns that every row has, before the attribute columns.
 pub const FIXED_COLUMNS: [&str; 7] = [
@@ -75,13 +81,39 @@ pub fn push_char(out: &mut Vec<u8>, c: char) {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Whether one of the 8 bytes of `word` is `byte` (the "has zero byte" bit trick on
+/// `word ^ byte…`: exact as a yes/no answer).
 #[inline]
-fn needs_quotes(field: &[u8], delim: char) -> bool {
-    if delim.is_ascii() {
-        let d = delim as u8;
+fn has_byte(word: u64, byte: u8) -> bool {
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
+}
+
+/// Whether a field with an ASCII delimiter `d` needs quotes: 8 bytes at a time, the last
+/// 8 bytes overlapping the word before them.
+#[inline]
+fn needs_quotes_ascii(field: &[u8], d: u8) -> bool {
+    if field.len() < 8 {
         return field
             .iter()
             .any(|&b| matches!(b, b'"' | b'\n' | b'\r') || b == d);
+    }
+    let special = |at: usize| {
+        let mut word = [0; 8];
+        word.copy_from_slice(&field[at..at + 8]);
+        let w = u64::from_le_bytes(word);
+        has_byte(w, b'"') | has_byte(w, b'\n') | has_byte(w, b'\r') | has_byte(w, d)
+    };
+    let last = field.len() - 8;
+    (0..last).step_by(8).any(special) || special(last)
+}
+
+#[inline]
+fn needs_quotes(field: &[u8], delim: char) -> bool {
+    if delim.is_ascii() {
+        return needs_quotes_ascii(field, delim as u8);
     }
     let mut buf = [0; 4];
     let d = delim.encode_utf8(&mut buf).as_bytes();
@@ -135,6 +167,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (yoe + era * 400 + u64::from(month <= 2), month, day)
 }
 
+/// Writes `v` in decimal into the whole of `slot`, with leading zeros.
 fn put_digits(slot: &mut [u8], mut v: u64) {
     for b in slot.iter_mut().rev() {
         *b = b'0' + (v % 10) as u8;
@@ -191,82 +224,27 @@ pub fn write_late_part(out: &mut Vec<u8>, s: &str, late: char) {
 
 /// The layout of the rows of one file: delimiters and attribute columns.
 #[derive(Debug)]
-pub struct RowFormat {
+struct Layout {
     delimiter: char,
     late_delimiter: char,
     columns: Vec<Box<str>>,
-    /// The last timestamp formatted (points of a buffer usually share one).
-    last_timestamp: (u64, [u8; TIMESTAMP_LEN]),
 }
 
-impl RowFormat {
-    /// A layout with these attribute columns, in order.
-    pub fn new(delimiter: char, late_delimiter: char, columns: Vec<Box<str>>) -> Self {
-        RowFormat {
-            delimiter,
-            late_delimiter,
-            columns,
-            last_timestamp: (0, format_timestamp(0)),
-        }
-    }
-
-    /// Appends the header line.
-    pub fn write_header(&self, out: &mut Vec<u8>) {
-        let names = FIXED_COLUMNS.iter().copied();
-        let names = names.chain(self.columns.iter().map(|c| &**c));
-        for (i, name) in names.chain([LATE_COLUMN]).enumerate() {
-            if i > 0 {
-                push_char(out, self.delimiter);
-            }
-            write_field(out, name.as_bytes(), self.delimiter);
-        }
-        out.push(b'\n');
-    }
-
-    fn timestamp(&mut self, nanos: u64) -> &[u8] {
-        if self.last_timestamp.0 != nanos {
-            self.last_timestamp = (nanos, format_timestamp(nanos));
-        }
-        &self.last_timestamp.1
-    }
-
-    /// Appends the row of one point; `metric` is its escaped `metric` field, `scratch` a
-    /// reusable buffer for the late attributes.
-    pub fn write_row(
-        &mut self,
-        out: &mut Vec<u8>,
-        scratch: &mut Vec<u8>,
-        metric: &[u8],
-        p: &MeasurementPoint,
-    ) {
+impl Layout {
+    /// Appends what follows `consumer_id` in the rows of points with these attributes:
+    /// the attribute columns, `__late_attributes` and the line break.
+    fn write_tail(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>, attributes: &Attributes) {
         let d = self.delimiter;
-        out.extend_from_slice(metric);
-        push_char(out, d);
-        out.extend_from_slice(self.timestamp(p.timestamp.unix_nanos()));
-        push_char(out, d);
-        match p.value {
-            MeasurementValue::U64(v) => write_u64(out, v),
-            MeasurementValue::F64(v) => write_f64(out, v),
-        }
-        for (kind, id) in [
-            (p.resource.kind(), p.resource.id()),
-            (p.consumer.kind(), p.consumer.id()),
-        ] {
-            push_char(out, d);
-            write_field(out, kind.as_bytes(), d);
-            push_char(out, d);
-            write_label(out, id, d);
-        }
         for column in &self.columns {
             push_char(out, d);
-            if let Some(v) = p.attributes.get(column) {
+            if let Some(v) = attributes.get(column) {
                 write_attribute(out, v, |out, s| write_field(out, s.as_bytes(), d));
             }
         }
         push_char(out, d);
         scratch.clear();
         let late = self.late_delimiter;
-        for (key, v) in p.attributes.iter() {
+        for (key, v) in attributes.iter() {
             if self.columns.iter().any(|c| **c == *key) {
                 continue;
             }
@@ -279,6 +257,67 @@ impl RowFormat {
         }
         write_field(out, scratch, d);
         out.push(b'\n');
+    }
+}
+
+/// The rows of one file: their layout, and what consecutive rows repeat, formatted once.
+#[derive(Debug)]
+pub struct RowFormat {
+    layout: Layout,
+    labels: Labels,
+    timestamps: TimestampCache,
+    tails: TailCache,
+}
+
+impl RowFormat {
+    /// A layout with these attribute columns, in order.
+    pub fn new(delimiter: char, late_delimiter: char, columns: Vec<Box<str>>) -> Self {
+        RowFormat {
+            layout: Layout {
+                delimiter,
+                late_delimiter,
+                columns,
+            },
+            labels: Labels::new(delimiter),
+            timestamps: TimestampCache::default(),
+            tails: TailCache::default(),
+        }
+    }
+
+    /// Appends the header line.
+    pub fn write_header(&self, out: &mut Vec<u8>) {
+        let Layout {
+            delimiter, columns, ..
+        } = &self.layout;
+        let names = FIXED_COLUMNS.iter().copied();
+        let names = names.chain(columns.iter().map(|c| &**c));
+        for (i, name) in names.chain([LATE_COLUMN]).enumerate() {
+            if i > 0 {
+                push_char(out, *delimiter);
+            }
+            write_field(out, name.as_bytes(), *delimiter);
+        }
+        out.push(b'\n');
+    }
+
+    /// Appends the row of one point; `metric` is its escaped `metric` field.
+    #[inline]
+    pub fn write_row(&mut self, out: &mut Vec<u8>, metric: &[u8], p: &MeasurementPoint) {
+        let d = self.layout.delimiter;
+        out.extend_from_slice(metric);
+        push_char(out, d);
+        out.extend_from_slice(self.timestamps.format(p.timestamp.unix_nanos()));
+        push_char(out, d);
+        match p.value {
+            MeasurementValue::U64(v) => write_u64(out, v),
+            MeasurementValue::F64(v) => write_f64(out, v),
+        }
+        out.extend_from_slice(self.labels.get(&p.resource, &p.consumer, d));
+        let layout = &self.layout;
+        let tail = self.tails.get(&p.attributes, &|out, scratch, attributes| {
+            layout.write_tail(out, scratch, attributes)
+        });
+        out.extend_from_slice(tail);
     }
 }
 

@@ -1,7 +1,9 @@
-//! The output: one CSV file, appended to through a buffered writer.
+//! The output: one CSV file, appended to in chunks: rows are formatted straight into a
+//! pending buffer, written out when it holds 64 KiB, after each buffer of points with
+//! `force_flush`, and at the end.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use alumet::metrics::{MetricRegistry, RawMetricId, Unit};
@@ -12,7 +14,8 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::format::{self, RowFormat, UnitSuffix};
 
-/// Size of the write buffer: rows reach the file in chunks of this size at most.
+/// Rows are written out once this many bytes are pending (whole rows: a chunk can be a
+/// row longer).
 const WRITER_CAPACITY: usize = 64 * 1024;
 
 /// Writes every point it receives as one CSV row (see the crate's README for the format).
@@ -21,7 +24,9 @@ const WRITER_CAPACITY: usize = 64 * 1024;
 /// non-empty buffer, or read back from the file when it already has one.
 pub struct CsvOutput {
     path: PathBuf,
-    writer: BufWriter<File>,
+    file: File,
+    /// Formatted rows not yet written to `file`.
+    pending: Vec<u8>,
     force_flush: bool,
     suffix: UnitSuffix,
     delimiter: char,
@@ -30,10 +35,6 @@ pub struct CsvOutput {
     format: Option<RowFormat>,
     /// The escaped `metric` field of each metric, by [`RawMetricId::index`].
     metric_fields: Vec<Option<Box<[u8]>>>,
-    /// The row being formatted, reused.
-    row: Vec<u8>,
-    /// The late attributes being formatted, reused.
-    scratch: Vec<u8>,
 }
 
 impl CsvOutput {
@@ -50,7 +51,7 @@ impl CsvOutput {
             .with_context(|| format!("opening {}", path.display()))?;
         let existing = read_existing(&mut file, config.csv_delimiter)
             .with_context(|| format!("appending to {}", path.display()))?;
-        let mut writer = BufWriter::with_capacity(WRITER_CAPACITY, file);
+        let mut pending = Vec::with_capacity(WRITER_CAPACITY + 4096);
         let mut format = None;
         if let Some((columns, ends_with_newline)) = existing {
             if !ends_with_newline {
@@ -58,9 +59,7 @@ impl CsvOutput {
                     "{} does not end with a line break (an interrupted write?): new rows start on a new line",
                     path.display()
                 );
-                writer
-                    .write_all(b"\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
+                pending.push(b'\n');
             }
             let f = RowFormat::new(config.csv_delimiter, config.csv_late_delimiter, columns);
             format = Some(f);
@@ -75,16 +74,34 @@ impl CsvOutput {
         };
         Ok(CsvOutput {
             path,
-            writer,
+            file,
+            pending,
             force_flush: config.force_flush,
             suffix,
             delimiter: config.csv_delimiter,
             late_delimiter: config.csv_late_delimiter,
             format,
             metric_fields: Vec::new(),
-            row: Vec::with_capacity(256),
-            scratch: Vec::with_capacity(64),
         })
+    }
+
+    /// Writes the pending rows to the file; on an error, what was not written stays
+    /// pending (the next formatted rows then wait, up to one chunk, for a write that works).
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        let mut written = 0;
+        let result = loop {
+            if written == self.pending.len() {
+                break Ok(());
+            }
+            match self.file.write(&self.pending[written..]) {
+                Ok(0) => break Err(ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.pending.drain(..written);
+        result
     }
 
     fn write_buffer(
@@ -98,39 +115,44 @@ impl CsvOutput {
         if self.format.is_none() {
             let format =
                 RowFormat::new(self.delimiter, self.late_delimiter, first_seen_keys(buffer));
-            self.row.clear();
-            format.write_header(&mut self.row);
-            self.writer.write_all(&self.row)?;
+            format.write_header(&mut self.pending);
             self.format = Some(format);
         }
         let (suffix, delimiter) = (self.suffix, self.delimiter);
-        let CsvOutput {
-            writer,
-            format: Some(format),
-            metric_fields,
-            row,
-            scratch,
-            ..
-        } = self
-        else {
-            return Ok(());
-        };
-        if metric_fields.len() < metrics.len() {
-            metric_fields.resize(metrics.len(), None);
+        if self.metric_fields.len() < metrics.len() {
+            self.metric_fields.resize(metrics.len(), None);
         }
-        for point in buffer {
-            let index = point.metric.index();
-            if metric_fields.len() <= index {
-                metric_fields.resize(index + 1, None);
+        let mut points = buffer.iter();
+        loop {
+            let CsvOutput {
+                format: Some(format),
+                metric_fields,
+                pending,
+                ..
+            } = &mut *self
+            else {
+                return Ok(());
+            };
+            for point in points.by_ref() {
+                let index = point.metric.index();
+                if metric_fields.len() <= index {
+                    metric_fields.resize(index + 1, None);
+                }
+                let field = metric_fields[index]
+                    .get_or_insert_with(|| metric_field(metrics, point.metric, suffix, delimiter));
+                format.write_row(pending, field, point);
+                if pending.len() >= WRITER_CAPACITY {
+                    break;
+                }
             }
-            let field = metric_fields[index]
-                .get_or_insert_with(|| metric_field(metrics, point.metric, suffix, delimiter));
-            row.clear();
-            format.write_row(row, scratch, field, point);
-            writer.write_all(row)?;
+            if self.pending.len() >= WRITER_CAPACITY {
+                self.write_pending()?;
+            } else {
+                break;
+            }
         }
         if self.force_flush {
-            self.writer.flush()?;
+            self.write_pending()?;
         }
         Ok(())
     }
@@ -148,10 +170,17 @@ impl Output for CsvOutput {
     }
 
     fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
-        self.writer
-            .flush()
+        self.write_pending()
             .with_context(|| format!("flushing {}", self.path.display()))
             .retryable()
+    }
+}
+
+impl Drop for CsvOutput {
+    /// Writes what is still pending, as a buffered writer would (an error cannot be
+    /// reported any more: `finish` is where it is).
+    fn drop(&mut self) {
+        let _ = self.write_pending();
     }
 }
 

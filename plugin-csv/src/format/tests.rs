@@ -73,6 +73,31 @@ fn fields_are_quoted_only_when_needed() {
     assert_eq!(field("a;b", '→'), "a;b");
 }
 
+#[test]
+fn the_word_at_a_time_scan_finds_every_special_byte_at_every_position() {
+    let naive = |f: &[u8], d: u8| {
+        f.iter()
+            .any(|&b| matches!(b, b'"' | b'\n' | b'\r') || b == d)
+    };
+    for d in [b';', b',', b'\t', b'|'] {
+        for len in 0..=20 {
+            for pos in 0..len {
+                for special in 0..=255u8 {
+                    let mut f = vec![b'a'; len];
+                    f[pos] = special;
+                    assert_eq!(needs_quotes(&f, d as char), naive(&f, d), "{f:?} {d}");
+                }
+            }
+        }
+    }
+    // Bytes next to the special ones, and high bytes (UTF-8), do not need quotes.
+    assert!(!needs_quotes("éà°μ_kind-01:".as_bytes(), ';'));
+    assert!(!needs_quotes(
+        &[0x21, 0x0b, 0x0c, 0x0e, 0x3a, 0x3c, 0xa2, 0xbb, 0xff],
+        ';'
+    ));
+}
+
 fn num(v: MeasurementValue) -> String {
     let mut out = Vec::new();
     match v {
@@ -154,7 +179,7 @@ fn rows_put_attributes_in_their_columns_and_the_rest_late() {
         2.5,
     )
     .with_attributes(attrs);
-    format.write_row(&mut out, &mut Vec::new(), b"energy_J", &point);
+    format.write_row(&mut out, b"energy_J", &point);
     let plain = MeasurementPoint::new(
         Timestamp::from_unix_nanos(S),
         energy,
@@ -162,11 +187,110 @@ fn rows_put_attributes_in_their_columns_and_the_rest_late() {
         ResourceConsumer::LocalMachine,
         f64::NAN,
     );
-    format.write_row(&mut out, &mut Vec::new(), b"energy_J", &plain);
+    format.write_row(&mut out, b"energy_J", &plain);
     let expected = "metric;timestamp;value;resource_kind;resource_id;consumer_kind;consumer_id;domain;note;__late_attributes\n\
         energy_J;1970-01-01T00:00:01.000000000Z;2.5;pdu;r,1;process;7;;\"x;y\";extra=a\\=b\\,c,flag=true\n\
         energy_J;1970-01-01T00:00:01.000000000Z;NaN;local_machine;;local_machine;;;;\n";
     assert_eq!(String::from_utf8(out).unwrap(), expected);
+}
+
+/// Rows of points whose attribute sets alternate (each formatted once, then taken from
+/// the cache) are the same as rows formatted one by one with fresh layouts.
+#[test]
+fn alternating_attribute_sets_keep_their_columns() {
+    let mut reg = MetricRegistry::new();
+    let energy = reg.register::<u64>("energy", Unit::Joule, "e").unwrap();
+    let columns = || vec!["domain".into(), "socket".into()];
+    let sets = [
+        Attributes::new([
+            ("domain", AttributeValue::from("package")),
+            ("socket", 0.into()),
+        ]),
+        Attributes::new([
+            ("socket", AttributeValue::from(1)),
+            ("domain", "dram".into()),
+        ]),
+        Attributes::none(),
+        Attributes::new([
+            ("late", AttributeValue::from(2.5)),
+            ("domain", "a;b".into()),
+        ]),
+    ];
+    let expected_tails = [
+        ";package;0;\n",
+        ";dram;1;\n",
+        ";;;\n",
+        ";\"a;b\";;late=2.5\n",
+    ];
+    let mut cached = RowFormat::new(';', ',', columns());
+    let mut out = Vec::new();
+    for round in 0..3u64 {
+        for (i, set) in sets.iter().enumerate() {
+            let t = Timestamp::from_unix_nanos(S * (1 + round) + i as u64);
+            // Resources and consumers change too, or stay the same, from row to row.
+            let (consumer, consumer_text) = match i {
+                0 | 1 => (ResourceConsumer::LocalMachine, "local_machine;".to_owned()),
+                _ => (ResourceConsumer::Process { pid: 7 }, "process;7".to_owned()),
+            };
+            let point = MeasurementPoint::new(
+                t,
+                energy,
+                Resource::CpuPackage { id: i as u32 / 2 },
+                consumer,
+                round,
+            )
+            .with_attributes(set.clone());
+            out.clear();
+            cached.write_row(&mut out, b"energy_J", &point);
+            let mut fresh = Vec::new();
+            RowFormat::new(';', ',', columns()).write_row(&mut fresh, b"energy_J", &point);
+            let row = String::from_utf8(out.clone()).unwrap();
+            assert_eq!(row, String::from_utf8(fresh).unwrap());
+            let time = ts(t.unix_nanos());
+            let head = format!(
+                "energy_J;{time};{round};cpu_package;{};{consumer_text}",
+                i / 2
+            );
+            assert_eq!(row, format!("{head}{}", expected_tails[i]));
+        }
+    }
+}
+
+/// The core's fixed kinds are copied as they are, unless the delimiter occurs in them.
+#[test]
+fn fixed_kinds_are_quoted_only_when_the_delimiter_is_in_them() {
+    let mut reg = MetricRegistry::new();
+    let m = reg.register::<u64>("m", Unit::Unity, "m").unwrap();
+    let row = |delim: char, resource: Resource, consumer: ResourceConsumer| {
+        let point = MeasurementPoint::new(Timestamp::from_unix_nanos(0), m, resource, consumer, 1);
+        let mut out = Vec::new();
+        RowFormat::new(delim, ',', Vec::new()).write_row(&mut out, b"m", &point);
+        String::from_utf8(out).unwrap()
+    };
+    let t = "1970-01-01T00:00:00.000000000Z";
+    let (r, c) = (
+        Resource::Dram { pkg_id: 1 },
+        ResourceConsumer::Process { pid: 2 },
+    );
+    assert_eq!(
+        row(';', r.clone(), c.clone()),
+        format!("m;{t};1;dram;1;process;2;\n")
+    );
+    let (r, c) = (
+        Resource::CpuPackage { id: 0 },
+        ResourceConsumer::LocalMachine,
+    );
+    assert_eq!(
+        row('_', r, c),
+        format!("m_{t}_1_\"cpu_package\"_0_\"local_machine\"__\n")
+    );
+    let r = Resource::custom("a;b", "x");
+    let c = ResourceConsumer::custom("c_d", "y");
+    assert_eq!(
+        row(';', r.clone(), c.clone()),
+        format!("m;{t};1;\"a;b\";x;c_d;y;\n")
+    );
+    assert_eq!(row('_', r, c), format!("m_{t}_1_a;b_x_\"c_d\"_y_\n"));
 }
 
 #[test]
