@@ -3,25 +3,31 @@
 
 use std::path::Path;
 
-/// The config text, parsed a second time with spans to find the line of a key.
+/// The config text, parsed a second time with spans to find the line of a key: only when
+/// an error needs a line (a config without errors is parsed once, which matters for the
+/// start-up time of `exec`).
 pub struct Located<'a> {
     text: &'a str,
-    doc: Option<toml_edit::ImDocument<&'a str>>,
+    doc: std::cell::OnceCell<Option<toml_edit::ImDocument<&'a str>>>,
 }
 
 impl<'a> Located<'a> {
-    /// Parses `text` for spans (a text that does not parse has no lines to give).
+    /// Will parse `text` for spans when a line is asked for (a text that does not parse
+    /// has no lines to give).
     pub fn new(text: &'a str) -> Self {
         Located {
             text,
-            doc: toml_edit::ImDocument::parse(text).ok(),
+            doc: std::cell::OnceCell::new(),
         }
     }
 
     /// The 1-based line of the key at `path` (`["plugins", "csv", "output_path"]`), if it
     /// is written in the file (a key set by --config-override is not).
     pub fn line_of(&self, path: &[&str]) -> Option<usize> {
-        let doc = self.doc.as_ref()?;
+        let doc = self
+            .doc
+            .get_or_init(|| toml_edit::ImDocument::parse(self.text).ok())
+            .as_ref()?;
         let mut table: &dyn toml_edit::TableLike = doc.as_table();
         let mut span = None;
         for (i, key) in path.iter().enumerate() {
