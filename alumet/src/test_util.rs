@@ -408,6 +408,38 @@ impl TempDir {
     pub fn path(&self) -> &std::path::Path {
         &self.0
     }
+
+    /// A new directory holding a copy of the tree `src` (a fixture to change in a test).
+    pub fn copy_of(src: &std::path::Path, tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        copy_tree(src, dir.path());
+        dir
+    }
+}
+
+/// Copies the tree `src` into `dst` (created if needed); symbolic links are copied as
+/// links, as sysfs fixtures need. Panics on an I/O error: this is for tests.
+pub fn copy_tree(src: &std::path::Path, dst: &std::path::Path) {
+    let fail = |what: &str, path: &std::path::Path, e: std::io::Error| -> ! {
+        panic!("copying a test tree: {what} {}: {e}", path.display())
+    };
+    std::fs::create_dir_all(dst).unwrap_or_else(|e| fail("creating", dst, e));
+    let entries = std::fs::read_dir(src).unwrap_or_else(|e| fail("listing", src, e));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| fail("listing", src, e));
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| fail("reading", &from, e));
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&from).unwrap_or_else(|e| fail("reading", &from, e));
+            std::os::unix::fs::symlink(target, &to).unwrap_or_else(|e| fail("linking", &to, e));
+        } else if kind.is_dir() {
+            copy_tree(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).unwrap_or_else(|e| fail("copying", &from, e));
+        }
+    }
 }
 
 impl Drop for TempDir {

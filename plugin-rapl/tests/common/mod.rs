@@ -30,7 +30,7 @@ impl Fixture {
         let nanos = Timestamp::now().unix_nanos();
         let root =
             std::env::temp_dir().join(format!("plugin-rapl-{test}-{}-{nanos}", std::process::id()));
-        copy_tree(&src, &root);
+        alumet::test_util::copy_tree(&src, &root);
         Fixture { root }
     }
 
@@ -68,23 +68,6 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// Copies a tree; symbolic links (the `class/powercap` ones) are copied as links.
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let (from, to) = (entry.path(), dst.join(entry.file_name()));
-        let kind = entry.file_type().unwrap();
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from).unwrap(), &to).unwrap();
-        } else if kind.is_dir() {
-            copy_tree(&from, &to);
-        } else {
-            std::fs::copy(&from, &to).unwrap();
-        }
     }
 }
 
