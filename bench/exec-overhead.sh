@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wall time that `alumet-agent exec` adds to a command (issue #5's figure): the median of N
 # runs of `exec -- true` against the median of N runs of `true` alone, for procfs + CSV and
-# for CSV only.
+# for CSV only (PLUGINS="nvidia,csv csv" for other sets, space-separated).
 #
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
 set -euo pipefail
@@ -27,7 +27,7 @@ PY
 
 base=$(median_ms true)
 echo "true alone: ${base} ms (median of $n)"
-for plugins in procfs,csv csv; do
+for plugins in ${PLUGINS:-procfs,csv csv}; do
   t=$(median_ms "$agent" --config "$work/alumet-config.toml" --plugins "$plugins" \
     --output-file "$work/out.csv" exec --no-summary -- true)
   echo "exec -- true with $plugins: ${t} ms, overhead $(python3 -c "print(f'{$t - $base:.2f}')") ms"
