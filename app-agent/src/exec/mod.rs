@@ -356,6 +356,12 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
     }
     for label in labels.keys() {
         let joules = per_run(&|r| r.window.energy.get(*label).copied().unwrap_or(0.0));
+        // The attribution's parts of a counter that measured nothing, or that the command
+        // had no share of, would be lines of zeros (three per counter and domain).
+        let attribution = ["attributed_energy", "idle_energy", "unattributed_energy"];
+        if attribution.iter().any(|a| label.starts_with(a)) && joules.iter().all(|j| *j == 0.0) {
+            continue;
+        }
         let watts = runs
             .iter()
             .zip(&joules)
