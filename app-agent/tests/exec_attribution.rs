@@ -88,6 +88,9 @@ fn the_commands_share_of_the_package_energy_adds_up_with_the_rest() {
     assert!(!text.contains("first_reading"), "{json:#}");
     // Package 1 measured 0 J: its line is there, its attribution's lines of zeros are not.
     let other = "cpu_package/1 domain=package";
-    assert_eq!(figure(&json, &format!("rapl_consumed_energy {other}")), Some(0.0));
+    assert_eq!(
+        figure(&json, &format!("rapl_consumed_energy {other}")),
+        Some(0.0)
+    );
     assert!(!text.contains(&format!("{other} source=rapl")), "{json:#}");
 }
