@@ -87,8 +87,8 @@ impl AnyPlugin for ExecPlugin {
 
 /// Exec and watch follow the measured process: when procfs is enabled, its processes
 /// section is turned on with the `"event"` strategy (it measures the processes the agent
-/// announces), and nvidia reports per-process metrics of the announced process trees only,
-/// whatever the file says for the run mode.
+/// announces), and nvidia reports per-process metrics of the announced process trees only
+/// (unless the file turns them off), whatever the file says for the run mode.
 pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
     match plugin {
         "procfs" => {
@@ -100,9 +100,12 @@ pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
                 p.insert("strategy".into(), toml::Value::String("event".into()));
             }
         }
-        // Per-process GPU metrics for the command's process tree only.
+        // Per-process GPU metrics for the command's process tree only (or none, when the
+        // file says none).
         "nvidia" => {
-            table.insert("processes".into(), toml::Value::String("event".into()));
+            if table.get("processes").and_then(|p| p.as_str()) != Some("none") {
+                table.insert("processes".into(), toml::Value::String("event".into()));
+            }
         }
         _ => {}
     }
@@ -371,4 +374,32 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
         figures.push(Figure::new(format!("{label} (average power)"), "W", watts));
     }
     figures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::adjust_config;
+
+    fn adjusted(plugin: &str, text: &str) -> toml::Table {
+        let mut table: toml::Table = toml::from_str(text).unwrap_or_default();
+        adjust_config(plugin, &mut table);
+        table
+    }
+
+    #[test]
+    fn exec_follows_the_command_in_procfs_and_nvidia() {
+        let procfs = adjusted("procfs", "[processes]\nstrategy = 'watcher'\n");
+        assert_eq!(procfs["processes"]["strategy"].as_str(), Some("event"));
+        assert_eq!(procfs["processes"]["enabled"].as_bool(), Some(true));
+        let nvidia = adjusted("nvidia", "processes = 'all'\n");
+        assert_eq!(nvidia["processes"].as_str(), Some("event"));
+        assert_eq!(adjusted("nvidia", "")["processes"].as_str(), Some("event"));
+    }
+
+    #[test]
+    fn nvidia_processes_turned_off_in_the_file_stay_off() {
+        let nvidia = adjusted("nvidia", "processes = 'none'\n");
+        assert_eq!(nvidia["processes"].as_str(), Some("none"));
+        assert!(adjusted("csv", "").is_empty());
+    }
 }
