@@ -102,10 +102,8 @@ pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
         }
         // Per-process GPU metrics for the command's process tree only (or none, when the
         // file says none).
-        "nvidia" => {
-            if table.get("processes").and_then(|p| p.as_str()) != Some("none") {
-                table.insert("processes".into(), toml::Value::String("event".into()));
-            }
+        "nvidia" if table.get("processes").and_then(|p| p.as_str()) != Some("none") => {
+            table.insert("processes".into(), toml::Value::String("event".into()));
         }
         _ => {}
     }
