@@ -51,7 +51,7 @@ pub fn render(entries: &[Entry], availability: &dyn Fn(&Entry) -> Option<Unavail
             out.push_str("enable = false\n");
         } else if !entry.enabled_by_default {
             out.push_str(
-                "# Disabled by default: fill in its settings, then set `enable = true`.\n",
+                "# Disabled by default: check its settings below, then set `enable = true`.\n",
             );
             out.push_str("enable = false\n");
         }
