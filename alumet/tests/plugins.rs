@@ -240,19 +240,19 @@ fn registration_errors() {
     builder.start().unwrap();
 }
 
+/// A transform that doubles every (integer) value.
+fn double(b: &mut MeasurementBuffer, _c: &TransformContext) -> Result<(), ElementError> {
+    b.iter_mut()
+        .for_each(|p| p.value = MeasurementValue::U64(p.value.as_f64() as u64 * 2));
+    Ok(())
+}
+
 #[test]
 fn transforms_run_in_registration_order() {
     let mut tester = PipelineTester::new();
     let feeder = tester.feeder("in");
     tester.any_plugin(TestPlugin::new("t", |alumet| {
-        alumet.add_transform(
-            "double",
-            |b: &mut MeasurementBuffer, _c: &TransformContext| {
-                b.iter_mut()
-                    .for_each(|p| p.value = MeasurementValue::U64(p.value.as_f64() as u64 * 2));
-                Ok(())
-            },
-        )?;
+        alumet.add_transform("double", double)?;
         alumet.add_transform(
             "plus_one",
             |b: &mut MeasurementBuffer, _c: &TransformContext| {
@@ -360,14 +360,7 @@ fn what_a_transform_holds_is_finished_at_shutdown_through_the_later_transforms()
     let feeder = tester.feeder("in");
     tester.any_plugin(TestPlugin::new("t", |alumet| {
         alumet.add_transform("sum", SumAtShutdown { sum: 0, last: None })?;
-        alumet.add_transform(
-            "double",
-            |b: &mut MeasurementBuffer, _c: &TransformContext| {
-                b.iter_mut()
-                    .for_each(|p| p.value = MeasurementValue::U64(p.value.as_f64() as u64 * 2));
-                Ok(())
-            },
-        )?;
+        alumet.add_transform("double", double)?;
         Ok(())
     }));
     let run = tester.start().unwrap();

@@ -102,11 +102,14 @@ fn each_run_polls_a_manual_source_exactly_twice() {
     assert_eq!(energy["stddev"].as_f64(), Some(0.0));
 }
 
-/// One source that reads, at the same instant, what RAPL and procfs would: 10 J of
-/// package energy, 100 ms of busy machine CPU time and 50 ms of CPU time of one process
-/// of the command, per poll.
-fn machine_plugin() -> TestPlugin {
-    TestPlugin::new("machine", |alumet| {
+/// One source that reads, at the same instant, what RAPL and procfs would. `reading(n)`
+/// gives poll n's package joules, busy machine CPU ms and CPU ms of one process of the
+/// command; `None` is a poll that gives nothing (counters at their first reading).
+fn readings_plugin(
+    polls: Arc<AtomicU64>,
+    reading: fn(u64) -> Option<(f64, u64, u64)>,
+) -> TestPlugin {
+    TestPlugin::new("machine", move |alumet| {
         let energy = alumet.create_metric::<f64>("rapl_consumed_energy", Unit::Joule, "e")?;
         let busy = alumet.create_metric::<u64>("kernel_cpu_time", Unit::Millisecond, "b")?;
         let process = alumet.create_metric::<u64>("cpu_time_delta", Unit::Millisecond, "p")?;
@@ -114,20 +117,24 @@ fn machine_plugin() -> TestPlugin {
         let user_state = Attributes::new([("cpu_state", "user")]);
         let user_kind = Attributes::new([("kind", "user")]);
         let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            let n = polls.fetch_add(1, Ordering::SeqCst);
+            let Some((joules, busy_ms, process_ms)) = reading(n) else {
+                return Ok(());
+            };
             let machine = ResourceConsumer::LocalMachine;
             let pkg = Resource::CpuPackage { id: 0 };
             acc.push(
-                MeasurementPoint::new(t, energy, pkg, machine.clone(), 10.0)
+                MeasurementPoint::new(t, energy, pkg, machine.clone(), joules)
                     .with_attributes(domain.clone()),
             );
             let local = Resource::LocalMachine;
             acc.push(
-                MeasurementPoint::new(t, busy, local.clone(), machine, 100)
+                MeasurementPoint::new(t, busy, local.clone(), machine, busy_ms)
                     .with_attributes(user_state.clone()),
             );
             let child = ResourceConsumer::Process { pid: 4242 };
             acc.push(
-                MeasurementPoint::new(t, process, local, child, 50)
+                MeasurementPoint::new(t, process, local, child, process_ms)
                     .with_attributes(user_kind.clone()),
             );
             Ok(())
@@ -137,17 +144,17 @@ fn machine_plugin() -> TestPlugin {
     })
 }
 
+fn attribution() -> Box<dyn AnyPlugin> {
+    let config = plugin_attribution::Config::default();
+    let plugin = <plugin_attribution::AttributionPlugin as alumet::plugin::Plugin>::init(config);
+    Box::new(plugin.unwrap())
+}
+
 #[test]
 fn the_commands_attributed_joules_are_shown_next_to_the_machines() {
-    let attribution = <plugin_attribution::AttributionPlugin as alumet::plugin::Plugin>::init(
-        plugin_attribution::Config::default(),
-    )
-    .unwrap();
-    let json = run_with(
-        2,
-        "attribution",
-        vec![Box::new(machine_plugin()), Box::new(attribution)],
-    );
+    // 10 J, 100 busy ms and 50 ms of the command's process at every poll.
+    let plugin = readings_plugin(Arc::default(), |_| Some((10.0, 100, 50)));
+    let json = run_with(2, "attribution", vec![Box::new(plugin), attribution()]);
     let machine = figure(&json, "rapl_consumed_energy cpu_package/0 domain=package");
     assert_eq!(machine["values"], serde_json::json!([10.0, 10.0]));
     // Half of the busy CPU time was the command's: half of the energy (no idle power).
@@ -173,59 +180,18 @@ fn the_commands_attributed_joules_are_shown_next_to_the_machines() {
     assert_eq!(untracked["values"], serde_json::json!([5.0, 5.0]));
 }
 
-/// Like RAPL and procfs: counters and CPU-time deltas give nothing at their first
-/// reading.
-fn counters_plugin(polls: Arc<AtomicU64>) -> TestPlugin {
-    TestPlugin::new("counters", move |alumet| {
-        let energy = alumet.create_metric::<f64>("rapl_consumed_energy", Unit::Joule, "e")?;
-        let busy = alumet.create_metric::<u64>("kernel_cpu_time", Unit::Millisecond, "b")?;
-        let process = alumet.create_metric::<u64>("cpu_time_delta", Unit::Millisecond, "p")?;
-        let domain = Attributes::new([("domain", "package")]);
-        let user_state = Attributes::new([("cpu_state", "user")]);
-        let user_kind = Attributes::new([("kind", "user")]);
-        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
-            let n = polls.fetch_add(1, Ordering::SeqCst);
-            if n == 0 {
-                return Ok(()); // baselines
-            }
-            let machine = ResourceConsumer::LocalMachine;
-            let pkg = Resource::CpuPackage { id: 0 };
-            acc.push(
-                MeasurementPoint::new(t, energy, pkg, machine.clone(), 8.0)
-                    .with_attributes(domain.clone()),
-            );
-            let local = Resource::LocalMachine;
-            acc.push(
-                MeasurementPoint::new(t, busy, local.clone(), machine, 100)
-                    .with_attributes(user_state.clone()),
-            );
-            // procfs polls an announced process at once, from its start (0 ms so far):
-            // here at the second reading; the last poll is the one after the exit.
-            let child = ResourceConsumer::Process { pid: 4343 };
-            let ms = if n == 1 { 0 } else { 25 };
-            acc.push(
-                MeasurementPoint::new(t, process, local, child, ms)
-                    .with_attributes(user_kind.clone()),
-            );
-            Ok(())
-        };
-        alumet.add_source("readings", source, Trigger::manual())?;
-        Ok(())
-    })
-}
-
 #[test]
 fn with_attribution_the_command_interval_is_not_a_first_reading() {
+    // Like RAPL and procfs: counters and CPU-time deltas give nothing at their first
+    // reading; procfs polls an announced process at once, from its start (0 ms so far),
+    // here at the second reading; the last poll is the one after the exit.
     let polls = Arc::new(AtomicU64::new(0));
-    let attribution = <plugin_attribution::AttributionPlugin as alumet::plugin::Plugin>::init(
-        plugin_attribution::Config::default(),
-    )
-    .unwrap();
-    let plugins: Vec<Box<dyn AnyPlugin>> = vec![
-        Box::new(counters_plugin(polls.clone())),
-        Box::new(attribution),
-    ];
-    let json = run_with(1, "first-reading", plugins);
+    let plugin = readings_plugin(polls.clone(), |n| match n {
+        0 => None,
+        1 => Some((8.0, 100, 0)),
+        _ => Some((8.0, 100, 25)),
+    });
+    let json = run_with(1, "first-reading", vec![Box::new(plugin), attribution()]);
     assert_eq!(
         polls.load(Ordering::SeqCst),
         3,

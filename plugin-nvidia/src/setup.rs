@@ -54,8 +54,8 @@ fn open(backend: &dyn Backend, index: u32, mode: Mode) -> Result<Probed, GpuErro
     let bus_id = gpu.bus_id()?;
     let name = gpu.name().unwrap_or_else(|_| "unknown model".into());
     let label = format!("GPU {bus_id} ({name})");
-    let energy = energy_mode(gpu.as_ref(), &label)?;
     let power = supported(gpu.power_mw(), &label, "power")?;
+    let energy = energy_mode(gpu.as_ref(), &label, power)?;
     if matches!(energy, EnergyMode::Unmeasured) && mode == Mode::Minimal {
         return Err(GpuError::Other(format!(
             "{label} reports neither energy nor power, all that minimal mode measures"
@@ -103,11 +103,13 @@ fn energy_description(mode: &EnergyMode) -> &'static str {
     }
 }
 
-fn energy_mode(gpu: &dyn Gpu, label: &str) -> Result<EnergyMode, GpuError> {
+/// The energy counter when the device has one, else its power readings (`power`: whether
+/// it answers them).
+fn energy_mode(gpu: &dyn Gpu, label: &str, power: bool) -> Result<EnergyMode, GpuError> {
     if supported(gpu.total_energy_mj(), label, "the total-energy counter")? {
         return Ok(EnergyMode::Counter(CounterMeter::default()));
     }
-    if supported(gpu.power_mw(), label, "power")? {
+    if power {
         return Ok(EnergyMode::Integrated(PowerIntegrator::default()));
     }
     Ok(EnergyMode::Unmeasured)

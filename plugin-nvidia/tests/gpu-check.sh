@@ -56,44 +56,31 @@ echo "== comparisons"
 result=0
 python3 "$here/gpu/compare.py" agent.csv sampler.json smi.txt summary.json load.pids || result=1
 
-echo "== cost of run mode at a 10 ms poll interval, full mode, 10 s"
-rm -f cost.csv
-RUST_LOG=warn "$agent" "${common[@]}" --plugins nvidia,csv --output-file "$work/cost.csv" \
-  --config-override 'plugins.nvidia.poll_interval="10ms"' run &
-agent_pid=$!
-sleep 2
-ticks() { awk '{print $14 + $15}' "/proc/$agent_pid/stat"; }
-t0=$(ticks); s0=$(date +%s.%N)
-sleep 10
-t1=$(ticks); s1=$(date +%s.%N)
-kill -TERM "$agent_pid"; wait "$agent_pid" || true
-python3 - "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
-import sys
-t0, t1, s0, s1, hz = map(float, sys.argv[1:6])
-cpu = (t1 - t0) / hz
-wall = s1 - s0
-polls = wall / 0.010
-print(f"agent CPU: {cpu:.2f} s over {wall:.1f} s = {cpu / wall * 100:.1f}% of a core, {cpu / polls * 1e6:.0f} us per poll (100 Hz, one GPU, every metric)")
-PY
-rows=$(wc -l < cost.csv)
-echo "rows written: $rows"
-
-echo "== the same in minimal mode (energy and power only)"
-RUST_LOG=warn "$agent" "${common[@]}" --plugins nvidia,csv --output-file "$work/cost-min.csv" \
-  --config-override 'plugins.nvidia.poll_interval="10ms"' \
-  --config-override 'plugins.nvidia.mode="minimal"' run &
-agent_pid=$!
-sleep 2
-t0=$(ticks); s0=$(date +%s.%N)
-sleep 5
-t1=$(ticks); s1=$(date +%s.%N)
-kill -TERM "$agent_pid"; wait "$agent_pid" || true
-python3 - "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
+# The agent's CPU in run mode with nvidia polled every 10 ms in MODE, over SECONDS.
+cost() {
+  local mode=$1 seconds=$2
+  echo "== cost of run mode at a 10 ms poll interval, $mode mode, $seconds s"
+  RUST_LOG=warn "$agent" "${common[@]}" --plugins nvidia,csv --output-file "$work/cost-$mode.csv" \
+    --config-override 'plugins.nvidia.poll_interval="10ms"' \
+    --config-override "plugins.nvidia.mode=\"$mode\"" run &
+  local pid=$!
+  sleep 2
+  local t0 s0 t1 s1
+  t0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); s0=$(date +%s.%N)
+  sleep "$seconds"
+  t1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); s1=$(date +%s.%N)
+  kill -TERM "$pid"; wait "$pid" || true
+  python3 - "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" "$mode" <<'PY'
 import sys
 t0, t1, s0, s1, hz = map(float, sys.argv[1:6])
 cpu, wall = (t1 - t0) / hz, s1 - s0
-print(f"agent CPU: {cpu / wall * 100:.1f}% of a core, {cpu / (wall / 0.010) * 1e6:.0f} us per poll (100 Hz, minimal mode)")
+print(f"agent CPU: {cpu:.2f} s over {wall:.1f} s = {cpu / wall * 100:.1f}% of a core, "
+      f"{cpu / (wall / 0.010) * 1e6:.0f} us per poll (100 Hz, one GPU, {sys.argv[6]} mode)")
 PY
+  echo "rows written: $(wc -l < "$work/cost-$mode.csv")"
+}
+cost full 10
+cost minimal 5
 
 echo "== CPU cost of each NVML query (pynvml)"
 python3 "$here/gpu/nvml_costs.py" || true

@@ -215,6 +215,42 @@ fn interval(ns: u64) -> Option<Duration> {
     (ns > 0).then(|| Duration::from_nanos(ns))
 }
 
+/// What `add_source` and `add_output` share: the registrar, ownership of `data` (from
+/// here on, dropping it calls `drop_data`, also when the registration fails), the
+/// element's name; `register` does the rest and returns the message of a failure.
+///
+/// # Safety
+/// The arguments as the plugin passed them to `add_source` or `add_output` (`kind`).
+unsafe fn register_element(
+    registrar: *mut AlumetRegistrar,
+    name: AlumetStr,
+    data: *mut c_void,
+    drop_data: Option<AlumetDropFn>,
+    error: *mut AlumetError,
+    kind: &str,
+    register: impl FnOnce(&mut RegistrarCtx<'_, '_>, &str, ElementData) -> Result<(), String>,
+) -> AlumetStatus {
+    guard(ALUMET_ERROR, || {
+        // SAFETY: during start, `registrar` is the RegistrarCtx the agent gave the plugin.
+        let Some(ctx) = (unsafe { registrar.cast::<RegistrarCtx<'_, '_>>().as_mut() }) else {
+            // SAFETY: the plugin's error handle.
+            return unsafe { fail(error, format!("add_{kind}: the registrar is NULL")) };
+        };
+        let data = ElementData::new(data, drop_data, Arc::clone(ctx.instance));
+        // SAFETY: the plugin's string, valid for this call.
+        let name = match unsafe { arg(name, &format!("{kind} name")) } {
+            Ok(n) => n,
+            // SAFETY: the plugin's error handle.
+            Err(e) => return unsafe { fail(error, e) },
+        };
+        match register(ctx, name, data) {
+            Ok(()) => ALUMET_OK,
+            // SAFETY: the plugin's error handle.
+            Err(e) => unsafe { fail(error, e) },
+        }
+    })
+}
+
 #[allow(clippy::too_many_arguments)] // The ABI's signature.
 unsafe extern "C" fn add_source(
     registrar: *mut AlumetRegistrar,
@@ -226,24 +262,8 @@ unsafe extern "C" fn add_source(
     drop_data: Option<AlumetDropFn>,
     error: *mut AlumetError,
 ) -> AlumetStatus {
-    guard(ALUMET_ERROR, || {
-        // SAFETY: during start, `registrar` is the RegistrarCtx the agent gave the plugin.
-        let Some(ctx) = (unsafe { registrar.cast::<RegistrarCtx<'_, '_>>().as_mut() }) else {
-            // SAFETY: the plugin's error handle.
-            return unsafe { fail(error, "add_source: the registrar is NULL") };
-        };
-        // Owned from here on: dropping it calls `drop_data`, also when this fails.
-        let data = ElementData::new(data, drop_data, Arc::clone(ctx.instance));
-        // SAFETY: the plugin's string, valid for this call.
-        let name = match unsafe { arg(name, "source name") } {
-            Ok(n) => n,
-            // SAFETY: the plugin's error handle.
-            Err(e) => return unsafe { fail(error, e) },
-        };
-        let Some(poll) = poll else {
-            // SAFETY: the plugin's error handle.
-            return unsafe { fail(error, format!("source `{name}`: poll is NULL")) };
-        };
+    let register = |ctx: &mut RegistrarCtx<'_, '_>, name: &str, data| {
+        let poll = poll.ok_or_else(|| format!("source `{name}`: poll is NULL"))?;
         let trigger = match (interval(poll_interval_ns), interval(flush_interval_ns)) {
             (Some(p), Some(f)) => Trigger::every(p).flush_every(f),
             (Some(p), None) => Trigger::every(p),
@@ -251,12 +271,12 @@ unsafe extern "C" fn add_source(
             (None, None) => Trigger::manual(),
         };
         let source = DynSource::new(poll, data, Arc::clone(ctx.table));
-        match ctx.registrar.add_source(name, source, trigger) {
-            Ok(()) => ALUMET_OK,
-            // SAFETY: the plugin's error handle.
-            Err(e) => unsafe { fail(error, e.to_string()) },
-        }
-    })
+        ctx.registrar
+            .add_source(name, source, trigger)
+            .map_err(|e| e.to_string())
+    };
+    // SAFETY: the plugin's arguments, as the ABI defines them.
+    unsafe { register_element(registrar, name, data, drop_data, error, "source", register) }
 }
 
 unsafe extern "C" fn add_output(
@@ -268,31 +288,15 @@ unsafe extern "C" fn add_output(
     drop_data: Option<AlumetDropFn>,
     error: *mut AlumetError,
 ) -> AlumetStatus {
-    guard(ALUMET_ERROR, || {
-        // SAFETY: during start, `registrar` is the RegistrarCtx the agent gave the plugin.
-        let Some(ctx) = (unsafe { registrar.cast::<RegistrarCtx<'_, '_>>().as_mut() }) else {
-            // SAFETY: the plugin's error handle.
-            return unsafe { fail(error, "add_output: the registrar is NULL") };
-        };
-        // Owned from here on: dropping it calls `drop_data`, also when this fails.
-        let data = ElementData::new(data, drop_data, Arc::clone(ctx.instance));
-        // SAFETY: the plugin's string, valid for this call.
-        let name = match unsafe { arg(name, "output name") } {
-            Ok(n) => n,
-            // SAFETY: the plugin's error handle.
-            Err(e) => return unsafe { fail(error, e) },
-        };
-        let Some(write) = write else {
-            // SAFETY: the plugin's error handle.
-            return unsafe { fail(error, format!("output `{name}`: write is NULL")) };
-        };
+    let register = |ctx: &mut RegistrarCtx<'_, '_>, name: &str, data| {
+        let write = write.ok_or_else(|| format!("output `{name}`: write is NULL"))?;
         let output = DynOutput::new(write, finish, data);
-        match ctx.registrar.add_output(name, output) {
-            Ok(()) => ALUMET_OK,
-            // SAFETY: the plugin's error handle.
-            Err(e) => unsafe { fail(error, e.to_string()) },
-        }
-    })
+        ctx.registrar
+            .add_output(name, output)
+            .map_err(|e| e.to_string())
+    };
+    // SAFETY: the plugin's arguments, as the ABI defines them.
+    unsafe { register_element(registrar, name, data, drop_data, error, "output", register) }
 }
 
 unsafe extern "C" fn push(acc: *mut AlumetAccumulator, point: *const AlumetPoint) -> AlumetStatus {

@@ -183,9 +183,10 @@ pub(super) unsafe extern "C" fn finish<O: Output>(
 }
 
 /// Exports a [`Plugin`](crate::sdk::Plugin) through the C ABI of `alumet.h`: the seven
-/// `alumet_plugin_*` functions. Use it once, in a `cdylib` crate.
+/// `alumet_plugin_*` functions. Use it once, in a `cdylib` crate (a complete one, built
+/// and loaded by the tests: `dynamic-plugin-example/src/lib.rs`):
 ///
-/// ```ignore
+/// ```text
 /// alumet_dynamic::export_plugin!(MyPlugin, name = "my_plugin", version = env!("CARGO_PKG_VERSION"));
 /// ```
 #[macro_export]

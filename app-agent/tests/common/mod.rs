@@ -59,18 +59,22 @@ impl Running {
 
     /// Waits until stderr contains `text` (fails after 30 s, or if the agent exits first).
     pub fn wait_for_log(&mut self, text: &str) {
+        self.wait_until(&format!("{text:?} in the log"), |r| {
+            r.stderr().contains(text)
+        });
+    }
+
+    /// Waits until `done` holds (fails after 30 s, or if the agent exits first).
+    pub fn wait_until(&mut self, what: &str, mut done: impl FnMut(&Running) -> bool) {
         let start = Instant::now();
-        while !self.stderr().contains(text) {
+        while !done(self) {
             if let Some(status) = self.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "agent exited ({status}) before logging {text:?}:\n{}",
-                    self.stderr()
-                );
+                panic!("agent exited ({status}) before {what}:\n{}", self.stderr());
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
-                "no {text:?} in:\n{}",
+                "no {what}:\n{}",
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(10));
