@@ -60,7 +60,10 @@ fn sigterm_is_forwarded_to_the_command_and_the_summary_printed() {
     let (status, stderr) = running.wait();
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("measurements for 'sleep 30'"), "{stderr}");
-    assert!(stderr.contains("forwarding it to pid"), "{stderr}");
+    assert!(
+        stderr.contains("signal 15 received: forwarded it to pid"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -13,8 +13,7 @@ pub mod summary;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use alumet::measurement::{ResourceConsumer, Timestamp};
@@ -22,7 +21,6 @@ use alumet::pipeline::{Event, PipelineBuilder, PipelineControl, RunningPipeline}
 use alumet::plugin::{AnyPlugin, Registrar};
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use crate::config::Loaded;
 use summary::{Aggregator, Figure, Summary, Window};
@@ -111,8 +109,7 @@ pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
 
 /// Runs exec or watch; returns the exit code for the agent.
 pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
-    let signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).context("installing signal handlers")?;
+    forward_signals().context("installing signal handlers")?;
     if let Target::Pid(pid) = opts.target {
         anyhow::ensure!(
             child::exists(pid),
@@ -132,17 +129,13 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         pipeline.plugin_names().join(", "),
         describe(&opts.target)
     );
-    let current = Arc::new(AtomicU32::new(0));
-    let interrupted = Arc::new(AtomicBool::new(false));
-    forward_signals(signals, Arc::clone(&current), Arc::clone(&interrupted));
-
     let mut runs = Vec::new();
     let mut code = 0;
     for i in 0..opts.repeat.max(1) {
-        if i > 0 && interrupted.load(Ordering::SeqCst) {
+        if i > 0 && SIGNALLED.load(Ordering::SeqCst) != 0 {
             break;
         }
-        match one_run(&pipeline, &aggregator, opts, &current) {
+        match one_run(&pipeline, &aggregator, opts) {
             Ok(run) => {
                 code = run.ended.map_or(0, |e| e.code);
                 runs.push(run);
@@ -170,7 +163,6 @@ fn one_run(
     pipeline: &RunningPipeline,
     aggregator: &Aggregator,
     opts: &ExecOptions,
-    current: &AtomicU32,
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
     control.trigger_now("*").wait();
@@ -188,7 +180,7 @@ fn one_run(
         }
         Target::Pid(pid) => *pid,
     };
-    current.store(pid, Ordering::SeqCst);
+    measure(pid);
     let consumer = ResourceConsumer::Process { pid };
     control.emit(&Event::ConsumerStarted(consumer.clone()));
     let ended = match opts.target {
@@ -210,7 +202,11 @@ fn one_run(
         }
     };
     aggregator.close(Timestamp::now());
-    current.store(0, Ordering::SeqCst);
+    MEASURED.store(0, Ordering::SeqCst);
+    if FORWARDED.swap(false, Ordering::SeqCst) {
+        let signal = SIGNALLED.load(Ordering::SeqCst);
+        log::info!("signal {signal} received: forwarded it to pid {pid}");
+    }
     control.emit(&Event::ConsumerEnded(consumer));
     Ok(Run {
         wall: ended.0,
@@ -219,19 +215,48 @@ fn one_run(
     })
 }
 
+/// The process that signals are forwarded to (0: none, between runs).
+static MEASURED: AtomicU32 = AtomicU32::new(0);
+/// The last of SIGINT, SIGTERM, SIGHUP or SIGQUIT the agent received (0: none).
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
+/// Whether the handler sent that signal on to the measured process.
+static FORWARDED: AtomicBool = AtomicBool::new(false);
+
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the measured process; the agent then waits
-/// for it, takes its final measurement and stops (no further `-r` runs).
-fn forward_signals(mut signals: Signals, current: Arc<AtomicU32>, interrupted: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            interrupted.store(true, Ordering::SeqCst);
-            let pid = current.load(Ordering::SeqCst);
+/// for it, takes its final measurement and stops (no further `-r` runs). The handler does
+/// the forwarding itself (atomics and `kill` are async-signal-safe): no thread to start.
+fn forward_signals() -> std::io::Result<()> {
+    SIGNALLED.store(0, Ordering::SeqCst);
+    FORWARDED.store(false, Ordering::SeqCst);
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        let action = move || {
+            SIGNALLED.store(signal, Ordering::SeqCst);
+            let pid = MEASURED.load(Ordering::SeqCst);
             if pid != 0 {
-                log::info!("signal {signal} received: forwarding it to pid {pid}");
                 child::forward(pid, signal);
+                FORWARDED.store(true, Ordering::SeqCst);
             }
-        }
-    });
+        };
+        // SAFETY: the action only touches atomics and calls kill(2), which are
+        // async-signal-safe; it neither allocates nor locks.
+        unsafe { signal_hook::low_level::register(signal, action) }?;
+    }
+    let _ = INSTALLED.set(());
+    Ok(())
+}
+
+/// Makes `pid` the target of forwarded signals; a signal that came while it was being
+/// started (no target yet) is sent now.
+fn measure(pid: u32) {
+    MEASURED.store(pid, Ordering::SeqCst);
+    let signal = SIGNALLED.load(Ordering::SeqCst);
+    if signal != 0 && !FORWARDED.swap(true, Ordering::SeqCst) {
+        child::forward(pid, signal);
+    }
 }
 
 fn finish(
@@ -376,7 +401,20 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
 
 #[cfg(test)]
 mod tests {
-    use super::adjust_config;
+    use super::*;
+
+    #[test]
+    fn a_signal_received_before_the_command_started_is_sent_to_it_at_start() {
+        let sleep = std::ffi::OsString::from("sleep");
+        let pid = child::spawn(&sleep, &["30".into()]).expect("sleep starts");
+        SIGNALLED.store(SIGTERM, Ordering::SeqCst);
+        FORWARDED.store(false, Ordering::SeqCst);
+        measure(pid);
+        let ended = child::wait(pid).expect("sleep is our child");
+        MEASURED.store(0, Ordering::SeqCst);
+        assert_eq!(ended.code, 128 + SIGTERM);
+        assert!(FORWARDED.load(Ordering::SeqCst));
+    }
 
     fn adjusted(plugin: &str, text: &str) -> toml::Table {
         let mut table: toml::Table = toml::from_str(text).unwrap_or_default();
