@@ -99,10 +99,16 @@ pub(crate) struct Warnings {
 }
 
 impl Env {
-    /// Checks that `root` holds a readable `stat`: otherwise the plugin is unavailable.
+    /// Checks that `root` holds a `stat` that can be opened for reading: otherwise the
+    /// plugin is unavailable. (Opening is the check: reading `/proc/stat` costs the kernel
+    /// a walk of every CPU, and the kernel section reads it right after.)
     fn new(root: &Path) -> anyhow::Result<Self> {
         let stat = root.join("stat");
-        if let Err(e) = std::fs::read(&stat) {
+        let opened = std::fs::File::open(&stat).and_then(|f| match f.metadata()?.is_file() {
+            true => Ok(()),
+            false => Err(std::io::Error::other("not a file")),
+        });
+        if let Err(e) = opened {
             return Err(Unavailable::new(
                 format!("cannot read {}: {e}", stat.display()),
                 "set procfs_root to the directory where procfs is mounted (`/host/proc` in a container that mounts the host's there)",

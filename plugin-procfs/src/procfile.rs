@@ -57,11 +57,15 @@ pub(crate) struct ProcFile {
     path: PathBuf,
     buf: Vec<u8>,
     single_record: bool,
+    /// The length of the content read by [`ProcFile::open`], until a `read` returns it.
+    unread: Option<usize>,
 }
 
 impl ProcFile {
-    /// Opens `path` and reads it once, so that an unreadable file fails here. See
-    /// [`read_whole`] for `single_record`.
+    /// Opens `path` and reads it once, so that an unreadable file fails here; the next
+    /// [`ProcFile::read`] returns that content rather than reading again (the callers
+    /// take their baseline right after opening: procfs files such as `/proc/stat` cost
+    /// the kernel a walk of every CPU per read). See [`read_whole`] for `single_record`.
     pub(crate) fn open(path: PathBuf, single_record: bool) -> io::Result<Self> {
         let file = File::open(&path)?;
         let mut f = ProcFile {
@@ -69,13 +73,18 @@ impl ProcFile {
             path,
             buf: Vec::new(),
             single_record,
+            unread: None,
         };
-        read_whole(&f.file, &mut f.buf, single_record)?;
+        let len = read_whole(&f.file, &mut f.buf, single_record)?.len();
+        f.unread = Some(len);
         Ok(f)
     }
 
-    /// The current content.
+    /// The current content (the first call after `open`: the content read there).
     pub(crate) fn read(&mut self) -> anyhow::Result<&[u8]> {
+        if let Some(len) = self.unread.take() {
+            return Ok(&self.buf[..len]);
+        }
         let path = &self.path;
         read_whole(&self.file, &mut self.buf, self.single_record)
             .with_context(|| format!("reading {}", path.display()))
@@ -138,4 +147,21 @@ pub(crate) fn warn_out_of_files(pid: u32, error: &io::Error) {
          limit are not measured. Raise the open files limit (LimitNOFILE= in the systemd \
          unit) or narrow processes.groups; this warning is not repeated"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_read_after_open_is_the_content_read_at_open() {
+        let dir = alumet::test_util::TempDir::new("procfile");
+        let path = dir.path().join("stat");
+        std::fs::write(&path, "first\n").unwrap();
+        let mut file = ProcFile::open(path.clone(), true).unwrap();
+        std::fs::write(&path, "second\n").unwrap();
+        assert_eq!(file.read().unwrap(), b"first\n");
+        assert_eq!(file.read().unwrap(), b"second\n");
+        assert_eq!(file.read().unwrap(), b"second\n");
+    }
 }

@@ -137,15 +137,19 @@ fn fixture_tree_gives_exactly_its_values_and_differences() {
 #[test]
 fn a_root_without_stat_is_unavailable_and_names_procfs_root() {
     let empty = TempDir::new("empty");
-    let config = Config {
-        procfs_root: empty.path().to_owned(),
-        ..Config::default()
-    };
-    let mut plugin = <ProcfsPlugin as alumet::plugin::Plugin>::init(config).unwrap();
-    let err = probe_start(&mut plugin).unwrap_err();
-    let unavailable = Unavailable::find(&err).expect("an Unavailable error");
-    assert!(unavailable.reason.contains("stat"), "{unavailable}");
-    assert!(unavailable.fix.contains("procfs_root"), "{unavailable}");
+    let odd = TempDir::new("stat-dir");
+    std::fs::create_dir(odd.path().join("stat")).unwrap();
+    for root in [empty.path(), odd.path()] {
+        let config = Config {
+            procfs_root: root.to_owned(),
+            ..Config::default()
+        };
+        let mut plugin = <ProcfsPlugin as alumet::plugin::Plugin>::init(config).unwrap();
+        let err = probe_start(&mut plugin).unwrap_err();
+        let unavailable = Unavailable::find(&err).expect("an Unavailable error");
+        assert!(unavailable.reason.contains("stat"), "{unavailable}");
+        assert!(unavailable.fix.contains("procfs_root"), "{unavailable}");
+    }
 }
 
 #[test]
