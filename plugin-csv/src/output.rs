@@ -221,21 +221,29 @@ fn read_existing(file: &mut File, delim: char) -> anyhow::Result<Option<(Vec<Box
     if !meta.is_file() || meta.len() == 0 {
         return Ok(None);
     }
+    // Reads until the header record is complete (usually one read), not the whole file.
     let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
     file.seek(SeekFrom::Start(0))?;
-    (&*file)
-        .take(format::MAX_HEADER_LEN as u64)
-        .read_to_end(&mut head)?;
-    let text = match std::str::from_utf8(&head) {
-        Ok(text) => text,
-        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
-    };
-    let header = format::first_record(text, delim).with_context(|| {
-        format!(
+    let header = loop {
+        let text = match std::str::from_utf8(&head) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        if let Some(header) = format::first_record(text, delim) {
+            break header;
+        }
+        let n = match file.read(&mut chunk) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            result => result?,
+        };
+        anyhow::ensure!(
+            n > 0 && head.len() < format::MAX_HEADER_LEN,
             "no header line in its first {} KiB",
             format::MAX_HEADER_LEN / 1024
-        )
-    })?;
+        );
+        head.extend_from_slice(&chunk[..n]);
+    };
     let columns = format::attribute_columns(&header, delim)?;
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1))?;

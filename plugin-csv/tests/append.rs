@@ -104,6 +104,42 @@ fn a_file_with_another_header_is_a_start_error() {
 }
 
 #[test]
+fn a_header_longer_than_one_read_is_found_whole() {
+    let dir = TempDir::new("longheader");
+    let path = dir.path().join("out.csv");
+    // 300 attribute columns: a header of about 6 KiB, more than one 4 KiB read.
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("attribute_number_{i:03}"))
+        .collect();
+    let header = HEADER.replace("domain;", &format!("{};", names.join(";")));
+    assert!(header.len() > 4096);
+    let row = format!("old;row{}\n", ";".repeat(names.len() + 6));
+    std::fs::write(&path, format!("{header}{row}")).unwrap();
+    let attrs = [("attribute_number_299", AttributeValue::from(7u64))];
+    run_csv(config(&path), |m| vec![energy_points(m, 1, 1, &attrs)]).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last = text.lines().last().unwrap();
+    let fields: Vec<&str> = last.split(';').collect();
+    assert_eq!(fields.len(), 7 + names.len() + 1, "{last}");
+    assert_eq!(fields[7 + 299], "7", "{last}");
+}
+
+#[test]
+fn a_file_without_a_header_line_is_a_start_error() {
+    let dir = TempDir::new("noline");
+    let path = dir.path().join("out.csv");
+    let text = "x".repeat(70 * 1024);
+    std::fs::write(&path, &text).unwrap();
+    let err = run_csv(config(&path), |_| vec![]).expect_err("start error");
+    assert!(
+        err.to_string()
+            .contains("no header line in its first 64 KiB"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
 fn without_unit_suffix_the_metric_is_its_name() {
     let dir = TempDir::new("nosuffix");
     let path = dir.path().join("out.csv");
