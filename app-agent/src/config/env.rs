@@ -17,41 +17,51 @@ pub fn substitute(
     table: &mut toml::Table,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), EnvError> {
-    walk_table(table, "", get)
+    walk_table(table, get)
 }
 
+// The dotted key of an error is built on the way back up, only when there is one.
 fn walk_table(
     table: &mut toml::Table,
-    prefix: &str,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), EnvError> {
     for (k, v) in table.iter_mut() {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        walk_value(v, &key, get)?;
+        walk_value(v, get).map_err(|mut e| {
+            e.key = if e.key.is_empty() {
+                k.clone()
+            } else if e.key.starts_with('[') {
+                format!("{k}{}", e.key)
+            } else {
+                format!("{k}.{}", e.key)
+            };
+            e
+        })?;
     }
     Ok(())
 }
 
 fn walk_value(
     value: &mut toml::Value,
-    key: &str,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), EnvError> {
     match value {
         toml::Value::String(s) if s.contains("${") => {
             *s = expand(s, get).map_err(|message| EnvError {
-                key: key.to_owned(),
+                key: String::new(),
                 message,
             })?;
         }
-        toml::Value::Table(t) => walk_table(t, key, get)?,
+        toml::Value::Table(t) => walk_table(t, get)?,
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk_value(item, &format!("{key}[{i}]"), get)?;
+                walk_value(item, get).map_err(|mut e| {
+                    e.key = if e.key.is_empty() || e.key.starts_with('[') {
+                        format!("[{i}]{}", e.key)
+                    } else {
+                        format!("[{i}].{}", e.key)
+                    };
+                    e
+                })?;
             }
         }
         _ => {}
@@ -123,6 +133,18 @@ mod tests {
             "{}",
             err.message
         );
+        for (text, key) in [
+            ("x = '${MISSING}'", "x"),
+            ("[p]\nlist = ['${TOKEN}', '${MISSING}']", "p.list[1]"),
+            ("[p]\nm = [['a'], ['b', '${MISSING}']]", "p.m[1][1]"),
+            (
+                "[[p.items]]\nx = 1\n[[p.items]]\nx = '${MISSING}'",
+                "p.items[1].x",
+            ),
+        ] {
+            let mut t: toml::Table = toml::from_str(text).unwrap();
+            assert_eq!(substitute(&mut t, &env).unwrap_err().key, key, "{text}");
+        }
         let mut t: toml::Table = toml::from_str("x = '${OPEN'").unwrap();
         assert!(substitute(&mut t, &env)
             .unwrap_err()
