@@ -304,3 +304,63 @@ fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
         .unwrap();
     assert_eq!(stats.written_points as usize, all.len());
 }
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim_end().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_inline_output_that_never_waits_gets_no_thread_and_is_finished_at_shutdown() {
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+    impl Output for Recorder {
+        fn write(&mut self, b: &MeasurementBuffer, _: &OutputContext) -> Result<(), ElementError> {
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} points from {thread}", b.len()));
+            Ok(())
+        }
+        fn finish(&mut self, _: &OutputContext) -> Result<(), ElementError> {
+            self.0.lock().unwrap().push("finish".into());
+            Ok(())
+        }
+    }
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorder = Recorder(Arc::clone(&events));
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("src", counting_source(m, 2, counter()), Trigger::manual())?;
+        alumet.add_output_with("lz", recorder, OutputOptions::default().inline_when_idle())?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    // One poll: its buffer is written inline, as no worker is busy.
+    assert_eq!(run.trigger("p/src"), 1);
+    assert!(
+        !thread_names().iter().any(|n| n == "alumet-out-lz"),
+        "{:?}",
+        thread_names()
+    );
+    let (report, _) = run.shutdown();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[0].starts_with("2 points from alumet-src"),
+        "{events:?}"
+    );
+    assert_eq!(events[1], "finish");
+    let stats = report
+        .outputs
+        .iter()
+        .find(|s| s.name.element == "lz")
+        .unwrap();
+    assert_eq!(stats.written_points, 2);
+}

@@ -11,7 +11,7 @@ use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, Unavailable};
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
-use super::output::{run_async, run_blocking, OutputSlot, OutputStats};
+use super::output::{run_async, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
 use super::selector::ElementName;
 use super::sources::{SourceGroup, SourceSlot};
@@ -183,28 +183,15 @@ fn launch(
         let done = done_tx.clone();
         let slot = match output {
             OutputKind::Blocking(output) => {
-                let slot = Arc::new(OutputSlot::new(
-                    name.clone(),
-                    &options,
-                    Some(output),
-                    out_ctx.clone(),
-                ));
-                let worker_slot = Arc::clone(&slot);
-                std::thread::Builder::new()
-                    .name(format!("alumet-out-{}", name.element))
-                    .spawn(move || {
-                        let _done = done;
-                        run_blocking(worker_slot);
-                    })?;
+                let slot = OutputSlot::new(name, &options, Some((output, done)), out_ctx.clone());
+                // An output written inline gets its thread only when a buffer must wait.
+                if slot.needs_worker_now() {
+                    slot.start_worker()?;
+                }
                 slot
             }
             OutputKind::Async(output) => {
-                let slot = Arc::new(OutputSlot::new(
-                    name.clone(),
-                    &options,
-                    None,
-                    out_ctx.clone(),
-                ));
+                let slot = OutputSlot::new(name, &options, None, out_ctx.clone());
                 let worker_slot = Arc::clone(&slot);
                 // `needs_runtime` holds whenever there is an async output.
                 if let Some(runtime) = &runtime {

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::measurement::MeasurementBuffer;
@@ -42,7 +42,17 @@ struct Queue {
     busy: bool,
     /// The last write took longer than [`INLINE_MAX`]: hand buffers to the worker.
     slow: bool,
+    /// The blocking worker thread was started (an output that is written inline gets it
+    /// only when a buffer must wait: a short run may never need it).
+    started: bool,
     drop_log: RateLimited,
+}
+
+/// What starting a blocking output's worker thread needs.
+struct PendingWorker {
+    thread_name: String,
+    /// Dropped when the worker ends: the pipeline waits for every such sender.
+    done: std::sync::mpsc::Sender<()>,
 }
 
 /// A write that takes longer than this sends the next buffers to the output's own thread
@@ -52,6 +62,9 @@ const INLINE_MAX: Duration = Duration::from_micros(100);
 /// The queue of one output, shared by the flushing threads and the output's worker.
 pub(crate) struct OutputSlot {
     pub(crate) name: ElementName,
+    me: Weak<OutputSlot>,
+    /// The blocking worker, until it is started.
+    worker: Mutex<Option<PendingWorker>>,
     capacity: usize,
     /// The blocking output (`None` for an async output, or once stopped).
     output: Mutex<Option<Box<dyn Output>>>,
@@ -77,14 +90,28 @@ enum Next {
 }
 
 impl OutputSlot {
+    /// A slot for an async output (`output` is `None`: its task drains the queue), or
+    /// for a blocking one, whose worker thread is started by [`OutputSlot::start_worker`]
+    /// or, when the output may be written inline, the first time a buffer must wait.
+    /// `done` goes with the blocking output and is dropped when its worker (or, for a
+    /// worker never started, the inline finish at close) is done.
     pub(crate) fn new(
         name: ElementName,
         options: &OutputOptions,
-        output: Option<Box<dyn Output>>,
+        output: Option<(Box<dyn Output>, std::sync::mpsc::Sender<()>)>,
         ctx: OutputContext,
-    ) -> Self {
-        OutputSlot {
+    ) -> Arc<Self> {
+        let (output, worker) = match output {
+            Some((output, done)) => {
+                let thread_name = format!("alumet-out-{}", name.element);
+                (Some(output), Some(PendingWorker { thread_name, done }))
+            }
+            None => (None, None),
+        };
+        Arc::new_cyclic(|me| OutputSlot {
             name,
+            me: me.clone(),
+            worker: Mutex::new(worker),
             capacity: options.queue_capacity.max(1),
             inline: output.is_some() && options.inline_when_idle,
             output: Mutex::new(output),
@@ -98,7 +125,42 @@ impl OutputSlot {
             failed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             counters: Arc::default(),
+        })
+    }
+
+    /// Whether the blocking worker must start with the pipeline (the output is never
+    /// written inline).
+    pub(crate) fn needs_worker_now(&self) -> bool {
+        !self.inline && self.lock_worker().is_some()
+    }
+
+    fn lock_worker(&self) -> MutexGuard<'_, Option<PendingWorker>> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the blocking worker thread (once; nothing for an async output).
+    pub(crate) fn start_worker(&self) -> std::io::Result<()> {
+        let Some(pending) = self.lock_worker().take() else {
+            return Ok(());
+        };
+        let Some(slot) = self.me.upgrade() else {
+            return Ok(());
+        };
+        // Marked before the spawn, so that `close` never finishes the output inline
+        // while the worker does.
+        self.lock().started = true;
+        let PendingWorker { thread_name, done } = pending;
+        let spawned = std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                let _done = done;
+                run_blocking(slot);
+            });
+        if let Err(e) = spawned {
+            self.lock().started = false;
+            return Err(e);
         }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -114,8 +176,10 @@ impl OutputSlot {
             self.failed.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }
-        if self.inline && q.waiting && !q.busy && !q.slow && q.buffers.is_empty() {
-            // The worker is idle and the output fast: writing here saves waking a thread.
+        let idle = q.waiting || !q.started;
+        if self.inline && idle && !q.busy && !q.slow && q.buffers.is_empty() {
+            // The worker is idle (or not started) and the output fast: writing here saves
+            // waking a thread.
             q.busy = true;
             drop(q);
             self.write(buffer);
@@ -144,16 +208,50 @@ impl OutputSlot {
             }
         }
         let wake = q.waiting;
+        let start = self.inline && !q.started;
         drop(q);
+        if start {
+            if let Err(e) = self.start_worker() {
+                log::error!(
+                    "output {}: cannot start its thread ({e}): writing from the sources' threads",
+                    self.name
+                );
+                self.drain_inline();
+            }
+        }
         if wake {
             self.cv.notify_one();
         }
         self.notify.notify_one();
     }
 
-    /// No more buffers will come: the worker drains the queue, finishes and exits.
+    /// Writes the queued buffers on this thread (no worker thread runs).
+    fn drain_inline(&self) {
+        loop {
+            let next = self.try_pop(&mut self.lock());
+            match next {
+                Some(Ok(buffer)) => self.write(&buffer),
+                _ => return,
+            }
+        }
+    }
+
+    /// No more buffers will come: the worker drains the queue, finishes and exits. A
+    /// blocking output whose worker never started (every write was inline, so far fast)
+    /// is drained and finished here, on the calling thread.
     pub(crate) fn close(&self) {
-        self.lock().closed = true;
+        let mut q = self.lock();
+        q.closed = true;
+        let started = q.started;
+        drop(q);
+        if !started {
+            let pending = self.lock_worker().take();
+            if pending.is_some() || self.inline {
+                self.drain_inline();
+                finish_blocking(self);
+            }
+            drop(pending);
+        }
         self.cv.notify_one();
         self.notify.notify_one();
     }
@@ -304,6 +402,11 @@ pub(crate) fn run_blocking(slot: Arc<OutputSlot>) {
     while let Some(buffer) = slot.pop_blocking() {
         slot.write(&buffer);
     }
+    finish_blocking(&slot);
+}
+
+/// Calls the blocking output's `finish`, once its queue is drained.
+fn finish_blocking(slot: &OutputSlot) {
     let mut output = slot.output.lock().unwrap_or_else(|e| e.into_inner());
     let Some(out) = output.as_mut() else { return };
     match caught(|| out.finish(&slot.ctx)) {
