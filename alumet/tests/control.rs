@@ -56,6 +56,46 @@ fn manual_sources_are_polled_exactly_once_per_trigger() {
 }
 
 #[test]
+fn poll_now_polls_on_the_calling_thread_with_one_timestamp_and_delivers_the_points() {
+    let threads: Arc<std::sync::Mutex<Vec<(String, Timestamp)>>> = Arc::default();
+    let mut tester = PipelineTester::new();
+    let seen = Arc::clone(&threads);
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        for (name, interval) in [("a", None), ("b", Some(Duration::from_secs(3600)))] {
+            let seen = Arc::clone(&seen);
+            let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+                let thread = std::thread::current().name().unwrap_or("").to_owned();
+                seen.lock().unwrap().push((thread, t));
+                acc.push(point(m, 7));
+                Ok(())
+            };
+            let trigger = interval.map_or_else(Trigger::manual, Trigger::every);
+            alumet.add_source(name, source, trigger)?;
+        }
+        alumet.add_source(
+            "paused",
+            counting_source(m, 1, counter()),
+            Trigger::manual(),
+        )?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    let control = run.control();
+    assert_eq!(control.pause("p/paused"), 1);
+    // Two groups (manual and hourly), one call: both sources, not the paused one.
+    assert_eq!(control.poll_now("p/*"), 2);
+    assert_eq!(control.poll_now("nothing/here"), 0);
+    let polls = threads.lock().unwrap().clone();
+    let me = std::thread::current().name().unwrap_or("").to_owned();
+    assert_eq!(polls.len(), 2, "{polls:?}");
+    assert!(polls.iter().all(|(t, _)| *t == me), "{polls:?}");
+    assert_eq!(polls[0].1, polls[1].1, "one timestamp for the call");
+    let (_, points) = run.shutdown();
+    assert_eq!(points.iter().filter(|p| p.value.as_f64() == 7.0).count(), 2);
+}
+
+#[test]
 fn pause_resume_set_interval_and_trigger_change_the_poll_counts() {
     let (tick, m1, m2) = (counter(), counter(), counter());
     let run = start(tick.clone(), m1, m2);

@@ -8,6 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use crate::measurement::Timestamp;
+
 use super::dispatch::Dispatcher;
 use super::element::{Event, Source, Trigger};
 use super::output::OutputStats;
@@ -135,6 +137,24 @@ impl PipelineControl {
         self.for_each_source(&selector.into(), |s| sources::trigger(s, &ack));
         drop(ack);
         Completion(rx)
+    }
+
+    /// Polls the matching active sources once, on the calling thread, with one timestamp,
+    /// and flushes them: their points are queued for the outputs (or written, by an output
+    /// written inline) when this returns. Returns how many sources were polled.
+    ///
+    /// Unlike [`PipelineControl::trigger_now`], no source thread is woken and nothing is
+    /// waited for but the polls themselves (and a source thread that is polling the same
+    /// group): for a caller that waits anyway, such as a measurement of one command. A
+    /// source that blocks blocks the caller.
+    pub fn poll_now(&self, selector: impl Into<Selector>) -> usize {
+        let selector = selector.into();
+        let groups: Vec<_> = self.inner.groups().iter().map(|g| g.shared()).collect();
+        let t = Timestamp::now();
+        groups
+            .iter()
+            .map(|g| g.poll_here(&selector, t, &self.inner.dispatcher))
+            .sum()
     }
 
     /// Adds a source while running. It joins the thread of the sources with the same

@@ -180,6 +180,34 @@ pub(crate) struct GroupShared {
     buffered: std::sync::atomic::AtomicU64,
 }
 
+impl GroupShared {
+    /// Polls the matching active sources on the calling thread (waiting while the group's
+    /// thread polls), with timestamp `t`, and flushes them; returns how many were polled.
+    pub(crate) fn poll_here(
+        &self,
+        selector: &Selector,
+        t: Timestamp,
+        dispatcher: &Dispatcher,
+    ) -> usize {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.stop {
+            return 0;
+        }
+        let now = Instant::now();
+        let mut n = 0;
+        for slot in state.slots.iter_mut() {
+            if slot.active() && selector.matches(&slot.name) {
+                slot.poll(t);
+                slot.flush(dispatcher, now);
+                // A pending trigger_now is answered by this poll.
+                slot.triggers.clear();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 /// A thread and the sources it polls.
 pub(crate) struct SourceGroup {
     /// The poll interval the group was made for (`None`: manual sources).
@@ -238,6 +266,11 @@ impl SourceGroup {
         drop(state);
         self.shared.cv.notify_one();
         n
+    }
+
+    /// The state shared with the group's thread (to poll its sources from another thread).
+    pub(crate) fn shared(&self) -> Arc<GroupShared> {
+        Arc::clone(&self.shared)
     }
 
     pub(crate) fn names(&self) -> Vec<(ElementName, bool)> {

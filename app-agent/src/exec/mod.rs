@@ -165,12 +165,12 @@ fn one_run(
     opts: &ExecOptions,
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
-    control.trigger_now("*").wait();
+    control.poll_now("*");
     if pipeline.plugin_names().iter().any(|p| p == "attribution") {
         // Counters give no point at their first reading, and the attribution cannot split
         // a first point (its interval has no known start): a second reading now makes the
         // command's interval the second one. Both are before the window.
-        control.trigger_now("*").wait();
+        control.poll_now("*");
     }
     aggregator.open(Timestamp::now());
     let start = Instant::now();
@@ -187,7 +187,7 @@ fn one_run(
         Target::Command { .. } => {
             let exited = child::wait_exit(pid);
             let wall = start.elapsed();
-            control.trigger_now("*").wait();
+            control.poll_now("*");
             let ended = exited
                 .and_then(|()| child::wait(pid))
                 .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
@@ -197,7 +197,7 @@ fn one_run(
             child::wait_foreign(pid, &opts.proc_root)
                 .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
             let wall = start.elapsed();
-            control.trigger_now("*").wait();
+            control.poll_now("*");
             (wall, None)
         }
     };
