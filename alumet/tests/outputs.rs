@@ -364,3 +364,27 @@ fn an_inline_output_that_never_waits_gets_no_thread_and_is_finished_at_shutdown(
         .unwrap();
     assert_eq!(stats.written_points, 2);
 }
+
+#[test]
+fn shutdown_gives_up_on_an_inline_write_that_blocks() {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let collected = Collected::default();
+    let gated = gated_output(&collected, entered_tx, release_rx);
+    let mut tester = PipelineTester::new();
+    tester.shutdown_timeout(Duration::from_millis(300));
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("src", counting_source(m, 3, counter()), Trigger::manual())?;
+        alumet.add_output_with("gated", gated, OutputOptions::default().inline_when_idle())?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    // The poll's buffer is written inline by the source thread, which blocks in it.
+    drop(run.control().trigger_now("p/src"));
+    entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let (report, _) = run.shutdown();
+    assert!(report.timed_out);
+    assert!(report.undelivered_points >= 3, "{report:?}");
+    release_tx.send(()).unwrap();
+}

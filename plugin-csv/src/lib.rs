@@ -36,8 +36,12 @@ impl Plugin for CsvPlugin {
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         // Opened here, not in `init`: an unwritable path stops the agent before it measures.
         let output = CsvOutput::open(&self.config)?;
-        // Buffered writes to a local file are quick: let the flushing thread write them.
-        let options = OutputOptions::default().inline_when_idle();
+        // Buffered writes to a file are quick: let the flushing thread write them. A pipe
+        // or a device may block: it gets its own thread.
+        let options = match output.is_regular_file() {
+            true => OutputOptions::default().inline_when_idle(),
+            false => OutputOptions::default(),
+        };
         alumet.add_output_with("csv", output, options)?;
         Ok(())
     }

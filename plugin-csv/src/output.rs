@@ -38,6 +38,12 @@ pub struct CsvOutput {
 }
 
 impl CsvOutput {
+    /// Whether the output is a regular file (not a pipe or a device, whose writes may
+    /// wait for a reader).
+    pub fn is_regular_file(&self) -> bool {
+        self.file.metadata().is_ok_and(|m| m.is_file())
+    }
+
     /// Opens the file of `config.output_path` for appending, creating it if needed; if it
     /// already has a header, reads its attribute columns so that new rows line up.
     pub fn open(config: &Config) -> anyhow::Result<Self> {

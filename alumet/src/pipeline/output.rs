@@ -237,20 +237,34 @@ impl OutputSlot {
     }
 
     /// No more buffers will come: the worker drains the queue, finishes and exits. A
-    /// blocking output whose worker never started (every write was inline, so far fast)
-    /// is drained and finished here, on the calling thread.
+    /// blocking output whose worker never started, whose writes were all quick and none
+    /// of which is in progress, is drained and finished here, on the calling thread;
+    /// otherwise its worker starts to do it (a write that blocks then only holds the
+    /// worker, which the shutdown deadline gives up on).
     pub(crate) fn close(&self) {
         let mut q = self.lock();
         q.closed = true;
-        let started = q.started;
+        let (started, busy, slow) = (q.started, q.busy, q.slow);
         drop(q);
-        if !started {
-            let pending = self.lock_worker().take();
-            if pending.is_some() || self.inline {
-                self.drain_inline();
-                finish_blocking(self);
+        if !started && self.inline {
+            let idle = !busy && !slow;
+            match self.output.try_lock() {
+                Ok(output) if idle => {
+                    drop(output);
+                    self.drain_inline();
+                    finish_blocking(self);
+                    drop(self.lock_worker().take());
+                }
+                _ => {
+                    if let Err(e) = self.start_worker() {
+                        log::error!(
+                            "output {}: cannot start its thread to finish: {e}",
+                            self.name
+                        );
+                        drop(self.lock_worker().take());
+                    }
+                }
             }
-            drop(pending);
         }
         self.cv.notify_one();
         self.notify.notify_one();
