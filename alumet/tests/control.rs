@@ -96,6 +96,55 @@ fn poll_now_polls_on_the_calling_thread_with_one_timestamp_and_delivers_the_poin
 }
 
 #[test]
+fn deferred_source_threads_poll_on_their_interval_only_once_started() {
+    let (tick, collected) = (counter(), alumet::test_util::Collected::default());
+    let (tick2, output) = (tick.clone(), collected.output());
+    let mut builder = alumet::pipeline::PipelineBuilder::new();
+    builder.defer_source_threads();
+    builder.plugin(Box::new(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        let every = Trigger::every(Duration::from_millis(1));
+        alumet.add_source("tick", counting_source(m, 1, tick2), every)?;
+        alumet.add_output("out", output)?;
+        Ok(())
+    })));
+    let mut run = builder.start().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(get(&tick), 0, "no thread polls before start_source_threads");
+    assert_eq!(run.control().poll_now("p/tick"), 1);
+    assert_eq!(get(&tick), 1);
+    run.start_source_threads().unwrap();
+    wait_until("polls on the interval", || get(&tick) >= 5);
+    let report = run.shutdown();
+    assert!(!report.timed_out);
+    assert_eq!(
+        collected.len() as u64,
+        get(&tick),
+        "every polled point delivered"
+    );
+}
+
+#[test]
+fn a_pipeline_whose_source_threads_never_started_shuts_down_with_every_point() {
+    let collected = alumet::test_util::Collected::default();
+    let output = collected.output();
+    let mut builder = alumet::pipeline::PipelineBuilder::new();
+    builder.defer_source_threads();
+    builder.plugin(Box::new(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("m", counting_source(m, 4, counter()), Trigger::manual())?;
+        alumet.add_output("out", output)?;
+        Ok(())
+    })));
+    let mut run = builder.start().unwrap();
+    assert_eq!(run.control().poll_now("*"), 1);
+    assert_eq!(run.control().poll_now("*"), 1);
+    let report = run.shutdown();
+    assert!(!report.timed_out);
+    assert_eq!(collected.len(), 8);
+}
+
+#[test]
 fn pause_resume_set_interval_and_trigger_change_the_poll_counts() {
     let (tick, m1, m2) = (counter(), counter(), counter());
     let run = start(tick.clone(), m1, m2);

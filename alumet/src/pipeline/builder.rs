@@ -45,6 +45,7 @@ pub enum PipelineError {
 pub struct PipelineBuilder {
     plugins: Vec<Box<dyn AnyPlugin>>,
     shutdown_timeout: Duration,
+    defer_source_threads: bool,
 }
 
 impl Default for PipelineBuilder {
@@ -52,6 +53,7 @@ impl Default for PipelineBuilder {
         PipelineBuilder {
             plugins: Vec::new(),
             shutdown_timeout: Duration::from_secs(5),
+            defer_source_threads: false,
         }
     }
 }
@@ -82,6 +84,15 @@ impl PipelineBuilder {
     /// How long shutdown may wait for the outputs to drain their queues.
     pub fn shutdown_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The threads that poll sources on their intervals start only with
+    /// [`RunningPipeline::start_source_threads`]: until then, sources are polled only by
+    /// [`PipelineControl::poll_now`] (a measurement of one command polls before starting
+    /// it, then starts the threads while the command runs).
+    pub fn defer_source_threads(&mut self) -> &mut Self {
+        self.defer_source_threads = true;
         self
     }
 
@@ -124,6 +135,9 @@ impl PipelineBuilder {
             unavailable,
             self.shutdown_timeout,
         )?;
+        if !self.defer_source_threads {
+            running.start_source_threads()?;
+        }
         let control = running.control.clone();
         for plugin in running.plugins.iter_mut() {
             if let Err(error) = plugin.post_start(&control) {
@@ -252,14 +266,10 @@ fn launch(
             None => by_interval.push((trigger.poll_interval, vec![slot])),
         }
     }
-    let mut groups = Vec::new();
-    for (interval, group) in by_interval {
-        groups.push(SourceGroup::spawn(
-            interval,
-            group,
-            Arc::clone(&dispatcher),
-        )?);
-    }
+    let groups = by_interval
+        .into_iter()
+        .map(|(interval, group)| SourceGroup::new(interval, group, Arc::clone(&dispatcher)))
+        .collect();
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let autonomous = elements
@@ -329,6 +339,15 @@ impl RunningPipeline {
     /// Every registered metric.
     pub fn metrics(&self) -> &MetricRegistry {
         &self.metrics
+    }
+
+    /// Starts the threads that poll sources on their intervals (see
+    /// [`PipelineBuilder::defer_source_threads`]); does nothing for threads already started.
+    pub fn start_source_threads(&self) -> std::io::Result<()> {
+        for group in self.control.inner.groups().iter_mut() {
+            group.start()?;
+        }
+        Ok(())
     }
 
     /// The plugins left out because their hardware is absent, with the reason.

@@ -214,37 +214,78 @@ pub(crate) struct SourceGroup {
     pub(crate) interval: Option<Duration>,
     shared: Arc<GroupShared>,
     thread: Option<JoinHandle<()>>,
+    /// What starting the thread needs, until [`SourceGroup::start`].
+    pending: Option<PendingThread>,
     /// Disconnects when the thread ends.
     done: std::sync::mpsc::Receiver<()>,
 }
 
+struct PendingThread {
+    dispatcher: Arc<Dispatcher>,
+    done_tx: std::sync::mpsc::Sender<()>,
+}
+
 impl SourceGroup {
-    pub(crate) fn spawn(
+    /// The group, its thread not started yet ([`SourceGroup::start`]).
+    pub(crate) fn new(
         interval: Option<Duration>,
         slots: Vec<SourceSlot>,
         dispatcher: Arc<Dispatcher>,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let shared = Arc::new(GroupShared {
             state: Mutex::new(GroupState { slots, stop: false }),
             cv: Condvar::new(),
             buffered: std::sync::atomic::AtomicU64::new(0),
         });
-        let name = match interval {
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        SourceGroup {
+            interval,
+            shared,
+            thread: None,
+            pending: Some(PendingThread {
+                dispatcher,
+                done_tx,
+            }),
+            done,
+        }
+    }
+
+    /// The group with its thread started.
+    pub(crate) fn spawn(
+        interval: Option<Duration>,
+        slots: Vec<SourceSlot>,
+        dispatcher: Arc<Dispatcher>,
+    ) -> std::io::Result<Self> {
+        let mut group = SourceGroup::new(interval, slots, dispatcher);
+        group.start()?;
+        Ok(group)
+    }
+
+    /// Starts the thread (once).
+    pub(crate) fn start(&mut self) -> std::io::Result<()> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let name = match self.interval {
             Some(i) => format!("alumet-src-{i:?}"),
             None => "alumet-src-manual".to_owned(),
         };
-        let thread_shared = Arc::clone(&shared);
-        let (done_tx, done) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new().name(name).spawn(move || {
+        let thread_shared = Arc::clone(&self.shared);
+        let dispatcher = Arc::clone(&pending.dispatcher);
+        let done_tx = pending.done_tx.clone();
+        match std::thread::Builder::new().name(name).spawn(move || {
             let _done = done_tx;
             run(&thread_shared, &dispatcher);
-        })?;
-        Ok(SourceGroup {
-            interval,
-            shared,
-            thread: Some(thread),
-            done,
-        })
+        }) {
+            Ok(thread) => {
+                self.thread = Some(thread);
+                Ok(())
+            }
+            Err(e) => {
+                self.pending = Some(pending);
+                Err(e)
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, GroupState> {
@@ -302,6 +343,17 @@ impl SourceGroup {
     /// `deadline` (a source, or an output written inline, blocked in a system call): the
     /// thread is left behind and the number of points it still buffers is returned.
     pub(crate) fn stop_until(&mut self, deadline: Instant) -> Result<(), u64> {
+        if let Some(pending) = self.pending.take() {
+            // Never started: the final flush happens here.
+            let mut state = self.lock();
+            state.stop = true;
+            let now = Instant::now();
+            for slot in state.slots.iter_mut() {
+                slot.flush(&pending.dispatcher, now);
+                slot.triggers.clear();
+            }
+            return Ok(());
+        }
         self.lock_for_stop();
         let remaining = deadline.saturating_duration_since(Instant::now());
         match self.done.recv_timeout(remaining) {
@@ -363,7 +415,7 @@ impl SourceGroup {
 
 impl Drop for SourceGroup {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if self.thread.is_some() || self.pending.is_some() {
             let _ = self.stop_until(Instant::now() + Duration::from_secs(5));
         }
     }

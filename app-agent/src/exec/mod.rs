@@ -119,6 +119,9 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
+    // The sources' threads start while the command runs (their start is not on the path
+    // from the agent's start to the command's): the readings around it are taken here.
+    builder.defer_source_threads();
     for plugin in loaded.plugins {
         builder.plugin(plugin);
     }
@@ -181,6 +184,11 @@ fn one_run(
         Target::Pid(pid) => *pid,
     };
     measure(pid);
+    if let Err(e) = pipeline.start_source_threads() {
+        log::error!(
+            "the sources' threads could not start ({e}): only the readings at the start and the end of the command are taken"
+        );
+    }
     let consumer = ResourceConsumer::Process { pid };
     control.emit(&Event::ConsumerStarted(consumer.clone()));
     let ended = match opts.target {
