@@ -1,6 +1,16 @@
 //! `alumet-agent`: the standard measurement agent.
+//!
+//! The binary defines the C `main` itself (`no_main`): Rust's runtime start reads and
+//! parses `/proc/self/maps` to place the main thread's stack guard and sets up alternate
+//! signal stacks for every thread, about 0.3 ms of the start of `exec -- true` (issue
+//! #5) for a stack-overflow message. What the agent needs from that start is done in
+//! [`main`]: SIGPIPE ignored, standard file descriptors made valid, panics turned into
+//! exit code 101, stdout flushed. A stack overflow is still a crash (SIGSEGV), without
+//! the message.
+#![no_main]
 
-use std::process::ExitCode;
+use std::ffi::{c_char, c_int};
+use std::io::Write;
 
 use alumet_agent::cli::{self, Cli, Command, ConfigCommand, PluginsCommand};
 use alumet_agent::config::{self, ConfigError};
@@ -11,7 +21,33 @@ use clap::Parser;
 /// Exit code of a configuration error (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
 
-fn main() -> ExitCode {
+/// Exit code of a panic (as Rust's runtime start gives).
+const EXIT_PANIC: c_int = 101;
+
+#[no_mangle]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    standard_fds_open();
+    // A panic's message is printed by the default hook; the unwinding stops here.
+    let code = std::panic::catch_unwind(agent_main).map_or(EXIT_PANIC, c_int::from);
+    let _ = std::io::stdout().flush();
+    code
+}
+
+/// Opens /dev/null on whichever of stdin, stdout and stderr is closed, so that no file
+/// the agent opens gets their number (and the log lines or the command's output).
+fn standard_fds_open() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: a constant, NUL-terminated path; the lowest free number is `fd`.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
+
+fn agent_main() -> u8 {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -19,25 +55,21 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e:#}");
             if e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(EXIT_CONFIG)
+                EXIT_CONFIG
             } else {
-                ExitCode::FAILURE
+                1
             }
         }
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let entries = plugins::all();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let loaded = config::load(&cli.common, &entries)?;
             let report = run::run(loaded)?;
-            Ok(if report.timed_out {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(u8::from(report.timed_out))
         }
         Command::Exec(args) => {
             let mut command = args.command.into_iter();
@@ -80,13 +112,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::write(path, text)
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
             println!("wrote the default config to {}", path.display());
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
         Command::Plugins {
             command: PluginsCommand::List { status },
         } => {
             list_plugins(&cli.common, &entries, status)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
     }
 }
@@ -95,10 +127,10 @@ fn run_exec(
     common: &cli::CommonArgs,
     entries: &[plugins::Entry],
     opts: &ExecOptions,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<u8> {
     let loaded = config::load_adjusted(common, entries, &exec::adjust_config)?;
     let code = exec::exec(loaded, opts)?;
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    Ok(u8::try_from(code).unwrap_or(1))
 }
 
 fn list_plugins(

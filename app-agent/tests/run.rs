@@ -146,6 +146,48 @@ fn enabled(listing: &str, plugin: &str) -> bool {
 }
 
 #[test]
+fn closed_standard_descriptors_are_not_given_to_the_files_the_agent_opens() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("closed-fds");
+    std::fs::write(dir.join("alumet-config.toml"), "[plugins.csv]\n").unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args([
+        "--no-default-config",
+        "--output-file",
+        "out.csv",
+        "exec",
+        "--",
+        "true",
+    ]);
+    // SAFETY: close(2) is async-signal-safe; only the child's descriptors change.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let (code, _) = run_to_exit(cmd);
+    assert_eq!(code, 0);
+    // With stderr closed, the CSV file (the only file held open: no source here) would
+    // get its number, and the log lines.
+    let csv = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert!(!csv.contains("running plugins"), "{csv}");
+}
+
+#[test]
+fn a_closed_stdout_pipe_is_an_error_not_a_signal_death() {
+    let dir = temp_dir("epipe");
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "plugins", "list"]);
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    // SIGPIPE is ignored: the write fails with EPIPE and the agent exits with a code.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), None, "{status:?}");
+}
+
+#[test]
 fn config_regen_parses_and_gives_the_same_config_as_the_generated_default() {
     let dir = temp_dir("regen");
     let mut cmd = agent(&dir);
