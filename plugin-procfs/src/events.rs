@@ -93,7 +93,8 @@ impl EventHandler {
             follow: self.config.follow_children,
         };
         let mut source = ProcessSource::new(set, matcher, self.refresh);
-        if starttime >= count_from {
+        let just_started = starttime >= count_from;
+        if just_started {
             // Just started (exec mode): no descendants to look for yet.
             source = source.defer_first_refresh();
         }
@@ -105,13 +106,18 @@ impl EventHandler {
             return;
         }
         self.lock().insert(pid, (name.clone(), ended));
-        // The first reading now, without waiting for it: the handler may run anywhere.
-        drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
+        // A process measured from its start needs no reading now (its first one counts
+        // from the start; exec mode reads it once it ends). An older one (watch mode) is
+        // measured from now: its first reading now, without waiting for it, as the
+        // handler may run anywhere.
+        if !just_started {
+            drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
+        }
     }
 
-    /// Polls the process's source one last time, waits for that poll, then pauses it.
+    /// Polls the process's source one last time, on this thread, then pauses it.
     ///
-    /// Waiting is safe because events are emitted from the agent's own threads (exec
+    /// Polling here is safe because events are emitted from the agent's own threads (exec
     /// mode's main thread), never from a source's `poll`, which must not use the
     /// control handle.
     fn ended(&self, pid: u32, control: &PipelineControl) {
@@ -120,7 +126,7 @@ impl EventHandler {
         };
         let selector = format!("{}/{name}", self.plugin);
         ended.store(true, Ordering::Release);
-        control.trigger_now(selector.as_str()).wait();
+        control.poll_now(selector.as_str());
         control.pause(selector.as_str());
     }
 
