@@ -93,8 +93,7 @@ impl EventHandler {
             follow: self.config.follow_children,
         };
         let mut source = ProcessSource::new(set, matcher, self.refresh);
-        let just_started = starttime >= count_from;
-        if just_started {
+        if starttime >= count_from {
             // Just started (exec mode): no descendants to look for yet.
             source = source.defer_first_refresh();
         }
@@ -106,13 +105,10 @@ impl EventHandler {
             return;
         }
         self.lock().insert(pid, (name.clone(), ended));
-        // A process measured from its start needs no reading now (its first one counts
-        // from the start; exec mode reads it once it ends). An older one (watch mode) is
-        // measured from now: its first reading now, without waiting for it, as the
-        // handler may run anywhere.
-        if !just_started {
-            drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
-        }
+        // The first reading now, without waiting for it: the handler may run anywhere.
+        // (A process measured from its start needs it too: the attribution splits the
+        // intervals between readings, and the first one starts there.)
+        drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
     }
 
     /// Polls the process's source one last time, on this thread, then pauses it.
