@@ -196,21 +196,23 @@ fn one_run(
             let exited = child::wait_exit(pid);
             let wall = start.elapsed();
             control.poll_now("*");
+            // No more forwarding: once reaped, the pid may be another process's.
+            MEASURED.store(0, Ordering::SeqCst);
             let ended = exited
                 .and_then(|()| child::wait(pid))
                 .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
             (wall, Some(ended))
         }
         Target::Pid(pid) => {
-            child::wait_foreign(pid, &opts.proc_root)
-                .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
+            let watched = child::wait_foreign(pid, &opts.proc_root);
+            MEASURED.store(0, Ordering::SeqCst);
+            watched.map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
             let wall = start.elapsed();
             control.poll_now("*");
             (wall, None)
         }
     };
     aggregator.close(Timestamp::now());
-    MEASURED.store(0, Ordering::SeqCst);
     if FORWARDED.swap(false, Ordering::SeqCst) {
         let signal = SIGNALLED.load(Ordering::SeqCst);
         log::info!("signal {signal} received: forwarded it to pid {pid}");
