@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Wall time that `alumet-agent exec` adds to a command (issue #5's figure): the median of N
-# runs of `exec -- true` against the median of N runs of `true` alone, for procfs + CSV and
-# for CSV only (PLUGINS="nvidia,csv csv" for other sets, space-separated).
+# runs of `exec --no-summary -- true` against the median of N runs of `true` alone, for
+# procfs + CSV and for CSV only (PLUGINS="nvidia,csv csv" for other sets, space-separated).
+# The runs are interleaved (true, then each agent and plugin set, N times), so that a
+# machine whose speed drifts affects every figure alike; BEFORE=path/to/another/agent adds
+# that binary to the same loop, to compare two builds.
 #
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
 set -euo pipefail
@@ -11,24 +14,25 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$agent" --config "$work/alumet-config.toml" config regen >/dev/null
 
-median_ms() { # command... -> median wall time in ms over n runs
-  python3 - "$n" "$@" <<'PY'
+python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
 import subprocess, sys, time
-n, cmd = int(sys.argv[1]), sys.argv[2:]
-times = []
+n, work, plugin_sets, agents = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+runs = [("true alone", ["true"])]
+for label, agent in zip(["", "before: "], agents):
+    for i, plugins in enumerate(plugin_sets):
+        out = f"{work}/out-{len(runs)}.csv"
+        cmd = [agent, "--config", f"{work}/alumet-config.toml", "--plugins", plugins,
+               "--output-file", out, "exec", "--no-summary", "--", "true"]
+        runs.append((f"{label}exec -- true with {plugins}", cmd))
+times = {name: [] for name, _ in runs}
 for _ in range(n):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    times.append((time.perf_counter() - t) * 1000)
-times.sort()
-print(f"{times[len(times) // 2]:.2f}")
+    for name, cmd in runs:
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times[name].append((time.perf_counter() - t) * 1000)
+median = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+base = median["true alone"]
+print(f"true alone: {base:.2f} ms (median of {n}, interleaved)")
+for name, _ in runs[1:]:
+    print(f"{name}: {median[name]:.2f} ms, overhead {median[name] - base:.2f} ms")
 PY
-}
-
-base=$(median_ms true)
-echo "true alone: ${base} ms (median of $n)"
-for plugins in ${PLUGINS:-procfs,csv csv}; do
-  t=$(median_ms "$agent" --config "$work/alumet-config.toml" --plugins "$plugins" \
-    --output-file "$work/out.csv" exec --no-summary -- true)
-  echo "exec -- true with $plugins: ${t} ms, overhead $(python3 -c "print(f'{$t - $base:.2f}')") ms"
-done
