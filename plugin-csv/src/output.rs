@@ -35,13 +35,15 @@ pub struct CsvOutput {
     format: Option<RowFormat>,
     /// The escaped `metric` field of each metric, by [`RawMetricId::index`].
     metric_fields: Vec<Option<Box<[u8]>>>,
+    /// Whether `file` is a regular file (from its metadata at open).
+    regular_file: bool,
 }
 
 impl CsvOutput {
     /// Whether the output is a regular file (not a pipe or a device, whose writes may
     /// wait for a reader).
     pub fn is_regular_file(&self) -> bool {
-        self.file.metadata().is_ok_and(|m| m.is_file())
+        self.regular_file
     }
 
     /// Opens the file of `config.output_path` for appending, creating it if needed; if it
@@ -55,7 +57,10 @@ impl CsvOutput {
             .create(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        let existing = read_existing(&mut file, config.csv_delimiter)
+        let meta = file
+            .metadata()
+            .with_context(|| format!("opening {}", path.display()))?;
+        let existing = read_existing(&mut file, &meta, config.csv_delimiter)
             .with_context(|| format!("appending to {}", path.display()))?;
         let mut pending = Vec::with_capacity(WRITER_CAPACITY + 4096);
         let mut format = None;
@@ -88,6 +93,7 @@ impl CsvOutput {
             late_delimiter: config.csv_late_delimiter,
             format,
             metric_fields: Vec::new(),
+            regular_file: meta.is_file(),
         })
     }
 
@@ -222,8 +228,11 @@ fn first_seen_keys(buffer: &MeasurementBuffer) -> Vec<Box<str>> {
 
 /// For a file that is not empty: the attribute columns of its header, and whether it ends
 /// with a line break. `None` for an empty (or new) file, or one that cannot seek (a pipe).
-fn read_existing(file: &mut File, delim: char) -> anyhow::Result<Option<(Vec<Box<str>>, bool)>> {
-    let meta = file.metadata()?;
+fn read_existing(
+    file: &mut File,
+    meta: &std::fs::Metadata,
+    delim: char,
+) -> anyhow::Result<Option<(Vec<Box<str>>, bool)>> {
     if !meta.is_file() || meta.len() == 0 {
         return Ok(None);
     }

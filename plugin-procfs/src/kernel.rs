@@ -53,9 +53,10 @@ pub(crate) struct KernelSource {
 pub(crate) fn start(
     config: &KernelConfig,
     env: &Env,
+    stat: std::fs::File,
     alumet: &mut Registrar<'_>,
 ) -> anyhow::Result<()> {
-    let file = ProcFile::open(env.root.join("stat"), true)?;
+    let file = ProcFile::from_file(stat, env.root.join("stat"), true)?;
     let metrics = Metrics {
         cpu_time: alumet.create_metric(
             "kernel_cpu_time",

@@ -59,9 +59,10 @@ impl Plugin for ProcfsPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let c = &self.config;
-        let env = Arc::new(Env::new(&c.procfs_root)?);
+        let (env, stat) = Env::new(&c.procfs_root)?;
+        let env = Arc::new(env);
         if c.kernel.enabled {
-            kernel::start(&c.kernel, &env, alumet).context("kernel section")?;
+            kernel::start(&c.kernel, &env, stat, alumet).context("kernel section")?;
         }
         if c.memory.enabled {
             memory::start(&c.memory, &env, alumet).context("memory section")?;
@@ -101,26 +102,27 @@ pub(crate) struct Warnings {
 impl Env {
     /// Checks that `root` holds a `stat` that can be opened for reading: otherwise the
     /// plugin is unavailable. (Opening is the check: reading `/proc/stat` costs the kernel
-    /// a walk of every CPU, and the kernel section reads it right after.)
-    fn new(root: &Path) -> anyhow::Result<Self> {
+    /// a walk of every CPU, and the kernel section reads it right after.) Returns the open
+    /// `stat` too, for the kernel section.
+    fn new(root: &Path) -> anyhow::Result<(Self, std::fs::File)> {
         let stat = root.join("stat");
         let opened = std::fs::File::open(&stat).and_then(|f| match f.metadata()?.is_file() {
-            true => Ok(()),
+            true => Ok(f),
             false => Err(std::io::Error::other("not a file")),
         });
-        if let Err(e) = opened {
-            return Err(Unavailable::new(
+        let file = opened.map_err(|e| {
+            Unavailable::new(
                 format!("cannot read {}: {e}", stat.display()),
                 "set procfs_root to the directory where procfs is mounted (`/host/proc` in a container that mounts the host's there)",
             )
-            .into());
-        }
-        Ok(Env {
+        })?;
+        let env = Env {
             root: root.to_owned(),
             clk_tck: sysconf(libc::_SC_CLK_TCK, 100),
             page_size: sysconf(libc::_SC_PAGESIZE, 4096),
             warnings: Warnings::default(),
-        })
+        };
+        Ok((env, file))
     }
 }
 

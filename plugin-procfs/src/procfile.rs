@@ -68,6 +68,11 @@ impl ProcFile {
     /// the kernel a walk of every CPU per read). See [`read_whole`] for `single_record`.
     pub(crate) fn open(path: PathBuf, single_record: bool) -> io::Result<Self> {
         let file = File::open(&path)?;
+        Self::from_file(file, path, single_record)
+    }
+
+    /// [`ProcFile::open`] for `file`, already open at `path`.
+    pub(crate) fn from_file(file: File, path: PathBuf, single_record: bool) -> io::Result<Self> {
         let mut f = ProcFile {
             file,
             path,

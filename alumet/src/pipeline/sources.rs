@@ -347,11 +347,7 @@ impl SourceGroup {
             // Never started: the final flush happens here.
             let mut state = self.lock();
             state.stop = true;
-            let now = Instant::now();
-            for slot in state.slots.iter_mut() {
-                slot.flush(&pending.dispatcher, now);
-                slot.triggers.clear();
-            }
+            final_flush(&mut state.slots, &pending.dispatcher);
             return Ok(());
         }
         self.lock_for_stop();
@@ -456,16 +452,21 @@ fn precise_timers() {
     }
 }
 
+/// Flushes what every source buffered, at the stop of its group.
+fn final_flush(slots: &mut [SourceSlot], dispatcher: &Dispatcher) {
+    let now = Instant::now();
+    for slot in slots.iter_mut() {
+        slot.flush(dispatcher, now);
+        slot.triggers.clear();
+    }
+}
+
 fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
     precise_timers();
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if state.stop {
-            let now = Instant::now();
-            for slot in state.slots.iter_mut() {
-                slot.flush(dispatcher, now);
-                slot.triggers.clear();
-            }
+            final_flush(&mut state.slots, dispatcher);
             return;
         }
         let next = poll_due(&mut state.slots, dispatcher);
