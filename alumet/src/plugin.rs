@@ -130,7 +130,7 @@ pub fn parse_config<C: DeserializeOwned>(
         ConfigError {
             plugin: plugin.to_owned(),
             key: if path == "." { String::new() } else { path },
-            message: e.into_inner().to_string(),
+            message: e.into_inner().message().to_owned(),
         }
     })
 }

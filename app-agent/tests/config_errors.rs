@@ -72,6 +72,14 @@ fn wrong_type_names_the_key() {
         &[],
         &["`plugins.agent.poll_interval`", "line 4"],
     );
+    // The message is serde's alone, ending the line: no second mention of the key.
+    let (_, stderr) = run_config(&temp_dir("type-message"), &config, &[]);
+    assert!(
+        stderr.contains("`plugins.agent.poll_interval`: invalid type: integer `5`")
+            && stderr.trim_end().ends_with('.')
+            && !stderr.contains("in `poll_interval`"),
+        "{stderr}"
+    );
     let config = format!("{CSV}[plugins.agent]\npoll_interval = 'often'\n");
     assert_config_error("duration", &config, &[], &["`plugins.agent.poll_interval`"]);
     let config = "[plugins.csv]\nenable = 'yes'\n";

@@ -8,7 +8,7 @@ use std::path::Path;
 /// start-up time of `exec`).
 pub struct Located<'a> {
     text: &'a str,
-    doc: std::cell::OnceCell<Option<toml_edit::ImDocument<&'a str>>>,
+    doc: std::cell::OnceCell<Option<toml_edit::Document<&'a str>>>,
 }
 
 impl<'a> Located<'a> {
@@ -26,7 +26,7 @@ impl<'a> Located<'a> {
     pub fn line_of(&self, path: &[&str]) -> Option<usize> {
         let doc = self
             .doc
-            .get_or_init(|| toml_edit::ImDocument::parse(self.text).ok())
+            .get_or_init(|| toml_edit::Document::parse(self.text).ok())
             .as_ref()?;
         let mut table: &dyn toml_edit::TableLike = doc.as_table();
         let mut span = None;

@@ -226,8 +226,8 @@ fn parse_general(
 ) -> Result<GeneralConfig, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
         let key = e.path().to_string();
-        let message = e.inner().to_string();
-        describe_key_error(file, located, &[], &key, &message)
+        let message = e.inner().message();
+        describe_key_error(file, located, &[], &key, message)
     })
 }
 
