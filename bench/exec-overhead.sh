@@ -6,12 +6,23 @@
 # machine whose speed drifts affects every figure alike; BEFORE=path/to/another/agent adds
 # that binary to the same loop, to compare two builds.
 #
+# Each binary is copied into a fresh directory first: how a binary's pages sit in the page
+# cache changes its start-up by up to 0.6 ms on the development VM (an older copy of the
+# same build measured 3.39 ms where a fresh copy measured 3.14), so two builds are compared
+# only as fresh copies.
+#
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
 set -euo pipefail
 agent="${AGENT:-target/release/alumet-agent}"
 n="${1:-21}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+cp "$agent" "$work/agent"
+agent="$work/agent"
+if [ -n "${BEFORE:-}" ]; then
+    cp "$BEFORE" "$work/before"
+    BEFORE="$work/before"
+fi
 "$agent" --config "$work/alumet-config.toml" config regen >/dev/null
 
 python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
