@@ -251,11 +251,7 @@ fn stopped_output_counts_what_it_could_not_write() {
     }
     let (report, points) = run.shutdown();
     assert_eq!(points.len(), 6);
-    let broken = report
-        .outputs
-        .iter()
-        .find(|s| s.name.element == "broken")
-        .unwrap();
+    let broken = output_stats(&report, "broken");
     assert_eq!((broken.written_points, broken.failed_points), (0, 6));
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alumet::pipeline::{BoxFuture, OutputOptions};
 use alumet::prelude::*;
-use alumet::test_util::{Collected, PipelineTester, TestPlugin};
+use alumet::test_util::{Collected, PipelineTester, TestPlugin, TestRun};
 use common::*;
 
 const PER_POLL: u64 = 10;
@@ -83,11 +83,7 @@ fn three_outputs(slow_capacity: usize) -> (Vec<usize>, Vec<MeasurementPoint>, u6
     let (report, collector) = run.shutdown();
     assert_eq!(get(&polls), POLLS);
     assert!(!report.timed_out);
-    let final_slow = report
-        .outputs
-        .iter()
-        .find(|s| s.name.element == "slow")
-        .unwrap();
+    let final_slow = output_stats(&report, "slow");
     assert_eq!(
         final_slow.dropped_points, slow_stats.dropped_points,
         "drops happen only while blocked"
@@ -222,16 +218,39 @@ fn shutdown_deadline_reports_what_a_stuck_output_did_not_deliver() {
     // One buffer (5 points) is inside the stuck write, three (15 points) are queued.
     assert!(report.timed_out);
     assert_eq!(report.undelivered_points, 20);
-    let stuck = report
-        .outputs
-        .iter()
-        .find(|s| s.name.element == "stuck")
-        .unwrap();
+    let stuck = output_stats(&report, "stuck");
     assert_eq!(stuck.written_points, 0);
     assert_eq!(stuck.failed_points, 20);
     // The other output got everything.
     assert_eq!(collected.len(), 20);
     drop(hold);
+}
+
+/// Starts a pipeline of one manual source `p/src` (`per_poll` points a poll) and one output
+/// `name`, written inline when idle.
+fn with_inline_output(
+    name: &'static str,
+    output: impl Output + 'static,
+    per_poll: u64,
+    shutdown_timeout: Option<Duration>,
+) -> TestRun {
+    let mut tester = PipelineTester::new();
+    if let Some(timeout) = shutdown_timeout {
+        tester.shutdown_timeout(timeout);
+    }
+    let mut output = Some(output);
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source(
+            "src",
+            counting_source(m, per_poll, counter()),
+            Trigger::manual(),
+        )?;
+        let output = output.take().expect("the plugin starts once");
+        alumet.add_output_with(name, output, OutputOptions::default().inline_when_idle())?;
+        Ok(())
+    }));
+    tester.start().unwrap()
 }
 
 /// Which thread wrote which values.
@@ -243,23 +262,16 @@ fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
     let writers2 = writers.clone();
     let slow_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let slow_next2 = slow_next.clone();
-    let mut tester = PipelineTester::new();
-    tester.any_plugin(TestPlugin::new("p", move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("src", counting_source(m, 2, counter()), Trigger::manual())?;
-        let out = move |b: &MeasurementBuffer, _c: &OutputContext| {
-            let thread = std::thread::current().name().unwrap_or("").to_owned();
-            let values = b.iter().map(|p| p.value.as_f64() as u64).collect();
-            writers2.lock().unwrap().push((thread, values));
-            if slow_next2.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(())
-        };
-        alumet.add_output_with("inline", out, OutputOptions::default().inline_when_idle())?;
+    let out = move |b: &MeasurementBuffer, _c: &OutputContext| {
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        let values = b.iter().map(|p| p.value.as_f64() as u64).collect();
+        writers2.lock().unwrap().push((thread, values));
+        if slow_next2.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(())
-    }));
-    let run = tester.start().unwrap();
+    };
+    let run = with_inline_output("inline", out, 2, None);
     let last_writer = || {
         writers
             .lock()
@@ -297,11 +309,7 @@ fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
         .flat_map(|w| w.1.clone())
         .collect();
     assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
-    let stats = report
-        .outputs
-        .iter()
-        .find(|s| s.name.element == "inline")
-        .unwrap();
+    let stats = output_stats(&report, "inline");
     assert_eq!(stats.written_points as usize, all.len());
 }
 
@@ -334,14 +342,7 @@ fn an_inline_output_that_never_waits_gets_no_thread_and_is_finished_at_shutdown(
     }
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let recorder = Recorder(Arc::clone(&events));
-    let mut tester = PipelineTester::new();
-    tester.any_plugin(TestPlugin::new("p", move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("src", counting_source(m, 2, counter()), Trigger::manual())?;
-        alumet.add_output_with("lz", recorder, OutputOptions::default().inline_when_idle())?;
-        Ok(())
-    }));
-    let run = tester.start().unwrap();
+    let run = with_inline_output("lz", recorder, 2, None);
     // One poll: its buffer is written inline, as no worker is busy.
     assert_eq!(run.trigger("p/src"), 1);
     assert!(
@@ -357,11 +358,7 @@ fn an_inline_output_that_never_waits_gets_no_thread_and_is_finished_at_shutdown(
         "{events:?}"
     );
     assert_eq!(events[1], "finish");
-    let stats = report
-        .outputs
-        .iter()
-        .find(|s| s.name.element == "lz")
-        .unwrap();
+    let stats = output_stats(&report, "lz");
     assert_eq!(stats.written_points, 2);
 }
 
@@ -371,15 +368,7 @@ fn shutdown_gives_up_on_an_inline_write_that_blocks() {
     let (release_tx, release_rx) = mpsc::channel();
     let collected = Collected::default();
     let gated = gated_output(&collected, entered_tx, release_rx);
-    let mut tester = PipelineTester::new();
-    tester.shutdown_timeout(Duration::from_millis(300));
-    tester.any_plugin(TestPlugin::new("p", move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("src", counting_source(m, 3, counter()), Trigger::manual())?;
-        alumet.add_output_with("gated", gated, OutputOptions::default().inline_when_idle())?;
-        Ok(())
-    }));
-    let run = tester.start().unwrap();
+    let run = with_inline_output("gated", gated, 3, Some(Duration::from_millis(300)));
     // The poll's buffer is written inline by the source thread, which blocks in it.
     drop(run.control().trigger_now("p/src"));
     entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();

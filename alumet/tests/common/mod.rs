@@ -8,6 +8,18 @@ use std::time::{Duration, Instant};
 
 use alumet::prelude::*;
 
+/// The statistics of output `element` in `report` (fails the test when it has none).
+pub fn output_stats<'a>(
+    report: &'a alumet::pipeline::ShutdownReport,
+    element: &str,
+) -> &'a alumet::pipeline::OutputStats {
+    report
+        .outputs
+        .iter()
+        .find(|s| s.name.element == element)
+        .unwrap_or_else(|| panic!("no output `{element}` in {report:?}"))
+}
+
 /// Waits until `cond` holds; fails the test if it does not within 20 s (a liveness bound
 /// for a loaded machine, not a timing assertion).
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
