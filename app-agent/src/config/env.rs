@@ -20,22 +20,25 @@ pub fn substitute(
     walk_table(table, get)
 }
 
-// The dotted key of an error is built on the way back up, only when there is one.
+impl EnvError {
+    /// The error with its key put under `head` (a key, or an array index `[i]`): the dotted
+    /// key is built on the way back up, only when there is an error.
+    fn under(mut self, head: &str) -> Self {
+        self.key = if self.key.is_empty() || self.key.starts_with('[') {
+            format!("{head}{}", self.key)
+        } else {
+            format!("{head}.{}", self.key)
+        };
+        self
+    }
+}
+
 fn walk_table(
     table: &mut toml::Table,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<(), EnvError> {
     for (k, v) in table.iter_mut() {
-        walk_value(v, get).map_err(|mut e| {
-            e.key = if e.key.is_empty() {
-                k.clone()
-            } else if e.key.starts_with('[') {
-                format!("{k}{}", e.key)
-            } else {
-                format!("{k}.{}", e.key)
-            };
-            e
-        })?;
+        walk_value(v, get).map_err(|e| e.under(k))?;
     }
     Ok(())
 }
@@ -54,14 +57,7 @@ fn walk_value(
         toml::Value::Table(t) => walk_table(t, get)?,
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk_value(item, get).map_err(|mut e| {
-                    e.key = if e.key.is_empty() || e.key.starts_with('[') {
-                        format!("[{i}]{}", e.key)
-                    } else {
-                        format!("[{i}].{}", e.key)
-                    };
-                    e
-                })?;
+                walk_value(item, get).map_err(|e| e.under(&format!("[{i}]")))?;
             }
         }
         _ => {}
