@@ -95,20 +95,28 @@ fn poll_now_polls_on_the_calling_thread_with_one_timestamp_and_delivers_the_poin
     assert_eq!(points.iter().filter(|p| p.value.as_f64() == 7.0).count(), 2);
 }
 
+/// A pipeline of plugin `p` (set up by `setup`) whose source threads wait for
+/// `start_source_threads`.
+fn start_deferred(
+    setup: impl FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send + 'static,
+) -> alumet::pipeline::RunningPipeline {
+    let mut builder = alumet::pipeline::PipelineBuilder::new();
+    builder.defer_source_threads();
+    builder.plugin(Box::new(TestPlugin::new("p", setup)));
+    builder.start().unwrap()
+}
+
 #[test]
 fn deferred_source_threads_poll_on_their_interval_only_once_started() {
     let (tick, collected) = (counter(), alumet::test_util::Collected::default());
     let (tick2, output) = (tick.clone(), collected.output());
-    let mut builder = alumet::pipeline::PipelineBuilder::new();
-    builder.defer_source_threads();
-    builder.plugin(Box::new(TestPlugin::new("p", move |alumet| {
+    let mut run = start_deferred(move |alumet| {
         let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
         let every = Trigger::every(Duration::from_millis(1));
         alumet.add_source("tick", counting_source(m, 1, tick2), every)?;
         alumet.add_output("out", output)?;
         Ok(())
-    })));
-    let mut run = builder.start().unwrap();
+    });
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(get(&tick), 0, "no thread polls before start_source_threads");
     assert_eq!(run.control().poll_now("p/tick"), 1);
@@ -125,18 +133,96 @@ fn deferred_source_threads_poll_on_their_interval_only_once_started() {
 }
 
 #[test]
+fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread() {
+    let (m1, collected) = (counter(), alumet::test_util::Collected::default());
+    let (m1b, output) = (m1.clone(), collected.output());
+    let mut run = start_deferred(move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("m1", counting_source(m, 1, m1b), Trigger::manual())?;
+        alumet.add_output("out", output)?;
+        Ok(())
+    });
+    let control = run.control();
+    // No thread would ever answer: before the change, wait() never returned.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || tx.send(control.trigger_now("p/m1").wait()));
+    let polled = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(
+        polled,
+        Ok(1),
+        "the trigger is answered without a source thread"
+    );
+    waiter.join().unwrap().unwrap();
+    assert_eq!(get(&m1), 1);
+    assert_eq!(collected.len(), 1, "its point is already handed on");
+    // A source added now, with an interval no group has, waits for the threads too.
+    let tick = counter();
+    let m = run.metrics().typed_id::<u64>("value").unwrap();
+    let every = Trigger::every(Duration::from_millis(1));
+    run.control()
+        .add_source(
+            "p",
+            "tick",
+            Box::new(counting_source(m, 1, tick.clone())),
+            every,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(get(&tick), 0, "no thread polls before start_source_threads");
+    run.start_source_threads().unwrap();
+    wait_until("polls on the interval", || get(&tick) >= 5);
+    // Once started, triggers go to the threads, as before.
+    assert_eq!(run.control().trigger_now("p/m1").wait(), 1);
+    assert_eq!(get(&m1), 2);
+    assert!(!run.shutdown().timed_out);
+}
+
+#[test]
+fn next_source_poll_is_the_earliest_periodic_poll_due() {
+    let before = std::time::Instant::now();
+    let mut run = start_deferred(move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("m", counting_source(m, 1, counter()), Trigger::manual())?;
+        let (slow, fast) = (Duration::from_secs(30), Duration::from_secs(20));
+        alumet.add_source(
+            "slow",
+            counting_source(m, 1, counter()),
+            Trigger::every(slow),
+        )?;
+        alumet.add_source(
+            "fast",
+            counting_source(m, 1, counter()),
+            Trigger::every(fast),
+        )?;
+        alumet.add_output("out", alumet::test_util::Collected::default().output())?;
+        Ok(())
+    });
+    let after = std::time::Instant::now();
+    let due = run.next_source_poll().expect("two periodic sources");
+    assert!(due >= before + Duration::from_secs(20) && due <= after + Duration::from_secs(20));
+    // Paused sources are not polled: the 30 s one is next, then none.
+    assert_eq!(run.control().pause("p/fast"), 1);
+    let due = run.next_source_poll().expect("one periodic source");
+    assert!(due >= before + Duration::from_secs(30) && due <= after + Duration::from_secs(30));
+    assert_eq!(run.control().pause("p/slow"), 1);
+    assert_eq!(
+        run.next_source_poll(),
+        None,
+        "a manual source has no poll due"
+    );
+    assert!(!run.shutdown().timed_out);
+}
+
+#[test]
 fn a_pipeline_whose_source_threads_never_started_shuts_down_with_every_point() {
     let collected = alumet::test_util::Collected::default();
     let output = collected.output();
-    let mut builder = alumet::pipeline::PipelineBuilder::new();
-    builder.defer_source_threads();
-    builder.plugin(Box::new(TestPlugin::new("p", move |alumet| {
+    let mut run = start_deferred(move |alumet| {
         let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
         alumet.add_source("m", counting_source(m, 4, counter()), Trigger::manual())?;
         alumet.add_output("out", output)?;
         Ok(())
-    })));
-    let mut run = builder.start().unwrap();
+    });
     assert_eq!(run.control().poll_now("*"), 1);
     assert_eq!(run.control().poll_now("*"), 1);
     let report = run.shutdown();

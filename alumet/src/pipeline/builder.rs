@@ -344,10 +344,27 @@ impl RunningPipeline {
     /// Starts the threads that poll sources on their intervals (see
     /// [`PipelineBuilder::defer_source_threads`]); does nothing for threads already started.
     pub fn start_source_threads(&self) -> std::io::Result<()> {
-        for group in self.control.inner.groups().iter_mut() {
+        let mut groups = self.control.inner.groups();
+        self.control
+            .inner
+            .threads_started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for group in groups.iter_mut() {
             group.start()?;
         }
         Ok(())
+    }
+
+    /// When the earliest periodic poll of a source is due (`None`: no active source polls
+    /// on an interval). With [`PipelineBuilder::defer_source_threads`], the threads need
+    /// to start only by then.
+    pub fn next_source_poll(&self) -> Option<std::time::Instant> {
+        self.control
+            .inner
+            .groups()
+            .iter()
+            .filter_map(|g| g.next_poll())
+            .min()
     }
 
     /// The plugins left out because their hardware is absent, with the reason.

@@ -43,6 +43,10 @@ pub(crate) struct ControlInner {
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) subscribers: Vec<(String, Subscriber)>,
     pub(crate) closing: AtomicBool,
+    /// Whether the source threads were started ([`RunningPipeline::start_source_threads`](super::RunningPipeline::start_source_threads)):
+    /// until then a group added while running waits too, and a trigger is answered on the
+    /// calling thread. Changed and read under the `groups` lock.
+    pub(crate) threads_started: AtomicBool,
     stats: Mutex<Vec<(ElementName, ElementKind, Arc<Counters>)>>,
     shutdown_requested: Mutex<bool>,
     shutdown_cv: Condvar,
@@ -60,6 +64,7 @@ impl ControlInner {
             dispatcher,
             subscribers,
             closing: AtomicBool::new(false),
+            threads_started: AtomicBool::new(false),
             stats: Mutex::new(stats),
             shutdown_requested: Mutex::new(false),
             shutdown_cv: Condvar::new(),
@@ -131,10 +136,30 @@ impl PipelineControl {
     /// Polls the matching active sources once, as soon as possible, and flushes them.
     /// The returned [`Completion`] resolves, to the number of sources polled, once their
     /// points are queued for the outputs.
+    ///
+    /// Before the source threads start ([`PipelineBuilder::defer_source_threads`](super::PipelineBuilder::defer_source_threads)),
+    /// no thread would answer: the sources are polled on the calling thread, and the
+    /// completion is resolved when this returns.
     pub fn trigger_now(&self, selector: impl Into<Selector>) -> Completion {
+        let selector = selector.into();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ack = TriggerAck::new(tx);
-        self.for_each_source(&selector.into(), |s| sources::trigger(s, &ack));
+        let waiting: Vec<_> = {
+            let groups = self.inner.groups();
+            for group in groups.iter() {
+                group.for_each_matching(&selector, |s| sources::trigger(s, &ack));
+            }
+            groups
+                .iter()
+                .filter(|g| !g.started())
+                .map(|g| g.shared())
+                .collect()
+        };
+        let t = Timestamp::now();
+        for group in waiting {
+            // Answers the trigger just queued in this group's slots.
+            group.poll_here(&selector, t, &self.inner.dispatcher);
+        }
         drop(ack);
         Completion(rx)
     }
@@ -189,7 +214,7 @@ impl PipelineControl {
             .push((slot.name.clone(), ElementKind::Source, counters));
         match groups.iter().find(|g| g.interval == trigger.poll_interval) {
             Some(group) => group.add(slot),
-            None => {
+            None if self.inner.threads_started.load(Ordering::SeqCst) => {
                 let group = SourceGroup::spawn(
                     trigger.poll_interval,
                     vec![slot],
@@ -197,6 +222,11 @@ impl PipelineControl {
                 )?;
                 groups.push(group);
             }
+            None => groups.push(SourceGroup::new(
+                trigger.poll_interval,
+                vec![slot],
+                Arc::clone(&self.inner.dispatcher),
+            )),
         }
         Ok(())
     }

@@ -292,6 +292,21 @@ impl SourceGroup {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether [`SourceGroup::start`] was called (the thread may have ended since).
+    pub(crate) fn started(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// When the earliest periodic poll of an active source is due.
+    pub(crate) fn next_poll(&self) -> Option<Instant> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|s| s.active())
+            .filter_map(|s| s.next_poll)
+            .min()
+    }
+
     /// Applies `f` to every slot matching `selector`; returns how many matched.
     pub(crate) fn for_each_matching(
         &self,
