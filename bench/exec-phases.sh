@@ -2,8 +2,10 @@
 # Where the wall time of `alumet-agent exec --no-summary -- true` goes, against `true`
 # alone: medians over N runs of the phases between the scheduler's fork, exec and exit
 # events (perf tracepoints, so root and `perf` are needed; the tracing itself adds a few
-# microseconds to each event). A shell loop runs the agent and `true` alternately, so that
-# each phase can be compared with the same phase of `true` started by the same shell:
+# microseconds to each event). Recorded system-wide: a per-process recording would copy
+# its events into every new process, which slows each fork. A shell loop runs the agent
+# and `true` alternately, so that each phase can be compared with the same phase of
+# `true` started by the same shell:
 #
 #   agent start -> spawn        exec of the agent to the fork of the command
 #   spawn -> command exec       the agent waits (vfork) while the command is exec'd
@@ -17,18 +19,19 @@ source "$(dirname "$0")/exec-setup.sh"
 true_bin="$(type -P true)"
 cat >"$work/loop.sh" <<EOF
 cd "$work"
+echo \$\$ >shell.pid
 exec >/dev/null 2>&1
 for i in \$(seq $n); do
     ./agent --config alumet-config.toml --plugins ${PLUGINS:-procfs,csv} --output-file out.csv exec --no-summary -- true
     "$true_bin"
 done
 EOF
-perf record -q -o "$work/perf.data" \
+perf record -q -a -o "$work/perf.data" \
     -e sched:sched_process_fork,sched:sched_process_exec,sched:sched_process_exit \
     -- bash "$work/loop.sh"
 perf script -i "$work/perf.data" -F pid,tid,time,event,trace >"$work/events.txt" 2>/dev/null
 
-python3 - "$work/events.txt" "$true_bin" <<'PY'
+python3 - "$work/events.txt" "$true_bin" "$(cat "$work/shell.pid")" <<'PY'
 import re, statistics, sys
 events = []  # (time ms, event, pid, tid, fields)
 for line in open(sys.argv[1]):
@@ -44,7 +47,8 @@ def field(fields, name):
 def first(after, pred):
     return next((e for e in events if e[0] >= after and pred(e)), None)
 
-shell_forks = [e for e in events if e[1] == "sched_process_fork" and field(e[4], "comm") == "bash"]
+shell = int(sys.argv[3])
+shell_forks = [e for e in events if e[1] == "sched_process_fork" and e[2] == shell]
 phases = {}
 def add(name, value):
     phases.setdefault(name, []).append(value)

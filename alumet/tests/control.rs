@@ -178,42 +178,6 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
 }
 
 #[test]
-fn next_source_poll_is_the_earliest_periodic_poll_due() {
-    let before = std::time::Instant::now();
-    let mut run = start_deferred(move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("m", counting_source(m, 1, counter()), Trigger::manual())?;
-        let (slow, fast) = (Duration::from_secs(30), Duration::from_secs(20));
-        alumet.add_source(
-            "slow",
-            counting_source(m, 1, counter()),
-            Trigger::every(slow),
-        )?;
-        alumet.add_source(
-            "fast",
-            counting_source(m, 1, counter()),
-            Trigger::every(fast),
-        )?;
-        alumet.add_output("out", alumet::test_util::Collected::default().output())?;
-        Ok(())
-    });
-    let after = std::time::Instant::now();
-    let due = run.next_source_poll().expect("two periodic sources");
-    assert!(due >= before + Duration::from_secs(20) && due <= after + Duration::from_secs(20));
-    // Paused sources are not polled: the 30 s one is next, then none.
-    assert_eq!(run.control().pause("p/fast"), 1);
-    let due = run.next_source_poll().expect("one periodic source");
-    assert!(due >= before + Duration::from_secs(30) && due <= after + Duration::from_secs(30));
-    assert_eq!(run.control().pause("p/slow"), 1);
-    assert_eq!(
-        run.next_source_poll(),
-        None,
-        "a manual source has no poll due"
-    );
-    assert!(!run.shutdown().timed_out);
-}
-
-#[test]
 fn a_pipeline_whose_source_threads_never_started_shuts_down_with_every_point() {
     let collected = alumet::test_util::Collected::default();
     let output = collected.output();

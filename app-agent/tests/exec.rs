@@ -137,44 +137,6 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
     );
 }
 
-/// Readings of the agent's own source in `out.csv` (one row per reading).
-fn self_readings(dir: &Path) -> usize {
-    let csv = std::fs::read_to_string(dir.join("out.csv")).unwrap();
-    csv.lines()
-        .filter(|l| l.starts_with("alumet_agent_cpu_time_ms;"))
-        .count()
-}
-
-#[test]
-fn the_sources_threads_start_only_for_a_command_that_outlives_their_first_poll() {
-    let dir = temp_dir("exec-threads");
-    let not_started = "their threads were not started";
-    let run = |interval: &str, command: &[&str]| {
-        std::fs::write(
-            dir.join("alumet-config.toml"),
-            format!("[plugins.agent]\npoll_interval = '{interval}'\nflush_interval = '{interval}'\n[plugins.csv]\noutput_path = 'out.csv'\n"),
-        )
-        .unwrap();
-        let _ = std::fs::remove_file(dir.join("out.csv"));
-        let mut cmd = agent(&dir);
-        cmd.env("RUST_LOG", "info,alumet_agent=debug")
-            .args(["--no-default-config", "exec", "--no-summary", "--"])
-            .args(command);
-        let (code, stderr) = run_to_exit(cmd);
-        assert_eq!(code, 0, "{stderr}");
-        (stderr, self_readings(&dir))
-    };
-    // Ends long before the first poll (an hour away): the readings before and after only.
-    let (stderr, readings) = run("1h", &["true"]);
-    assert!(stderr.contains(not_started), "{stderr}");
-    assert_eq!(readings, 2, "{stderr}");
-    // Outlives it: the threads poll on the interval in between (seven polls are due in
-    // 0.35 s; one is enough to tell, on a loaded machine).
-    let (stderr, readings) = run("50ms", &["sleep", "0.35"]);
-    assert!(!stderr.contains(not_started), "{stderr}");
-    assert!(readings > 2, "{readings} readings: {stderr}");
-}
-
 #[test]
 fn watch_a_missing_pid_is_a_clear_error() {
     let dir = temp_dir("watch-missing");

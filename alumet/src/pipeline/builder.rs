@@ -355,18 +355,6 @@ impl RunningPipeline {
         Ok(())
     }
 
-    /// When the earliest periodic poll of a source is due (`None`: no active source polls
-    /// on an interval). With [`PipelineBuilder::defer_source_threads`], the threads need
-    /// to start only by then.
-    pub fn next_source_poll(&self) -> Option<std::time::Instant> {
-        self.control
-            .inner
-            .groups()
-            .iter()
-            .filter_map(|g| g.next_poll())
-            .min()
-    }
-
     /// The plugins left out because their hardware is absent, with the reason.
     pub fn unavailable_plugins(&self) -> &[(String, Unavailable)] {
         &self.unavailable

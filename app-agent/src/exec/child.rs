@@ -3,10 +3,9 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Exit code when the command is not found.
 pub const NOT_FOUND: i32 = 127;
@@ -88,46 +87,6 @@ fn closest_on_path(name: &str) -> Option<String> {
         }
     }
     best.map(|(_, c)| c)
-}
-
-/// Waits until the child `pid` exits or `deadline` passes, without reaping it; returns
-/// whether it exited. `Ok(false)` at once where the kernel has no process file descriptors
-/// (before Linux 5.3): the caller then goes on as if the deadline had passed.
-pub fn wait_exit_until(pid: u32, deadline: Instant) -> io::Result<bool> {
-    // SAFETY: pidfd_open takes a pid and flags; it returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    let Ok(fd) = libc::c_int::try_from(fd) else {
-        return Ok(false);
-    };
-    if fd < 0 {
-        return Ok(false);
-    }
-    // SAFETY: fd is a descriptor we just opened and own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        // Rounded up: a wait never ends before the deadline.
-        let ms = libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
-        let mut poll = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd that lives across the call.
-        let rc = unsafe { libc::poll(&mut poll, 1, ms) };
-        match rc {
-            // A process descriptor is readable once the process has exited.
-            1.. => return Ok(true),
-            0 if Instant::now() >= deadline => return Ok(false),
-            0 => {}
-            _ => {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
-            }
-        }
-    }
 }
 
 /// Waits until the child `pid` exits, without reaping it: its `/proc` entry stays readable
@@ -242,30 +201,5 @@ mod tests {
         assert_eq!(err.code, NOT_FOUND);
         let err = spawn(&OsString::from("/etc/passwd"), &[]).unwrap_err();
         assert_eq!(err.code, NOT_EXECUTABLE);
-    }
-
-    #[test]
-    fn waiting_with_a_deadline_tells_a_running_child_from_an_exited_one() {
-        let sh = OsString::from("/bin/sh");
-        let running = spawn(&sh, &["-c".into(), "sleep 30".into()]).unwrap();
-        let deadline = Instant::now() + Duration::from_millis(50);
-        assert!(!wait_exit_until(running, deadline).unwrap());
-        assert!(
-            Instant::now() >= deadline,
-            "the wait lasts until the deadline"
-        );
-        forward(running, libc::SIGKILL);
-        let far = Instant::now() + Duration::from_secs(30);
-        assert!(
-            wait_exit_until(running, far).unwrap(),
-            "a killed child has exited"
-        );
-        // Not reaped by the wait: the exit status is still there.
-        assert_eq!(wait(running).unwrap().code, 128 + 9);
-        // A deadline already passed: only whether it has exited.
-        let quick = spawn(&sh, &["-c".into(), "exit 0".into()]).unwrap();
-        wait_exit(quick).unwrap();
-        assert!(wait_exit_until(quick, Instant::now()).unwrap());
-        assert_eq!(wait(quick).unwrap().code, 0);
     }
 }

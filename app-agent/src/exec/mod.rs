@@ -5,8 +5,7 @@
 //! consumer, wait for the exit without reaping, trigger every source again (final
 //! readings, while the process is still a zombie with its counters), announce the end,
 //! reap. Energy counters read at both ends give the run's energy up to their resolution,
-//! whatever the sources' intervals. The threads that poll sources on their intervals
-//! start only if the command is still running shortly before the first poll is due.
+//! whatever the sources' intervals.
 
 pub mod child;
 pub mod summary;
@@ -185,17 +184,15 @@ fn one_run(
         Target::Pid(pid) => *pid,
     };
     measure(pid);
+    if let Err(e) = pipeline.start_source_threads() {
+        log::error!(
+            "the sources' threads could not start ({e}): only the readings at the start and the end of the command are taken"
+        );
+    }
     let consumer = ResourceConsumer::Process { pid };
     control.emit(&Event::ConsumerStarted(consumer.clone()));
     let ended = match opts.target {
         Target::Command { .. } => {
-            if ended_before_first_poll(pipeline, pid) {
-                log::debug!(
-                    "the command ended before the sources' first periodic poll: their threads were not started"
-                );
-            } else {
-                start_source_threads(pipeline);
-            }
             let exited = child::wait_exit(pid);
             let wall = start.elapsed();
             control.poll_now("*");
@@ -207,7 +204,6 @@ fn one_run(
             (wall, Some(ended))
         }
         Target::Pid(pid) => {
-            start_source_threads(pipeline);
             let watched = child::wait_foreign(pid, &opts.proc_root);
             MEASURED.store(0, Ordering::SeqCst);
             watched.map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
@@ -227,34 +223,6 @@ fn one_run(
         ended: ended.1,
         window: Window::default(),
     })
-}
-
-/// How long before the sources' first periodic poll their threads are started, so that
-/// the poll is on time.
-const THREADS_AHEAD: Duration = Duration::from_millis(2);
-
-/// Waits for the command until shortly before the sources' first periodic poll is due;
-/// returns whether it exited by then. Stopping threads that never polled would cost a short
-/// command's end 0.1-0.2 ms (two wake-ups across CPUs and a join).
-fn ended_before_first_poll(pipeline: &RunningPipeline, pid: u32) -> bool {
-    let Some(due) = pipeline.next_source_poll() else {
-        return false;
-    };
-    let by = due.checked_sub(THREADS_AHEAD).unwrap_or(due);
-    child::wait_exit_until(pid, by).unwrap_or_else(|e| {
-        log::debug!(
-            "cannot wait for pid {pid} with a deadline ({e}): starting the sources' threads now"
-        );
-        false
-    })
-}
-
-fn start_source_threads(pipeline: &RunningPipeline) {
-    if let Err(e) = pipeline.start_source_threads() {
-        log::error!(
-            "the sources' threads could not start ({e}): only the readings at the start and the end of the command are taken"
-        );
-    }
 }
 
 /// The process that signals are forwarded to (0: none, between runs).
