@@ -44,8 +44,9 @@ pub(crate) struct ControlInner {
     pub(crate) subscribers: Vec<(String, Subscriber)>,
     pub(crate) closing: AtomicBool,
     /// Whether the source threads were started ([`RunningPipeline::start_source_threads`](super::RunningPipeline::start_source_threads)):
-    /// until then a group added while running waits too, and a trigger is answered on the
-    /// calling thread. Changed and read under the `groups` lock.
+    /// until then, a group added while running waits for them too. (A trigger goes by each
+    /// group's own state: see [`PipelineControl::trigger_now`].) Changed and read under
+    /// the `groups` lock.
     pub(crate) threads_started: AtomicBool,
     stats: Mutex<Vec<(ElementName, ElementKind, Arc<Counters>)>>,
     shutdown_requested: Mutex<bool>,
