@@ -143,7 +143,8 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
         Ok(())
     });
     let control = run.control();
-    // No thread would ever answer: before the change, wait() never returned.
+    // No thread exists to answer it: the calling thread must (a wait that never returns
+    // fails here after 10 s).
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || tx.send(control.trigger_now("p/m1").wait()));
     let polled = rx.recv_timeout(Duration::from_secs(10));
