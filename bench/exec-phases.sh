@@ -13,6 +13,9 @@
 #   command exit -> agent exit  final readings, drain, summary, exit
 #   agent exit -> shell forks   the kernel tears the agent's memory down, the shell wakes
 #
+# AGENT=path/to/agent measures another build; PLUGINS=csv another plugin set (one set,
+# procfs,csv by default).
+#
 #   cargo build --release -p alumet-agent && bench/exec-phases.sh [N]
 set -euo pipefail
 source "$(dirname "$0")/exec-setup.sh"
