@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use alumet::plugin::AnyPlugin;
 use alumet::prelude::*;
-use alumet::test_util::TestPlugin;
+use alumet::test_util::{TempDir, TestPlugin};
 use alumet_agent::config::{GeneralConfig, Loaded};
 use alumet_agent::exec::{exec, ExecOptions, Target};
 
@@ -49,10 +49,8 @@ fn run(repeat: u32, name: &str) -> (u64, serde_json::Value) {
 
 /// exec of `true` with `plugins`; returns the summary as JSON.
 fn run_with(repeat: u32, name: &str, plugins: Vec<Box<dyn AnyPlugin>>) -> serde_json::Value {
-    let json_path = std::env::temp_dir().join(format!(
-        "alumet-exec-energy-{}-{name}.json",
-        std::process::id()
-    ));
+    let dir = TempDir::new(&format!("exec-energy-{name}"));
+    let json_path = dir.join("summary.json");
     let loaded = Loaded {
         general: GeneralConfig::default(),
         plugins,

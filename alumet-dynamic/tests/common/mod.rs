@@ -1,6 +1,7 @@
 //! Builds C plugins with gcc for the tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use alumet::test_util::TempDir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,13 +10,9 @@ pub fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh, empty directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("alumet-dynamic-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed with its content when dropped.
+pub fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("dynamic-{name}"))
 }
 
 /// Runs gcc with `args` and the include directory of alumet.h; fails the test with gcc's

@@ -1,18 +1,16 @@
 //! Runs the built `alumet-agent` binary in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use alumet::test_util::TempDir;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A fresh, empty directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alumet-agent-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed with its content when dropped.
+pub fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("agent-{name}"))
 }
 
 /// The agent command, run in `dir`, with a clean environment for its own variables.
