@@ -100,6 +100,44 @@ fn repeat_runs_the_command_n_times_and_reports_the_spread() {
     assert_eq!(wall["values"].as_array().unwrap().len(), 3);
 }
 
+#[test]
+fn a_summary_file_that_cannot_be_created_fails_before_the_command_runs() {
+    let dir = temp_dir("exec-summary-path");
+    let args = [
+        "--summary-json",
+        "no-such-dir/s.json",
+        "--",
+        "sh",
+        "-c",
+        "touch ran",
+    ];
+    let (code, stderr) = exec(&dir, &args);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot create the summary file no-such-dir/s.json (--summary-json)"),
+        "{stderr}"
+    );
+    assert!(!dir.join("ran").exists(), "the command must not run");
+    assert!(!dir.join("out.csv").exists(), "no output must be opened");
+}
+
+#[test]
+fn a_summary_that_cannot_be_written_keeps_the_text_summary_and_the_command_code() {
+    let dir = temp_dir("exec-summary-full");
+    // /dev/full opens, and every write to it fails (ENOSPC).
+    for (command, expected) in [("exit 3", 3), ("true", 1)] {
+        let args = ["--summary-json", "/dev/full", "--", "sh", "-c", command];
+        let (code, stderr) = exec(&dir, &args);
+        assert_eq!(code, expected, "{command}: {stderr}");
+        assert!(
+            stderr.contains("writing the summary to /dev/full"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("wall time"), "{stderr}");
+    }
+    assert!(dir.join("out.csv").exists());
+}
+
 /// Seconds in the `times` builtin's format (`0m0.280000s` or `0m0.28s`).
 fn seconds(field: &str) -> f64 {
     let (m, s) = field.trim_end_matches('s').split_once('m').unwrap();

@@ -12,7 +12,8 @@ pub mod summary;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,21 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             "no process with pid {pid}: check the pid (`ps -p {pid}`)"
         );
     }
+    // Created before anything runs (as `perf stat -o` does): a path that cannot be
+    // written fails now, not after a long command whose summary would be lost.
+    let summary_file = match &opts.summary_json {
+        Some(path) => Some((
+            path.as_path(),
+            std::fs::File::create(path).with_context(|| {
+                format!(
+                    "cannot create the summary file {} (--summary-json): give a path in an \
+                     existing, writable directory",
+                    path.display()
+                )
+            })?,
+        )),
+        None => None,
+    };
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
@@ -154,7 +170,14 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             }
         }
     }
-    finish(&mut pipeline, &aggregator, opts, &mut runs, code)
+    finish(
+        &mut pipeline,
+        &aggregator,
+        opts,
+        summary_file,
+        &mut runs,
+        code,
+    )
 }
 
 enum RunError {
@@ -273,6 +296,7 @@ fn finish(
     pipeline: &mut RunningPipeline,
     aggregator: &Aggregator,
     opts: &ExecOptions,
+    summary_file: Option<(&Path, std::fs::File)>,
     runs: &mut [Run],
     code: i32,
 ) -> anyhow::Result<i32> {
@@ -294,21 +318,31 @@ fn finish(
     if opts.summary {
         eprint!("{}", summary.render());
     }
-    if let Some(path) = &opts.summary_json {
-        let json = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("writing the summary to {}", path.display()))?;
+    let mut failed = false;
+    if let Some((path, mut file)) = summary_file {
+        let written = serde_json::to_writer_pretty(&mut file, &summary)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"));
+        if let Err(e) = written {
+            log::error!("writing the summary to {}: {e}", path.display());
+            failed = true;
+        }
     }
-    let child_code = if opts.ignore_exit_code { 0 } else { code };
     if report.timed_out {
         log::error!(
             "{} measured points could not be written before the shutdown timeout",
             report.undelivered_points
         );
-        // The agent's own failure never turns a failed command into a success.
-        return Ok(if child_code == 0 { 1 } else { child_code });
+        failed = true;
     }
-    Ok(child_code)
+    let child_code = if opts.ignore_exit_code { 0 } else { code };
+    // The agent's own failure never turns a failed command into a success, nor hides
+    // the command's own code.
+    Ok(if failed && child_code == 0 {
+        1
+    } else {
+        child_code
+    })
 }
 
 fn own_max_rss_kb() -> u64 {
