@@ -56,6 +56,7 @@ pub enum Command {
     /// Measure a running process until it exits, then print a summary.
     Watch {
         /// The process id.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=i64::from(i32::MAX)))]
         pid: u32,
         /// Do not print the summary.
         #[arg(long)]

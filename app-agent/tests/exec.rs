@@ -176,7 +176,7 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
 }
 
 #[test]
-fn watch_a_missing_pid_is_a_clear_error() {
+fn watch_a_missing_or_impossible_pid_is_a_clear_error() {
     let dir = temp_dir("watch-missing");
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     let mut cmd = agent(&dir);
@@ -184,6 +184,33 @@ fn watch_a_missing_pid_is_a_clear_error() {
     let (code, stderr) = run_to_exit(cmd);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no process with pid 999999999"), "{stderr}");
+    // 0 and pids above i32::MAX are not processes for kill(2) (0 is our process group,
+    // 2^32-1 becomes -1: every process): refused at the command line.
+    for pid in ["0", "4294967295"] {
+        let mut cmd = agent(&dir);
+        cmd.args(["--no-default-config", "watch", pid]);
+        let (code, stderr) = run_to_exit(cmd);
+        assert_eq!(code, 2, "{pid}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '{pid}' for '<PID>'")),
+            "{stderr}"
+        );
+    }
+    // The agent itself: sh replaces itself with the agent, so $$ is the agent's pid.
+    let script = format!(
+        "exec '{}' --no-default-config watch $$",
+        env!("CARGO_BIN_EXE_alumet-agent")
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.current_dir(&dir)
+        .env_remove("ALUMET_CONFIG")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is the agent itself"), "{stderr}");
 }
 
 #[test]

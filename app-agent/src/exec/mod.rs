@@ -113,6 +113,11 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     forward_signals().context("installing signal handlers")?;
     if let Target::Pid(pid) = opts.target {
         anyhow::ensure!(
+            pid != std::process::id(),
+            "pid {pid} is the agent itself, which would wait for its own end: give the pid of \
+             the process to measure"
+        );
+        anyhow::ensure!(
             child::exists(pid),
             "no process with pid {pid}: check the pid (`ps -p {pid}`)"
         );
