@@ -66,6 +66,103 @@ fn sigterm_is_forwarded_to_the_command_and_the_summary_printed() {
     );
 }
 
+/// Counts, at the C level (one byte per delivery, through Python's wakeup fd, so two
+/// quick signals are not merged into one handler call), the SIGINTs that reach it in
+/// 1.5 s, and writes the count to `sigints`.
+const COUNT_SIGINTS: &str = r#"
+import os, signal, time
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+signal.signal(signal.SIGINT, lambda *_: None)
+print("ready", flush=True)
+time.sleep(1.5)
+os.set_blocking(r, False)
+with open("sigints", "w") as f:
+    f.write(str(len(os.read(r, 100))))
+"#;
+
+#[test]
+fn ctrl_c_in_a_terminal_reaches_the_command_once() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+
+    let dir = temp_dir("exec-ctrl-c");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    std::fs::write(dir.join("count.py"), COUNT_SIGINTS).unwrap();
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills the two descriptors, which we then own.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: fresh descriptors from openpty, owned nowhere else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "exec", "--", "python3", "count.py"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: setsid and ioctl are async-signal-safe. The agent leads a new session
+    // whose controlling terminal is the pty (on its stdin): Ctrl-C on the pty goes to its
+    // foreground process group, the agent's and the command's.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(slave);
+    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = output.clone();
+    let mut reader = std::fs::File::from(master.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the agent, the last holder of the pty, has exited.
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let start = std::time::Instant::now();
+    while !output.lock().unwrap().contains("ready") {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the command did not start:\n{}",
+            output.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::File::from(master.try_clone().unwrap())
+        .write_all(b"\x03")
+        .unwrap();
+    let status = child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let output = output.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert!(
+        output.contains("signal 2 from the terminal: pid"),
+        "{output}"
+    );
+    assert!(output.contains("wall time"), "{output}");
+    let sigints = std::fs::read_to_string(dir.join("sigints")).unwrap();
+    assert_eq!(
+        sigints, "1",
+        "SIGINTs the command received; agent output:\n{output}"
+    );
+}
+
 #[test]
 fn repeat_runs_the_command_n_times_and_reports_the_spread() {
     let dir = temp_dir("exec-repeat");

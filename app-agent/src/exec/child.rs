@@ -173,6 +173,13 @@ fn starttime(stat: &str) -> Option<&str> {
     after.split_whitespace().nth(19)
 }
 
+/// Whether process `pid` is in the agent's process group (and so gets the signals that
+/// the terminal sends to it). Async-signal-safe: two system calls.
+pub fn in_our_process_group(pid: u32) -> bool {
+    // SAFETY: both only query the kernel; getpgid fails (-1) for a pid that is gone.
+    unsafe { libc::getpgid(pid as libc::pid_t) == libc::getpgrp() }
+}
+
 /// Sends `signal` to process `pid`.
 pub fn forward(pid: u32, signal: i32) {
     // SAFETY: kill with a valid signal number; errors (already exited) are harmless.

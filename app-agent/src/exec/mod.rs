@@ -243,7 +243,11 @@ fn one_run(
     aggregator.close(Timestamp::now());
     if FORWARDED.swap(false, Ordering::SeqCst) {
         let signal = SIGNALLED.load(Ordering::SeqCst);
-        log::info!("signal {signal} received: forwarded it to pid {pid}");
+        if FROM_TERMINAL.swap(false, Ordering::SeqCst) {
+            log::info!("signal {signal} from the terminal: pid {pid} received it too");
+        } else {
+            log::info!("signal {signal} received: forwarded it to pid {pid}");
+        }
     }
     control.emit(&Event::ConsumerEnded(consumer));
     Ok(Run {
@@ -257,31 +261,46 @@ fn one_run(
 static MEASURED: AtomicU32 = AtomicU32::new(0);
 /// The last of SIGINT, SIGTERM, SIGHUP or SIGQUIT the agent received (0: none).
 static SIGNALLED: AtomicI32 = AtomicI32::new(0);
-/// Whether the handler sent that signal on to the measured process.
+/// Whether the measured process has that signal: sent on by the handler, or sent to it
+/// by the terminal.
 static FORWARDED: AtomicBool = AtomicBool::new(false);
+/// Whether the terminal sent that signal to the measured process as well as to the agent.
+static FROM_TERMINAL: AtomicBool = AtomicBool::new(false);
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the measured process; the agent then waits
 /// for it, takes its final measurement and stops (no further `-r` runs). The handler does
-/// the forwarding itself (atomics and `kill` are async-signal-safe): no thread to start.
+/// the forwarding itself (atomics, `getpgid` and `kill` are plain system calls): no thread
+/// to start.
+///
+/// A signal that the terminal sends (Ctrl-C, Ctrl-\, a hangup) goes to its whole
+/// foreground process group: when the measured process is in the agent's group, it has
+/// it already, and is not sent it twice (a second Ctrl-C means "force quit" to many
+/// programs).
 fn forward_signals() -> std::io::Result<()> {
     SIGNALLED.store(0, Ordering::SeqCst);
     FORWARDED.store(false, Ordering::SeqCst);
+    FROM_TERMINAL.store(false, Ordering::SeqCst);
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     if INSTALLED.get().is_some() {
         return Ok(());
     }
     for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-        let action = move || {
+        let action = move |info: &libc::siginfo_t| {
             SIGNALLED.store(signal, Ordering::SeqCst);
             let pid = MEASURED.load(Ordering::SeqCst);
-            if pid != 0 {
-                child::forward(pid, signal);
-                FORWARDED.store(true, Ordering::SeqCst);
+            if pid == 0 {
+                return;
             }
+            if info.si_code == libc::SI_KERNEL && child::in_our_process_group(pid) {
+                FROM_TERMINAL.store(true, Ordering::SeqCst);
+            } else {
+                child::forward(pid, signal);
+            }
+            FORWARDED.store(true, Ordering::SeqCst);
         };
-        // SAFETY: the action only touches atomics and calls kill(2), which are
-        // async-signal-safe; it neither allocates nor locks.
-        unsafe { signal_hook::low_level::register(signal, action) }?;
+        // SAFETY: the action only touches atomics and makes system calls (getpgid,
+        // getpgrp, kill), which are async-signal-safe; it neither allocates nor locks.
+        unsafe { signal_hook_registry::register_sigaction(signal, action) }?;
     }
     let _ = INSTALLED.set(());
     Ok(())
