@@ -326,3 +326,33 @@ fn watch_a_running_process_until_it_exits() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("measurements for 'pid "), "{stderr}");
 }
+
+#[test]
+fn sigint_ends_a_watch_and_leaves_the_process_running() {
+    let dir = temp_dir("watch-sigint");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    running.signal(libc::SIGINT);
+    let (status, stderr) = running.wait();
+    let alive = sleeper.try_wait().unwrap().is_none();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        alive,
+        "the watched process must not get the signal: {stderr}"
+    );
+    assert!(
+        stderr.contains("stopped watching pid") && stderr.contains("goes on running"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("measurements for 'pid "), "{stderr}");
+}

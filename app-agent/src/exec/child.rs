@@ -154,15 +154,20 @@ pub fn exists(pid: u32) -> bool {
 }
 
 /// Waits until process `pid`, which is not our child, exits (`/proc/<pid>` disappears or
-/// is reused: checked every 10 ms).
-pub fn wait_foreign(pid: u32, proc_root: &Path) -> io::Result<()> {
+/// is reused), or until `stop` says so: both checked every 10 ms. Returns whether the
+/// process exited.
+pub fn wait_foreign(pid: u32, proc_root: &Path, stop: impl Fn() -> bool) -> io::Result<bool> {
     let stat = proc_root.join(pid.to_string()).join("stat");
     let start = std::fs::read_to_string(&stat)?;
     loop {
         std::thread::sleep(Duration::from_millis(10));
         match std::fs::read_to_string(&stat) {
-            Ok(now) if starttime(&now) == starttime(&start) => continue,
-            _ => return Ok(()),
+            Ok(now) if starttime(&now) == starttime(&start) => {
+                if stop() {
+                    return Ok(false);
+                }
+            }
+            _ => return Ok(true),
         }
     }
 }

@@ -207,11 +207,13 @@ fn one_run(
     let start = Instant::now();
     let pid = match &opts.target {
         Target::Command { program, args } => {
-            child::spawn(program, args).map_err(RunError::Spawn)?
+            let pid = child::spawn(program, args).map_err(RunError::Spawn)?;
+            measure(pid);
+            pid
         }
+        // Not ours: signals to the agent end the watch, and are not sent on to it.
         Target::Pid(pid) => *pid,
     };
-    measure(pid);
     if let Err(e) = pipeline.start_source_threads() {
         log::error!(
             "the sources' threads could not start ({e}): only the readings at the start and the end of the command are taken"
@@ -232,11 +234,17 @@ fn one_run(
             (wall, Some(ended))
         }
         Target::Pid(pid) => {
-            let watched = child::wait_foreign(pid, &opts.proc_root);
-            MEASURED.store(0, Ordering::SeqCst);
-            watched.map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
+            let signalled = || SIGNALLED.load(Ordering::SeqCst) != 0;
+            let exited = child::wait_foreign(pid, &opts.proc_root, signalled)
+                .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
             let wall = start.elapsed();
             control.poll_now("*");
+            if !exited {
+                let signal = SIGNALLED.load(Ordering::SeqCst);
+                log::info!(
+                    "signal {signal} received: stopped watching pid {pid}, which goes on running"
+                );
+            }
             (wall, None)
         }
     };
@@ -267,8 +275,9 @@ static FORWARDED: AtomicBool = AtomicBool::new(false);
 /// Whether the terminal sent that signal to the measured process as well as to the agent.
 static FROM_TERMINAL: AtomicBool = AtomicBool::new(false);
 
-/// SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the measured process; the agent then waits
-/// for it, takes its final measurement and stops (no further `-r` runs). The handler does
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the measured command; the agent then waits
+/// for it, takes its final measurement and stops (no further `-r` runs). A watched
+/// process is not the agent's: the signal ends the watch and is not sent on. The handler does
 /// the forwarding itself (atomics, `getpgid` and `kill` are plain system calls): no thread
 /// to start.
 ///
