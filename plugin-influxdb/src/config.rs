@@ -136,20 +136,25 @@ impl Config {
         );
         match self.api_version {
             ApiVersion::V1 => {
-                need("database", &self.database, "v1")?;
+                need(&[("database", &self.database)], "v1")?;
                 anyhow::ensure!(
                     self.username.is_empty() == self.password.is_empty(),
                     "username and password go together (api_version v1)"
                 );
             }
             ApiVersion::V2 => {
-                need("token", &self.token, "v2")?;
-                need("org", &self.org, "v2")?;
-                need("bucket", &self.bucket, "v2")?;
+                let keys = [
+                    ("token", &self.token),
+                    ("org", &self.org),
+                    ("bucket", &self.bucket),
+                ];
+                need(&keys, "v2")?;
             }
             ApiVersion::V3 => {
-                need("token", &self.token, "v3")?;
-                need("database", &self.database, "v3")?;
+                need(
+                    &[("token", &self.token), ("database", &self.database)],
+                    "v3",
+                )?;
             }
         }
         if let Some(key) = self
@@ -188,12 +193,21 @@ impl Config {
     }
 }
 
-fn need(key: &str, value: &str, version: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !value.trim().is_empty(),
-        "{key} is empty: api_version {version} needs it"
-    );
-    Ok(())
+/// Fails when any of `keys` (name, value) is empty, naming all the empty ones at once.
+fn need(keys: &[(&str, &String)], version: &str) -> anyhow::Result<()> {
+    let empty: Vec<&str> = keys
+        .iter()
+        .filter(|(_, value)| value.trim().is_empty())
+        .map(|(key, _)| *key)
+        .collect();
+    match empty.as_slice() {
+        [] => Ok(()),
+        [key] => anyhow::bail!("{key} is empty: api_version {version} needs it"),
+        [first @ .., last] => anyhow::bail!(
+            "{} and {last} are empty: api_version {version} needs them",
+            first.join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +235,28 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("<redacted>"));
+    }
+
+    #[test]
+    fn every_empty_key_that_the_api_version_needs_is_named_at_once() {
+        let message = |config: Config| format!("{}", config.validate().unwrap_err());
+        assert_eq!(
+            message(Config::default()),
+            "token, org and bucket are empty: api_version v2 needs them"
+        );
+        let no_org = Config {
+            org: " ".into(),
+            ..v2()
+        };
+        assert_eq!(message(no_org), "org is empty: api_version v2 needs it");
+        let v3 = Config {
+            api_version: ApiVersion::V3,
+            ..Config::default()
+        };
+        assert_eq!(
+            message(v3),
+            "token and database are empty: api_version v3 needs them"
+        );
     }
 
     #[test]
