@@ -88,6 +88,14 @@ fn ctrl_c_in_a_terminal_reaches_the_command_once() {
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
 
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !python.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: python3 not found: install it (apt-get install -y python3)");
+        return;
+    }
     let dir = temp_dir("exec-ctrl-c");
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     std::fs::write(dir.join("count.py"), COUNT_SIGINTS).unwrap();
