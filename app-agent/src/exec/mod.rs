@@ -8,20 +8,19 @@
 //! whatever the sources' intervals.
 
 pub mod child;
+mod signals;
 pub mod summary;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use alumet::measurement::{ResourceConsumer, Timestamp};
 use alumet::pipeline::{Event, PipelineBuilder, PipelineControl, RunningPipeline};
 use alumet::plugin::{AnyPlugin, Registrar};
 use anyhow::Context;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 use crate::config::Loaded;
 use summary::{Aggregator, Figure, Summary, Window};
@@ -110,7 +109,7 @@ pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
 
 /// Runs exec or watch; returns the exit code for the agent.
 pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
-    forward_signals().context("installing signal handlers")?;
+    signals::install().context("installing signal handlers")?;
     if let Target::Pid(pid) = opts.target {
         anyhow::ensure!(
             pid != std::process::id(),
@@ -122,21 +121,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             "no process with pid {pid}: check the pid (`ps -p {pid}`)"
         );
     }
-    // Created before anything runs (as `perf stat -o` does): a path that cannot be
-    // written fails now, not after a long command whose summary would be lost.
-    let summary_file = match &opts.summary_json {
-        Some(path) => Some((
-            path.as_path(),
-            std::fs::File::create(path).with_context(|| {
-                format!(
-                    "cannot create the summary file {} (--summary-json): give a path in an \
-                     existing, writable directory",
-                    path.display()
-                )
-            })?,
-        )),
-        None => None,
-    };
+    let summary_file = create_summary_file(opts)?;
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
@@ -156,7 +141,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     let mut runs = Vec::new();
     let mut code = 0;
     for i in 0..opts.repeat.max(1) {
-        if i > 0 && SIGNALLED.load(Ordering::SeqCst) != 0 {
+        if i > 0 && signals::received().is_some() {
             break;
         }
         match one_run(&pipeline, &aggregator, opts) {
@@ -185,6 +170,23 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     )
 }
 
+/// Creates the `--summary-json` file before anything runs (as `perf stat -o` does): a
+/// path that cannot be written fails now, not after a long command whose summary would be
+/// lost.
+fn create_summary_file(opts: &ExecOptions) -> anyhow::Result<Option<(&Path, std::fs::File)>> {
+    let Some(path) = &opts.summary_json else {
+        return Ok(None);
+    };
+    let file = std::fs::File::create(path).with_context(|| {
+        format!(
+            "cannot create the summary file {} (--summary-json): give a path in an \
+             existing, writable directory",
+            path.display()
+        )
+    })?;
+    Ok(Some((path.as_path(), file)))
+}
+
 enum RunError {
     Spawn(child::SpawnError),
     Other(anyhow::Error),
@@ -208,7 +210,7 @@ fn one_run(
     let pid = match &opts.target {
         Target::Command { program, args } => {
             let pid = child::spawn(program, args).map_err(RunError::Spawn)?;
-            measure(pid);
+            signals::measure(pid);
             pid
         }
         // Not ours: signals to the agent end the watch, and are not sent on to it.
@@ -221,107 +223,50 @@ fn one_run(
     }
     let consumer = ResourceConsumer::Process { pid };
     control.emit(&Event::ConsumerStarted(consumer.clone()));
-    let ended = match opts.target {
-        Target::Command { .. } => {
-            let exited = child::wait_exit(pid);
-            let wall = start.elapsed();
-            control.poll_now("*");
-            // No more forwarding: once reaped, the pid may be another process's.
-            MEASURED.store(0, Ordering::SeqCst);
-            let ended = exited
-                .and_then(|()| child::wait(pid))
-                .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
-            (wall, Some(ended))
-        }
-        Target::Pid(pid) => {
-            let signalled = || SIGNALLED.load(Ordering::SeqCst) != 0;
-            let exited = child::wait_foreign(pid, &opts.proc_root, signalled)
-                .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
-            let wall = start.elapsed();
-            control.poll_now("*");
-            if !exited {
-                let signal = SIGNALLED.load(Ordering::SeqCst);
-                log::info!(
-                    "signal {signal} received: stopped watching pid {pid}, which goes on running"
-                );
-            }
-            (wall, None)
-        }
-    };
+    let (wall, ended) = wait_end(pipeline, opts, pid, start)?;
     aggregator.close(Timestamp::now());
-    if FORWARDED.swap(false, Ordering::SeqCst) {
-        let signal = SIGNALLED.load(Ordering::SeqCst);
-        if FROM_TERMINAL.swap(false, Ordering::SeqCst) {
-            log::info!("signal {signal} from the terminal: pid {pid} received it too");
-        } else {
-            log::info!("signal {signal} received: forwarded it to pid {pid}");
-        }
-    }
+    signals::log_forwarded(pid);
     control.emit(&Event::ConsumerEnded(consumer));
     Ok(Run {
-        wall: ended.0,
-        ended: ended.1,
+        wall,
+        ended,
         window: Window::default(),
     })
 }
 
-/// The process that signals are forwarded to (0: none, between runs).
-static MEASURED: AtomicU32 = AtomicU32::new(0);
-/// The last of SIGINT, SIGTERM, SIGHUP or SIGQUIT the agent received (0: none).
-static SIGNALLED: AtomicI32 = AtomicI32::new(0);
-/// Whether the measured process has that signal: sent on by the handler, or sent to it
-/// by the terminal.
-static FORWARDED: AtomicBool = AtomicBool::new(false);
-/// Whether the terminal sent that signal to the measured process as well as to the agent.
-static FROM_TERMINAL: AtomicBool = AtomicBool::new(false);
-
-/// SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the measured command; the agent then waits
-/// for it, takes its final measurement and stops (no further `-r` runs). A watched
-/// process is not the agent's: the signal ends the watch and is not sent on. The handler does
-/// the forwarding itself (atomics, `getpgid` and `kill` are plain system calls): no thread
-/// to start.
-///
-/// A signal that the terminal sends (Ctrl-C, Ctrl-\, a hangup) goes to its whole
-/// foreground process group: when the measured process is in the agent's group, it has
-/// it already, and is not sent it twice (a second Ctrl-C means "force quit" to many
-/// programs).
-fn forward_signals() -> std::io::Result<()> {
-    SIGNALLED.store(0, Ordering::SeqCst);
-    FORWARDED.store(false, Ordering::SeqCst);
-    FROM_TERMINAL.store(false, Ordering::SeqCst);
-    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    if INSTALLED.get().is_some() {
-        return Ok(());
-    }
-    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
-        let action = move |info: &libc::siginfo_t| {
-            SIGNALLED.store(signal, Ordering::SeqCst);
-            let pid = MEASURED.load(Ordering::SeqCst);
-            if pid == 0 {
-                return;
+/// Waits for the end of the measured process (or of the watch), then takes the final
+/// readings; returns the wall time and, for a command, how it ended.
+fn wait_end(
+    pipeline: &RunningPipeline,
+    opts: &ExecOptions,
+    pid: u32,
+    start: Instant,
+) -> Result<(Duration, Option<child::Ended>), RunError> {
+    let control = pipeline.control();
+    match opts.target {
+        Target::Command { .. } => {
+            let exited = child::wait_exit(pid);
+            let wall = start.elapsed();
+            control.poll_now("*");
+            signals::unmeasure();
+            let ended = exited
+                .and_then(|()| child::wait(pid))
+                .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
+            Ok((wall, Some(ended)))
+        }
+        Target::Pid(_) => {
+            let signalled = || signals::received().is_some();
+            let exited = child::wait_foreign(pid, &opts.proc_root, signalled)
+                .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
+            let wall = start.elapsed();
+            control.poll_now("*");
+            if let (false, Some(signal)) = (exited, signals::received()) {
+                log::info!(
+                    "signal {signal} received: stopped watching pid {pid}, which goes on running"
+                );
             }
-            if info.si_code == libc::SI_KERNEL && child::in_our_process_group(pid) {
-                FROM_TERMINAL.store(true, Ordering::SeqCst);
-            } else {
-                child::forward(pid, signal);
-            }
-            FORWARDED.store(true, Ordering::SeqCst);
-        };
-        // SAFETY: the action only touches atomics and makes system calls (getpgid,
-        // getpgrp, kill), which are async-signal-safe; it neither allocates nor locks.
-        unsafe { signal_hook_registry::register_sigaction(signal, action) }?;
-    }
-    let _ = INSTALLED.set(());
-    Ok(())
-}
-
-/// Makes `pid` the target of forwarded signals; a signal that came while it was being
-/// started (no target yet) is sent now.
-fn measure(pid: u32) {
-    MEASURED.store(pid, Ordering::SeqCst);
-    let signal = SIGNALLED.load(Ordering::SeqCst);
-    if signal != 0 && !FORWARDED.swap(true, Ordering::SeqCst) {
-        child::forward(pid, signal);
+            Ok((wall, None))
+        }
     }
 }
 
@@ -479,19 +424,6 @@ fn figures(runs: &[Run]) -> Vec<Figure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_signal_received_before_the_command_started_is_sent_to_it_at_start() {
-        let sleep = std::ffi::OsString::from("sleep");
-        let pid = child::spawn(&sleep, &["30".into()]).expect("sleep starts");
-        SIGNALLED.store(SIGTERM, Ordering::SeqCst);
-        FORWARDED.store(false, Ordering::SeqCst);
-        measure(pid);
-        let ended = child::wait(pid).expect("sleep is our child");
-        MEASURED.store(0, Ordering::SeqCst);
-        assert_eq!(ended.code, 128 + SIGTERM);
-        assert!(FORWARDED.load(Ordering::SeqCst));
-    }
 
     fn adjusted(plugin: &str, text: &str) -> toml::Table {
         let mut table: toml::Table = toml::from_str(text).unwrap_or_default();
