@@ -336,6 +336,24 @@ fn watch_a_running_process_until_it_exits() {
 }
 
 #[test]
+fn watch_ends_when_the_process_exits_even_if_its_parent_has_not_reaped_it() {
+    let dir = temp_dir("watch-zombie");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("0.3")
+        .spawn()
+        .unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    // The sleeper stays a zombie (this test is its parent and reaps it only afterwards):
+    // its /proc entry remains, but it has exited.
+    let (code, stderr) = run_to_exit(cmd);
+    sleeper.wait().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("measurements for 'pid "), "{stderr}");
+}
+
+#[test]
 fn sigint_ends_a_watch_and_leaves_the_process_running() {
     let dir = temp_dir("watch-sigint");
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();

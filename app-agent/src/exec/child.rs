@@ -153,22 +153,66 @@ pub fn exists(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Waits until process `pid`, which is not our child, exits (`/proc/<pid>` disappears or
-/// is reused), or until `stop` says so: both checked every 10 ms. Returns whether the
-/// process exited.
+/// Waits until process `pid`, which is not our child, exits, or until `stop` says so
+/// (checked every 100 ms). Returns whether the process exited.
+///
+/// With the agent's own procfs (`/proc`), it waits on a pidfd (Linux 5.3 and later): no
+/// wake-up until the process exits, or `stop` is due. Elsewhere, or without pidfds, it
+/// reads `/proc/<pid>/stat` every 10 ms, until it disappears or belongs to a new process.
 pub fn wait_foreign(pid: u32, proc_root: &Path, stop: impl Fn() -> bool) -> io::Result<bool> {
     let stat = proc_root.join(pid.to_string()).join("stat");
     let start = std::fs::read_to_string(&stat)?;
+    let same =
+        || std::fs::read_to_string(&stat).is_ok_and(|now| starttime(&now) == starttime(&start));
+    if let Some(fd) = pidfd(pid).filter(|_| proc_root == Path::new("/proc")) {
+        // The pidfd is the process whose start time was read (not a new one with its pid).
+        if !same() {
+            return Ok(true);
+        }
+        loop {
+            if exited(&fd, 100)? {
+                return Ok(true);
+            }
+            if stop() {
+                return Ok(false);
+            }
+        }
+    }
     loop {
         std::thread::sleep(Duration::from_millis(10));
-        match std::fs::read_to_string(&stat) {
-            Ok(now) if starttime(&now) == starttime(&start) => {
-                if stop() {
-                    return Ok(false);
-                }
-            }
-            _ => return Ok(true),
+        if !same() {
+            return Ok(true);
         }
+        if stop() {
+            return Ok(false);
+        }
+    }
+}
+
+/// A pidfd of process `pid`; None where the kernel has none (before 5.3) or the process
+/// is gone.
+fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether the process of pidfd `fd` exits within `timeout_ms` (readable pidfd).
+fn exited(fd: &std::os::fd::OwnedFd, timeout_ms: i32) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, ours.
+    match unsafe { libc::poll(&mut poll, 1, timeout_ms) } {
+        -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => Ok(false),
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n > 0),
     }
 }
 
@@ -200,6 +244,32 @@ mod tests {
         let line = "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(starttime(line), Some("987654"));
         assert_eq!(starttime("garbage"), None);
+    }
+
+    #[test]
+    fn without_a_pidfd_the_watch_follows_the_stat_file() {
+        // A procfs root other than /proc: the fallback that reads <pid>/stat.
+        let root = alumet::test_util::TempDir::new("watch-stat");
+        let stat = root.join("42/stat");
+        std::fs::create_dir_all(root.join("42")).unwrap();
+        let line =
+            |start: &str| format!("42 (x) S 1 42 42 0 -1 0 0 0 0 0 5 3 0 0 20 0 1 0 {start} 1 1");
+        std::fs::write(&stat, line("100")).unwrap();
+        // A new process with the same pid (another start time) ends the watch.
+        let path = stat.clone();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::write(path, line("200")).unwrap();
+        });
+        assert!(wait_foreign(42, root.path(), || false).unwrap());
+        writer.join().unwrap();
+        // So does `stop`, the process still there.
+        assert!(!wait_foreign(42, root.path(), || true).unwrap());
+        std::fs::remove_file(&stat).unwrap();
+        assert!(
+            wait_foreign(42, root.path(), || true).is_err(),
+            "no such process"
+        );
     }
 
     #[test]
