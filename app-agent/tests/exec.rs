@@ -318,16 +318,23 @@ fn watch_a_missing_or_impossible_pid_is_a_clear_error() {
     assert!(stderr.contains("is the agent itself"), "{stderr}");
 }
 
+/// A `sleep SECONDS` started by the test (not by the agent), and the agent command that
+/// watches it.
+fn watch_a_sleep(dir: &Path, seconds: &str) -> (std::process::Child, std::process::Command) {
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let sleeper = std::process::Command::new("sleep")
+        .arg(seconds)
+        .spawn()
+        .unwrap();
+    let mut cmd = agent(dir);
+    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    (sleeper, cmd)
+}
+
 #[test]
 fn watch_a_running_process_until_it_exits() {
     let dir = temp_dir("watch");
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("0.5")
-        .spawn()
-        .unwrap();
-    let mut cmd = agent(&dir);
-    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    let (mut sleeper, cmd) = watch_a_sleep(&dir, "0.5");
     let waiter = std::thread::spawn(move || sleeper.wait());
     let (code, stderr) = run_to_exit(cmd);
     waiter.join().unwrap().unwrap();
@@ -338,13 +345,7 @@ fn watch_a_running_process_until_it_exits() {
 #[test]
 fn watch_ends_when_the_process_exits_even_if_its_parent_has_not_reaped_it() {
     let dir = temp_dir("watch-zombie");
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("0.3")
-        .spawn()
-        .unwrap();
-    let mut cmd = agent(&dir);
-    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    let (mut sleeper, cmd) = watch_a_sleep(&dir, "0.3");
     // The sleeper stays a zombie (this test is its parent and reaps it only afterwards):
     // its /proc entry remains, but it has exited.
     let (code, stderr) = run_to_exit(cmd);
@@ -356,13 +357,7 @@ fn watch_ends_when_the_process_exits_even_if_its_parent_has_not_reaped_it() {
 #[test]
 fn sigint_ends_a_watch_and_leaves_the_process_running() {
     let dir = temp_dir("watch-sigint");
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let mut cmd = agent(&dir);
-    cmd.args(["--no-default-config", "watch", &sleeper.id().to_string()]);
+    let (mut sleeper, cmd) = watch_a_sleep(&dir, "30");
     let mut running = Running::spawn(cmd);
     running.wait_for_log("running plugins");
     std::thread::sleep(std::time::Duration::from_millis(200));
