@@ -206,6 +206,22 @@ fn repeat_runs_the_command_n_times_and_reports_the_spread() {
 }
 
 #[test]
+fn with_repeats_a_failed_run_is_the_exit_code_even_if_later_runs_succeed() {
+    let dir = temp_dir("exec-repeat-fail");
+    std::fs::write(dir.join("count"), "").unwrap();
+    // The first run exits 5, the two others 0.
+    let script = "n=$(wc -l < count); echo x >> count; [ \"$n\" -ne 0 ] || exit 5";
+    let (code, stderr) = exec(&dir, &["-r", "3", "--", "sh", "-c", script]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("count")).unwrap(),
+        "x\nx\nx\n"
+    );
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("run 1 of 3 exited with 5"), "{stderr}");
+    assert!(stderr.contains("(3 runs)"), "{stderr}");
+}
+
+#[test]
 fn a_summary_file_that_cannot_be_created_fails_before_the_command_runs() {
     let dir = temp_dir("exec-summary-path");
     let args = [

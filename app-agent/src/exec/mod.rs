@@ -146,7 +146,15 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         }
         match one_run(&pipeline, &aggregator, opts) {
             Ok(run) => {
-                code = run.ended.map_or(0, |e| e.code);
+                let run_code = run.ended.map_or(0, |e| e.code);
+                if run_code != 0 && opts.repeat > 1 {
+                    log::warn!("run {} of {} exited with {run_code}", i + 1, opts.repeat);
+                }
+                // With -r, the first failure is the agent's code: a later success does
+                // not hide it.
+                if code == 0 {
+                    code = run_code;
+                }
                 runs.push(run);
             }
             Err(RunError::Spawn(e)) => {
