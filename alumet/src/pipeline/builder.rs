@@ -14,7 +14,8 @@ use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{run_async, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
 use super::selector::ElementName;
-use super::sources::{SourceGroup, SourceSlot};
+use super::slot::SourceSlot;
+use super::sources::SourceGroup;
 use super::stats::{Counters, ElementKind};
 
 /// Why the pipeline could not start.

@@ -15,7 +15,8 @@ use super::element::{Event, Source, Trigger};
 use super::output::OutputStats;
 use super::ratelimit::panic_message;
 use super::selector::{ElementName, Selector};
-use super::sources::{self, SourceGroup, SourceSlot, TriggerAck};
+use super::slot::{self, SourceSlot, TriggerAck};
+use super::sources::SourceGroup;
 use super::stats::{Counters, ElementKind, ElementStats};
 
 /// A plugin's event handler.
@@ -113,12 +114,12 @@ impl PipelineControl {
     /// Pauses the matching sources: no poll starts after this returns. Returns how many
     /// sources matched.
     pub fn pause(&self, selector: impl Into<Selector>) -> usize {
-        self.for_each_source(&selector.into(), sources::pause)
+        self.for_each_source(&selector.into(), slot::pause)
     }
 
     /// Resumes the matching sources; the next poll comes one interval from now.
     pub fn resume(&self, selector: impl Into<Selector>) -> usize {
-        self.for_each_source(&selector.into(), sources::resume)
+        self.for_each_source(&selector.into(), slot::resume)
     }
 
     /// Changes the poll interval of the matching sources (a manual source becomes periodic).
@@ -131,7 +132,7 @@ impl PipelineControl {
         if interval.is_zero() {
             return Err(ControlError::ZeroInterval(selector.to_string()));
         }
-        Ok(self.for_each_source(&selector, |s| sources::set_interval(s, interval)))
+        Ok(self.for_each_source(&selector, |s| slot::set_interval(s, interval)))
     }
 
     /// Polls the matching active sources once, as soon as possible, and flushes them.
@@ -148,7 +149,7 @@ impl PipelineControl {
         let waiting: Vec<_> = {
             let groups = self.inner.groups();
             for group in groups.iter() {
-                group.for_each_matching(&selector, |s| sources::trigger(s, &ack));
+                group.for_each_matching(&selector, |s| slot::trigger(s, &ack));
             }
             groups
                 .iter()

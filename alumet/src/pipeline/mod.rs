@@ -34,6 +34,7 @@ mod element;
 mod output;
 mod ratelimit;
 mod selector;
+mod slot;
 mod sources;
 mod stats;
 

@@ -1,170 +1,16 @@
 //! Threads that poll managed sources: one per poll interval, so that sources sharing an
 //! interval share one wake-up.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::measurement::{MeasurementBuffer, Timestamp};
+use crate::measurement::Timestamp;
 
 use super::dispatch::Dispatcher;
-use super::element::{ErrorKind, Source, Trigger};
-use super::ratelimit::{panic_message, suppressed_note, RateLimited};
 use super::selector::{ElementName, Selector};
-use super::stats::Counters;
-
-/// How many sent buffers a source keeps to reuse once the outputs are done with them.
-const SPARE_BUFFERS: usize = 4;
-
-/// Counts the sources polled for one `trigger_now`; reports when the last one is done.
-pub(crate) struct TriggerAck {
-    polled: AtomicUsize,
-    tx: Option<tokio::sync::oneshot::Sender<usize>>,
-}
-
-impl TriggerAck {
-    pub(crate) fn new(tx: tokio::sync::oneshot::Sender<usize>) -> Arc<Self> {
-        Arc::new(TriggerAck {
-            polled: AtomicUsize::new(0),
-            tx: Some(tx),
-        })
-    }
-}
-
-impl Drop for TriggerAck {
-    fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            // The receiver may be gone (nobody waits): that is fine.
-            let _ = tx.send(self.polled.load(Ordering::Relaxed));
-        }
-    }
-}
-
-pub(crate) struct SourceSlot {
-    pub(crate) name: ElementName,
-    /// `None` once the source is stopped.
-    source: Option<Box<dyn Source>>,
-    paused: bool,
-    poll_interval: Option<Duration>,
-    flush_interval: Option<Duration>,
-    next_poll: Option<Instant>,
-    last_flush: Instant,
-    buffer: Arc<MeasurementBuffer>,
-    spare: Vec<Arc<MeasurementBuffer>>,
-    triggers: Vec<Arc<TriggerAck>>,
-    error_log: RateLimited,
-    pub(crate) counters: Arc<Counters>,
-}
-
-impl SourceSlot {
-    /// A slot whose first poll is one interval after `now`: sources created with the same
-    /// `now` and interval keep the same phase, and are polled in the same wake-up.
-    pub(crate) fn new(
-        name: ElementName,
-        source: Box<dyn Source>,
-        trigger: &Trigger,
-        now: Instant,
-    ) -> Self {
-        SourceSlot {
-            name,
-            source: Some(source),
-            paused: false,
-            poll_interval: trigger.poll_interval,
-            flush_interval: trigger.flush_interval,
-            next_poll: trigger.poll_interval.map(|i| now + i),
-            last_flush: now,
-            buffer: Arc::new(MeasurementBuffer::new()),
-            spare: Vec::with_capacity(SPARE_BUFFERS),
-            triggers: Vec::new(),
-            error_log: RateLimited::default(),
-            counters: Arc::default(),
-        }
-    }
-
-    fn active(&self) -> bool {
-        self.source.is_some() && !self.paused
-    }
-
-    /// Polls once; a fatal error or a panic stops the source (what it measured is kept).
-    fn poll(&mut self, timestamp: Timestamp) {
-        let Some(source) = self.source.as_mut() else {
-            return;
-        };
-        let before = self.buffer.len();
-        let acc = Arc::make_mut(&mut self.buffer).as_accumulator();
-        match catch_unwind(AssertUnwindSafe(|| source.poll(acc, timestamp))) {
-            Ok(Ok(())) => {
-                let produced = self.buffer.len().saturating_sub(before);
-                self.counters.success(produced, timestamp);
-            }
-            Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
-                self.counters.poll_failed();
-                if let Some(n) = self.error_log.check() {
-                    log::warn!(
-                        "source {} failed, it will poll again: {e}{}",
-                        self.name,
-                        suppressed_note(n)
-                    );
-                }
-            }
-            Ok(Err(e)) => {
-                log::error!("source {} stopped after a fatal error: {e}", self.name);
-                self.source = None;
-                self.counters.stopped();
-            }
-            Err(panic) => {
-                self.counters.stopped();
-                log::error!(
-                    "source {} panicked and is stopped: {}",
-                    self.name,
-                    panic_message(&*panic)
-                );
-                self.source = None;
-            }
-        }
-        for ack in &self.triggers {
-            ack.polled.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Hands the buffered points on, then takes a free buffer (a recycled one if possible).
-    fn flush(&mut self, dispatcher: &Dispatcher, now: Instant) {
-        self.last_flush = now;
-        if self.buffer.is_empty() {
-            return;
-        }
-        dispatcher.dispatch(&mut self.buffer);
-        let capacity = self.buffer.len();
-        let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
-        let next = match free {
-            Some(i) => {
-                let mut b = self.spare.swap_remove(i);
-                Arc::make_mut(&mut b).clear();
-                b
-            }
-            None => Arc::new(MeasurementBuffer::with_capacity(capacity)),
-        };
-        let sent = std::mem::replace(&mut self.buffer, next);
-        if self.spare.len() < SPARE_BUFFERS {
-            self.spare.push(sent);
-        }
-    }
-
-    fn advance(&mut self, now: Instant) {
-        let (Some(interval), Some(next)) = (self.poll_interval, self.next_poll) else {
-            return;
-        };
-        let mut next = next + interval;
-        if next <= now {
-            // Late by more than one period: skip the missed polls, keep the phase.
-            let missed = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
-            next += interval * u32::try_from(missed).unwrap_or(u32::MAX);
-        }
-        self.next_poll = Some(next);
-    }
-}
+use super::slot::SourceSlot;
 
 #[derive(Default)]
 struct GroupState {
@@ -419,28 +265,6 @@ impl Drop for SourceGroup {
         if self.thread.is_some() || self.pending.is_some() {
             let _ = self.stop_until(Instant::now() + Duration::from_secs(5));
         }
-    }
-}
-
-pub(crate) fn pause(slot: &mut SourceSlot) {
-    slot.paused = true;
-}
-
-pub(crate) fn resume(slot: &mut SourceSlot) {
-    if slot.paused {
-        slot.paused = false;
-        slot.next_poll = slot.poll_interval.map(|i| Instant::now() + i);
-    }
-}
-
-pub(crate) fn set_interval(slot: &mut SourceSlot, interval: Duration) {
-    slot.poll_interval = Some(interval);
-    slot.next_poll = Some(Instant::now() + interval);
-}
-
-pub(crate) fn trigger(slot: &mut SourceSlot, ack: &Arc<TriggerAck>) {
-    if slot.active() {
-        slot.triggers.push(Arc::clone(ack));
     }
 }
 
