@@ -211,7 +211,17 @@ fn with_repeats_a_failed_run_is_the_exit_code_even_if_later_runs_succeed() {
     std::fs::write(dir.join("count"), "").unwrap();
     // The first run exits 5, the two others 0.
     let script = "n=$(wc -l < count); echo x >> count; [ \"$n\" -ne 0 ] || exit 5";
-    let (code, stderr) = exec(&dir, &["-r", "3", "--", "sh", "-c", script]);
+    let args = [
+        "-r",
+        "3",
+        "--summary-json",
+        "s.json",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    let (code, stderr) = exec(&dir, &args);
     assert_eq!(
         std::fs::read_to_string(dir.join("count")).unwrap(),
         "x\nx\nx\n"
@@ -219,6 +229,10 @@ fn with_repeats_a_failed_run_is_the_exit_code_even_if_later_runs_succeed() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("run 1 of 3 exited with 5"), "{stderr}");
     assert!(stderr.contains("(3 runs)"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 5);
+    assert_eq!(json["run_exit_codes"], serde_json::json!([5, 0, 0]));
 }
 
 #[test]

@@ -294,6 +294,10 @@ fn finish(
         command: describe(&opts.target),
         runs: runs.len(),
         exit_code: code,
+        run_exit_codes: runs
+            .iter()
+            .filter_map(|r| r.ended.map(|e| e.code))
+            .collect(),
         figures: figures(runs),
         points_written: report
             .outputs

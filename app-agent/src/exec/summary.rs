@@ -189,8 +189,10 @@ pub struct Summary {
     pub command: String,
     /// How many runs.
     pub runs: usize,
-    /// The exit code of the last run.
+    /// The command's exit code: the first failed run's, else 0.
     pub exit_code: i32,
+    /// Each run's exit code, in order (none for watch).
+    pub run_exit_codes: Vec<i32>,
     /// Wall time, CPU, memory, then energy and power per metric and resource.
     pub figures: Vec<Figure>,
     /// Points written per output.
@@ -259,6 +261,7 @@ mod tests {
             command: "true".into(),
             runs: 2,
             exit_code: 0,
+            run_exit_codes: vec![0, 0],
             figures: vec![Figure::new("wall time", "s", vec![1.0, 3.0])],
             points_written: BTreeMap::from([("csv/csv".to_owned(), 12)]),
         };
