@@ -10,6 +10,7 @@
 #![no_main]
 
 use std::ffi::{c_char, c_int};
+use std::fmt::Write as _;
 use std::io::Write;
 
 use alumet_agent::cli::{self, Cli, Command, ConfigCommand, PluginsCommand};
@@ -111,7 +112,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let path = &cli.common.config;
             std::fs::write(path, text)
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-            println!("wrote the default config to {}", path.display());
+            print(&format!("wrote the default config to {}\n", path.display()))?;
             Ok(0)
         }
         Command::Plugins {
@@ -138,11 +139,13 @@ fn list_plugins(
     entries: &[plugins::Entry],
     status: bool,
 ) -> anyhow::Result<()> {
+    let mut text = String::new();
     if !status {
         for e in entries {
-            println!("{}", e.meta.name);
+            text.push_str(e.meta.name);
+            text.push('\n');
         }
-        return Ok(());
+        return print(&text);
     }
     let selection = config::select(args, entries)?;
     for (entry, _, enabled) in &selection.plugins {
@@ -152,16 +155,28 @@ fn list_plugins(
             plugins::Role::Output => "output",
         };
         let state = if *enabled { "enabled" } else { "disabled" };
-        println!("{:<12} {:<8} {state}", entry.meta.name, role);
+        let _ = writeln!(text, "{:<12} {:<8} {state}", entry.meta.name, role);
     }
     for d in &selection.dynamic {
         let state = if d.enabled { "enabled" } else { "disabled" };
-        println!(
+        let _ = writeln!(
+            text,
             "{:<12} {:<8} {state} ({})",
             d.name,
             "library",
             d.path.display()
         );
     }
-    Ok(())
+    print(&text)
+}
+
+/// Writes `text` to standard output: a write that fails (a closed pipe, as in
+/// `alumet-agent plugins list | head -1`) is an error of the command, where `println!`
+/// would panic.
+fn print(text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
 }

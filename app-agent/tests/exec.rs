@@ -82,83 +82,180 @@ with open("sigints", "w") as f:
     f.write(str(len(os.read(r, 100))))
 "#;
 
-#[test]
-fn ctrl_c_in_a_terminal_reaches_the_command_once() {
-    use std::io::{Read, Write};
-    use std::os::fd::{FromRawFd, OwnedFd};
-    use std::os::unix::process::CommandExt;
+/// The agent, leading a new session whose controlling terminal is a pty, running
+/// `exec -- ARGS`; what it and the command write to the terminal is collected.
+struct PtySession {
+    agent: std::process::Child,
+    /// The pty's master side: what is written to it is typed on the terminal; dropping
+    /// every handle to it hangs the terminal up.
+    master: Option<std::os::fd::OwnedFd>,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// Tells the reader to close its copy of the master side.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
-    let python = std::process::Command::new("python3")
+impl PtySession {
+    fn start(dir: &Path, args: &[&str]) -> PtySession {
+        use std::io::Read;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+
+        std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills the two descriptors, which we then own.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty, owned nowhere else.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // Not inherited by what other tests start meanwhile (they would hold the pty).
+        for fd in [&master, &slave] {
+            // SAFETY: F_SETFD on a descriptor we own.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        let mut cmd = agent(dir);
+        cmd.args(["--no-default-config", "exec", "--"])
+            .args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: setsid and ioctl are async-signal-safe. The agent leads a new session
+        // whose controlling terminal is the pty (its stdin): what is typed on it goes to
+        // its foreground process group, the agent's and the command's.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let agent = cmd.spawn().unwrap();
+        // The command holds this process's copies of the slave side: drop them, so that
+        // the reader sees the end (EIO) once the agent and the command are gone.
+        drop(cmd);
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = output.clone();
+        let mut from_pty = std::fs::File::from(master.try_clone().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut poll = libc::pollfd {
+                fd: from_pty.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // Until the end (EIO), or until told to let go of the master (a hangup).
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: one valid pollfd, ours.
+                if unsafe { libc::poll(&mut poll, 1, 20) } == 0 {
+                    continue;
+                }
+                match from_pty.read(&mut buf) {
+                    Ok(n @ 1..) => sink
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                    _ => break,
+                }
+            }
+        });
+        PtySession {
+            agent,
+            master: Some(master),
+            output,
+            reader: Some(reader),
+            stop,
+        }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (30 s at most) until the terminal shows `text`.
+    fn wait_for(&self, text: &str) {
+        let start = std::time::Instant::now();
+        while !self.output().contains(text) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{text:?} not shown:\n{}",
+                self.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Types `bytes` on the terminal.
+    fn type_in(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let master = self.master.as_ref().unwrap().try_clone().unwrap();
+        std::fs::File::from(master).write_all(bytes).unwrap();
+    }
+
+    /// Hangs the terminal up: closes every handle to the master side.
+    fn hang_up(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.reader.take().unwrap().join().unwrap();
+        self.master = None;
+    }
+
+    /// Waits for the agent's exit (30 s at most) and for the rest of its output; returns
+    /// the exit code and the output.
+    fn wait(mut self) -> (Option<i32>, String) {
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.agent.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = self.agent.kill();
+                panic!("agent did not exit:\n{}", self.output());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status.code(), self.output())
+    }
+}
+
+/// Whether python3 runs here; says so when it does not.
+fn python3() -> bool {
+    let found = std::process::Command::new("python3")
         .arg("--version")
         .stdout(std::process::Stdio::null())
-        .status();
-    if !python.is_ok_and(|s| s.success()) {
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
         eprintln!("SKIPPED: python3 not found: install it (apt-get install -y python3)");
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_in_a_terminal_reaches_the_command_once() {
+    if !python3() {
         return;
     }
     let dir = temp_dir("exec-ctrl-c");
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     std::fs::write(dir.join("count.py"), COUNT_SIGINTS).unwrap();
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty fills the two descriptors, which we then own.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: fresh descriptors from openpty, owned nowhere else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    let mut cmd = agent(&dir);
-    cmd.args(["--no-default-config", "exec", "--", "python3", "count.py"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap());
-    // SAFETY: setsid and ioctl are async-signal-safe. The agent leads a new session
-    // whose controlling terminal is the pty (on its stdin): Ctrl-C on the pty goes to its
-    // foreground process group, the agent's and the command's.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    drop(slave);
-    let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = output.clone();
-    let mut reader = std::fs::File::from(master.try_clone().unwrap());
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        // Ends with EIO once the agent, the last holder of the pty, has exited.
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let start = std::time::Instant::now();
-    while !output.lock().unwrap().contains("ready") {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "the command did not start:\n{}",
-            output.lock().unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    std::fs::File::from(master.try_clone().unwrap())
-        .write_all(b"\x03")
-        .unwrap();
-    let status = child.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let output = output.lock().unwrap().clone();
-    assert_eq!(status.code(), Some(0), "{output}");
+    let session = PtySession::start(&dir, &["python3", "count.py"]);
+    session.wait_for("ready");
+    session.type_in(b"\x03");
+    let (code, output) = session.wait();
+    assert_eq!(code, Some(0), "{output}");
     assert!(
         output.contains("signal 2 from the terminal: pid"),
         "{output}"
@@ -169,6 +266,17 @@ fn ctrl_c_in_a_terminal_reaches_the_command_once() {
         sigints, "1",
         "SIGINTs the command received; agent output:\n{output}"
     );
+}
+
+#[test]
+fn a_hangup_of_the_agents_terminal_is_forwarded_to_the_command() {
+    // The kernel sends a hangup's SIGHUP to the session leader alone: the agent here.
+    let dir = temp_dir("exec-hangup");
+    let mut session = PtySession::start(&dir, &["sh", "-c", "echo ready; exec sleep 30"]);
+    session.wait_for("ready");
+    session.hang_up();
+    let (code, output) = session.wait();
+    assert_eq!(code, Some(128 + libc::SIGHUP), "{output}");
 }
 
 #[test]

@@ -176,15 +176,29 @@ fn closed_standard_descriptors_are_not_given_to_the_files_the_agent_opens() {
 
 #[test]
 fn a_closed_stdout_pipe_is_an_error_not_a_signal_death() {
+    use std::os::fd::{FromRawFd, OwnedFd};
     let dir = temp_dir("epipe");
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills the two descriptors, which we then own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fresh descriptors, owned nowhere else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // The reading end is closed before the agent starts: its first write fails.
+    drop(read);
     let mut cmd = agent(&dir);
-    cmd.args(["--no-default-config", "plugins", "list"]);
-    let mut child = cmd.spawn().unwrap();
-    drop(child.stdout.take());
-    let status = child.wait().unwrap();
-    // SIGPIPE is ignored: the write fails with EPIPE and the agent exits with a code.
+    cmd.args(["--no-default-config", "plugins", "list"])
+        .stdout(write);
+    let (status, stderr) = Running::spawn(cmd).wait();
+    // SIGPIPE is ignored: the write fails with EPIPE and the agent exits with a code,
+    // saying why, without a panic.
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), None, "{status:?}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing to standard output: Broken pipe"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

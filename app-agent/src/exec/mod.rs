@@ -306,7 +306,9 @@ fn finish(
             .collect(),
     };
     if opts.summary {
-        eprint!("{}", summary.render());
+        // Not eprint!, which panics when stderr is gone (a terminal hung up): the
+        // figures are also in the JSON file and the outputs.
+        let _ = std::io::stderr().write_all(summary.render().as_bytes());
     }
     let mut failed = false;
     if let Some((path, mut file)) = summary_file {

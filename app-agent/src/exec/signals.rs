@@ -6,10 +6,17 @@
 //! does the forwarding itself (atomics, `getpgid` and `kill` are plain system calls): no
 //! thread to start.
 //!
-//! A signal that the terminal sends (Ctrl-C, Ctrl-\, a hangup) goes to its whole
-//! foreground process group: when the measured process is in the agent's group, it has
-//! it already, and is not sent it twice (a second Ctrl-C means "force quit" to many
-//! programs).
+//! A signal that the terminal sends to its whole foreground process group (Ctrl-C,
+//! Ctrl-\, and the SIGHUP that follows the session leader's exit) reaches the measured
+//! process too when it is in the agent's group: it is not sent it twice (a second Ctrl-C
+//! means "force quit" to many programs). The SIGHUP of a hangup goes to the session leader
+//! alone: when that is the agent (`ssh -t host alumet-agent exec ...`, `setsid`), it is
+//! forwarded.
+//!
+//! A signal that comes while the command is being spawned (the agent waits, signals
+//! blocked, until the child has exec'd) is sent to it once it has a pid: if the terminal
+//! had sent it to the child as well, the child got it before its program could install a
+//! handler, and its default action already ended it.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
@@ -26,12 +33,28 @@ static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 static FORWARDED: AtomicBool = AtomicBool::new(false);
 /// Whether the terminal sent that signal to the measured process as well as to the agent.
 static FROM_TERMINAL: AtomicBool = AtomicBool::new(false);
+/// Whether the agent leads its session (then a hangup's SIGHUP reaches it alone).
+static SESSION_LEADER: AtomicBool = AtomicBool::new(false);
+
+/// Whether `signal`, with siginfo `info`, was sent by the terminal to the agent's whole
+/// process group (so also to a measured process in that group).
+fn to_the_whole_group(signal: i32, info: &libc::siginfo_t) -> bool {
+    info.si_code == libc::SI_KERNEL
+        && match signal {
+            SIGINT | SIGQUIT => true,
+            SIGHUP => !SESSION_LEADER.load(Ordering::SeqCst),
+            _ => false,
+        }
+}
 
 /// Installs the handlers (once per process) and forgets any earlier signal.
 pub fn install() -> std::io::Result<()> {
     SIGNALLED.store(0, Ordering::SeqCst);
     FORWARDED.store(false, Ordering::SeqCst);
     FROM_TERMINAL.store(false, Ordering::SeqCst);
+    // SAFETY: both only query the kernel about this process.
+    let leader = unsafe { libc::getsid(0) == libc::getpid() };
+    SESSION_LEADER.store(leader, Ordering::SeqCst);
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     if INSTALLED.get().is_some() {
         return Ok(());
@@ -43,15 +66,16 @@ pub fn install() -> std::io::Result<()> {
             if pid == 0 {
                 return;
             }
-            if info.si_code == libc::SI_KERNEL && child::in_our_process_group(pid) {
+            if to_the_whole_group(signal, info) && child::in_our_process_group(pid) {
                 FROM_TERMINAL.store(true, Ordering::SeqCst);
             } else {
                 child::forward(pid, signal);
             }
             FORWARDED.store(true, Ordering::SeqCst);
         };
-        // SAFETY: the action only touches atomics and makes system calls (getpgid,
-        // getpgrp, kill), which are async-signal-safe; it neither allocates nor locks.
+        // SAFETY: the action only touches atomics, reads the siginfo and makes system
+        // calls (getpgid, getpgrp, kill), which are async-signal-safe; it neither
+        // allocates nor locks.
         unsafe { signal_hook_registry::register_sigaction(signal, action) }?;
     }
     let _ = INSTALLED.set(());
