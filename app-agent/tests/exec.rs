@@ -365,6 +365,38 @@ fn a_summary_file_that_cannot_be_created_fails_before_the_command_runs() {
 }
 
 #[test]
+fn a_command_that_cannot_start_leaves_no_summary_file() {
+    let dir = temp_dir("exec-summary-no-start");
+    let args = ["--summary-json", "s.json", "--", "surely-not-a-command-xyz"];
+    let (code, stderr) = exec(&dir, &args);
+    assert_eq!(code, 127, "{stderr}");
+    assert!(
+        !dir.join("s.json").exists(),
+        "an empty summary file is left"
+    );
+}
+
+#[test]
+fn with_repeats_a_run_that_cannot_start_ends_them_and_the_runs_made_are_summed_up() {
+    let dir = temp_dir("exec-repeat-gone");
+    // Runs once, then removes itself: the second run cannot start.
+    let script = dir.join("once.sh");
+    std::fs::write(&script, "#!/bin/sh\nrm -- \"$0\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = ["-r", "3", "--summary-json", "s.json", "--", "./once.sh"];
+    let (code, stderr) = exec(&dir, &args);
+    assert_eq!(code, 127, "{stderr}");
+    assert!(stderr.contains("run 2 of 3: command not found"), "{stderr}");
+    assert!(stderr.contains("'./once.sh' (1 run)"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"], 1);
+    assert_eq!(json["exit_code"], 127);
+    assert_eq!(json["run_exit_codes"], serde_json::json!([0]));
+}
+
+#[test]
 fn a_summary_that_cannot_be_written_keeps_the_text_summary_and_the_command_code() {
     let dir = temp_dir("exec-summary-full");
     // /dev/full opens, and every write to it fails (ENOSPC).

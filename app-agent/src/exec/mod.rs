@@ -14,7 +14,7 @@ pub mod summary;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use alumet::measurement::{ResourceConsumer, Timestamp};
@@ -23,7 +23,7 @@ use alumet::plugin::{AnyPlugin, Registrar};
 use anyhow::Context;
 
 use crate::config::Loaded;
-use summary::{Aggregator, Figure, Summary, Window};
+use summary::{Aggregator, Figure, Summary, SummaryFile, Window};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -157,10 +157,19 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
                 }
                 runs.push(run);
             }
-            Err(RunError::Spawn(e)) => {
+            Err(RunError::Spawn(e)) if runs.is_empty() => {
                 log::error!("{e}");
                 pipeline.shutdown();
                 return Ok(e.code);
+            }
+            // A later run that cannot start (the program was removed, say) ends the
+            // repeats; the runs made are summed up.
+            Err(RunError::Spawn(e)) => {
+                log::error!("run {} of {}: {e}", i + 1, opts.repeat);
+                if code == 0 {
+                    code = e.code;
+                }
+                break;
             }
             Err(RunError::Other(e)) => {
                 pipeline.shutdown();
@@ -178,21 +187,19 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     )
 }
 
-/// Creates the `--summary-json` file before anything runs (as `perf stat -o` does): a
-/// path that cannot be written fails now, not after a long command whose summary would be
-/// lost.
-fn create_summary_file(opts: &ExecOptions) -> anyhow::Result<Option<(&Path, std::fs::File)>> {
+/// Creates the `--summary-json` file, if any, before anything runs.
+fn create_summary_file(opts: &ExecOptions) -> anyhow::Result<Option<SummaryFile<'_>>> {
     let Some(path) = &opts.summary_json else {
         return Ok(None);
     };
-    let file = std::fs::File::create(path).with_context(|| {
+    let file = SummaryFile::create(path).with_context(|| {
         format!(
             "cannot create the summary file {} (--summary-json): give a path in an \
              existing, writable directory",
             path.display()
         )
     })?;
-    Ok(Some((path.as_path(), file)))
+    Ok(Some(file))
 }
 
 enum RunError {
@@ -282,7 +289,7 @@ fn finish(
     pipeline: &mut RunningPipeline,
     aggregator: &Aggregator,
     opts: &ExecOptions,
-    summary_file: Option<(&Path, std::fs::File)>,
+    summary_file: Option<SummaryFile<'_>>,
     runs: &mut [Run],
     code: i32,
 ) -> anyhow::Result<i32> {
@@ -311,11 +318,9 @@ fn finish(
         let _ = std::io::stderr().write_all(summary.render().as_bytes());
     }
     let mut failed = false;
-    if let Some((path, mut file)) = summary_file {
-        let written = serde_json::to_writer_pretty(&mut file, &summary)
-            .map_err(std::io::Error::from)
-            .and_then(|()| file.write_all(b"\n"));
-        if let Err(e) = written {
+    if let Some(file) = summary_file {
+        let path = file.path().to_owned();
+        if let Err(e) = file.write(&summary) {
             log::error!("writing the summary to {}: {e}", path.display());
             failed = true;
         }

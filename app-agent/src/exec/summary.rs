@@ -199,6 +199,58 @@ pub struct Summary {
     pub points_written: BTreeMap<String, u64>,
 }
 
+/// The `--summary-json` file, created before the run (as `perf stat -o` does, so that a
+/// path that cannot be written fails before a long command, not after it). Removed if
+/// the agent ends without writing it in full: no empty or cut JSON file is left. Only the
+/// regular file it created is removed, never what the path names otherwise (a device such
+/// as `/dev/full`, a link such as `/dev/stdout`).
+pub struct SummaryFile<'a> {
+    path: &'a std::path::Path,
+    file: std::fs::File,
+    written: bool,
+}
+
+impl<'a> SummaryFile<'a> {
+    /// Creates (or truncates) the file.
+    pub fn create(path: &'a std::path::Path) -> std::io::Result<Self> {
+        Ok(SummaryFile {
+            path,
+            file: std::fs::File::create(path)?,
+            written: false,
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        self.path
+    }
+
+    /// Writes `summary` as JSON.
+    pub fn write(mut self, summary: &Summary) -> std::io::Result<()> {
+        use std::io::Write;
+        serde_json::to_writer_pretty(&mut self.file, summary).map_err(std::io::Error::from)?;
+        self.file.write_all(b"\n")?;
+        self.written = true;
+        Ok(())
+    }
+}
+
+impl Drop for SummaryFile<'_> {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if self.written {
+            return;
+        }
+        let (Ok(named), Ok(ours)) = (std::fs::symlink_metadata(self.path), self.file.metadata())
+        else {
+            return;
+        };
+        if named.is_file() && (named.dev(), named.ino()) == (ours.dev(), ours.ino()) {
+            let _ = std::fs::remove_file(self.path);
+        }
+    }
+}
+
 impl Summary {
     /// The text shown after the command's own output.
     pub fn render(&self) -> String {
@@ -246,6 +298,31 @@ fn format_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_file_not_written_in_full_is_removed_but_never_what_a_link_names() {
+        let dir = alumet::test_util::TempDir::new("summary-file");
+        let summary = Summary {
+            command: "true".into(),
+            runs: 1,
+            exit_code: 0,
+            run_exit_codes: vec![0],
+            figures: vec![],
+            points_written: BTreeMap::new(),
+        };
+        let written = dir.join("written.json");
+        SummaryFile::create(&written)
+            .and_then(|f| f.write(&summary))
+            .expect("writes");
+        assert!(std::fs::read_to_string(&written).is_ok_and(|t| t.ends_with("}\n")));
+        let dropped = dir.join("dropped.json");
+        drop(SummaryFile::create(&dropped).expect("creates"));
+        assert!(!dropped.exists());
+        let (target, link) = (dir.join("target.json"), dir.join("link.json"));
+        std::os::unix::fs::symlink(&target, &link).expect("links");
+        drop(SummaryFile::create(&link).expect("creates through the link"));
+        assert!(link.is_symlink() && target.exists());
+    }
 
     #[test]
     fn mean_and_sample_stddev() {
