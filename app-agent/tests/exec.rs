@@ -10,6 +10,11 @@ use common::*;
 const CONFIG: &str =
     "[plugins.agent]\npoll_interval = '1h'\n[plugins.csv]\noutput_path = 'out.csv'\n";
 
+/// The summary that `--summary-json s.json` wrote in `dir`.
+fn summary_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap()
+}
+
 fn exec(dir: &Path, args: &[&str]) -> (i32, String) {
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     let mut cmd = agent(dir);
@@ -301,8 +306,7 @@ fn repeat_runs_the_command_n_times_and_reports_the_spread() {
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\nx\nx\n");
     assert!(stderr.contains("(3 runs)"), "{stderr}");
     assert!(stderr.contains("+-"), "mean ± stddev: {stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    let json = summary_json(&dir);
     assert_eq!(json["runs"], 3);
     let wall = json["figures"]
         .as_array()
@@ -337,8 +341,7 @@ fn with_repeats_a_failed_run_is_the_exit_code_even_if_later_runs_succeed() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("run 1 of 3 exited with 5"), "{stderr}");
     assert!(stderr.contains("(3 runs)"), "{stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    let json = summary_json(&dir);
     assert_eq!(json["exit_code"], 5);
     assert_eq!(json["run_exit_codes"], serde_json::json!([5, 0, 0]));
 }
@@ -389,8 +392,7 @@ fn with_repeats_a_run_that_cannot_start_ends_them_and_the_runs_made_are_summed_u
     assert_eq!(code, 127, "{stderr}");
     assert!(stderr.contains("run 2 of 3: command not found"), "{stderr}");
     assert!(stderr.contains("'./once.sh' (1 run)"), "{stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    let json = summary_json(&dir);
     assert_eq!(json["runs"], 1);
     assert_eq!(json["exit_code"], 127);
     assert_eq!(json["run_exit_codes"], serde_json::json!([0]));
@@ -430,8 +432,7 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
     assert_eq!(code, 0, "{stderr}");
     let times = std::fs::read_to_string(dir.join("times.txt")).unwrap();
     let own: f64 = times.split_whitespace().map(seconds).sum();
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap();
+    let json = summary_json(&dir);
     let figure = |name: &str| {
         json["figures"]
             .as_array()
