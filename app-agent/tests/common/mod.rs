@@ -29,6 +29,8 @@ pub fn agent(dir: &Path) -> Command {
 pub struct Running {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// Disconnects when the reader has read all of stderr (every writer closed it).
+    read_all: std::sync::mpsc::Receiver<()>,
 }
 
 impl Running {
@@ -37,7 +39,9 @@ impl Running {
         let mut pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
+        let (reading, read_all) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
+            let _reading = reading;
             let mut buf = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
@@ -48,7 +52,11 @@ impl Running {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Running { child, stderr }
+        Running {
+            child,
+            stderr,
+            read_all,
+        }
     }
 
     pub fn stderr(&self) -> String {
@@ -67,7 +75,7 @@ impl Running {
         let start = Instant::now();
         while !done(self) {
             if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
+                self.rest_of_stderr();
                 panic!("agent exited ({status}) before {what}:\n{}", self.stderr());
             }
             assert!(
@@ -77,6 +85,12 @@ impl Running {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Once the agent has exited: waits until its stderr is read to the end (5 s at most:
+    /// a process it started may still hold it).
+    fn rest_of_stderr(&self) {
+        let _ = self.read_all.recv_timeout(Duration::from_secs(5));
     }
 
     pub fn signal(&self, signal: i32) {
@@ -90,7 +104,7 @@ impl Running {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
+                self.rest_of_stderr();
                 return (status, self.stderr());
             }
             if start.elapsed() > Duration::from_secs(30) {
