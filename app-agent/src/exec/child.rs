@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -146,45 +146,61 @@ pub fn wait(pid: u32) -> io::Result<Ended> {
     })
 }
 
-/// Whether process `pid` exists (it may belong to another user).
-pub fn exists(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// A running process that is not the agent's child, identified when the watch starts
+/// (its start time, and a pidfd where there is one), so that a process that takes its pid
+/// later is never taken for it.
+pub struct Watched {
+    stat: PathBuf,
+    start: String,
+    pidfd: Option<std::os::fd::OwnedFd>,
 }
 
-/// Waits until process `pid`, which is not our child, exits, or until `stop` says so
-/// (checked every 100 ms). Returns whether the process exited.
-///
-/// With the agent's own procfs (`/proc`), it waits on a pidfd (Linux 5.3 and later): no
-/// wake-up until the process exits, or `stop` is due. Elsewhere, or without pidfds, it
-/// reads `/proc/<pid>/stat` every 10 ms, until it disappears or belongs to a new process.
-pub fn wait_foreign(pid: u32, proc_root: &Path, stop: impl Fn() -> bool) -> io::Result<bool> {
-    let stat = proc_root.join(pid.to_string()).join("stat");
-    let start = std::fs::read_to_string(&stat)?;
-    let same =
-        || std::fs::read_to_string(&stat).is_ok_and(|now| starttime(&now) == starttime(&start));
-    if let Some(fd) = pidfd(pid).filter(|_| proc_root == Path::new("/proc")) {
-        // The pidfd is the process whose start time was read (not a new one with its pid).
-        if !same() {
-            return Ok(true);
+impl Watched {
+    /// Identifies process `pid` under `proc_root`; `NotFound` when there is none.
+    ///
+    /// With the agent's own procfs (`/proc`), [`Watched::wait`] waits on a pidfd (Linux
+    /// 5.3 and later): no wake-up until the process exits, or `stop` is due. Elsewhere, or
+    /// without pidfds, it reads `/proc/<pid>/stat` every 10 ms, until it disappears or
+    /// belongs to a new process.
+    pub fn open(pid: u32, proc_root: &Path) -> io::Result<Watched> {
+        let stat = proc_root.join(pid.to_string()).join("stat");
+        let start = std::fs::read_to_string(&stat)?;
+        let pidfd = pidfd(pid).filter(|_| proc_root == Path::new("/proc"));
+        let watched = Watched { stat, start, pidfd };
+        // The pidfd is of the process whose start time was read, not of a newer one.
+        if watched.pidfd.is_some() && !watched.same() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(watched)
+    }
+
+    /// Whether `<pid>/stat` still shows the process that was identified.
+    fn same(&self) -> bool {
+        std::fs::read_to_string(&self.stat)
+            .is_ok_and(|now| starttime(&now) == starttime(&self.start))
+    }
+
+    /// Waits until the process exits, or until `stop` says so (checked every 100 ms with
+    /// a pidfd, 10 ms without). Returns whether the process exited.
+    pub fn wait(&self, stop: impl Fn() -> bool) -> io::Result<bool> {
+        if let Some(fd) = &self.pidfd {
+            loop {
+                if exited(fd, 100)? {
+                    return Ok(true);
+                }
+                if stop() {
+                    return Ok(false);
+                }
+            }
         }
         loop {
-            if exited(&fd, 100)? {
+            if !self.same() {
                 return Ok(true);
             }
             if stop() {
                 return Ok(false);
             }
-        }
-    }
-    loop {
-        std::thread::sleep(Duration::from_millis(10));
-        if !same() {
-            return Ok(true);
-        }
-        if stop() {
-            return Ok(false);
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -255,21 +271,23 @@ mod tests {
         let line =
             |start: &str| format!("42 (x) S 1 42 42 0 -1 0 0 0 0 0 5 3 0 0 20 0 1 0 {start} 1 1");
         std::fs::write(&stat, line("100")).unwrap();
+        let watched = Watched::open(42, root.path()).unwrap();
+        // `stop` ends the wait, the process still there.
+        assert!(!watched.wait(|| true).unwrap());
         // A new process with the same pid (another start time) ends the watch.
         let path = stat.clone();
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             std::fs::write(path, line("200")).unwrap();
         });
-        assert!(wait_foreign(42, root.path(), || false).unwrap());
+        assert!(watched.wait(|| false).unwrap());
         writer.join().unwrap();
-        // So does `stop`, the process still there.
-        assert!(!wait_foreign(42, root.path(), || true).unwrap());
+        // Even when it came before the wait began; and so does the end of the file.
+        assert!(watched.wait(|| false).unwrap());
         std::fs::remove_file(&stat).unwrap();
-        assert!(
-            wait_foreign(42, root.path(), || true).is_err(),
-            "no such process"
-        );
+        assert!(watched.wait(|| false).unwrap());
+        let missing = Watched::open(42, root.path()).err().map(|e| e.kind());
+        assert_eq!(missing, Some(io::ErrorKind::NotFound));
     }
 
     #[test]

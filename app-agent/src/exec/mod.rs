@@ -110,17 +110,10 @@ pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
 /// Runs exec or watch; returns the exit code for the agent.
 pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     signals::install().context("installing signal handlers")?;
-    if let Target::Pid(pid) = opts.target {
-        anyhow::ensure!(
-            pid != std::process::id(),
-            "pid {pid} is the agent itself, which would wait for its own end: give the pid of \
-             the process to measure"
-        );
-        anyhow::ensure!(
-            child::exists(pid),
-            "no process with pid {pid}: check the pid (`ps -p {pid}`)"
-        );
-    }
+    let watched = match opts.target {
+        Target::Pid(pid) => Some(watch(pid, opts)?),
+        Target::Command { .. } => None,
+    };
     let summary_file = create_summary_file(opts)?;
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
@@ -144,7 +137,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         if i > 0 && signals::received().is_some() {
             break;
         }
-        match one_run(&pipeline, &aggregator, opts) {
+        match one_run(&pipeline, &aggregator, opts, watched.as_ref()) {
             Ok(run) => {
                 let run_code = run.ended.map_or(0, |e| e.code);
                 if run_code != 0 && opts.repeat > 1 {
@@ -187,6 +180,21 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     )
 }
 
+/// Identifies the process to watch, before anything starts.
+fn watch(pid: u32, opts: &ExecOptions) -> anyhow::Result<child::Watched> {
+    anyhow::ensure!(
+        pid != std::process::id(),
+        "pid {pid} is the agent itself, which would wait for its own end: give the pid of \
+         the process to measure"
+    );
+    child::Watched::open(pid, &opts.proc_root).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("no process with pid {pid}: check the pid (`ps -p {pid}`)")
+        }
+        _ => anyhow::anyhow!("watching pid {pid}: {e}"),
+    })
+}
+
 /// Creates the `--summary-json` file, if any, before anything runs.
 fn create_summary_file(opts: &ExecOptions) -> anyhow::Result<Option<SummaryFile<'_>>> {
     let Some(path) = &opts.summary_json else {
@@ -211,6 +219,7 @@ fn one_run(
     pipeline: &RunningPipeline,
     aggregator: &Aggregator,
     opts: &ExecOptions,
+    watched: Option<&child::Watched>,
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
     control.poll_now("*");
@@ -238,7 +247,7 @@ fn one_run(
     }
     let consumer = ResourceConsumer::Process { pid };
     control.emit(&Event::ConsumerStarted(consumer.clone()));
-    let (wall, ended) = wait_end(pipeline, opts, pid, start)?;
+    let (wall, ended) = wait_end(pipeline, watched, pid, start)?;
     aggregator.close(Timestamp::now());
     signals::log_forwarded(pid);
     control.emit(&Event::ConsumerEnded(consumer));
@@ -249,40 +258,34 @@ fn one_run(
     })
 }
 
-/// Waits for the end of the measured process (or of the watch), then takes the final
-/// readings; returns the wall time and, for a command, how it ended.
+/// Waits for the end of the command (or of the watch, when `watched`), then takes the
+/// final readings; returns the wall time and, for a command, how it ended.
 fn wait_end(
     pipeline: &RunningPipeline,
-    opts: &ExecOptions,
+    watched: Option<&child::Watched>,
     pid: u32,
     start: Instant,
 ) -> Result<(Duration, Option<child::Ended>), RunError> {
     let control = pipeline.control();
-    match opts.target {
-        Target::Command { .. } => {
-            let exited = child::wait_exit(pid);
-            let wall = start.elapsed();
-            control.poll_now("*");
-            signals::unmeasure();
-            let ended = exited
-                .and_then(|()| child::wait(pid))
-                .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
-            Ok((wall, Some(ended)))
-        }
-        Target::Pid(_) => {
-            let signalled = || signals::received().is_some();
-            let exited = child::wait_foreign(pid, &opts.proc_root, signalled)
-                .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
-            let wall = start.elapsed();
-            control.poll_now("*");
-            if let (false, Some(signal)) = (exited, signals::received()) {
-                log::info!(
-                    "signal {signal} received: stopped watching pid {pid}, which goes on running"
-                );
-            }
-            Ok((wall, None))
-        }
+    let Some(watched) = watched else {
+        let exited = child::wait_exit(pid);
+        let wall = start.elapsed();
+        control.poll_now("*");
+        signals::unmeasure();
+        let ended = exited
+            .and_then(|()| child::wait(pid))
+            .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
+        return Ok((wall, Some(ended)));
+    };
+    let exited = watched
+        .wait(|| signals::received().is_some())
+        .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
+    let wall = start.elapsed();
+    control.poll_now("*");
+    if let (false, Some(signal)) = (exited, signals::received()) {
+        log::info!("signal {signal} received: stopped watching pid {pid}, which goes on running");
     }
+    Ok((wall, None))
 }
 
 fn finish(
