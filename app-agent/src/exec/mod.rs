@@ -7,11 +7,11 @@
 //! reap. Energy counters read at both ends give the run's energy up to their resolution,
 //! whatever the sources' intervals.
 
+mod aggregator;
 pub mod child;
 mod signals;
 pub mod summary;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,7 +23,8 @@ use alumet::plugin::{AnyPlugin, Registrar};
 use anyhow::Context;
 
 use crate::config::Loaded;
-use summary::{Aggregator, Figure, Summary, SummaryFile, Window};
+use aggregator::{Aggregator, Window};
+use summary::{figures, Run, Summary, SummaryFile};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -54,14 +55,6 @@ pub struct ExecOptions {
     pub repeat: u32,
     /// Where procfs is mounted (to follow a watched process).
     pub proc_root: PathBuf,
-}
-
-/// What one run measured.
-struct Run {
-    wall: Duration,
-    ended: Option<child::Ended>,
-    /// Filled from the aggregator once the pipeline is shut down.
-    window: Window,
 }
 
 /// The internal plugin that adds the summary's aggregator as the last transform.
@@ -345,14 +338,6 @@ fn finish(
     })
 }
 
-fn own_max_rss_kb() -> u64 {
-    // SAFETY: getrusage fills the zeroed struct we own.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as u64
-}
-
 fn describe(target: &Target) -> String {
     match target {
         Target::Command { program, args } => std::iter::once(program)
@@ -362,85 +347,6 @@ fn describe(target: &Target) -> String {
             .join(" "),
         Target::Pid(pid) => format!("pid {pid}"),
     }
-}
-
-fn figures(runs: &[Run]) -> Vec<Figure> {
-    let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
-    let mut figures = vec![Figure::new(
-        "wall time",
-        "s",
-        per_run(&|r| r.wall.as_secs_f64()),
-    )];
-    if runs.iter().all(|r| r.ended.is_some()) {
-        let ended = |r: &Run| {
-            r.ended.unwrap_or(child::Ended {
-                code: 0,
-                user: Duration::ZERO,
-                system: Duration::ZERO,
-                max_rss_kb: 0,
-            })
-        };
-        figures.push(Figure::new(
-            "user CPU time",
-            "s",
-            per_run(&|r| ended(r).user.as_secs_f64()),
-        ));
-        figures.push(Figure::new(
-            "system CPU time",
-            "s",
-            per_run(&|r| ended(r).system.as_secs_f64()),
-        ));
-        // The kernel charges the agent's own pages to a child that was forked from it and
-        // has not grown past them: below that level the figure is only an upper bound.
-        let own = own_max_rss_kb();
-        let name = if runs.iter().any(|r| ended(r).max_rss_kb <= own) {
-            format!(
-                "peak resident memory (at most: the agent's own {:.1} MB is charged to the child)",
-                own as f64 / 1024.0
-            )
-        } else {
-            "peak resident memory".to_owned()
-        };
-        figures.push(Figure::new(
-            name,
-            "MB",
-            per_run(&|r| ended(r).max_rss_kb as f64 / 1024.0),
-        ));
-    } else {
-        for kind in ["user", "system"] {
-            figures.push(Figure::new(
-                format!("{kind} CPU time (procfs)"),
-                "s",
-                per_run(&|r| r.window.cpu_ms.get(kind).copied().unwrap_or(0.0) / 1000.0),
-            ));
-        }
-        figures.push(Figure::new(
-            "peak resident memory (procfs)",
-            "MB",
-            per_run(&|r| r.window.max_resident / 1e6),
-        ));
-    }
-    let mut labels: BTreeMap<&str, ()> = BTreeMap::new();
-    for r in runs {
-        labels.extend(r.window.energy.keys().map(|k| (k.as_str(), ())));
-    }
-    for label in labels.keys() {
-        let joules = per_run(&|r| r.window.energy.get(*label).copied().unwrap_or(0.0));
-        // The attribution's parts of a counter that measured nothing, or that the command
-        // had no share of, would be lines of zeros (three per counter and domain).
-        let attribution = ["attributed_energy", "idle_energy", "unattributed_energy"];
-        if attribution.iter().any(|a| label.starts_with(a)) && joules.iter().all(|j| *j == 0.0) {
-            continue;
-        }
-        let watts = runs
-            .iter()
-            .zip(&joules)
-            .map(|(r, j)| j / r.wall.as_secs_f64().max(1e-9))
-            .collect();
-        figures.push(Figure::new(*label, "J", joules));
-        figures.push(Figure::new(format!("{label} (average power)"), "W", watts));
-    }
-    figures
 }
 
 #[cfg(test)]

@@ -3,145 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use alumet::measurement::{MeasurementBuffer, MeasurementPoint, Timestamp};
-use alumet::metrics::MetricRegistry;
-use alumet::pipeline::{ElementError, TransformContext};
 use serde::Serialize;
 
-/// Energy, CPU and memory seen in the points of one window (one run).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Window {
-    /// Joules per `metric resource consumer attributes` label.
-    pub energy: BTreeMap<String, f64>,
-    /// Per-process CPU time from procfs (`cpu_time_delta`), in ms, by `kind`.
-    pub cpu_ms: BTreeMap<String, f64>,
-    /// Largest per-process resident memory from procfs, in bytes.
-    pub max_resident: f64,
-}
-
-/// One run's time range and what fell in it.
-struct Slot {
-    since: Timestamp,
-    /// `None` while the run goes on.
-    until: Option<Timestamp>,
-    window: Window,
-}
-
-#[derive(Default)]
-struct State {
-    slots: Vec<Slot>,
-}
-
-/// Watches every flushed buffer (as the last transform) and sums each point into the run
-/// whose time range holds its timestamp: points that arrive late (a transform that waits
-/// for a slower source, the pipeline's final flush) still count for their run, so read
-/// the windows after the pipeline has shut down. Cheap to clone: clones share the state.
-#[derive(Clone, Default)]
-pub struct Aggregator(Arc<Mutex<State>>);
-
-impl Aggregator {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts a run: points measured after `since` count for it.
-    pub fn open(&self, since: Timestamp) {
-        self.lock().slots.push(Slot {
-            since,
-            until: None,
-            window: Window::default(),
-        });
-    }
-
-    /// Ends the current run: points measured after `until` do not count for it.
-    pub fn close(&self, until: Timestamp) {
-        if let Some(slot) = self.lock().slots.last_mut() {
-            slot.until.get_or_insert(until);
-        }
-    }
-
-    /// What each run saw, in order; call it once the pipeline is shut down.
-    pub fn windows(&self) -> Vec<Window> {
-        let mut state = self.lock();
-        std::mem::take(&mut state.slots)
-            .into_iter()
-            .map(|s| s.window)
-            .collect()
-    }
-
-    /// The transform: it only reads.
-    pub fn transform(
-        &self,
-    ) -> impl FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError> + Send + 'static
-    {
-        let this = self.clone();
-        move |buffer, ctx| {
-            let mut state = this.lock();
-            for p in buffer.iter() {
-                let t = p.timestamp;
-                let slot = state
-                    .slots
-                    .iter_mut()
-                    .rev()
-                    .find(|s| s.since < t && s.until.is_none_or(|u| t <= u));
-                if let Some(slot) = slot {
-                    add(&mut slot.window, p, ctx.metrics());
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
-    let Some(metric) = metrics.get(p.metric) else {
-        return;
-    };
-    let value = p.value.as_f64();
-    if metric.name == "attribution_imbalance" {
-        // A check of the attribution (0 up to rounding), not energy used.
-    } else if let Some(factor) = metric.unit.joules() {
-        // In exec and watch modes only the measured process tree has per-process figures,
-        // so the energy attributed to processes is the command's: one line, whatever the
-        // pids.
-        let label = if metric.name == "attributed_energy" {
-            label_of(p, "attributed_energy (the command)", false)
-        } else {
-            label_of(p, &metric.name, true)
-        };
-        *w.energy.entry(label).or_default() += value * factor;
-    } else if metric.name == "cpu_time_delta" {
-        let kind = p
-            .attributes
-            .get("kind")
-            .map_or_else(|| "total".to_owned(), |k| k.to_string());
-        *w.cpu_ms.entry(kind).or_default() += value;
-    } else if metric.name == "memory_usage"
-        && p.attributes
-            .get("kind")
-            .is_some_and(|k| k.to_string() == "resident")
-    {
-        w.max_resident = w.max_resident.max(value);
-    }
-}
-
-/// `metric resource_kind[/id] [consumer] [k=v ...]`.
-fn label_of(p: &MeasurementPoint, name: &str, with_consumer: bool) -> String {
-    let mut s = format!("{name} {}", p.resource.kind());
-    let id = p.resource.id().to_string();
-    if !id.is_empty() {
-        let _ = write!(s, "/{id}");
-    }
-    if with_consumer && p.consumer.kind() != "local_machine" {
-        let _ = write!(s, " {}/{}", p.consumer.kind(), p.consumer.id());
-    }
-    for (k, v) in p.attributes.iter() {
-        let _ = write!(s, " {k}={v}");
-    }
-    s
-}
+use super::aggregator::Window;
+use super::child::Ended;
 
 /// One figure over the runs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -293,6 +160,102 @@ fn format_value(v: f64) -> String {
     } else {
         format!("{v:.6}")
     }
+}
+
+/// What one run measured.
+pub(super) struct Run {
+    pub(super) wall: Duration,
+    pub(super) ended: Option<Ended>,
+    /// Filled from the aggregator once the pipeline is shut down.
+    pub(super) window: Window,
+}
+
+/// The summary's figures, each with one value per run.
+pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
+    let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let mut figures = vec![Figure::new(
+        "wall time",
+        "s",
+        per_run(&|r| r.wall.as_secs_f64()),
+    )];
+    if runs.iter().all(|r| r.ended.is_some()) {
+        let ended = |r: &Run| {
+            r.ended.unwrap_or(Ended {
+                code: 0,
+                user: Duration::ZERO,
+                system: Duration::ZERO,
+                max_rss_kb: 0,
+            })
+        };
+        figures.push(Figure::new(
+            "user CPU time",
+            "s",
+            per_run(&|r| ended(r).user.as_secs_f64()),
+        ));
+        figures.push(Figure::new(
+            "system CPU time",
+            "s",
+            per_run(&|r| ended(r).system.as_secs_f64()),
+        ));
+        // The kernel charges the agent's own pages to a child that was forked from it and
+        // has not grown past them: below that level the figure is only an upper bound.
+        let own = own_max_rss_kb();
+        let name = if runs.iter().any(|r| ended(r).max_rss_kb <= own) {
+            format!(
+                "peak resident memory (at most: the agent's own {:.1} MB is charged to the child)",
+                own as f64 / 1024.0
+            )
+        } else {
+            "peak resident memory".to_owned()
+        };
+        figures.push(Figure::new(
+            name,
+            "MB",
+            per_run(&|r| ended(r).max_rss_kb as f64 / 1024.0),
+        ));
+    } else {
+        for kind in ["user", "system"] {
+            figures.push(Figure::new(
+                format!("{kind} CPU time (procfs)"),
+                "s",
+                per_run(&|r| r.window.cpu_ms.get(kind).copied().unwrap_or(0.0) / 1000.0),
+            ));
+        }
+        figures.push(Figure::new(
+            "peak resident memory (procfs)",
+            "MB",
+            per_run(&|r| r.window.max_resident / 1e6),
+        ));
+    }
+    let mut labels: BTreeMap<&str, ()> = BTreeMap::new();
+    for r in runs {
+        labels.extend(r.window.energy.keys().map(|k| (k.as_str(), ())));
+    }
+    for label in labels.keys() {
+        let joules = per_run(&|r| r.window.energy.get(*label).copied().unwrap_or(0.0));
+        // The attribution's parts of a counter that measured nothing, or that the command
+        // had no share of, would be lines of zeros (three per counter and domain).
+        let attribution = ["attributed_energy", "idle_energy", "unattributed_energy"];
+        if attribution.iter().any(|a| label.starts_with(a)) && joules.iter().all(|j| *j == 0.0) {
+            continue;
+        }
+        let watts = runs
+            .iter()
+            .zip(&joules)
+            .map(|(r, j)| j / r.wall.as_secs_f64().max(1e-9))
+            .collect();
+        figures.push(Figure::new(*label, "J", joules));
+        figures.push(Figure::new(format!("{label} (average power)"), "W", watts));
+    }
+    figures
+}
+
+fn own_max_rss_kb() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as u64
 }
 
 #[cfg(test)]
