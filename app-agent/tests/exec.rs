@@ -107,26 +107,37 @@ impl PtySession {
         use std::os::unix::process::CommandExt;
 
         std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty fills the two descriptors, which we then own.
+        // Both sides close-on-exec from the start: a process that another test starts
+        // meanwhile must not hold the pty (the hangup would not happen, the end not come).
+        let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+        // SAFETY: posix_openpt returns a new descriptor or -1.
+        let master = unsafe { libc::posix_openpt(flags) };
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh descriptor, owned nowhere else.
+        let master = unsafe { OwnedFd::from_raw_fd(master) };
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: grantpt, unlockpt and ptsname_r on our master, into our buffer.
         let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
+            if libc::grantpt(master.as_raw_fd()) != 0 || libc::unlockpt(master.as_raw_fd()) != 0 {
+                -1
+            } else {
+                libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len())
+            }
         };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: fresh descriptors from openpty, owned nowhere else.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        // Not inherited by what other tests start meanwhile (they would hold the pty).
-        for fd in [&master, &slave] {
-            // SAFETY: F_SETFD on a descriptor we own.
-            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
+        assert_eq!(rc, 0, "pty: {}", std::io::Error::last_os_error());
+        // SAFETY: ptsname_r wrote a NUL-terminated path; open returns a new descriptor.
+        let slave = unsafe { libc::open(name.as_ptr(), flags) };
+        assert!(
+            slave >= 0,
+            "opening the pty: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh descriptor, owned nowhere else.
+        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
         let mut cmd = agent(dir);
         cmd.args(["--no-default-config", "exec", "--"])
             .args(args)
@@ -215,24 +226,40 @@ impl PtySession {
         self.master = None;
     }
 
-    /// Waits for the agent's exit (30 s at most) and for the rest of its output; returns
-    /// the exit code and the output.
+    /// Waits for the agent's exit (30 s at most) and for the rest of its output (5 s at
+    /// most); returns the exit code and the output.
     fn wait(mut self) -> (Option<i32>, String) {
         let start = std::time::Instant::now();
         let status = loop {
             if let Some(status) = self.agent.try_wait().unwrap() {
                 break status;
             }
-            if start.elapsed() > std::time::Duration::from_secs(30) {
-                let _ = self.agent.kill();
-                panic!("agent did not exit:\n{}", self.output());
-            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "agent did not exit:\n{}",
+                self.output()
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         };
         if let Some(reader) = self.reader.take() {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !reader.is_finished() && std::time::Instant::now() < end {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
             reader.join().unwrap();
         }
         (status.code(), self.output())
+    }
+}
+
+impl Drop for PtySession {
+    /// A failed assertion leaves no agent (nor its command) running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.agent.try_wait() {
+            let _ = self.agent.kill();
+            let _ = self.agent.wait();
+        }
     }
 }
 
@@ -396,6 +423,12 @@ fn with_repeats_a_run_that_cannot_start_ends_them_and_the_runs_made_are_summed_u
     assert_eq!(json["runs"], 1);
     assert_eq!(json["exit_code"], 127);
     assert_eq!(json["run_exit_codes"], serde_json::json!([0]));
+    // --ignore-exit-code is about the command's codes, not about a run that never started.
+    std::fs::write(&script, "#!/bin/sh\nrm -- \"$0\"\nexit 3\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = ["--ignore-exit-code", "-r", "3", "--", "./once.sh"];
+    let (code, stderr) = exec(&dir, &args);
+    assert_eq!(code, 127, "{stderr}");
 }
 
 #[test]

@@ -179,8 +179,9 @@ fn a_closed_stdout_pipe_is_an_error_not_a_signal_death() {
     use std::os::fd::{FromRawFd, OwnedFd};
     let dir = temp_dir("epipe");
     let mut fds = [0; 2];
-    // SAFETY: pipe fills the two descriptors, which we then own.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe2 fills the two descriptors, which we then own; close-on-exec, so that
+    // no process another test starts meanwhile holds the reading end.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: fresh descriptors, owned nowhere else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // The reading end is closed before the agent starts: its first write fails.

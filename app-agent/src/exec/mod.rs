@@ -126,6 +126,9 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     );
     let mut runs = Vec::new();
     let mut code = 0;
+    // The code of a run that could not start (127, 126): not the command's own, so
+    // --ignore-exit-code does not hide it.
+    let mut not_started = None;
     for i in 0..opts.repeat.max(1) {
         if i > 0 && signals::received().is_some() {
             break;
@@ -155,6 +158,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
                 if code == 0 {
                     code = e.code;
                 }
+                not_started = Some(e.code);
                 break;
             }
             Err(RunError::Other(e)) => {
@@ -163,14 +167,18 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             }
         }
     }
-    finish(
+    let agent_code = finish(
         &mut pipeline,
         &aggregator,
         opts,
         summary_file,
         &mut runs,
         code,
-    )
+    )?;
+    Ok(match not_started {
+        Some(not_started) if opts.ignore_exit_code && agent_code == 0 => not_started,
+        _ => agent_code,
+    })
 }
 
 /// Identifies the process to watch, before anything starts.
