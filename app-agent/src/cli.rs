@@ -48,7 +48,7 @@ pub struct CommonArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the agent until SIGINT or SIGTERM (the default command).
+    /// Run the agent until SIGINT, SIGTERM or SIGHUP (the default command).
     Run,
     /// Run a command and measure it, from just before it starts to just after it ends,
     /// then print a summary (energy, power, CPU time, memory). Exits with its exit code.

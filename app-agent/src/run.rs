@@ -1,19 +1,21 @@
-//! Run mode: start the plugins, measure until SIGINT or SIGTERM, drain, stop.
+//! Run mode: start the plugins, measure until SIGINT, SIGTERM or SIGHUP, drain, stop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use alumet::pipeline::{PipelineBuilder, PipelineControl, ShutdownReport};
 use anyhow::Context;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::Loaded;
 
 /// Runs until a signal; returns the shutdown report.
 pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
-    // Signals are blocked into a pipe before any thread starts, so none is missed.
-    let signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    // Signals are blocked into a pipe before any thread starts, so none is missed. SIGHUP
+    // (the terminal of an agent started by hand closes) stops it as SIGTERM does: its
+    // default action would end the agent at once, losing what is buffered.
+    let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
     for plugin in loaded.plugins {
@@ -22,7 +24,7 @@ pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
     let pipeline = builder.start()?;
     let started = pipeline.plugin_names();
     log::info!(
-        "running plugins: {}; stop with SIGINT or SIGTERM",
+        "running plugins: {}; stop with SIGINT, SIGTERM or SIGHUP",
         started.join(", ")
     );
     let draining = Arc::new(AtomicBool::new(false));
