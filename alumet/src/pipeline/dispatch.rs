@@ -1,14 +1,13 @@
 //! From a flushed buffer to the output queues: transforms in order, then one shared
 //! reference per output.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use crate::measurement::MeasurementBuffer;
 
-use super::element::{ErrorKind, Transform, TransformContext};
+use super::element::{Transform, TransformContext};
 use super::output::OutputSlot;
-use super::ratelimit::{panic_message, suppressed_note, RateLimited};
+use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
@@ -115,31 +114,15 @@ fn run(
         Step::Apply => transform.apply(buffer, ctx),
         Step::Finish => transform.finish(buffer, ctx),
     };
-    match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
-            slot.counters.retryable();
-            if let Some(n) = slot.log.check() {
-                log::warn!(
-                    "transform {} failed on a buffer, passing it on: {e}{}",
-                    slot.name,
-                    suppressed_note(n)
-                );
-            }
-        }
-        Ok(Err(e)) => {
-            log::error!("transform {} stopped after a fatal error: {e}", slot.name);
+    let failed = "failed on a buffer, passing it on";
+    match judge("transform", &slot.name, caught(call), failed, || {
+        slot.log.check()
+    }) {
+        Called::Done => {}
+        Called::Failed => slot.counters.retryable(),
+        Called::Stopped => {
             slot.transform = None;
             slot.counters.stopped();
-        }
-        Err(panic) => {
-            slot.counters.stopped();
-            log::error!(
-                "transform {} panicked and is stopped: {}",
-                slot.name,
-                panic_message(&*panic)
-            );
-            slot.transform = None;
         }
     }
 }

@@ -1,15 +1,15 @@
 //! One bounded queue per output, drop-oldest on overflow, and the workers that drain them.
 
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::measurement::MeasurementBuffer;
 
-use super::element::{AsyncOutput, ElementError, ErrorKind, Output, OutputContext, OutputOptions};
-use super::ratelimit::{panic_message, suppressed_note, RateLimited};
+use super::element::{AsyncOutput, ElementError, Output, OutputContext, OutputOptions};
+use super::ratelimit::{caught, judge, panic_message, suppressed_note, Called, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
@@ -336,39 +336,27 @@ impl OutputSlot {
     /// Accounts for one write and decides whether the output goes on.
     fn after_write(&self, points: usize, result: Result<Result<(), ElementError>, String>) -> Next {
         let n = points as u64;
-        match result {
-            Ok(Ok(())) => {
+        let failed = format_args!("failed to write {n} points");
+        let log = || {
+            self.write_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .check()
+        };
+        match judge("output", &self.name, result, failed, log) {
+            Called::Done => {
                 self.written.fetch_add(n, Ordering::Relaxed);
                 self.counters.written(points);
                 Next::Continue
             }
-            Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
+            Called::Failed => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
                 self.counters.retryable();
-                let check = self
-                    .write_log
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .check();
-                if let Some(suppressed) = check {
-                    log::warn!(
-                        "output {} failed to write {n} points: {e}{}",
-                        self.name,
-                        suppressed_note(suppressed)
-                    );
-                }
                 Next::Continue
             }
-            Ok(Err(e)) => {
+            Called::Stopped => {
                 self.failed.fetch_add(n, Ordering::Relaxed);
                 self.counters.stopped();
-                log::error!("output {} stopped after a fatal error: {e}", self.name);
-                Next::Stop
-            }
-            Err(panic) => {
-                self.failed.fetch_add(n, Ordering::Relaxed);
-                self.counters.stopped();
-                log::error!("output {} panicked and is stopped: {panic}", self.name);
                 Next::Stop
             }
         }
@@ -378,10 +366,6 @@ impl OutputSlot {
     fn stop(&self) {
         self.abandon();
     }
-}
-
-fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p).to_owned())
 }
 
 impl OutputSlot {

@@ -1,7 +1,6 @@
 //! One source inside its group: its trigger, its buffers, and how it is polled and
 //! flushed (the group's thread and `poll_now` both go through here).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::measurement::{MeasurementBuffer, Timestamp};
 
 use super::dispatch::Dispatcher;
-use super::element::{ErrorKind, Source, Trigger};
-use super::ratelimit::{panic_message, suppressed_note, RateLimited};
+use super::element::{Source, Trigger};
+use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
@@ -93,34 +92,19 @@ impl SourceSlot {
         };
         let before = self.buffer.len();
         let acc = Arc::make_mut(&mut self.buffer).as_accumulator();
-        match catch_unwind(AssertUnwindSafe(|| source.poll(acc, timestamp))) {
-            Ok(Ok(())) => {
+        let result = caught(|| source.poll(acc, timestamp));
+        let failed = "failed, it will poll again";
+        match judge("source", &self.name, result, failed, || {
+            self.error_log.check()
+        }) {
+            Called::Done => {
                 let produced = self.buffer.len().saturating_sub(before);
                 self.counters.success(produced, timestamp);
             }
-            Ok(Err(e)) if e.kind() == ErrorKind::Retryable => {
-                self.counters.poll_failed();
-                if let Some(n) = self.error_log.check() {
-                    log::warn!(
-                        "source {} failed, it will poll again: {e}{}",
-                        self.name,
-                        suppressed_note(n)
-                    );
-                }
-            }
-            Ok(Err(e)) => {
-                log::error!("source {} stopped after a fatal error: {e}", self.name);
+            Called::Failed => self.counters.poll_failed(),
+            Called::Stopped => {
                 self.source = None;
                 self.counters.stopped();
-            }
-            Err(panic) => {
-                self.counters.stopped();
-                log::error!(
-                    "source {} panicked and is stopped: {}",
-                    self.name,
-                    panic_message(&*panic)
-                );
-                self.source = None;
             }
         }
         for ack in &self.triggers {
