@@ -95,28 +95,36 @@ fn poll_now_polls_on_the_calling_thread_with_one_timestamp_and_delivers_the_poin
     assert_eq!(points.iter().filter(|p| p.value.as_f64() == 7.0).count(), 2);
 }
 
-/// A pipeline of plugin `p` (set up by `setup`) whose source threads wait for
-/// `start_source_threads`.
+/// A pipeline whose source threads wait for `start_source_threads`: plugin `p` with one
+/// counting source `p/NAME` (`per_poll` points a poll, on `trigger`) and an output that
+/// collects. Returns the pipeline, the source's poll counter and what the output got.
 fn start_deferred(
-    setup: impl FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send + 'static,
-) -> alumet::pipeline::RunningPipeline {
+    name: &'static str,
+    per_poll: u64,
+    trigger: Trigger,
+) -> (
+    alumet::pipeline::RunningPipeline,
+    Arc<std::sync::atomic::AtomicU64>,
+    alumet::test_util::Collected,
+) {
+    let (polls, collected) = (counter(), alumet::test_util::Collected::default());
+    let (polls2, output) = (polls.clone(), collected.output());
+    let setup = move |alumet: &mut Registrar<'_>| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source(name, counting_source(m, per_poll, polls2), trigger)?;
+        alumet.add_output("out", output)?;
+        Ok(())
+    };
     let mut builder = alumet::pipeline::PipelineBuilder::new();
     builder.defer_source_threads();
     builder.plugin(Box::new(TestPlugin::new("p", setup)));
-    builder.start().unwrap()
+    (builder.start().unwrap(), polls, collected)
 }
 
 #[test]
 fn deferred_source_threads_poll_on_their_interval_only_once_started() {
-    let (tick, collected) = (counter(), alumet::test_util::Collected::default());
-    let (tick2, output) = (tick.clone(), collected.output());
-    let mut run = start_deferred(move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        let every = Trigger::every(Duration::from_millis(1));
-        alumet.add_source("tick", counting_source(m, 1, tick2), every)?;
-        alumet.add_output("out", output)?;
-        Ok(())
-    });
+    let every = Trigger::every(Duration::from_millis(1));
+    let (mut run, tick, collected) = start_deferred("tick", 1, every);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(get(&tick), 0, "no thread polls before start_source_threads");
     assert_eq!(run.control().poll_now("p/tick"), 1);
@@ -134,14 +142,7 @@ fn deferred_source_threads_poll_on_their_interval_only_once_started() {
 
 #[test]
 fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread() {
-    let (m1, collected) = (counter(), alumet::test_util::Collected::default());
-    let (m1b, output) = (m1.clone(), collected.output());
-    let mut run = start_deferred(move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("m1", counting_source(m, 1, m1b), Trigger::manual())?;
-        alumet.add_output("out", output)?;
-        Ok(())
-    });
+    let (mut run, m1, collected) = start_deferred("m1", 1, Trigger::manual());
     let control = run.control();
     // No thread exists to answer it: the calling thread must (a wait that never returns
     // fails here after 10 s).
@@ -182,14 +183,7 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
 
 #[test]
 fn a_pipeline_whose_source_threads_never_started_shuts_down_with_every_point() {
-    let collected = alumet::test_util::Collected::default();
-    let output = collected.output();
-    let mut run = start_deferred(move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("m", counting_source(m, 4, counter()), Trigger::manual())?;
-        alumet.add_output("out", output)?;
-        Ok(())
-    });
+    let (mut run, _, collected) = start_deferred("m", 4, Trigger::manual());
     assert_eq!(run.control().poll_now("*"), 1);
     assert_eq!(run.control().poll_now("*"), 1);
     let report = run.shutdown();
