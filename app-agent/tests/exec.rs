@@ -10,6 +10,28 @@ use common::*;
 const CONFIG: &str =
     "[plugins.agent]\npoll_interval = '1h'\n[plugins.csv]\noutput_path = 'out.csv'\n";
 
+/// `exec -r REPEAT --summary-json s.json -- sh -c SCRIPT` in `dir`.
+fn exec_sh(dir: &Path, repeat: u32, script: &str) -> (i32, String) {
+    let repeat = repeat.to_string();
+    let args = [
+        "-r",
+        &repeat,
+        "--summary-json",
+        "s.json",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    exec(dir, &args)
+}
+
+/// The figure `name` of a JSON summary.
+fn figure<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    let figures = json["figures"].as_array().unwrap();
+    figures.iter().find(|f| f["name"] == name).unwrap()
+}
+
 /// The summary that `--summary-json s.json` wrote in `dir`.
 fn summary_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap()
@@ -316,32 +338,15 @@ fn repeat_runs_the_command_n_times_and_reports_the_spread() {
     let dir = temp_dir("exec-repeat");
     let counter = dir.join("count");
     let script = format!("echo x >> {}", counter.display());
-    let (code, stderr) = exec(
-        &dir,
-        &[
-            "-r",
-            "3",
-            "--summary-json",
-            "s.json",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    let (code, stderr) = exec_sh(&dir, 3, &script);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\nx\nx\n");
     assert!(stderr.contains("(3 runs)"), "{stderr}");
     assert!(stderr.contains("+-"), "mean ± stddev: {stderr}");
     let json = summary_json(&dir);
     assert_eq!(json["runs"], 3);
-    let wall = json["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "wall time")
-        .unwrap();
-    assert_eq!(wall["values"].as_array().unwrap().len(), 3);
+    let wall = &figure(&json, "wall time")["values"];
+    assert_eq!(wall.as_array().unwrap().len(), 3);
 }
 
 #[test]
@@ -350,17 +355,7 @@ fn with_repeats_a_failed_run_is_the_exit_code_even_if_later_runs_succeed() {
     std::fs::write(dir.join("count"), "").unwrap();
     // The first run exits 5, the two others 0.
     let script = "n=$(wc -l < count); echo x >> count; [ \"$n\" -ne 0 ] || exit 5";
-    let args = [
-        "-r",
-        "3",
-        "--summary-json",
-        "s.json",
-        "--",
-        "sh",
-        "-c",
-        script,
-    ];
-    let (code, stderr) = exec(&dir, &args);
+    let (code, stderr) = exec_sh(&dir, 3, script);
     assert_eq!(
         std::fs::read_to_string(dir.join("count")).unwrap(),
         "x\nx\nx\n"
@@ -461,22 +456,13 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
     // loop without forks, then writes the shell's own accounting (`times`: the shell's
     // user and system time, then its children's; 10 ms ticks) to a file.
     let burn = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; times > times.txt";
-    let (code, stderr) = exec(&dir, &["--summary-json", "s.json", "--", "sh", "-c", burn]);
+    let (code, stderr) = exec_sh(&dir, 1, burn);
     assert_eq!(code, 0, "{stderr}");
     let times = std::fs::read_to_string(dir.join("times.txt")).unwrap();
     let own: f64 = times.split_whitespace().map(seconds).sum();
     let json = summary_json(&dir);
-    let figure = |name: &str| {
-        json["figures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap()["mean"]
-            .as_f64()
-            .unwrap()
-    };
-    let measured = figure("user CPU time") + figure("system CPU time");
+    let mean = |name: &str| figure(&json, name)["mean"].as_f64().unwrap();
+    let measured = mean("user CPU time") + mean("system CPU time");
     assert!(own > 0.1, "the loop burns CPU: {times}");
     assert!(
         (measured - own).abs() / own < 0.10,
