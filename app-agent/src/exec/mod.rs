@@ -125,10 +125,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         describe(&opts.target)
     );
     let mut runs = Vec::new();
-    let mut code = 0;
-    // The code of a run that could not start (127, 126): not the command's own, so
-    // --ignore-exit-code does not hide it.
-    let mut not_started = None;
+    let mut codes = Codes::default();
     for i in 0..opts.repeat.max(1) {
         if i > 0 && signals::received().is_some() {
             break;
@@ -139,11 +136,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
                 if run_code != 0 && opts.repeat > 1 {
                     log::warn!("run {} of {} exited with {run_code}", i + 1, opts.repeat);
                 }
-                // With -r, the first failure is the agent's code: a later success does
-                // not hide it.
-                if code == 0 {
-                    code = run_code;
-                }
+                codes.ran(run_code);
                 runs.push(run);
             }
             Err(RunError::Spawn(e)) if runs.is_empty() => {
@@ -155,10 +148,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             // repeats; the runs made are summed up.
             Err(RunError::Spawn(e)) => {
                 log::error!("run {} of {}: {e}", i + 1, opts.repeat);
-                if code == 0 {
-                    code = e.code;
-                }
-                not_started = Some(e.code);
+                codes.not_started(e.code);
                 break;
             }
             Err(RunError::Other(e)) => {
@@ -167,7 +157,8 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
             }
         }
     }
-    let agent_code = finish(
+    let code = codes.first_failure;
+    let finished = finish(
         &mut pipeline,
         &aggregator,
         opts,
@@ -175,10 +166,38 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         &mut runs,
         code,
     )?;
-    Ok(match not_started {
-        Some(not_started) if opts.ignore_exit_code && agent_code == 0 => not_started,
-        _ => agent_code,
-    })
+    Ok(codes.agent(finished, opts.ignore_exit_code))
+}
+
+/// The exit codes of the runs of `-r N`.
+#[derive(Default)]
+struct Codes {
+    /// The first failed run's code (0: none failed): a later success does not hide it.
+    first_failure: i32,
+    /// The code of a run that could not start (127, 126): not the command's own, so
+    /// `--ignore-exit-code` does not hide it.
+    not_started: Option<i32>,
+}
+
+impl Codes {
+    fn ran(&mut self, code: i32) {
+        if self.first_failure == 0 {
+            self.first_failure = code;
+        }
+    }
+
+    fn not_started(&mut self, code: i32) {
+        self.ran(code);
+        self.not_started = Some(code);
+    }
+
+    /// The agent's exit code, from `finished`, what [`finish`] made of the runs' codes.
+    fn agent(&self, finished: i32, ignore_exit_code: bool) -> i32 {
+        match self.not_started {
+            Some(code) if ignore_exit_code && finished == 0 => code,
+            _ => finished,
+        }
+    }
 }
 
 /// Identifies the process to watch, before anything starts.
