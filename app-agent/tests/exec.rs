@@ -470,6 +470,42 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
     );
 }
 
+/// Every shared library costs each start of the agent its mapping and relocation (about
+/// 0.1 ms of `exec -- true`, docs/performance.md): libm came with tokio's multi-thread
+/// scheduler (its one `pow`) and is gone with it.
+#[test]
+fn the_agent_maps_no_shared_library_beyond_libc_and_the_unwinder() {
+    let dir = temp_dir("exec-libs");
+    // The command's parent is the agent: its memory map lists the libraries it loaded.
+    let (code, stderr) = exec_sh(&dir, 1, "cat /proc/$PPID/maps > maps.txt");
+    assert_eq!(code, 0, "{stderr}");
+    let maps = std::fs::read_to_string(dir.join("maps.txt")).unwrap();
+    let mut libs: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter_map(|path| path.rsplit('/').next())
+        .filter(|name| name.contains(".so"))
+        .collect();
+    libs.sort_unstable();
+    libs.dedup();
+    assert!(
+        libs.iter().any(|l| l.starts_with("libc.so")),
+        "the map is the agent's: {maps}"
+    );
+    let extra: Vec<&&str> = libs
+        .iter()
+        .filter(|l| {
+            !["libc.so", "libgcc_s.so", "ld-linux"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "libraries beyond libc and libgcc_s: {extra:?}"
+    );
+}
+
 #[test]
 fn watch_a_missing_or_impossible_pid_is_a_clear_error() {
     let dir = temp_dir("watch-missing");

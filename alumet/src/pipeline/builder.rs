@@ -13,6 +13,7 @@ use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{run_async, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
+use super::runtime::AsyncRuntime;
 use super::selector::ElementName;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
@@ -179,13 +180,7 @@ fn launch(
             .iter()
             .any(|(_, kind, _)| matches!(kind, OutputKind::Async(_)));
     let runtime = if needs_runtime {
-        Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("alumet-rt")
-                .enable_all()
-                .build()?,
-        )
+        Some(AsyncRuntime::start()?)
     } else {
         None
     };
@@ -323,7 +318,7 @@ pub struct RunningPipeline {
     plugins: Vec<Box<dyn AnyPlugin>>,
     unavailable: Vec<(String, Unavailable)>,
     metrics: Arc<MetricRegistry>,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<AsyncRuntime>,
     autonomous: Vec<AutonomousTask>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     workers_done: std::sync::mpsc::Receiver<()>,
@@ -368,7 +363,7 @@ impl RunningPipeline {
 
     /// The pipeline's async runtime, to spawn tasks that work with it.
     pub fn runtime(&self) -> Option<&tokio::runtime::Handle> {
-        self.runtime.as_ref().map(|r| r.handle())
+        self.runtime.as_ref().map(AsyncRuntime::handle)
     }
 
     /// Blocks until [`PipelineControl::request_shutdown`] is called or `timeout` passes;

@@ -33,6 +33,7 @@ mod dispatch;
 mod element;
 mod output;
 mod ratelimit;
+mod runtime;
 mod selector;
 mod slot;
 mod sources;
