@@ -74,6 +74,79 @@ fn exit_codes_follow_the_shell_conventions() {
     }
 }
 
+/// Writes an executable file `name` in `dir` with `content`.
+fn executable(dir: &Path, name: &str, content: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// [`exec`] with `dir` first on PATH.
+fn exec_on_path(dir: &Path, args: &[&str]) -> (i32, String) {
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let mut cmd = agent(dir);
+    cmd.env("PATH", path)
+        .args(["--no-default-config", "exec", "--"])
+        .args(args);
+    run_to_exit(cmd)
+}
+
+#[test]
+fn a_script_without_a_shebang_runs_with_sh_as_execvp_runs_it() {
+    let dir = temp_dir("exec-no-shebang");
+    executable(&dir, "job", b"echo \"ran with $1\" > ran.txt\nexit 7\n");
+    let (code, stderr) = exec(&dir, &["./job", "arg1"]);
+    assert_eq!(code, 7, "{stderr}");
+    assert!(stderr.contains("wall time"), "{stderr}");
+    let ran = std::fs::read_to_string(dir.join("ran.txt")).unwrap();
+    assert_eq!(ran, "ran with arg1\n");
+    // Found on PATH, too.
+    std::fs::remove_file(dir.join("ran.txt")).unwrap();
+    let (code, stderr) = exec_on_path(&dir, &["job", "arg2"]);
+    assert_eq!(code, 7, "{stderr}");
+    let ran = std::fs::read_to_string(dir.join("ran.txt")).unwrap();
+    assert_eq!(ran, "ran with arg2\n");
+}
+
+#[test]
+fn files_that_cannot_run_say_why() {
+    let dir = temp_dir("exec-cannot-run");
+    executable(
+        &dir,
+        "bad-interp",
+        b"#!/surely/not/an/interpreter -x\necho no\n",
+    );
+    // An ELF header for another machine (AArch64), then zeros: not for a shell either.
+    let mut foreign =
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00".to_vec();
+    foreign.resize(256, 0);
+    executable(&dir, "foreign", &foreign);
+    std::fs::create_dir(dir.join("a-dir")).unwrap();
+    let cases: [(&str, i32, &str); 3] = [
+        (
+            "./bad-interp",
+            127,
+            "its interpreter `/surely/not/an/interpreter` (its #! line) was not found",
+        ),
+        ("./foreign", 126, "a binary for another architecture"),
+        ("./a-dir", 126, "it is a directory"),
+    ];
+    for (program, want, message) in cases {
+        let (code, stderr) = exec(&dir, &[program]);
+        assert_eq!(code, want, "{program}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{program}: {message:?} not in {stderr}"
+        );
+    }
+    // Found on PATH, the script is there: not "command not found".
+    let (code, stderr) = exec_on_path(&dir, &["bad-interp"]);
+    assert_eq!(code, 127, "{stderr}");
+    assert!(stderr.contains("its interpreter `/surely"), "{stderr}");
+}
+
 #[test]
 fn sigterm_is_forwarded_to_the_command_and_the_summary_printed() {
     let dir = temp_dir("exec-sigterm");

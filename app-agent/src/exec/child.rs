@@ -1,7 +1,7 @@
 //! Spawning the measured command, waiting for it with its resource usage, and the exit
 //! code conventions of shells (126, 127, 128+N).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,20 +37,77 @@ pub struct Ended {
 }
 
 /// Starts the command with inherited standard streams.
+///
+/// A file that is executable but neither a binary nor a `#!` script (ENOEXEC) is run with
+/// `/bin/sh`, as `execvp(3)` and shells do (std spawns with `posix_spawnp`, which does not).
 pub fn spawn(program: &OsString, args: &[OsString]) -> Result<u32, SpawnError> {
+    match start(program.as_os_str(), args) {
+        Ok(pid) => Ok(pid),
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            let script = on_path(program).unwrap_or_else(|| PathBuf::from(program));
+            // As bash: a binary (a NUL byte in its first 80) is not given to a shell.
+            if head(&script, 80).is_some_and(|h| h.contains(&0)) {
+                return Err(spawn_error(program, &e));
+            }
+            let sh_args: Vec<OsString> = std::iter::once(script.into_os_string())
+                .chain(args.iter().cloned())
+                .collect();
+            let sh = OsString::from("/bin/sh");
+            start(&sh, &sh_args).map_err(|e| spawn_error(&sh, &e))
+        }
+        Err(e) => Err(spawn_error(program, &e)),
+    }
+}
+
+fn start(program: &OsStr, args: &[OsString]) -> io::Result<u32> {
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| spawn_error(program, &e))?;
+        .spawn()?;
     // The child is reaped by `wait` (wait4), not by std: dropping the handle does not wait.
     Ok(child.id())
 }
 
-fn spawn_error(program: &OsString, e: &io::Error) -> SpawnError {
+/// The file that running `program` executes: itself when it names a path, else the first
+/// executable regular file of that name on PATH (an empty entry is the current directory).
+fn on_path(program: &OsStr) -> Option<PathBuf> {
+    if program.as_encoded_bytes().contains(&b'/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable_file(candidate))
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn spawn_error(program: &OsStr, e: &io::Error) -> SpawnError {
     let name = program.to_string_lossy();
+    let path = Path::new(program);
+    let file = on_path(program).filter(|f| f.is_file());
+    if let (io::ErrorKind::NotFound, Some(file)) = (e.kind(), &file) {
+        // The file is there: what is missing is what the kernel runs it with.
+        let message = match interpreter(file) {
+            Some(interp) => format!(
+                "cannot execute `{name}`: its interpreter `{interp}` (its #! line) was not found"
+            ),
+            None => format!(
+                "cannot execute `{name}`: the dynamic loader it names was not found (a binary \
+                 built for another system?)"
+            ),
+        };
+        // As shells: the command is there but cannot be found whole.
+        return SpawnError {
+            code: NOT_FOUND,
+            message,
+        };
+    }
     if e.kind() == io::ErrorKind::NotFound {
         let hint =
             closest_on_path(&name).map_or_else(String::new, |c| format!(" Did you mean `{c}`?"));
@@ -59,10 +116,37 @@ fn spawn_error(program: &OsString, e: &io::Error) -> SpawnError {
             message: format!("command not found: `{name}`.{hint}"),
         };
     }
+    let hint = if path.is_dir() {
+        "it is a directory"
+    } else if e.raw_os_error() == Some(libc::ENOEXEC) {
+        "a binary for another architecture or system?"
+    } else {
+        "check that it is an executable file, with the x permission"
+    };
     SpawnError {
         code: NOT_EXECUTABLE,
-        message: format!("cannot execute `{name}`: {e} (check that it is an executable file, with the x permission)"),
+        message: format!("cannot execute `{name}`: {e} ({hint})"),
     }
+}
+
+/// The interpreter named by the `#!` line of `path`, if it has one.
+fn interpreter(path: &Path) -> Option<String> {
+    let head = head(path, 256)?;
+    let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+    let interp = String::from_utf8_lossy(line);
+    interp.split_whitespace().next().map(str::to_owned)
+}
+
+/// The first bytes of the file at `path` (up to `len`).
+fn head(path: &Path, len: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(len)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
 }
 
 /// The executable on PATH whose name is closest to `name`, for a typo.
