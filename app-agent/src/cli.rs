@@ -96,7 +96,6 @@ pub struct ExecArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "PROGRAM [ARGS]..."
     )]
     pub command: Vec<std::ffi::OsString>,

@@ -47,8 +47,21 @@ fn exec(dir: &Path, args: &[&str]) -> (i32, String) {
 #[test]
 fn exit_codes_follow_the_shell_conventions() {
     let dir = temp_dir("exec-codes");
-    let cases: [(&[&str], i32, &str); 7] = [
+    let cases: [(&[&str], i32, &str); 10] = [
         (&["true"], 0, "wall time"),
+        // An agent option misspelt is a usage error (as perf stat), not a command to run;
+        // options glued to their value work; a program starting with `-` needs `--`.
+        (
+            &["--no-sumary", "--", "true"],
+            2,
+            "a similar argument exists: '--no-summary'",
+        ),
+        (&["-r2", "true"], 0, "(2 runs)"),
+        (
+            &["--", "-not-an-option"],
+            127,
+            "command not found: `-not-an-option`",
+        ),
         (&["sh", "-c", "exit 3"], 3, "wall time"),
         (&["sh", "-c", "kill -KILL $$"], 128 + 9, "wall time"),
         (
