@@ -170,6 +170,8 @@ pub(super) struct Run {
     pub(super) window: Window,
 }
 
+const KIB_PER_MIB: f64 = 1024.0;
+
 /// The summary's figures, each with one value per run.
 pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
     let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
@@ -202,16 +204,17 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
         let own = own_max_rss_kb();
         let name = if runs.iter().any(|r| ended(r).max_rss_kb <= own) {
             format!(
-                "peak resident memory (at most: the agent's own {:.1} MB is charged to the child)",
-                own as f64 / 1024.0
+                "peak resident memory (at most: the agent's own {:.1} MiB is charged to the child)",
+                own as f64 / KIB_PER_MIB
             )
         } else {
             "peak resident memory".to_owned()
         };
         figures.push(Figure::new(
             name,
-            "MB",
-            per_run(&|r| ended(r).max_rss_kb as f64 / 1024.0),
+            "MiB",
+            // ru_maxrss counts KiB.
+            per_run(&|r| ended(r).max_rss_kb as f64 / KIB_PER_MIB),
         ));
     } else {
         for kind in ["user", "system"] {
@@ -223,8 +226,8 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
         }
         figures.push(Figure::new(
             "peak resident memory (procfs)",
-            "MB",
-            per_run(&|r| r.window.max_resident / 1e6),
+            "MiB",
+            per_run(&|r| r.window.max_resident / (KIB_PER_MIB * 1024.0)),
         ));
     }
     let mut labels: BTreeMap<&str, ()> = BTreeMap::new();
@@ -285,6 +288,35 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).expect("links");
         drop(SummaryFile::create(&link).expect("creates through the link"));
         assert!(link.is_symlink() && target.exists());
+    }
+
+    #[test]
+    fn memory_is_in_mib_from_the_kib_of_rusage_and_the_bytes_of_procfs() {
+        let ended = Ended {
+            code: 0,
+            user: Duration::ZERO,
+            system: Duration::ZERO,
+            // 200 MiB, above the agent's own size.
+            max_rss_kb: 204_800,
+        };
+        let run = |ended, max_resident| Run {
+            wall: Duration::from_secs(1),
+            ended,
+            window: Window {
+                max_resident,
+                ..Window::default()
+            },
+        };
+        let memory = |figures: Vec<Figure>| {
+            let f = figures
+                .into_iter()
+                .find(|f| f.name.starts_with("peak resident"));
+            f.map(|f| (f.unit, f.mean)).expect("a memory figure")
+        };
+        let command = memory(figures(&[run(Some(ended), 0.0)]));
+        assert_eq!(command, ("MiB".to_owned(), 200.0));
+        let watched = memory(figures(&[run(None, 3.0 * 1024.0 * 1024.0)]));
+        assert_eq!(watched, ("MiB".to_owned(), 3.0));
     }
 
     #[test]
