@@ -485,6 +485,54 @@ fn a_command_that_cannot_start_leaves_no_summary_file() {
         !dir.join("s.json").exists(),
         "an empty summary file is left"
     );
+    // A summary from before is kept, as it was.
+    std::fs::write(dir.join("s.json"), "{\"old\": 1}\n").unwrap();
+    let (code, stderr) = exec(&dir, &args);
+    assert_eq!(code, 127, "{stderr}");
+    let kept = std::fs::read_to_string(dir.join("s.json")).unwrap();
+    assert_eq!(kept, "{\"old\": 1}\n");
+    // And replaced by a run that ends.
+    let (code, stderr) = exec(&dir, &["--summary-json", "s.json", "--", "true"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(summary_json(&dir)["figures"].is_array());
+}
+
+#[test]
+fn the_summary_file_is_never_written_over_measured_data() {
+    let dir = temp_dir("exec-summary-over-csv");
+    // The CSV of an earlier run, then the same path given as the summary file.
+    let (code, stderr) = exec(&dir, &["true"]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert!(before.starts_with("metric;"), "{before}");
+    let (code, stderr) = exec(&dir, &["--summary-json", "out.csv", "--", "true"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("holds something else than a JSON summary"),
+        "{stderr}"
+    );
+    let after = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert_eq!(after, before, "the CSV must be left as it was");
+    // A new file that the CSV output also writes: found at the end, left to the CSV.
+    let args = [
+        "--output-file",
+        "new.csv",
+        "exec",
+        "--summary-json",
+        "new.csv",
+    ];
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.arg("--no-default-config")
+        .args(args)
+        .args(["--", "true"]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("written by someone else"), "{stderr}");
+    assert!(stderr.contains("wall time"), "the text summary: {stderr}");
+    let csv = std::fs::read_to_string(dir.join("new.csv")).unwrap();
+    assert!(csv.starts_with("metric;") && !csv.contains('{'), "{csv}");
+    assert!(csv.lines().count() > 1, "the run's points: {csv}");
 }
 
 #[test]

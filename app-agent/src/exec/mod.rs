@@ -220,10 +220,13 @@ fn create_summary_file(opts: &ExecOptions) -> anyhow::Result<Option<SummaryFile<
     let Some(path) = &opts.summary_json else {
         return Ok(None);
     };
-    let file = SummaryFile::create(path).with_context(|| {
-        format!(
-            "cannot create the summary file {} (--summary-json): give a path in an \
-             existing, writable directory",
+    let file = SummaryFile::create(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::InvalidData => "",
+            _ => ": give a path in an existing, writable directory",
+        };
+        anyhow::anyhow!(
+            "cannot create the summary file {} (--summary-json): {e}{hint}",
             path.display()
         )
     })?;

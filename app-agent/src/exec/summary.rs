@@ -66,23 +66,52 @@ pub struct Summary {
     pub points_written: BTreeMap<String, u64>,
 }
 
-/// The `--summary-json` file, created before the run (as `perf stat -o` does, so that a
-/// path that cannot be written fails before a long command, not after it). Removed if
-/// the agent ends without writing it in full: no empty or cut JSON file is left. Only the
-/// regular file it created is removed, never what the path names otherwise (a device such
-/// as `/dev/full`, a link such as `/dev/stdout`).
+/// The `--summary-json` file, opened before the run (as `perf stat -o` does, so that a
+/// path that cannot be written fails before a long command, not after it), and replaced
+/// with the summary at the end. A file that was already there is left untouched until
+/// then, and kept when the agent ends without a summary; one it created is removed (no
+/// empty or cut JSON file is left), and so is one it cut short. Only a regular file is
+/// ever removed, never what the path names otherwise (a device such as `/dev/full`, a
+/// link such as `/dev/stdout`). A file that grew during the run has another writer (the
+/// same file as `--output-file`, say): the summary is not written over it.
 pub struct SummaryFile<'a> {
     path: &'a std::path::Path,
     file: std::fs::File,
+    /// The file's length when opened: another writer changes it.
+    len_at_open: u64,
+    /// Whether it may be removed when not written in full: created, or cut, by us.
+    ours: bool,
     written: bool,
 }
 
 impl<'a> SummaryFile<'a> {
-    /// Creates (or truncates) the file.
+    /// Opens the file, creating it if needed (without cutting an existing one).
     pub fn create(path: &'a std::path::Path) -> std::io::Result<Self> {
+        let (file, created) = match std::fs::File::create_new(path) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !holds_json_or_nothing(path) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "it exists and holds something else than a JSON summary (a CSV \
+                         output?): not overwritten; give another path, or remove it first",
+                    ));
+                }
+                // A link to a missing file: its target is created (and never removed).
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)?;
+                (file, false)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(SummaryFile {
             path,
-            file: std::fs::File::create(path)?,
+            len_at_open: file.metadata()?.len(),
+            file,
+            ours: created,
             written: false,
         })
     }
@@ -92,9 +121,23 @@ impl<'a> SummaryFile<'a> {
         self.path
     }
 
-    /// Writes `summary` as JSON.
+    /// Writes `summary` as JSON, in place of what the file held.
     pub fn write(mut self, summary: &Summary) -> std::io::Result<()> {
         use std::io::Write;
+        let meta = self.file.metadata()?;
+        if meta.is_file() {
+            if meta.len() != self.len_at_open {
+                // Not ours to cut: it is not removed either.
+                self.ours = false;
+                return Err(std::io::Error::other(
+                    "the file was written by someone else during the run (is it also an \
+                     output's file, such as --output-file?): the summary is not written over \
+                     it; give --summary-json another path",
+                ));
+            }
+            self.ours = true;
+            self.file.set_len(0)?;
+        }
         serde_json::to_writer_pretty(&mut self.file, summary).map_err(std::io::Error::from)?;
         self.file.write_all(b"\n")?;
         self.written = true;
@@ -102,17 +145,33 @@ impl<'a> SummaryFile<'a> {
     }
 }
 
+/// Whether the file at `path` is empty, starts with a JSON object, or is not a regular
+/// file (a device, a pipe: written, never cut nor removed).
+fn holds_json_or_nothing(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return true;
+    }
+    let mut head = Vec::new();
+    let _ = std::fs::File::open(path).and_then(|f| f.take(64).read_to_end(&mut head));
+    match head.iter().find(|b| !b.is_ascii_whitespace()) {
+        // Empty, or unreadable (then the check of its length at the end still holds).
+        None => true,
+        Some(&first) => first == b'{',
+    }
+}
+
 impl Drop for SummaryFile<'_> {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt;
-        if self.written {
+        if self.written || !self.ours {
             return;
         }
-        let (Ok(named), Ok(ours)) = (std::fs::symlink_metadata(self.path), self.file.metadata())
+        let (Ok(named), Ok(opened)) = (std::fs::symlink_metadata(self.path), self.file.metadata())
         else {
             return;
         };
-        if named.is_file() && (named.dev(), named.ino()) == (ours.dev(), ours.ino()) {
+        if named.is_file() && (named.dev(), named.ino()) == (opened.dev(), opened.ino()) {
             let _ = std::fs::remove_file(self.path);
         }
     }
