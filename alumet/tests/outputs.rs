@@ -360,6 +360,63 @@ fn an_inline_output_that_never_waits_gets_no_thread_and_is_finished_at_shutdown(
     assert_eq!(events[1], "finish");
     let stats = output_stats(&report, "lz");
     assert_eq!(stats.written_points, 2);
+    assert!(!stats.finish_failed);
+}
+
+/// An output whose writes succeed and whose final write fails (`Err`) or panics, like a
+/// buffered file on a full disk.
+struct FailingFinish {
+    panics: bool,
+}
+
+impl Output for FailingFinish {
+    fn write(&mut self, _: &MeasurementBuffer, _: &OutputContext) -> Result<(), ElementError> {
+        Ok(())
+    }
+    fn finish(&mut self, _: &OutputContext) -> Result<(), ElementError> {
+        assert!(!self.panics, "the final write panics");
+        Err(ElementError::fatal(anyhow::anyhow!("disk full")))
+    }
+}
+
+#[test]
+fn a_final_write_that_fails_or_panics_is_in_the_output_statistics() {
+    for panics in [false, true] {
+        let run = with_inline_output("ff", FailingFinish { panics }, 2, None);
+        assert_eq!(run.trigger("p/src"), 1);
+        let (report, _) = run.shutdown();
+        let stats = output_stats(&report, "ff");
+        assert_eq!(stats.written_points, 2, "panics: {panics}");
+        assert!(stats.finish_failed, "panics: {panics}");
+    }
+    // An async output too.
+    struct AsyncFailingFinish;
+    impl AsyncOutput for AsyncFailingFinish {
+        fn write<'a>(
+            &'a mut self,
+            _: &'a MeasurementBuffer,
+            _: &'a OutputContext,
+        ) -> BoxFuture<'a, Result<(), ElementError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn finish<'a>(
+            &'a mut self,
+            _: &'a OutputContext,
+        ) -> BoxFuture<'a, Result<(), ElementError>> {
+            Box::pin(async { Err(ElementError::fatal(anyhow::anyhow!("server gone"))) })
+        }
+    }
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        alumet.add_source("src", counting_source(m, 2, counter()), Trigger::manual())?;
+        alumet.add_async_output("af", AsyncFailingFinish)?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("p/src"), 1);
+    let (report, _) = run.shutdown();
+    assert!(output_stats(&report, "af").finish_failed);
 }
 
 #[test]

@@ -498,6 +498,28 @@ fn a_command_that_cannot_start_leaves_no_summary_file() {
 }
 
 #[test]
+fn an_output_that_loses_points_fails_the_agent_and_the_summary_says_so() {
+    let dir = temp_dir("exec-output-lost");
+    // Each write fails, or (force_flush off) only the final flush.
+    for extra in [
+        &[][..],
+        &["--config-override", "plugins.csv.force_flush=false"],
+    ] {
+        std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+        let mut cmd = agent(&dir);
+        cmd.args(["--no-default-config", "--output-file", "/dev/full"])
+            .args(extra)
+            .args(["exec", "--", "true"]);
+        let (code, stderr) = run_to_exit(cmd);
+        assert_eq!(code, 1, "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("by output csv/csv (incomplete: "),
+            "{extra:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn the_summary_file_is_never_written_over_measured_data() {
     let dir = temp_dir("exec-summary-over-csv");
     // The CSV of an earlier run, then the same path given as the summary file.

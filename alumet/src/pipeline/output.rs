@@ -26,6 +26,9 @@ pub struct OutputStats {
     pub failed_points: u64,
     /// Points still waiting in the queue, or being written.
     pub queued_points: u64,
+    /// The output's final write (`finish`: a flush, a last request) failed or panicked:
+    /// some of the points counted as written may not have reached their destination.
+    pub finish_failed: bool,
 }
 
 #[derive(Default)]
@@ -78,6 +81,7 @@ pub(crate) struct OutputSlot {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    finish_failed: std::sync::atomic::AtomicBool,
     /// Points of the write in progress.
     in_flight: AtomicU64,
     pub(crate) counters: Arc<Counters>,
@@ -123,6 +127,7 @@ impl OutputSlot {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            finish_failed: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             counters: Arc::default(),
         })
@@ -285,6 +290,14 @@ impl OutputSlot {
         lost
     }
 
+    fn finish_failed(&self, what: std::fmt::Arguments<'_>) {
+        self.finish_failed.store(true, Ordering::Relaxed);
+        log::error!(
+            "output {} {what}: points it reported as written may be missing",
+            self.name
+        );
+    }
+
     pub(crate) fn stats(&self) -> OutputStats {
         let queued = self.lock().points as u64 + self.in_flight.load(Ordering::Relaxed);
         OutputStats {
@@ -293,6 +306,7 @@ impl OutputSlot {
             dropped_points: self.dropped.load(Ordering::Relaxed),
             failed_points: self.failed.load(Ordering::Relaxed),
             queued_points: queued,
+            finish_failed: self.finish_failed.load(Ordering::Relaxed),
         }
     }
 
@@ -409,8 +423,8 @@ fn finish_blocking(slot: &OutputSlot) {
     let Some(out) = output.as_mut() else { return };
     match caught(|| out.finish(&slot.ctx)) {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => log::error!("output {} failed to finish: {e}", slot.name),
-        Err(panic) => log::error!("output {} panicked while finishing: {panic}", slot.name),
+        Ok(Err(e)) => slot.finish_failed(format_args!("failed to finish: {e}")),
+        Err(panic) => slot.finish_failed(format_args!("panicked while finishing: {panic}")),
     }
 }
 
@@ -434,11 +448,10 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
     let result = AssertUnwindSafe(output.finish(&ctx)).catch_unwind().await;
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => log::error!("output {} failed to finish: {e}", slot.name),
-        Err(p) => log::error!(
-            "output {} panicked while finishing: {}",
-            slot.name,
+        Ok(Err(e)) => slot.finish_failed(format_args!("failed to finish: {e}")),
+        Err(p) => slot.finish_failed(format_args!(
+            "panicked while finishing: {}",
             panic_message(&*p)
-        ),
+        )),
     }
 }

@@ -337,13 +337,19 @@ fn finish(
             .iter()
             .map(|o| (o.name.to_string(), o.written_points))
             .collect(),
+        output_failures: report
+            .outputs
+            .iter()
+            .filter_map(|o| Some((o.name.to_string(), output_failure(o)?)))
+            .collect(),
     };
     if opts.summary {
         // Not eprint!, which panics when stderr is gone (a terminal hung up): the
         // figures are also in the JSON file and the outputs.
         let _ = std::io::stderr().write_all(summary.render().as_bytes());
     }
-    let mut failed = false;
+    // Measured data that did not reach an output is the agent's failure.
+    let mut failed = !summary.output_failures.is_empty();
     if let Some(file) = summary_file {
         let path = file.path().to_owned();
         if let Err(e) = file.write(&summary) {
@@ -366,6 +372,18 @@ fn finish(
     } else {
         child_code
     })
+}
+
+/// What went wrong with an output's points, if anything.
+fn output_failure(o: &alumet::pipeline::OutputStats) -> Option<String> {
+    let failed = (o.failed_points > 0).then(|| format!("{} points failed", o.failed_points));
+    let finish = o
+        .finish_failed
+        .then(|| "its final write failed: some points may be missing".to_owned());
+    match (failed, finish) {
+        (Some(a), Some(b)) => Some(format!("{a}, {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 fn describe(target: &Target) -> String {

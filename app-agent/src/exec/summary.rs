@@ -64,6 +64,10 @@ pub struct Summary {
     pub figures: Vec<Figure>,
     /// Points written per output.
     pub points_written: BTreeMap<String, u64>,
+    /// What went wrong with an output, per output (points that failed, a final write
+    /// that failed): its data is incomplete.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_failures: BTreeMap<String, String>,
 }
 
 /// The `--summary-json` file, opened before the run (as `perf stat -o` does, so that a
@@ -206,7 +210,13 @@ impl Summary {
         if !self.points_written.is_empty() {
             out.push('\n');
             for (output, n) in &self.points_written {
-                let _ = writeln!(out, "{n:>16} points written by output {output}");
+                let _ = write!(out, "{n:>16} points written by output {output}");
+                match self.output_failures.get(output) {
+                    Some(failure) => {
+                        let _ = writeln!(out, " (incomplete: {failure})");
+                    }
+                    None => out.push('\n'),
+                }
             }
         }
         out
@@ -334,6 +344,7 @@ mod tests {
             run_exit_codes: vec![0],
             figures: vec![],
             points_written: BTreeMap::new(),
+            output_failures: BTreeMap::new(),
         };
         let written = dir.join("written.json");
         SummaryFile::create(&written)
@@ -394,7 +405,8 @@ mod tests {
             exit_code: 0,
             run_exit_codes: vec![0, 0],
             figures: vec![Figure::new("wall time", "s", vec![1.0, 3.0])],
-            points_written: BTreeMap::from([("csv/csv".to_owned(), 12)]),
+            points_written: BTreeMap::from([("csv/csv".to_owned(), 12), ("x/y".to_owned(), 3)]),
+            output_failures: BTreeMap::from([("x/y".to_owned(), "2 points failed".to_owned())]),
         };
         let text = s.render();
         assert!(text.contains("'true' (2 runs)"), "{text}");
@@ -403,7 +415,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("12 points written by output csv/csv"),
+            text.contains("12 points written by output csv/csv\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 points written by output x/y (incomplete: 2 points failed)\n"),
             "{text}"
         );
     }
