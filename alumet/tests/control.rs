@@ -294,6 +294,49 @@ fn sources_added_while_running_and_by_event_handlers() {
     assert!(points.len() as u64 >= 1 + get(&periodic) - 1);
 }
 
+#[test]
+fn a_removed_source_is_flushed_then_gone_with_its_statistics_and_its_name_is_free() {
+    let (tick, m1, m2) = (counter(), counter(), counter());
+    let run = start(tick.clone(), m1, m2);
+    let control = run.control();
+    // Polled every millisecond but flushed every hour: removal flushes what it holds.
+    let m = run.metric::<u64>("value").unwrap();
+    let buffered = counter();
+    let trigger = Trigger::every(Duration::from_millis(1)).flush_every(Duration::from_secs(3600));
+    let source = counting_source(m, 4, buffered.clone());
+    control
+        .add_source("p", "buffered", Box::new(source), trigger)
+        .unwrap();
+    wait_until("3 polls of p/buffered", || get(&buffered) >= 3);
+    assert_eq!(control.remove_source("p/m*"), 2);
+    assert_eq!(control.remove_source("p/buffered"), 1);
+    assert_eq!(control.remove_source("p/buffered"), 0);
+    assert_eq!(run.trigger("p/m*"), 0);
+    assert_eq!(run.trigger("p/buffered"), 0);
+    let names: Vec<String> = (control.sources().iter())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(names, ["p/tick"]);
+    let stats = control.element_stats();
+    assert!(
+        !stats.iter().any(|s| s.name.element.starts_with('m')),
+        "{stats:?}"
+    );
+    // The name can be used again.
+    let again = counting_source(m, 1, counter());
+    control
+        .add_source("p", "m1", Box::new(again), Trigger::manual())
+        .unwrap();
+    let (_, points) = run.shutdown();
+    // One point per tick, 4 per poll of p/buffered: none of them lost.
+    let expected = get(&tick) + 4 * get(&buffered);
+    assert_eq!(
+        points.len() as u64,
+        expected,
+        "the buffered points are delivered"
+    );
+}
+
 fn counting_source_dummy() -> impl Source {
     |_acc: &mut MeasurementAccumulator, _t: Timestamp| Ok(())
 }

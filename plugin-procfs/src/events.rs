@@ -1,6 +1,6 @@
 //! The `"event"` strategy: a source per process announced by the agent (exec and watch
-//! modes), added when `ConsumerStarted` arrives and given a final poll, then paused, when
-//! `ConsumerEnded` arrives.
+//! modes), added when `ConsumerStarted` arrives, and given a final poll then removed when
+//! `ConsumerEnded` arrives (`exec -r 4000` adds and removes 4000 of them).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,7 +111,7 @@ impl EventHandler {
         drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
     }
 
-    /// Polls the process's source one last time, on this thread, then pauses it.
+    /// Polls the process's source one last time, on this thread, then removes it.
     ///
     /// Polling here is safe because events are emitted from the agent's own threads (exec
     /// mode's main thread), never from a source's `poll`, which must not use the
@@ -123,7 +123,7 @@ impl EventHandler {
         let selector = format!("{}/{name}", self.plugin);
         ended.store(true, Ordering::Release);
         control.poll_now(selector.as_str());
-        control.pause(selector.as_str());
+        control.remove_source(selector.as_str());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (String, Arc<AtomicBool>)>> {

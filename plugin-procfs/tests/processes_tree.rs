@@ -198,16 +198,22 @@ fn event_strategy_measures_the_announced_process_and_its_descendants() {
     sync_tree(&fixture("events/poll2"), root.path());
     assert_eq!(run.trigger("procfs/*"), 1);
     sync_tree(&fixture("events/poll3"), root.path());
-    // The final poll happens inside the handler; then the source is paused.
+    // Named after the pid and its start time.
+    let sources: Vec<String> = (control.sources().iter())
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(sources, ["procfs/process-200-99950"]);
+    // The final poll happens inside the handler; then the source is removed (not merely
+    // paused: `exec -r N` would pile them up).
     control.emit(&Event::ConsumerEnded(ResourceConsumer::Process {
         pid: 200,
     }));
     assert_eq!(run.trigger("procfs/*"), 0);
-    let sources: Vec<(String, bool)> = (control.sources().iter())
-        .map(|(name, active)| (name.to_string(), *active))
-        .collect();
-    // Named after the pid and its start time; paused.
-    assert_eq!(sources, [("procfs/process-200-99950".to_owned(), false)]);
+    assert!(control.sources().is_empty(), "{:?}", control.sources());
+    assert!(
+        !(control.element_stats().iter()).any(|s| s.name.to_string().contains("process-200")),
+        "its statistics go with it"
+    );
     let (_report, points) = run.shutdown();
 
     let sums = cpu_sums(&points, metric);

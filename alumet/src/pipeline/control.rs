@@ -117,6 +117,27 @@ impl PipelineControl {
         self.for_each_source(&selector.into(), slot::pause)
     }
 
+    /// Removes the matching sources, after a flush of what they buffered: for a source
+    /// whose work is done (one process's, once it has ended), which, unlike a paused one,
+    /// then costs nothing (no memory, no place in every poll and every selector match).
+    /// Its statistics go with it. Returns how many were removed.
+    pub fn remove_source(&self, selector: impl Into<Selector>) -> usize {
+        let selector = selector.into();
+        let removed: Vec<ElementName> = self
+            .inner
+            .groups()
+            .iter()
+            .flat_map(|g| g.remove_matching(&selector, &self.inner.dispatcher))
+            .collect();
+        if !removed.is_empty() {
+            let mut stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.retain(|(name, kind, _)| {
+                !(matches!(kind, ElementKind::Source) && removed.contains(name))
+            });
+        }
+        removed.len()
+    }
+
     /// Resumes the matching sources; the next poll comes one interval from now.
     pub fn resume(&self, selector: impl Into<Selector>) -> usize {
         self.for_each_source(&selector.into(), slot::resume)

@@ -160,6 +160,29 @@ impl SourceGroup {
         n
     }
 
+    /// Removes the slots matching `selector`, after a flush of what they buffered;
+    /// returns their names.
+    pub(crate) fn remove_matching(
+        &self,
+        selector: &Selector,
+        dispatcher: &Dispatcher,
+    ) -> Vec<ElementName> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let mut removed = Vec::new();
+        state.slots.retain_mut(|slot| {
+            if !selector.matches(&slot.name) {
+                return true;
+            }
+            slot.flush(dispatcher, now);
+            removed.push(slot.name.clone());
+            false
+        });
+        drop(state);
+        self.shared.cv.notify_one();
+        removed
+    }
+
     /// The state shared with the group's thread (to poll its sources from another thread).
     pub(crate) fn shared(&self) -> Arc<GroupShared> {
         Arc::clone(&self.shared)
