@@ -49,8 +49,15 @@ fn standard_fds_open() {
 }
 
 fn agent_main() -> u8 {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // exec and watch print their summary after the command's own output, as perf stat
+    // does: no informational lines among the command's (RUST_LOG=info shows them).
+    let default_level = match cli.command {
+        Some(Command::Exec(_) | Command::Watch { .. }) => "warn",
+        _ => "info",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -498,6 +498,37 @@ fn a_command_that_cannot_start_leaves_no_summary_file() {
 }
 
 #[test]
+fn by_default_only_the_summary_follows_the_commands_output() {
+    let dir = temp_dir("exec-quiet");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.env_remove("RUST_LOG").args([
+        "--no-default-config",
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo own >&2",
+    ]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.starts_with("own\n"), "{stderr}");
+    assert!(!stderr.contains(" INFO "), "{stderr}");
+    assert!(stderr.contains("wall time"), "{stderr}");
+    // Errors still show.
+    let mut cmd = agent(&dir);
+    cmd.env_remove("RUST_LOG").args([
+        "--no-default-config",
+        "exec",
+        "--",
+        "surely-not-a-command-xyz",
+    ]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 127);
+    assert!(stderr.contains("command not found"), "{stderr}");
+}
+
+#[test]
 fn an_output_that_loses_points_fails_the_agent_and_the_summary_says_so() {
     let dir = temp_dir("exec-output-lost");
     // Each write fails, or (force_flush off) only the final flush.
