@@ -164,19 +164,24 @@ fn files_that_cannot_run_say_why() {
 fn sigterm_is_forwarded_to_the_command_and_the_summary_printed() {
     let dir = temp_dir("exec-sigterm");
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-    let mut cmd = agent(&dir);
-    cmd.args(["--no-default-config", "exec", "--", "sleep", "30"]);
-    let mut running = Running::spawn(cmd);
-    running.wait_for_log("running plugins");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    running.signal(libc::SIGTERM);
-    let (status, stderr) = running.wait();
-    assert_eq!(status.code(), Some(143), "{stderr}");
-    assert!(stderr.contains("measurements for 'sleep 30'"), "{stderr}");
-    assert!(
-        stderr.contains("signal 15 received: forwarded it to pid"),
-        "{stderr}"
-    );
+    // With --ignore-exit-code too: a measurement cut short is not a success.
+    for ignore in [&[][..], &["--ignore-exit-code"]] {
+        let mut cmd = agent(&dir);
+        cmd.args(["--no-default-config", "exec"])
+            .args(ignore)
+            .args(["--", "sleep", "30"]);
+        let mut running = Running::spawn(cmd);
+        running.wait_for_log("running plugins");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        running.signal(libc::SIGTERM);
+        let (status, stderr) = running.wait();
+        assert_eq!(status.code(), Some(143), "{ignore:?}: {stderr}");
+        assert!(stderr.contains("measurements for 'sleep 30'"), "{stderr}");
+        assert!(
+            stderr.contains("signal 15 received: forwarded it to pid"),
+            "{stderr}"
+        );
+    }
 }
 
 /// Counts, at the C level (one byte per delivery, through Python's wakeup fd, so two

@@ -166,7 +166,16 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         &mut runs,
         code,
     )?;
-    Ok(codes.agent(finished, opts.ignore_exit_code))
+    let code = codes.agent(finished, opts.ignore_exit_code);
+    // --ignore-exit-code concerns the command's own codes: a measurement stopped by a
+    // signal to the agent (a timeout, Ctrl-C) is not reported as a success. (A watch
+    // ends on a signal by design: exit 0.)
+    Ok(match (signals::received(), &opts.target) {
+        (Some(signal), Target::Command { .. }) if code == 0 && opts.ignore_exit_code => {
+            128 + signal
+        }
+        _ => code,
+    })
 }
 
 /// The exit codes of the runs of `-r N`.
