@@ -736,6 +736,38 @@ fn watch_a_missing_or_impossible_pid_is_a_clear_error() {
     assert!(stderr.contains("is the agent itself"), "{stderr}");
 }
 
+#[test]
+fn watch_of_a_process_that_has_already_exited_is_a_clear_error() {
+    let dir = temp_dir("watch-zombie");
+    // Our child, never reaped: a zombie once it has exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    wait_until_zombie(&stat);
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut cmd = agent(&dir);
+    let pid = child.id().to_string();
+    cmd.args(["--no-default-config", "watch", &pid]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("has already exited (a zombie"), "{stderr}");
+    child.wait().unwrap();
+}
+
+fn wait_until_zombie(stat: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(stat).unwrap();
+        if text[text.rfind(')').unwrap() + 1..]
+            .trim_start()
+            .starts_with('Z')
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never exited: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// A `sleep SECONDS` started by the test (not by the agent), and the agent command that
 /// watches it.
 fn watch_a_sleep(dir: &Path, seconds: &str) -> (std::process::Child, std::process::Command) {

@@ -258,6 +258,13 @@ impl Watched {
         Ok(watched)
     }
 
+    /// Whether the process had already exited when identified: a zombie, not yet reaped
+    /// by its parent (state `Z`).
+    pub fn is_zombie(&self) -> bool {
+        let after = self.start.rfind(')').map(|i| &self.start[i + 1..]);
+        after.and_then(|a| a.split_whitespace().next()) == Some("Z")
+    }
+
     /// Whether `<pid>/stat` still shows the process that was identified.
     fn same(&self) -> bool {
         std::fs::read_to_string(&self.stat)

@@ -216,12 +216,18 @@ fn watch(pid: u32, opts: &ExecOptions) -> anyhow::Result<child::Watched> {
         "pid {pid} is the agent itself, which would wait for its own end: give the pid of \
          the process to measure"
     );
-    child::Watched::open(pid, &opts.proc_root).map_err(|e| match e.kind() {
+    let watched = child::Watched::open(pid, &opts.proc_root).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             anyhow::anyhow!("no process with pid {pid}: check the pid (`ps -p {pid}`)")
         }
         _ => anyhow::anyhow!("watching pid {pid}: {e}"),
-    })
+    })?;
+    anyhow::ensure!(
+        !watched.is_zombie(),
+        "pid {pid} has already exited (a zombie that its parent has not reaped yet): there is \
+         nothing left to measure"
+    );
+    Ok(watched)
 }
 
 /// Creates the `--summary-json` file, if any, before anything runs.
