@@ -23,6 +23,9 @@ pub struct Figure {
     pub mean: f64,
     /// Sample standard deviation over the runs (0 for one run).
     pub stddev: f64,
+    /// A caveat on the values, shown after the name (the name stays a stable key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Figure {
@@ -45,6 +48,7 @@ impl Figure {
             values,
             mean,
             stddev,
+            note: None,
         }
     }
 }
@@ -201,10 +205,13 @@ impl Summary {
             };
             let _ = writeln!(
                 out,
-                "{:>16} {:<3} {}{spread}",
+                "{:>16} {:<3} {}{}{spread}",
                 format_value(f.mean),
                 f.unit,
-                f.name
+                f.name,
+                f.note
+                    .as_ref()
+                    .map_or_else(String::new, |n| format!(" ({n})"))
             );
         }
         if !self.points_written.is_empty() {
@@ -271,20 +278,19 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
         // The kernel charges the agent's own pages to a child that was forked from it and
         // has not grown past them: below that level the figure is only an upper bound.
         let own = own_max_rss_kb();
-        let name = if runs.iter().any(|r| ended(r).max_rss_kb <= own) {
-            format!(
-                "peak resident memory (at most: the agent's own {:.1} MiB is charged to the child)",
-                own as f64 / KIB_PER_MIB
-            )
-        } else {
-            "peak resident memory".to_owned()
-        };
-        figures.push(Figure::new(
-            name,
+        let mut memory = Figure::new(
+            "peak resident memory",
             "MiB",
             // ru_maxrss counts KiB.
             per_run(&|r| ended(r).max_rss_kb as f64 / KIB_PER_MIB),
-        ));
+        );
+        if runs.iter().any(|r| ended(r).max_rss_kb <= own) {
+            memory.note = Some(format!(
+                "at most: the agent's own {:.1} MiB is charged to the child",
+                own as f64 / KIB_PER_MIB
+            ));
+        }
+        figures.push(memory);
     } else {
         for kind in ["user", "system"] {
             figures.push(Figure::new(
@@ -387,6 +393,18 @@ mod tests {
         assert_eq!(command, ("MiB".to_owned(), 200.0));
         let watched = memory(figures(&[run(None, 3.0 * 1024.0 * 1024.0)]));
         assert_eq!(watched, ("MiB".to_owned(), 3.0));
+        // Below the agent's own size, a caveat: in the note, the name stays a stable key.
+        let small = Ended {
+            max_rss_kb: 1,
+            ..ended
+        };
+        let figures = figures(&[run(Some(small), 0.0)]);
+        let f = figures.iter().find(|f| f.unit == "MiB").expect("memory");
+        assert_eq!(f.name, "peak resident memory");
+        assert!(
+            f.note.as_ref().is_some_and(|n| n.starts_with("at most")),
+            "{f:?}"
+        );
     }
 
     #[test]
