@@ -20,6 +20,8 @@ pub(crate) struct AsyncRuntime {
     /// Tells the driving thread to return (dropped: the same).
     stop: Option<oneshot::Sender<()>>,
     driver: Option<JoinHandle<()>>,
+    /// Disconnects when the driving thread returns.
+    driver_done: std::sync::mpsc::Receiver<()>,
 }
 
 impl AsyncRuntime {
@@ -33,10 +35,12 @@ impl AsyncRuntime {
                 .build()?,
         );
         let (stop, stopped) = oneshot::channel::<()>();
+        let (done, driver_done) = std::sync::mpsc::channel::<()>();
         let driven = Arc::clone(&runtime);
         let driver = std::thread::Builder::new()
             .name("alumet-rt".into())
             .spawn(move || {
+                let _done = done;
                 // Runs the spawned tasks until told to stop.
                 let _ = driven.block_on(stopped);
             })?;
@@ -44,6 +48,7 @@ impl AsyncRuntime {
             runtime,
             stop: Some(stop),
             driver: Some(driver),
+            driver_done,
         })
     }
 
@@ -67,10 +72,23 @@ impl AsyncRuntime {
         self.runtime.block_on(future)
     }
 
-    /// Stops the driving thread, then the runtime: tasks still running get `timeout` to
-    /// reach their next await point and are dropped there.
+    /// Stops the driving thread, then the runtime; tasks still running are dropped at
+    /// their next await point. A task that blocks the thread without awaiting (a blocking
+    /// call in async code) is given `timeout`, then left behind with its thread: the
+    /// shutdown returns all the same.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.stop.take();
+        let returned = matches!(
+            self.driver_done.recv_timeout(timeout),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+        if !returned {
+            log::error!(
+                "the async runtime's thread is blocked (a task that blocks without awaiting): \
+                 left behind"
+            );
+            return;
+        }
         if let Some(driver) = self.driver.take() {
             if driver.join().is_err() {
                 log::error!("the async runtime's thread panicked");
@@ -114,6 +132,30 @@ mod tests {
         let out = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
         assert_eq!(out.unwrap().unwrap(), 7);
         rt.shutdown_timeout(Duration::from_millis(100));
+    }
+
+    #[test]
+    fn shutdown_returns_even_when_a_task_blocks_the_runtime_thread() {
+        let rt = AsyncRuntime::start().unwrap();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        rt.spawn(async move {
+            entered_tx.send(()).unwrap();
+            // Blocks the thread, never awaits (until the test releases it).
+            let _ = blocked.recv();
+        });
+        entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (returned_tx, returned) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            rt.shutdown_timeout(Duration::from_millis(50));
+            returned_tx.send(()).unwrap();
+        });
+        let shut_down = returned.recv_timeout(Duration::from_secs(10));
+        release.send(()).unwrap();
+        assert!(
+            shut_down.is_ok(),
+            "the shutdown waited for the blocked task"
+        );
     }
 
     #[test]

@@ -94,9 +94,17 @@ fn spawn_error(program: &OsStr, e: &io::Error) -> SpawnError {
     if let (io::ErrorKind::NotFound, Some(file)) = (e.kind(), &file) {
         // The file is there: what is missing is what the kernel runs it with.
         let message = match interpreter(file) {
-            Some(interp) => format!(
-                "cannot execute `{name}`: its interpreter `{interp}` (its #! line) was not found"
-            ),
+            Some(interp) => match interp.strip_suffix('\r') {
+                Some(shown) => format!(
+                    "cannot execute `{name}`: its #! line ends with a carriage return (Windows \
+                     line endings), so the interpreter `{shown}\\r` was not found: convert \
+                     the file, e.g. with dos2unix"
+                ),
+                None => format!(
+                    "cannot execute `{name}`: its interpreter `{interp}` (its #! line) was not \
+                     found"
+                ),
+            },
             None => format!(
                 "cannot execute `{name}`: the dynamic loader it names was not found (a binary \
                  built for another system?)"
@@ -129,12 +137,17 @@ fn spawn_error(program: &OsStr, e: &io::Error) -> SpawnError {
     }
 }
 
-/// The interpreter named by the `#!` line of `path`, if it has one.
+/// The interpreter named by the `#!` line of `path`, if it has one, as the kernel reads
+/// it (up to a space, a tab or the end of the line: a carriage return is part of it).
 fn interpreter(path: &Path) -> Option<String> {
     let head = head(path, 256)?;
     let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
-    let interp = String::from_utf8_lossy(line);
-    interp.split_whitespace().next().map(str::to_owned)
+    let line = String::from_utf8_lossy(line);
+    let interp = line
+        .trim_start_matches([' ', '\t'])
+        .split([' ', '\t'])
+        .next()?;
+    Some(interp.to_owned())
 }
 
 /// The first bytes of the file at `path` (up to `len`).
@@ -262,7 +275,14 @@ impl Watched {
     /// by its parent (state `Z`).
     pub fn is_zombie(&self) -> bool {
         let after = self.start.rfind(')').map(|i| &self.start[i + 1..]);
-        after.and_then(|a| a.split_whitespace().next()) == Some("Z")
+        let leader_gone = after.and_then(|a| a.split_whitespace().next()) == Some("Z");
+        // A main thread that ended (pthread_exit) while others run shows `Z` too.
+        let threads = self
+            .stat
+            .with_file_name("task")
+            .read_dir()
+            .map(Iterator::count);
+        leader_gone && threads.map_or(true, |n| n <= 1)
     }
 
     /// Whether `<pid>/stat` still shows the process that was identified.
@@ -379,6 +399,20 @@ mod tests {
         assert!(watched.wait(|| false).unwrap());
         let missing = Watched::open(42, root.path()).err().map(|e| e.kind());
         assert_eq!(missing, Some(io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn a_zombie_is_a_leader_in_state_z_with_no_other_thread() {
+        let root = alumet::test_util::TempDir::new("watch-zombie");
+        std::fs::create_dir_all(root.join("42/task/42")).unwrap();
+        let stat = "42 (x) Z 1 42 42 0 -1 0 0 0 0 0 5 3 0 0 20 0 1 0 100 1 1";
+        std::fs::write(root.join("42/stat"), stat).unwrap();
+        assert!(Watched::open(42, root.path()).unwrap().is_zombie());
+        // Its main thread ended (pthread_exit), another one runs.
+        std::fs::create_dir_all(root.join("42/task/43")).unwrap();
+        assert!(!Watched::open(42, root.path()).unwrap().is_zombie());
+        std::fs::write(root.join("42/stat"), stat.replace(" Z ", " S ")).unwrap();
+        assert!(!Watched::open(42, root.path()).unwrap().is_zombie());
     }
 
     #[test]

@@ -391,14 +391,21 @@ fn finish(
 
 /// What went wrong with an output's points, if anything.
 fn output_failure(o: &alumet::pipeline::OutputStats) -> Option<String> {
-    let failed = (o.failed_points > 0).then(|| format!("{} points failed", o.failed_points));
-    let finish = o
-        .finish_failed
-        .then(|| "its final write failed: some points may be missing".to_owned());
-    match (failed, finish) {
-        (Some(a), Some(b)) => Some(format!("{a}, {b}")),
-        (a, b) => a.or(b),
-    }
+    let problems: Vec<String> = [
+        (o.failed_points > 0).then(|| format!("{} points failed", o.failed_points)),
+        (o.dropped_points > 0).then(|| {
+            format!(
+                "{} points dropped (its queue was full: a slow output)",
+                o.dropped_points
+            )
+        }),
+        o.finish_failed
+            .then(|| "its final write failed: some points may be missing".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!problems.is_empty()).then(|| problems.join(", "))
 }
 
 fn describe(target: &Target) -> String {
@@ -430,6 +437,26 @@ mod tests {
         let nvidia = adjusted("nvidia", "processes = 'all'\n");
         assert_eq!(nvidia["processes"].as_str(), Some("event"));
         assert_eq!(adjusted("nvidia", "")["processes"].as_str(), Some("event"));
+    }
+
+    #[test]
+    fn an_output_that_failed_dropped_or_did_not_finish_is_incomplete() {
+        let stats = |failed, dropped, finish_failed| alumet::pipeline::OutputStats {
+            name: alumet::pipeline::ElementName::new("csv", "csv"),
+            written_points: 10,
+            dropped_points: dropped,
+            failed_points: failed,
+            queued_points: 0,
+            finish_failed,
+        };
+        assert_eq!(output_failure(&stats(0, 0, false)), None);
+        assert_eq!(
+            output_failure(&stats(2, 0, false)).as_deref(),
+            Some("2 points failed")
+        );
+        let all = output_failure(&stats(2, 3, true)).unwrap_or_default();
+        assert!(all.starts_with("2 points failed, 3 points dropped (its queue was full"));
+        assert!(all.ends_with("its final write failed: some points may be missing"));
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct SummaryFile<'a> {
     len_at_open: u64,
     /// Whether it may be removed when not written in full: created, or cut, by us.
     ours: bool,
+    /// Cut by us (then only we wrote to it since).
+    cut: bool,
     written: bool,
 }
 
@@ -120,6 +122,7 @@ impl<'a> SummaryFile<'a> {
             len_at_open: file.metadata()?.len(),
             file,
             ours: created,
+            cut: false,
             written: false,
         })
     }
@@ -144,6 +147,7 @@ impl<'a> SummaryFile<'a> {
                 ));
             }
             self.ours = true;
+            self.cut = true;
             self.file.set_len(0)?;
         }
         serde_json::to_writer_pretty(&mut self.file, summary).map_err(std::io::Error::from)?;
@@ -179,7 +183,13 @@ impl Drop for SummaryFile<'_> {
         else {
             return;
         };
-        if named.is_file() && (named.dev(), named.ino()) == (opened.dev(), opened.ino()) {
+        // A file that grew without us has another writer (an output on the same path,
+        // the run cut short): its data stays.
+        let untouched = self.cut || opened.len() == self.len_at_open;
+        if untouched
+            && named.is_file()
+            && (named.dev(), named.ino()) == (opened.dev(), opened.ino())
+        {
             let _ = std::fs::remove_file(self.path);
         }
     }
