@@ -117,11 +117,9 @@ fn spawn_error(program: &OsStr, e: &io::Error) -> SpawnError {
         };
     }
     if e.kind() == io::ErrorKind::NotFound {
-        let hint =
-            closest_on_path(&name).map_or_else(String::new, |c| format!(" Did you mean `{c}`?"));
         return SpawnError {
             code: NOT_FOUND,
-            message: format!("command not found: `{name}`.{hint}"),
+            message: format!("command not found: `{name}`.{}", not_found_hint(&name)),
         };
     }
     let hint = if path.is_dir() {
@@ -162,9 +160,35 @@ fn head(path: &Path, len: u64) -> Option<Vec<u8>> {
     Some(head)
 }
 
+/// Shell builtins that are not also programs on a usual PATH.
+const SHELL_BUILTINS: &[&str] = &[
+    "cd", "source", ".", "export", "alias", "unset", "set", "exit", "eval", "exec", "ulimit",
+    "umask", "history", "declare", "local", "shopt", "trap", "wait", "jobs", "fg", "bg",
+];
+
+/// What to say after "command not found": the likely mistake.
+fn not_found_hint(name: &str) -> String {
+    if name.trim().is_empty() {
+        return " The program name is empty.".to_owned();
+    }
+    if SHELL_BUILTINS.contains(&name) {
+        return format!(
+            " `{name}` is a shell builtin, not a program: run it in a shell, e.g. \
+             `exec -- sh -c '{name} ...'`."
+        );
+    }
+    if name.contains(char::is_whitespace) {
+        return " The whole command line is one argument: give the program and its \
+                arguments as separate words, or use `exec -- sh -c '...'`."
+            .to_owned();
+    }
+    closest_on_path(name).map_or_else(String::new, |c| format!(" Did you mean `{c}`?"))
+}
+
 /// The executable on PATH whose name is closest to `name`, for a typo.
 fn closest_on_path(name: &str) -> Option<String> {
-    if name.contains('/') {
+    // Too short to tell a typo from another command.
+    if name.contains('/') || name.chars().count() < 3 {
         return None;
     }
     let path = std::env::var_os("PATH")?;
@@ -175,10 +199,10 @@ fn closest_on_path(name: &str) -> Option<String> {
         };
         for entry in entries.flatten() {
             let candidate = entry.file_name().to_string_lossy().into_owned();
-            let distance = strsim::levenshtein(name, &candidate);
-            if distance <= (name.len() / 3).max(1)
-                && best.as_ref().is_none_or(|(d, _)| distance < *d)
-            {
+            // A swap of two letters is one typo (`pyhton`); two typos only in a long name.
+            let distance = strsim::osa_distance(name, &candidate);
+            let limit = if name.chars().count() > 6 { 2 } else { 1 };
+            if distance <= limit && best.as_ref().is_none_or(|(d, _)| distance < *d) {
                 best = Some((distance, candidate));
             }
         }
@@ -413,6 +437,19 @@ mod tests {
         assert!(!Watched::open(42, root.path()).unwrap().is_zombie());
         std::fs::write(root.join("42/stat"), stat.replace(" Z ", " S ")).unwrap();
         assert!(!Watched::open(42, root.path()).unwrap().is_zombie());
+    }
+
+    #[test]
+    fn not_found_hints_name_the_likely_mistake() {
+        assert!(not_found_hint("").contains("empty"));
+        assert!(not_found_hint("cd").contains("`cd` is a shell builtin"));
+        assert!(not_found_hint("sleep 0.1").contains("one argument"));
+        assert_eq!(not_found_hint("slep"), " Did you mean `sleep`?");
+        // A swapped pair is one typo; two typos in a short name are another command.
+        assert_eq!(closest_on_path("sleeep").as_deref(), Some("sleep"));
+        assert_eq!(closest_on_path("selep").as_deref(), Some("sleep"));
+        assert_ne!(closest_on_path("nosuch").as_deref(), Some("touch"));
+        assert_eq!(closest_on_path("["), None);
     }
 
     #[test]
