@@ -37,11 +37,19 @@ fn summary_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap()
 }
 
-fn exec(dir: &Path, args: &[&str]) -> (i32, String) {
+/// The agent on [`CONFIG`] in `dir`: `alumet-agent GLOBAL... exec ARGS...`.
+fn agent_exec(dir: &Path, global: &[&str], args: &[&str]) -> std::process::Command {
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     let mut cmd = agent(dir);
-    cmd.args(["--no-default-config", "exec"]).args(args);
-    run_to_exit(cmd)
+    cmd.arg("--no-default-config")
+        .args(global)
+        .arg("exec")
+        .args(args);
+    cmd
+}
+
+fn exec(dir: &Path, args: &[&str]) -> (i32, String) {
+    run_to_exit(agent_exec(dir, &[], args))
 }
 
 #[test]
@@ -97,12 +105,9 @@ fn executable(dir: &Path, name: &str, content: &[u8]) {
 
 /// [`exec`] with `dir` first on PATH.
 fn exec_on_path(dir: &Path, args: &[&str]) -> (i32, String) {
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
-    let mut cmd = agent(dir);
-    cmd.env("PATH", path)
-        .args(["--no-default-config", "exec", "--"])
-        .args(args);
+    let mut cmd = agent_exec(dir, &[], &["--"]);
+    cmd.args(args).env("PATH", path);
     run_to_exit(cmd)
 }
 
@@ -174,13 +179,10 @@ fn files_that_cannot_run_say_why() {
 #[test]
 fn sigterm_is_forwarded_to_the_command_and_the_summary_printed() {
     let dir = temp_dir("exec-sigterm");
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     // With --ignore-exit-code too: a measurement cut short is not a success.
     for ignore in [&[][..], &["--ignore-exit-code"]] {
-        let mut cmd = agent(&dir);
-        cmd.args(["--no-default-config", "exec"])
-            .args(ignore)
-            .args(["--", "sleep", "30"]);
+        let mut cmd = agent_exec(&dir, &[], ignore);
+        cmd.args(["--", "sleep", "30"]);
         let mut running = Running::spawn(cmd);
         running.wait_for_log("running plugins");
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -516,30 +518,18 @@ fn a_command_that_cannot_start_leaves_no_summary_file() {
 #[test]
 fn by_default_only_the_summary_follows_the_commands_output() {
     let dir = temp_dir("exec-quiet");
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-    let mut cmd = agent(&dir);
-    cmd.env_remove("RUST_LOG").args([
-        "--no-default-config",
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        "echo own >&2",
-    ]);
-    let (code, stderr) = run_to_exit(cmd);
+    let quiet = |args: &[&str]| {
+        let mut cmd = agent_exec(&dir, &[], args);
+        cmd.env_remove("RUST_LOG");
+        run_to_exit(cmd)
+    };
+    let (code, stderr) = quiet(&["--", "sh", "-c", "echo own >&2"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.starts_with("own\n"), "{stderr}");
     assert!(!stderr.contains(" INFO "), "{stderr}");
     assert!(stderr.contains("wall time"), "{stderr}");
     // Errors still show.
-    let mut cmd = agent(&dir);
-    cmd.env_remove("RUST_LOG").args([
-        "--no-default-config",
-        "exec",
-        "--",
-        "surely-not-a-command-xyz",
-    ]);
-    let (code, stderr) = run_to_exit(cmd);
+    let (code, stderr) = quiet(&["--", "surely-not-a-command-xyz"]);
     assert_eq!(code, 127);
     assert!(stderr.contains("command not found"), "{stderr}");
 }
@@ -552,12 +542,8 @@ fn an_output_that_loses_points_fails_the_agent_and_the_summary_says_so() {
         &[][..],
         &["--config-override", "plugins.csv.force_flush=false"],
     ] {
-        std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
-        let mut cmd = agent(&dir);
-        cmd.args(["--no-default-config", "--output-file", "/dev/full"])
-            .args(extra)
-            .args(["exec", "--", "true"]);
-        let (code, stderr) = run_to_exit(cmd);
+        let global = [&["--output-file", "/dev/full"][..], extra].concat();
+        let (code, stderr) = run_to_exit(agent_exec(&dir, &global, &["--", "true"]));
         assert_eq!(code, 1, "{extra:?}: {stderr}");
         assert!(
             stderr.contains("by output csv/csv (incomplete: "),
@@ -583,12 +569,9 @@ fn the_summary_file_is_never_written_over_measured_data() {
     let after = std::fs::read_to_string(dir.join("out.csv")).unwrap();
     assert_eq!(after, before, "the CSV must be left as it was");
     // A new file that the CSV output also writes: found at the end, left to the CSV.
-    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     let both = |file: &str, program: &str| {
-        let mut cmd = agent(&dir);
-        cmd.args(["--no-default-config", "--output-file", file, "exec"])
-            .args(["--summary-json", file, "--", program]);
-        run_to_exit(cmd)
+        let args = ["--summary-json", file, "--", program];
+        run_to_exit(agent_exec(&dir, &["--output-file", file], &args))
     };
     let (code, stderr) = both("new.csv", "true");
     assert_eq!(code, 1, "{stderr}");

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -81,7 +81,7 @@ pub(crate) struct OutputSlot {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
-    finish_failed: std::sync::atomic::AtomicBool,
+    finish_failed: AtomicBool,
     /// Points of the write in progress.
     in_flight: AtomicU64,
     pub(crate) counters: Arc<Counters>,
@@ -127,7 +127,7 @@ impl OutputSlot {
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            finish_failed: std::sync::atomic::AtomicBool::new(false),
+            finish_failed: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             counters: Arc::default(),
         })
@@ -290,7 +290,7 @@ impl OutputSlot {
         lost
     }
 
-    fn finish_failed(&self, what: std::fmt::Arguments<'_>) {
+    fn record_finish_failure(&self, what: std::fmt::Arguments<'_>) {
         self.finish_failed.store(true, Ordering::Relaxed);
         log::error!(
             "output {} {what}: points it reported as written may be missing",
@@ -423,8 +423,8 @@ fn finish_blocking(slot: &OutputSlot) {
     let Some(out) = output.as_mut() else { return };
     match caught(|| out.finish(&slot.ctx)) {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => slot.finish_failed(format_args!("failed to finish: {e}")),
-        Err(panic) => slot.finish_failed(format_args!("panicked while finishing: {panic}")),
+        Ok(Err(e)) => slot.record_finish_failure(format_args!("failed to finish: {e}")),
+        Err(panic) => slot.record_finish_failure(format_args!("panicked while finishing: {panic}")),
     }
 }
 
@@ -448,8 +448,8 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
     let result = AssertUnwindSafe(output.finish(&ctx)).catch_unwind().await;
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => slot.finish_failed(format_args!("failed to finish: {e}")),
-        Err(p) => slot.finish_failed(format_args!(
+        Ok(Err(e)) => slot.record_finish_failure(format_args!("failed to finish: {e}")),
+        Err(p) => slot.record_finish_failure(format_args!(
             "panicked while finishing: {}",
             panic_message(&*p)
         )),

@@ -92,28 +92,10 @@ fn spawn_error(program: &OsStr, e: &io::Error) -> SpawnError {
     let path = Path::new(program);
     let file = on_path(program).filter(|f| f.is_file());
     if let (io::ErrorKind::NotFound, Some(file)) = (e.kind(), &file) {
-        // The file is there: what is missing is what the kernel runs it with.
-        let message = match interpreter(file) {
-            Some(interp) => match interp.strip_suffix('\r') {
-                Some(shown) => format!(
-                    "cannot execute `{name}`: its #! line ends with a carriage return (Windows \
-                     line endings), so the interpreter `{shown}\\r` was not found: convert \
-                     the file, e.g. with dos2unix"
-                ),
-                None => format!(
-                    "cannot execute `{name}`: its interpreter `{interp}` (its #! line) was not \
-                     found"
-                ),
-            },
-            None => format!(
-                "cannot execute `{name}`: the dynamic loader it names was not found (a binary \
-                 built for another system?)"
-            ),
-        };
         // As shells: the command is there but cannot be found whole.
         return SpawnError {
             code: NOT_FOUND,
-            message,
+            message: format!("cannot execute `{name}`: {}", missing_interpreter(file)),
         };
     }
     if e.kind() == io::ErrorKind::NotFound {
@@ -132,6 +114,22 @@ fn spawn_error(program: &OsStr, e: &io::Error) -> SpawnError {
     SpawnError {
         code: NOT_EXECUTABLE,
         message: format!("cannot execute `{name}`: {e} ({hint})"),
+    }
+}
+
+/// Why `file`, which is there, was not found by the kernel: what it runs it with is not.
+fn missing_interpreter(file: &Path) -> String {
+    let Some(interp) = interpreter(file) else {
+        return "the dynamic loader it names was not found (a binary built for another \
+                system?)"
+            .to_owned();
+    };
+    match interp.strip_suffix('\r') {
+        Some(shown) => format!(
+            "its #! line ends with a carriage return (Windows line endings), so the \
+             interpreter `{shown}\\r` was not found: convert the file, e.g. with dos2unix"
+        ),
+        None => format!("its interpreter `{interp}` (its #! line) was not found"),
     }
 }
 

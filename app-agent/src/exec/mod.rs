@@ -166,16 +166,12 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         &mut runs,
         code,
     )?;
-    let code = codes.agent(finished, opts.ignore_exit_code);
-    // --ignore-exit-code concerns the command's own codes: a measurement stopped by a
-    // signal to the agent (a timeout, Ctrl-C) is not reported as a success. (A watch
-    // ends on a signal by design: exit 0.)
-    Ok(match (signals::received(), &opts.target) {
-        (Some(signal), Target::Command { .. }) if code == 0 && opts.ignore_exit_code => {
-            128 + signal
-        }
-        _ => code,
-    })
+    // A watch ends on a signal by design (exit 0): only a command's run is interrupted.
+    let interrupted = match opts.target {
+        Target::Command { .. } => signals::received(),
+        Target::Pid(_) => None,
+    };
+    Ok(codes.agent(finished, opts.ignore_exit_code, interrupted))
 }
 
 /// The exit codes of the runs of `-r N`.
@@ -201,10 +197,15 @@ impl Codes {
     }
 
     /// The agent's exit code, from `finished`, what [`finish`] made of the runs' codes.
-    fn agent(&self, finished: i32, ignore_exit_code: bool) -> i32 {
-        match self.not_started {
-            Some(code) if ignore_exit_code && finished == 0 => code,
-            _ => finished,
+    /// `--ignore-exit-code` hides the command's own codes only: not a run that could not
+    /// start, nor a measurement stopped by signal `interrupted` to the agent (a timeout,
+    /// Ctrl-C), which is not a success.
+    fn agent(&self, finished: i32, ignore_exit_code: bool, interrupted: Option<i32>) -> i32 {
+        match (self.not_started, interrupted) {
+            _ if !ignore_exit_code || finished != 0 => finished,
+            (Some(code), _) => code,
+            (None, Some(signal)) => 128 + signal,
+            (None, None) => finished,
         }
     }
 }

@@ -87,9 +87,9 @@ pub struct SummaryFile<'a> {
     file: std::fs::File,
     /// The file's length when opened: another writer changes it.
     len_at_open: u64,
-    /// Whether it may be removed when not written in full: created, or cut, by us.
-    ours: bool,
-    /// Cut by us (then only we wrote to it since).
+    /// Created by us: removed when not written in full, unless another writer used it.
+    created: bool,
+    /// Cut by us (then only we wrote to it since): removed when not written in full.
     cut: bool,
     written: bool,
 }
@@ -121,7 +121,7 @@ impl<'a> SummaryFile<'a> {
             path,
             len_at_open: file.metadata()?.len(),
             file,
-            ours: created,
+            created,
             cut: false,
             written: false,
         })
@@ -138,15 +138,13 @@ impl<'a> SummaryFile<'a> {
         let meta = self.file.metadata()?;
         if meta.is_file() {
             if meta.len() != self.len_at_open {
-                // Not ours to cut: it is not removed either.
-                self.ours = false;
+                // Not ours to cut (nor to remove: see Drop).
                 return Err(std::io::Error::other(
                     "the file was written by someone else during the run (is it also an \
                      output's file, such as --output-file?): the summary is not written over \
                      it; give --summary-json another path",
                 ));
             }
-            self.ours = true;
             self.cut = true;
             self.file.set_len(0)?;
         }
@@ -176,7 +174,7 @@ fn holds_json_or_nothing(path: &std::path::Path) -> bool {
 impl Drop for SummaryFile<'_> {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt;
-        if self.written || !self.ours {
+        if self.written || !(self.created || self.cut) {
             return;
         }
         let (Ok(named), Ok(opened)) = (std::fs::symlink_metadata(self.path), self.file.metadata())
@@ -185,8 +183,8 @@ impl Drop for SummaryFile<'_> {
         };
         // A file that grew without us has another writer (an output on the same path,
         // the run cut short): its data stays.
-        let untouched = self.cut || opened.len() == self.len_at_open;
-        if untouched
+        let only_ours = self.cut || opened.len() == self.len_at_open;
+        if only_ours
             && named.is_file()
             && (named.dev(), named.ino()) == (opened.dev(), opened.ino())
         {
