@@ -656,6 +656,31 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
     );
 }
 
+/// The dynamic loader relocates every pointer in the binary's tables at each start, used
+/// or not. The `regex` crate's Unicode tables (names and ranges of every property, script
+/// and case folding) were 6 700 of the release build's 12 500 relocations and 33 of its 56
+/// copy-on-write pages, about 0.17 ms of each start (docs/performance.md): procfs's
+/// `exe_regex` uses `regex-lite`, and env_logger is built without its `regex` filter.
+#[test]
+fn the_agent_carries_no_unicode_property_tables() {
+    let agent = env!("CARGO_BIN_EXE_alumet-agent");
+    let holds = |text: &str| {
+        std::process::Command::new("grep")
+            .args(["-q", "-a", "-F", "-e", text, agent])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(holds("--summary-json"), "grep reads the agent");
+    for name in ["Noncharacter_Code_Point", "Old_North_Arabian"] {
+        assert!(
+            !holds(name),
+            "the agent holds Unicode property names ({name}): a dependency brought the regex \
+             crate's tables back (`cargo tree -i regex-syntax`)"
+        );
+    }
+}
+
 /// Every shared library costs each start of the agent its mapping and relocation (about
 /// 0.1 ms of `exec -- true`, docs/performance.md): libm came with tokio's multi-thread
 /// scheduler (its one `pow`) and is gone with it.

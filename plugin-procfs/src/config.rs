@@ -131,7 +131,7 @@ pub struct GroupConfig {
     /// Only the processes whose parent has this pid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
-    /// Only the processes whose executable path (the target of `/proc/PID/exe`) matches this regular expression.
+    /// Only the processes whose executable path (the target of `/proc/PID/exe`) matches this regular expression (`\w`, `\d`, `\s` and `(?i)` are ASCII-only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe_regex: Option<String>,
     /// How often to measure the processes of this group.
@@ -293,11 +293,22 @@ impl Config {
 
 impl GroupConfig {
     /// The compiled `exe_regex`, if any.
-    pub fn regex(&self) -> anyhow::Result<Option<regex::Regex>> {
-        self.exe_regex
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(anyhow::Error::from)
+    ///
+    /// The syntax is `regex-lite`'s: that of the `regex` crate, but `\w`, `\d`, `\s`, `\b`
+    /// and case folding are ASCII-only, and there are no Unicode classes (`\p{..}`) or
+    /// class set operations. Executable paths need none of these, and the `regex` crate's
+    /// Unicode tables took half of the relocations the dynamic loader applies at each start
+    /// of the agent (issue #5: `exec -- true`).
+    pub fn regex(&self) -> anyhow::Result<Option<regex_lite::Regex>> {
+        let Some(pattern) = self.exe_regex.as_deref() else {
+            return Ok(None);
+        };
+        regex_lite::Regex::new(pattern).map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid regular expression {pattern:?}: {e} (the syntax is that of the Rust \
+                 regex crate, with ASCII-only \\w, \\d, \\s and case folding, and no \\p{{..}} \
+                 classes)"
+            )
+        })
     }
 }

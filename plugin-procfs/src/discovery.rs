@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alumet::prelude::*;
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::parse::{parse_process_stat, parse_uptime_ticks};
 use crate::process::ProcessSet;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use alumet::plugin::PluginMetadata;
 use alumet::test_util::PipelineTester;
-use plugin_procfs::{Config, ProcfsPlugin, Strategy};
+use plugin_procfs::{Config, GroupConfig, ProcfsPlugin, Strategy};
 
 #[test]
 fn defaults_enable_kernel_and_memory_only() {
@@ -105,5 +105,21 @@ fn errors_name_the_key() {
     for (text, key) in cases {
         let err = init_error(text);
         assert!(err.contains(key), "{text}: {err}");
+    }
+}
+
+#[test]
+fn exe_regex_syntax() {
+    let group = |re: &str| GroupConfig {
+        exe_regex: Some(re.into()),
+        ..Default::default()
+    };
+    let re = group(r"(?i)/bin/PYTHON\d+$").regex().unwrap().unwrap();
+    assert!(re.is_match("/usr/bin/python3"));
+    assert!(!re.is_match("/usr/bin/python"));
+    for pattern in [r"\p{Greek}", r"\PL", "[[:alpha:]&&a]"] {
+        let err = format!("{:#}", group(pattern).regex().unwrap_err());
+        assert!(err.contains("not supported"), "{pattern}: {err}");
+        assert!(err.contains(pattern), "{pattern}: {err}");
     }
 }
