@@ -2,9 +2,9 @@
 # Wall time that `alumet-agent exec` adds to a command (issue #5's figure): the median of N
 # runs of `exec --no-summary -- true` against the median of N runs of `true` alone, for
 # procfs + CSV and for CSV only (PLUGINS="nvidia,csv csv" for other sets, space-separated).
-# The runs are interleaved (true, then each agent and plugin set, N times), so that a
-# machine whose speed drifts affects every figure alike; BEFORE=path/to/another/agent adds
-# that binary to the same loop, to compare two builds.
+# The runs are interleaved (true, then each agent and plugin set, N times, each in turn
+# first), so that a machine whose speed drifts affects every figure alike;
+# BEFORE=path/to/another/agent adds that binary to the same loop, to compare two builds.
 # Each binary runs as a fresh copy (see exec-setup.sh).
 #
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
@@ -26,8 +26,10 @@ for label, agent in zip(["", "before: "], agents):
                "--output-file", out, "exec", "--no-summary", "--", "true"]
         runs.append((f"{label}exec -- true with {plugins}", cmd))
 times = {name: [] for name, _ in runs}
-for _ in range(n):
-    for name, cmd in runs:
+for i in range(n):
+    # Each run in turn goes first: the position in the loop matters (the second of two
+    # agents run back to back measured 0.13 ms slower than the first, on average).
+    for name, cmd in runs[i % len(runs):] + runs[:i % len(runs)]:
         t = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times[name].append((time.perf_counter() - t) * 1000)
