@@ -658,9 +658,9 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
 
 /// The dynamic loader relocates every pointer in the binary's tables at each start, used
 /// or not. The `regex` crate's Unicode tables (names and ranges of every property, script
-/// and case folding) were 6 700 of the release build's 12 500 relocations and 33 of its 56
-/// copy-on-write pages, about 0.17 ms of each start (docs/performance.md): procfs's
-/// `exe_regex` uses `regex-lite`, and env_logger is built without its `regex` filter.
+/// and case folding) were 6 700 of the release build's 12 540 relocations and 33 of its 56
+/// copy-on-write pages, about 0.2 ms of each start (docs/performance.md): procfs's
+/// `exe_regex` uses `regex-lite`.
 #[test]
 fn the_agent_carries_no_unicode_property_tables() {
     let agent = env!("CARGO_BIN_EXE_alumet-agent");
@@ -675,8 +675,8 @@ fn the_agent_carries_no_unicode_property_tables() {
     for name in ["Noncharacter_Code_Point", "Old_North_Arabian"] {
         assert!(
             !holds(name),
-            "the agent holds Unicode property names ({name}): a dependency brought the regex \
-             crate's tables back (`cargo tree -i regex-syntax`)"
+            "the agent holds Unicode property names ({name}): a dependency brought Unicode \
+             tables back (`cargo tree -i regex-syntax`, or `-i icu_properties`)"
         );
     }
 }

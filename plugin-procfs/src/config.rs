@@ -295,19 +295,19 @@ impl GroupConfig {
     /// The compiled `exe_regex`, if any.
     ///
     /// The syntax is `regex-lite`'s: that of the `regex` crate, but `\w`, `\d`, `\s`, `\b`
-    /// and case folding are ASCII-only, and there are no Unicode classes (`\p{..}`) or
-    /// class set operations. Executable paths need none of these, and the `regex` crate's
-    /// Unicode tables took half of the relocations the dynamic loader applies at each start
-    /// of the agent (issue #5: `exec -- true`).
+    /// and case folding are ASCII-only, and there are no Unicode classes (`\p{..}`),
+    /// nested classes or class set operations. Executable paths need none of these, and
+    /// the `regex` crate's Unicode tables took half of the relocations the dynamic loader
+    /// applies at each start of the agent (issue #5: `exec -- true`).
     pub fn regex(&self) -> anyhow::Result<Option<regex_lite::Regex>> {
         let Some(pattern) = self.exe_regex.as_deref() else {
             return Ok(None);
         };
         regex_lite::Regex::new(pattern).map(Some).map_err(|e| {
             anyhow::anyhow!(
-                "invalid regular expression {pattern:?}: {e} (the syntax is that of the Rust \
-                 regex crate, with ASCII-only \\w, \\d, \\s and case folding, and no \\p{{..}} \
-                 classes)"
+                "invalid regular expression `{pattern}`: {e} (the syntax is that of the Rust \
+                 regex crate, with ASCII-only \\w, \\d, \\s, \\b and case folding, and no \\p{{..}} \
+                 classes, nested classes or class set operations)"
             )
         })
     }
