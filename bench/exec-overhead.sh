@@ -2,8 +2,8 @@
 # Wall time that `alumet-agent exec` adds to a command (issue #5's figure): the median of N
 # runs of `exec --no-summary -- true` against the median of N runs of `true` alone, for
 # procfs + CSV and for CSV only (PLUGINS="nvidia,csv csv" for other sets, space-separated).
-# The runs are interleaved (true, then each agent and plugin set, N times, each in turn
-# first), so that a machine whose speed drifts affects every figure alike;
+# The runs are interleaved (true and each agent and plugin set, N times, in a new order at
+# each iteration), so that a machine whose speed drifts affects every figure alike;
 # BEFORE=path/to/another/agent adds that binary to the same loop, to compare two builds.
 # Each binary runs as a fresh copy (see exec-setup.sh).
 #
@@ -16,7 +16,7 @@ if [ -n "${BEFORE:-}" ]; then
 fi
 
 python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
-import subprocess, sys, time
+import random, subprocess, sys, time
 n, work, plugin_sets, agents = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(), sys.argv[4:]
 runs = [("true alone", ["true"])]
 for label, agent in zip(["", "before: "], agents):
@@ -27,9 +27,13 @@ for label, agent in zip(["", "before: "], agents):
         runs.append((f"{label}exec -- true with {plugins}", cmd))
 times = {name: [] for name, _ in runs}
 for i in range(n):
-    # Each run in turn goes first: the position in the loop matters (the second of two
-    # agents run back to back measured 0.13 ms slower than the first, on average).
-    for name, cmd in runs[i % len(runs):] + runs[:i % len(runs)]:
+    # A new order at each iteration (the same orders from one call to the next): what
+    # runs just before matters (an agent run right after another agent run is slower
+    # than one right after `true`), and a fixed or rotated order keeps the same
+    # neighbours.
+    order = runs[:]
+    random.Random(i).shuffle(order)
+    for name, cmd in order:
         t = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times[name].append((time.perf_counter() - t) * 1000)
@@ -38,7 +42,7 @@ base = median["true alone"]
 print(f"true alone: {base:.2f} ms (median of {n}, interleaved)")
 for name, _ in runs[1:]:
     over = median[name] - base
-    # The overhead follows the VM's speed (it is about 2.5 times `true` alone on the
+    # The overhead follows the VM's speed (it is about 2.2 times `true` alone on the
     # development VM, whether that takes 0.9 or 1.6 ms): the ratio compares loops taken
     # at different speeds.
     print(f"{name}: {median[name]:.2f} ms, overhead {over:.2f} ms ({over / base:.1f} x true alone)")
