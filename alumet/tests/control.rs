@@ -141,6 +141,27 @@ fn deferred_source_threads_poll_on_their_interval_only_once_started() {
 }
 
 #[test]
+fn the_next_deferred_poll_is_the_first_periodic_poll_until_the_threads_start() {
+    let before = std::time::Instant::now();
+    let (mut run, _, _) = start_deferred("tick", 1, Trigger::every(Duration::from_secs(2)));
+    let after = std::time::Instant::now();
+    let due = run
+        .next_deferred_poll()
+        .expect("a periodic source waits for its thread");
+    assert!(due >= before + Duration::from_secs(2) && due <= after + Duration::from_secs(2));
+    // A reading taken here does not move the periodic schedule.
+    run.control().poll_now("p/tick");
+    assert_eq!(run.next_deferred_poll(), Some(due));
+    run.start_source_threads().unwrap();
+    assert_eq!(run.next_deferred_poll(), None, "every thread started");
+    assert!(!run.shutdown().timed_out);
+    // Only manual sources: nothing is due.
+    let (mut run, _, _) = start_deferred("m", 1, Trigger::manual());
+    assert_eq!(run.next_deferred_poll(), None);
+    assert!(!run.shutdown().timed_out);
+}
+
+#[test]
 fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread() {
     let (mut run, m1, collected) = start_deferred("m1", 1, Trigger::manual());
     let control = run.control();

@@ -656,6 +656,41 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
     );
 }
 
+/// The sources' threads start only when the command outlives the first periodic poll:
+/// a shorter command is measured by the readings before and after it, and ends without
+/// a thread to stop (docs/performance.md). A longer one gets them, and its points.
+#[test]
+fn source_threads_start_only_for_a_command_that_outlives_the_first_poll() {
+    let dir = temp_dir("exec-threads");
+    let script = "sleep 0.3; ls /proc/$PPID/task > short.txt; \
+                  sleep 1.2; ls /proc/$PPID/task > long.txt";
+    let cmd = agent_exec(
+        &dir,
+        &["--config-override", "plugins.agent.poll_interval='1s'"],
+        &["--", "sh", "-c", script],
+    );
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let threads = |file: &str| {
+        let tasks = std::fs::read_to_string(dir.join(file)).unwrap();
+        tasks.lines().count()
+    };
+    assert_eq!(
+        threads("short.txt"),
+        1,
+        "before the first poll: the main thread alone"
+    );
+    assert!(threads("long.txt") >= 2, "after it: the source thread too");
+    // The source polled at 1 s, between the readings before and after the command.
+    let rows = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    let timestamps: std::collections::BTreeSet<&str> = rows
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(';').nth(1))
+        .collect();
+    assert!(timestamps.len() >= 3, "{rows}");
+}
+
 /// The dynamic loader relocates every pointer in the binary's tables at each start, used
 /// or not. The `regex` crate's Unicode tables (names and ranges of every property, script
 /// and case folding) were 6 700 of the release build's 12 540 relocations and 33 of its 56

@@ -351,6 +351,20 @@ impl RunningPipeline {
         Ok(())
     }
 
+    /// When the first periodic poll of a source whose thread has not started is due; `None`
+    /// when there is no such source. With [`PipelineBuilder::defer_source_threads`], a
+    /// caller measuring something that ends before then need not start the threads at all:
+    /// [`PipelineControl::poll_now`] takes the readings before and after it.
+    pub fn next_deferred_poll(&self) -> Option<Instant> {
+        self.control
+            .inner
+            .groups()
+            .iter()
+            .filter(|g| !g.started())
+            .filter_map(SourceGroup::next_poll)
+            .min()
+    }
+
     /// The plugins left out because their hardware is absent, with the reason.
     pub fn unavailable_plugins(&self) -> &[(String, Unavailable)] {
         &self.unavailable

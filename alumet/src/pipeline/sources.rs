@@ -143,6 +143,16 @@ impl SourceGroup {
         self.pending.is_none()
     }
 
+    /// When the earliest periodic poll of the group's active sources is due.
+    pub(crate) fn next_poll(&self) -> Option<Instant> {
+        self.lock()
+            .slots
+            .iter()
+            .filter(|s| s.active())
+            .filter_map(|s| s.next_poll)
+            .min()
+    }
+
     /// Applies `f` to every slot matching `selector`; returns how many matched.
     pub(crate) fn for_each_matching(
         &self,

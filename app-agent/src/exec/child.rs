@@ -5,7 +5,7 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Exit code when the command is not found.
 pub const NOT_FOUND: i32 = 127;
@@ -233,6 +233,27 @@ pub fn wait_exit(pid: u32) -> io::Result<()> {
     }
 }
 
+/// Waits until the child `pid` exits or `deadline` passes, without reaping it; returns
+/// whether it exited. Without a pidfd (kernels before 5.3, a seccomp filter) it returns
+/// false at once, and the caller waits with [`wait_exit`].
+pub fn wait_exit_until(pid: u32, deadline: Instant) -> io::Result<bool> {
+    let Some(fd) = pidfd(pid) else {
+        return Ok(false);
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Rounded up: poll's timeout is in milliseconds, and waking up early would only
+        // poll again.
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        if exited(&fd, ms)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
 /// Reaps the child `pid` (retrying on EINTR) and returns how it ended.
 pub fn wait(pid: u32) -> io::Result<Ended> {
     let mut status = 0;
@@ -387,6 +408,31 @@ pub fn forward(pid: u32, signal: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_until_a_deadline_tells_an_exit_from_a_timeout() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let pid = spawn(&"sleep".into(), &args(&["5"])).unwrap();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(100);
+        assert!(
+            !wait_exit_until(pid, deadline).unwrap(),
+            "sleep 5 still runs"
+        );
+        assert!(Instant::now() >= deadline, "not before the deadline");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "not until the exit"
+        );
+        forward(pid, libc::SIGKILL);
+        let far = Instant::now() + Duration::from_secs(10);
+        assert!(wait_exit_until(pid, far).unwrap(), "killed: exited");
+        // Not reaped: the exit is still there for wait.
+        assert_eq!(wait(pid).unwrap().code, 128 + libc::SIGKILL);
+        let pid = spawn(&"true".into(), &args(&[])).unwrap();
+        assert!(wait_exit_until(pid, far).unwrap());
+        assert_eq!(wait(pid).unwrap().code, 0);
+    }
 
     #[test]
     fn starttime_is_parsed_after_the_last_parenthesis() {

@@ -2,7 +2,8 @@
 //! it starts to just after it ends, then print a summary.
 //!
 //! Sequence of one run: trigger every source (baseline readings), spawn, announce the
-//! consumer, wait for the exit without reaping, trigger every source again (final
+//! consumer, wait for the exit without reaping (starting the sources' threads if the
+//! command outlives their first periodic poll), trigger every source again (final
 //! readings, while the process is still a zombie with its counters), announce the end,
 //! reap. Energy counters read at both ends give the run's energy up to their resolution,
 //! whatever the sources' intervals.
@@ -277,13 +278,11 @@ fn one_run(
             pid
         }
         // Not ours: signals to the agent end the watch, and are not sent on to it.
-        Target::Pid(pid) => *pid,
+        Target::Pid(pid) => {
+            start_source_threads(pipeline);
+            *pid
+        }
     };
-    if let Err(e) = pipeline.start_source_threads() {
-        log::error!(
-            "the sources' threads could not start ({e}): only the readings at the start and the end of the command are taken"
-        );
-    }
     let consumer = ResourceConsumer::Process { pid };
     control.emit(&Event::ConsumerStarted(consumer.clone()));
     let (wall, ended) = wait_end(pipeline, watched, pid, start)?;
@@ -307,6 +306,14 @@ fn wait_end(
 ) -> Result<(Duration, Option<child::Ended>), RunError> {
     let control = pipeline.control();
     let Some(watched) = watched else {
+        // The sources' threads start only if the command outlives their first periodic
+        // poll: a shorter command is measured by the readings before and after it alone,
+        // and ends without a thread to stop (0.1 ms of `exec -- true`).
+        if let Some(due) = pipeline.next_deferred_poll() {
+            if !child::wait_exit_until(pid, due).unwrap_or(false) {
+                start_source_threads(pipeline);
+            }
+        }
         let exited = child::wait_exit(pid);
         let wall = start.elapsed();
         control.poll_now("*");
@@ -325,6 +332,14 @@ fn wait_end(
         log::info!("signal {signal} received: stopped watching pid {pid}, which goes on running");
     }
     Ok((wall, None))
+}
+
+fn start_source_threads(pipeline: &RunningPipeline) {
+    if let Err(e) = pipeline.start_source_threads() {
+        log::error!(
+            "the sources' threads could not start ({e}): only the readings at the start and the end of the command are taken"
+        );
+    }
 }
 
 fn finish(
