@@ -662,8 +662,8 @@ fn cpu_time_of_the_command_matches_what_the_command_itself_accounts() {
 #[test]
 fn source_threads_start_only_for_a_command_that_outlives_the_first_poll() {
     let dir = temp_dir("exec-threads");
-    let script = "sleep 0.3; ls /proc/$PPID/task > short.txt; \
-                  sleep 1.2; ls /proc/$PPID/task > long.txt";
+    let script = "sleep 0.1; ls /proc/$PPID/task > short.txt; \
+                  sleep 1.9; ls /proc/$PPID/task > long.txt";
     let cmd = agent_exec(
         &dir,
         &["--config-override", "plugins.agent.poll_interval='1s'"],

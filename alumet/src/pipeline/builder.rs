@@ -351,10 +351,13 @@ impl RunningPipeline {
         Ok(())
     }
 
-    /// When the first periodic poll of a source whose thread has not started is due; `None`
-    /// when there is no such source. With [`PipelineBuilder::defer_source_threads`], a
-    /// caller measuring something that ends before then need not start the threads at all:
-    /// [`PipelineControl::poll_now`] takes the readings before and after it.
+    /// When the first periodic poll of a source whose thread has not started is due (one
+    /// interval after the source was added; [`PipelineControl::poll_now`] does not move
+    /// it); `None` when there is no such source. With
+    /// [`PipelineBuilder::defer_source_threads`], a caller measuring something that ends
+    /// before then need not start the threads at all: `poll_now` takes the readings
+    /// before and after it. A source added, resumed or given a new interval afterwards
+    /// can be due sooner: ask again.
     pub fn next_deferred_poll(&self) -> Option<Instant> {
         self.control
             .inner
