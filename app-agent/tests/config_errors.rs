@@ -169,6 +169,49 @@ fn bad_command_line_values_are_config_errors() {
         "override-key",
         CSV,
         &["--config-override", "plugins.csv.no_such_key=1"],
-        &["plugins.csv.no_such_key", "command-line override"],
+        &["--config-override plugins.csv.no_such_key=1: key `plugins.csv.no_such_key`"],
+    );
+}
+
+/// A bad value set on the command line is blamed on its flag, not on the line of the
+/// file where the key also is (which holds a good value).
+#[test]
+fn an_overridden_value_is_blamed_on_its_flag_not_on_the_file() {
+    let config = format!("{CSV}\n[plugins.procfs.kernel]\npoll_interval = '1s'\n");
+    let stderr = assert_config_error(
+        "override-blamed",
+        &config,
+        &["--config-override", "plugins.procfs.kernel.poll_interval=\"abc\""],
+        &["--config-override plugins.procfs.kernel.poll_interval=\"abc\": key `plugins.procfs.kernel.poll_interval`: invalid value"],
+    );
+    assert!(!stderr.contains("line"), "{stderr}");
+    // An override that replaces a whole table is blamed for the keys inside it.
+    assert_config_error(
+        "override-table-blamed",
+        &config,
+        &["--config-override", "plugins.procfs.kernel={poll_interval=\"abc\"}"],
+        &["--config-override plugins.procfs.kernel={poll_interval=\"abc\"}: key `plugins.procfs.kernel.poll_interval`"],
+    );
+    // The value in the file is still blamed on its line when the override set another.
+    let stderr = assert_config_error(
+        "file-blamed",
+        &format!("{CSV}\n[plugins.procfs.kernel]\npoll_interval = 'abc'\n"),
+        &["--config-override", "plugins.procfs.kernel.per_cpu=true"],
+        &["line 5: key `plugins.procfs.kernel.poll_interval`: invalid value"],
+    );
+    assert!(!stderr.contains("--config-override"), "{stderr}");
+}
+
+/// An error the plugin reports for its whole table names the table's line and the
+/// overrides set inside it: either may hold the bad value.
+#[test]
+fn a_plugin_error_names_its_table_and_the_overrides_inside_it() {
+    let config = format!("{CSV}\n[plugins.procfs]\n");
+    let flag = "plugins.procfs.processes.groups=[{exe_regex=\"\\\\p{L}\"}]";
+    assert_config_error(
+        "plugin-error-override",
+        &config,
+        &["--config-override", flag],
+        &[&format!("line 4, or --config-override {flag}: invalid config for plugin `procfs`: processes.groups[0].exe_regex")],
     );
 }

@@ -2,12 +2,12 @@
 //! `libNAME.so` found in one of the `plugin_dirs`. Their table, less `path` and `enable`,
 //! goes to the plugin's `init` as TOML text.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alumet::plugin::AnyPlugin;
 use alumet_dynamic::host::PluginLibrary;
 
-use super::locate::{place, Located};
+use super::locate::Located;
 use super::ConfigError;
 use crate::cli::CommonArgs;
 
@@ -60,14 +60,13 @@ pub(super) fn take_dynamic(
     plugin_dirs: &[PathBuf],
     builtin: &[&str],
     args: &CommonArgs,
-    file: &Path,
     located: &Located<'_>,
 ) -> Result<Vec<DynamicSelection>, ConfigError> {
     let scanned = scan(plugin_dirs)?;
     let mut selected = Vec::new();
     let names: Vec<String> = tables.keys().cloned().collect();
     for name in names {
-        let line = || place(file, located.line_of(&["plugins", &name]));
+        let line = || located.place(&["plugins", &name]);
         let Some(toml::Value::Table(table)) = tables.get(&name) else {
             continue;
         };
@@ -82,7 +81,7 @@ pub(super) fn take_dynamic(
             Some(other) => {
                 return Err(ConfigError(format!(
                     "{}: key `plugins.{name}.path` must be the path of a plugin library (a string), not {other}",
-                    place(file, located.line_of(&["plugins", &name, "path"]))
+                    located.place(&["plugins", &name, "path"])
                 )));
             }
             None => match scanned.iter().find(|(n, _)| *n == name) {
@@ -100,7 +99,7 @@ pub(super) fn take_dynamic(
             Some(other) => {
                 return Err(ConfigError(format!(
                     "{}: key `plugins.{name}.enable` must be true or false, not {other}",
-                    place(file, located.line_of(&["plugins", &name, "enable"]))
+                    located.place(&["plugins", &name, "enable"])
                 )))
             }
         };
@@ -130,14 +129,13 @@ pub(super) fn take_dynamic(
 /// Loads the library of an enabled plugin and creates the plugin from its table.
 pub(super) fn load(
     selection: DynamicSelection,
-    file: &Path,
     located: &Located<'_>,
 ) -> Result<Box<dyn AnyPlugin>, ConfigError> {
     let name = selection.name;
     let error = |e: alumet_dynamic::host::LoadError| {
         ConfigError(format!(
             "{}: [plugins.{name}]: {e}",
-            place(file, located.line_of(&["plugins", &name]))
+            located.place(&["plugins", &name])
         ))
     };
     let library = PluginLibrary::open(&selection.path).map_err(error)?;

@@ -8,7 +8,7 @@ mod env;
 pub mod generate;
 mod locate;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use alumet::plugin::{AnyPlugin, PluginInitError};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::CommonArgs;
 use crate::plugins::{Entry, Role};
 pub use dynamic::DynamicSelection;
-use locate::{closest, expected_fields, place, suggestion, Located};
+use locate::{closest, expected_fields, suggestion, Located, Override};
 
 /// A config problem: the agent exits with code 78 (EX_CONFIG).
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,8 @@ pub struct Selection {
     pub dynamic: Vec<DynamicSelection>,
     /// The config text (the file's, or the default one).
     text: String,
+    /// The values set on the command line, applied over the text.
+    overrides: Vec<Override>,
 }
 
 /// Reads the config file (or the default), applies the command-line flags and checks it.
@@ -70,14 +72,14 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
     let text = read_or_default(args, entries)?;
     let mut root: toml::Table = toml::from_str(&text)
         .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", args.config.display())))?;
-    apply_overrides(&mut root, args)?;
-    let located = Located::new(&text);
+    let overrides = apply_overrides(&mut root, args)?;
     let file = args.config.as_path();
+    let located = Located::new(&text, file, &overrides);
     env::substitute(&mut root, &|name| std::env::var(name).ok()).map_err(|e| {
         let path: Vec<&str> = e.key.split('.').collect();
         ConfigError(format!(
             "{}: key `{}`: {}",
-            place(file, located.line_of(&path)),
+            located.place(&path),
             e.key,
             e.message
         ))
@@ -88,27 +90,22 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
         Some(_) => {
             return Err(ConfigError(format!(
                 "{}: `plugins` must be a table of [plugins.NAME] tables",
-                place(file, located.line_of(&["plugins"]))
+                located.place(&["plugins"])
             )))
         }
     };
-    let general = parse_general(root, file, &located)?;
+    let general = parse_general(root, &located)?;
     let mut plugins = plugins;
     let builtin = crate::plugins::names(entries);
-    let dynamic = dynamic::take_dynamic(
-        &mut plugins,
-        &general.plugin_dirs,
-        &builtin,
-        args,
-        file,
-        &located,
-    )?;
-    let plugins = select_plugins(plugins, args, entries, &dynamic, file, &located)?;
+    let dynamic =
+        dynamic::take_dynamic(&mut plugins, &general.plugin_dirs, &builtin, args, &located)?;
+    let plugins = select_plugins(plugins, args, entries, &dynamic, &located)?;
     Ok(Selection {
         general,
         plugins,
         dynamic,
         text,
+        overrides,
     })
 }
 
@@ -128,19 +125,18 @@ pub fn load_adjusted(
     for (entry, table, _) in selection.plugins.iter_mut().filter(|p| p.2) {
         adjust(entry.meta.name, table);
     }
-    let file = args.config.as_path();
-    let located = Located::new(&selection.text);
+    let located = Located::new(&selection.text, args.config.as_path(), &selection.overrides);
     let mut plugins = Vec::new();
     for (entry, table, _) in selection.plugins.into_iter().filter(|p| p.2) {
         let plugin = entry
             .meta
             .init(table)
-            .map_err(|e| init_error(e, file, &located))?;
+            .map_err(|e| init_error(e, &located))?;
         plugins.push(plugin);
     }
     for mut selected in selection.dynamic.into_iter().filter(|d| d.enabled) {
         adjust(&selected.name, &mut selected.table);
-        plugins.push(dynamic::load(selected, file, &located)?);
+        plugins.push(dynamic::load(selected, &located)?);
     }
     Ok(Loaded {
         general: selection.general,
@@ -174,8 +170,12 @@ fn read_or_default(args: &CommonArgs, entries: &[Entry]) -> Result<String, Confi
     }
 }
 
-fn apply_overrides(root: &mut toml::Table, args: &CommonArgs) -> Result<(), ConfigError> {
-    let mut overrides: Vec<(String, toml::Value)> = Vec::new();
+/// Sets the --config-override and --output-file values; returns them, for messages.
+fn apply_overrides(
+    root: &mut toml::Table,
+    args: &CommonArgs,
+) -> Result<Vec<Override>, ConfigError> {
+    let mut values: Vec<(String, toml::Value, String)> = Vec::new();
     for o in &args.config_override {
         let (key, value) = o.split_once('=').ok_or_else(|| {
             ConfigError(format!("--config-override {o:?}: expected KEY=VALUE, e.g. plugins.csv.output_path=\"out.csv\""))
@@ -187,18 +187,28 @@ fn apply_overrides(root: &mut toml::Table, args: &CommonArgs) -> Result<(), Conf
             .get("v")
             .cloned()
             .unwrap_or(toml::Value::Boolean(false));
-        overrides.push((key.trim().to_owned(), value));
-    }
-    if let Some(path) = &args.output_file {
-        overrides.push((
-            "plugins.csv.output_path".into(),
-            toml::Value::String(path.display().to_string()),
+        values.push((
+            key.trim().to_owned(),
+            value,
+            format!("--config-override {o}"),
         ));
     }
-    for (key, value) in overrides {
-        set_dotted(root, &key, value)?;
+    if let Some(path) = &args.output_file {
+        values.push((
+            "plugins.csv.output_path".into(),
+            toml::Value::String(path.display().to_string()),
+            format!("--output-file {}", path.display()),
+        ));
     }
-    Ok(())
+    let mut overrides = Vec::new();
+    for (key, value, flag) in values {
+        set_dotted(root, &key, value)?;
+        overrides.push(Override {
+            key: key.split('.').map(str::to_owned).collect(),
+            flag,
+        });
+    }
+    Ok(overrides)
 }
 
 fn set_dotted(root: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
@@ -219,21 +229,16 @@ fn set_dotted(root: &mut toml::Table, key: &str, value: toml::Value) -> Result<(
     Ok(())
 }
 
-fn parse_general(
-    root: toml::Table,
-    file: &Path,
-    located: &Located<'_>,
-) -> Result<GeneralConfig, ConfigError> {
+fn parse_general(root: toml::Table, located: &Located<'_>) -> Result<GeneralConfig, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
         let key = e.path().to_string();
         let message = e.inner().message();
-        describe_key_error(file, located, &[], &key, message)
+        describe_key_error(located, &[], &key, message)
     })
 }
 
 /// "FILE, line N: key `k`: message. Did you mean `x`?" for a serde error at `key` under `prefix`.
 fn describe_key_error(
-    file: &Path,
     located: &Located<'_>,
     prefix: &[&str],
     key: &str,
@@ -256,7 +261,7 @@ fn describe_key_error(
     };
     ConfigError(format!(
         "{}: {what}: {message}.{hint}",
-        place(file, located.line_of(&path))
+        located.place(&path)
     ))
 }
 
@@ -265,7 +270,6 @@ fn select_plugins(
     args: &CommonArgs,
     entries: &[Entry],
     dynamic: &[DynamicSelection],
-    file: &Path,
     located: &Located<'_>,
 ) -> Result<Vec<(Entry, toml::Table, bool)>, ConfigError> {
     let mut names = crate::plugins::names(entries);
@@ -273,7 +277,7 @@ fn select_plugins(
         if !names.contains(&name.as_str()) {
             return Err(ConfigError(format!(
                 "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{} A plugin from a shared library needs `path = \".../lib{name}.so\"` in its table, or its library in a directory of `plugin_dirs`.",
-                place(file, located.line_of(&["plugins", name])),
+                located.place(&["plugins", name]),
                 names.join(", "),
                 suggestion(closest(name, names.iter().copied()))
             )));
@@ -299,7 +303,7 @@ fn select_plugins(
             Some(_) => {
                 return Err(ConfigError(format!(
                     "{}: `plugins.{name}` must be a table",
-                    place(file, located.line_of(&["plugins", name]))
+                    located.place(&["plugins", name])
                 )));
             }
             None => (default_table(entry)?, false),
@@ -310,7 +314,7 @@ fn select_plugins(
             Some(other) => {
                 return Err(ConfigError(format!(
                     "{}: key `plugins.{name}.enable` must be true or false, not {other}",
-                    place(file, located.line_of(&["plugins", name, "enable"]))
+                    located.place(&["plugins", name, "enable"])
                 )))
             }
         };
@@ -349,14 +353,14 @@ fn default_table(entry: &Entry) -> Result<toml::Table, ConfigError> {
     })
 }
 
-fn init_error(e: PluginInitError, file: &Path, located: &Located<'_>) -> ConfigError {
+fn init_error(e: PluginInitError, located: &Located<'_>) -> ConfigError {
     match e {
         PluginInitError::Config(c) => {
-            describe_key_error(file, located, &["plugins", &c.plugin], &c.key, &c.message)
+            describe_key_error(located, &["plugins", &c.plugin], &c.key, &c.message)
         }
         PluginInitError::Init { plugin, error } => ConfigError(format!(
             "{}: invalid config for plugin `{plugin}`: {error:#}",
-            place(file, located.line_of(&["plugins", &plugin]))
+            located.place(&["plugins", &plugin])
         )),
     }
 }
