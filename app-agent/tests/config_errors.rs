@@ -166,6 +166,15 @@ fn bad_command_line_values_are_config_errors() {
         &["not a TOML value"],
     );
     assert_config_error(
+        "override-index",
+        CSV,
+        &[
+            "--config-override",
+            "plugins.procfs.processes.groups[0].exe_regex='y'",
+        ],
+        &["names an array element", "set the whole array"],
+    );
+    assert_config_error(
         "override-key",
         CSV,
         &["--config-override", "plugins.csv.no_such_key=1"],
@@ -184,7 +193,7 @@ fn an_overridden_value_is_blamed_on_its_flag_not_on_the_file() {
         &["--config-override", "plugins.procfs.kernel.poll_interval=\"abc\""],
         &["--config-override plugins.procfs.kernel.poll_interval=\"abc\": key `plugins.procfs.kernel.poll_interval`: invalid value"],
     );
-    assert!(!stderr.contains("line"), "{stderr}");
+    assert!(!stderr.contains("alumet-config.toml, line"), "{stderr}");
     // An override that replaces a whole table is blamed for the keys inside it.
     assert_config_error(
         "override-table-blamed",

@@ -205,9 +205,10 @@ fn dynamic_unknown_plugin_without_path_and_builtin_with_path() {
             "plugin_dirs",
         ],
     );
+    // The line of its `path`, the key at fault.
     config_error(
         &dir,
         "[plugins.csv]\npath = '/usr/lib/libcsv.so'\n",
-        &["line 1: [plugins.csv] is a built-in plugin"],
+        &["line 2: [plugins.csv] is a built-in plugin"],
     );
 }

@@ -66,7 +66,6 @@ pub(super) fn take_dynamic(
     let mut selected = Vec::new();
     let names: Vec<String> = tables.keys().cloned().collect();
     for name in names {
-        let line = || located.place(&["plugins", &name]);
         let Some(toml::Value::Table(table)) = tables.get(&name) else {
             continue;
         };
@@ -74,7 +73,7 @@ pub(super) fn take_dynamic(
             Some(toml::Value::String(p)) if builtin.contains(&name.as_str()) => {
                 return Err(ConfigError(format!(
                     "{}: [plugins.{name}] is a built-in plugin, so it cannot be loaded from {p}; give the table of a plugin library another name",
-                    line()
+                    located.place(&["plugins", &name, "path"])
                 )));
             }
             Some(toml::Value::String(p)) => PathBuf::from(p),

@@ -21,24 +21,33 @@ pub struct Located<'a> {
     text: &'a str,
     file: &'a Path,
     overrides: &'a [Override],
+    /// The plugins named by `--plugins`, which may have no table anywhere.
+    plugins_flag: Option<&'a [String]>,
     doc: std::cell::OnceCell<Option<toml_edit::Document<&'a str>>>,
 }
 
 impl<'a> Located<'a> {
     /// Will parse `text`, read from `file`, for spans when a line is asked for (a text
-    /// that does not parse has no lines to give); `overrides` were applied over it.
-    pub fn new(text: &'a str, file: &'a Path, overrides: &'a [Override]) -> Self {
+    /// that does not parse has no lines to give); `overrides` were applied over it, in
+    /// this order; `plugins_flag` is the list of `--plugins`, if given.
+    pub fn new(
+        text: &'a str,
+        file: &'a Path,
+        overrides: &'a [Override],
+        plugins_flag: Option<&'a [String]>,
+    ) -> Self {
         Located {
             text,
             file,
             overrides,
+            plugins_flag,
             doc: std::cell::OnceCell::new(),
         }
     }
 
     /// The 1-based line of the key at `path` (`["plugins", "csv", "output_path"]`), if it
-    /// is written in the file. A segment may end with an array index (`groups[0]`, as in
-    /// serde's error paths): the line of that element.
+    /// is written in the file. A segment may end with array indices (`groups[0]`, `x[0][1]`,
+    /// as in serde's error paths): the line of that element.
     pub fn line_of(&self, path: &[&str]) -> Option<usize> {
         let doc = self
             .doc
@@ -47,21 +56,25 @@ impl<'a> Located<'a> {
         let mut table: &dyn toml_edit::TableLike = doc.as_table();
         let mut span = None;
         for (i, segment) in path.iter().enumerate() {
-            let (key, index) = split_index(segment);
+            let (key, indices) = split_index(segment);
             let (k, item) = table.get_key_value(key)?;
             span = k.span().or_else(|| item.span());
             let mut inner = item.as_table_like();
-            if let Some(index) = index {
-                if let Some(array) = item.as_array() {
-                    let element = array.get(index)?;
-                    span = element.span().or(span);
-                    inner = element
-                        .as_inline_table()
-                        .map(|t| t as &dyn toml_edit::TableLike);
+            let mut element: Option<&toml_edit::Value> = None;
+            for (depth, &index) in indices.iter().enumerate() {
+                if depth == 0 && item.is_array_of_tables() {
+                    let t = item.as_array_of_tables()?.get(index)?;
+                    span = t.span().or(span);
+                    inner = Some(t);
                 } else {
-                    let element = item.as_array_of_tables()?.get(index)?;
-                    span = element.span().or(span);
-                    inner = Some(element);
+                    let array = match element {
+                        Some(v) => v.as_array()?,
+                        None => item.as_array()?,
+                    };
+                    let v = array.get(index)?;
+                    span = v.span().or(span);
+                    inner = v.as_inline_table().map(|t| t as &dyn toml_edit::TableLike);
+                    element = Some(v);
                 }
             }
             if i + 1 < path.len() {
@@ -72,47 +85,106 @@ impl<'a> Located<'a> {
         Some(self.text.get(..start)?.matches('\n').count() + 1)
     }
 
-    /// Where the value at `path` comes from, for a message: the flag of the override that
-    /// set it (or set a table holding it); else "FILE, line N", followed by the overrides
-    /// that set keys inside it when `path` is a table (the error may concern their
-    /// values). A segment may end with an array index (`groups[0]`), as in serde's paths.
+    /// Where the value at `path` comes from, for a message:
+    /// - the flag of the override that set it, or set a table holding it (the last one
+    ///   applied);
+    /// - else "FILE, line N";
+    /// - then, when `path` is a table, the overrides that set keys inside it afterwards
+    ///   (the error may concern their values), as "..., or --config-override k=v";
+    /// - "--plugins LIST (FILE has no [plugins.NAME] table)" for a plugin that `--plugins`
+    ///   enabled without a table;
+    /// - "FILE" when nothing else says more.
+    ///
+    /// A segment may end with array indices (`groups[0]`), as in serde's paths.
     pub fn place(&self, path: &[&str]) -> String {
-        let segments: Vec<&str> = path.iter().map(|s| split_index(s).0).collect();
-        let starts_with = |o: &Override, prefix: &[&str]| {
-            o.key.len() >= prefix.len() && o.key.iter().zip(prefix).all(|(a, b)| a == b)
-        };
-        // The last override applied wins: its value replaced the others'.
-        let setting =
-            self.overrides.iter().rev().find(|o| {
-                o.key.len() <= segments.len() && starts_with(o, &segments[..o.key.len()])
-            });
-        if let Some(o) = setting {
-            return o.flag.clone();
+        let file = self.file.display();
+        if path.is_empty() {
+            return file.to_string();
         }
-        let inside: Vec<&str> = self
+        let segments: Vec<&str> = path
+            .iter()
+            .map(|s| s.split_once('[').map_or(*s, |(name, _)| name))
+            .collect();
+        // An override whose value a later one replaced (the same key, or a table holding
+        // it) has no say.
+        let live: Vec<&Override> = self
             .overrides
             .iter()
-            .filter(|o| starts_with(o, &segments))
+            .enumerate()
+            .filter(|(i, o)| {
+                !self.overrides[i + 1..]
+                    .iter()
+                    .any(|later| is_prefix(&later.key, &o.key))
+            })
+            .map(|(_, o)| o)
+            .collect();
+        let setting = live.iter().rev().find(|o| is_prefix(&o.key, &segments));
+        // Keys set inside `path` by live overrides (so after whatever set `path`); a
+        // plugin's `enable` and `path` are the agent's, not passed to the plugin.
+        let agents_own = |o: &&&Override| {
+            segments.len() == 2
+                && segments[0] == "plugins"
+                && o.key.len() == 3
+                && (o.key[2] == "enable" || o.key[2] == "path")
+        };
+        let inside: Vec<&str> = live
+            .iter()
+            .filter(|o| o.key.len() > segments.len() && is_prefix(&segments, &o.key))
+            .filter(|o| !agents_own(o))
             .map(|o| o.flag.as_str())
             .collect();
-        let file = self.file.display();
-        match (self.line_of(path), inside.is_empty()) {
-            (Some(n), true) => format!("{file}, line {n}"),
-            (Some(n), false) => format!("{file}, line {n}, or {}", inside.join(", or ")),
+        let origin = match setting {
+            Some(o) => Some(o.flag.clone()),
+            None => self.line_of(path).map(|n| format!("{file}, line {n}")),
+        };
+        match (origin, inside.is_empty()) {
+            (Some(origin), true) => origin,
+            (Some(origin), false) => format!("{origin}, or {}", inside.join(", or ")),
             (None, false) => inside.join(", or "),
-            (None, true) => file.to_string(),
+            (None, true) => match (segments.as_slice(), self.plugins_flag) {
+                (["plugins", name, ..], Some(list)) if list.iter().any(|p| p == name) => {
+                    format!(
+                        "--plugins {} ({file} has no [plugins.{name}] table)",
+                        list.join(",")
+                    )
+                }
+                _ => file.to_string(),
+            },
         }
     }
 }
 
-/// `groups[0]` -> (`groups`, Some(0)); `groups` -> (`groups`, None).
-fn split_index(segment: &str) -> (&str, Option<usize>) {
-    match segment.strip_suffix(']').and_then(|s| s.split_once('[')) {
-        Some((name, index)) => match index.parse() {
-            Ok(i) => (name, Some(i)),
-            Err(_) => (segment, None),
-        },
-        None => (segment, None),
+/// Whether `prefix` is the first segments of `key` (or all of it).
+fn is_prefix<A: AsRef<str>, B: AsRef<str>>(prefix: &[A], key: &[B]) -> bool {
+    prefix.len() <= key.len()
+        && prefix
+            .iter()
+            .zip(key)
+            .all(|(a, b)| a.as_ref() == b.as_ref())
+}
+
+/// `groups[0]` -> (`groups`, [0]); `x[0][1]` -> (`x`, [0, 1]); `groups` -> (`groups`, []).
+/// A segment whose brackets do not hold indices only is a plain name.
+fn split_index(segment: &str) -> (&str, Vec<usize>) {
+    let Some((name, mut rest)) = segment.split_once('[') else {
+        return (segment, Vec::new());
+    };
+    let mut indices = Vec::new();
+    loop {
+        let Some((index, after)) = rest.split_once(']') else {
+            return (segment, Vec::new());
+        };
+        let Ok(index) = index.parse() else {
+            return (segment, Vec::new());
+        };
+        indices.push(index);
+        if after.is_empty() {
+            return (name, indices);
+        }
+        let Some(next) = after.strip_prefix('[') else {
+            return (segment, Vec::new());
+        };
+        rest = next;
     }
 }
 
@@ -148,14 +220,14 @@ mod tests {
     fn lines_of_keys_tables_and_inline_tables() {
         let text =
             "a = 1\n\n[plugins.csv]\noutput_path = 'x'\n\n[plugins.agent]\nlimits = { max = 3 }\n";
-        let l = Located::new(text, Path::new("c.toml"), &[]);
+        let l = Located::new(text, Path::new("c.toml"), &[], None);
         assert_eq!(l.line_of(&["a"]), Some(1));
         assert_eq!(l.line_of(&["plugins", "csv"]), Some(3));
         assert_eq!(l.line_of(&["plugins", "csv", "output_path"]), Some(4));
         assert_eq!(l.line_of(&["plugins", "agent", "limits", "max"]), Some(7));
         assert_eq!(l.line_of(&["plugins", "nope"]), None);
         assert_eq!(
-            Located::new("not toml [", Path::new("c.toml"), &[]).line_of(&["a"]),
+            Located::new("not toml [", Path::new("c.toml"), &[], None).line_of(&["a"]),
             None
         );
     }
@@ -163,7 +235,7 @@ mod tests {
     #[test]
     fn lines_of_array_elements() {
         let text = "[[groups]]\nname = 'a'\n\n[[groups]]\nname = 'b'\nre = 'x'\n\nlist = [\n  { re = 'y' },\n  { re = 'z' },\n]\n";
-        let l = Located::new(text, Path::new("c.toml"), &[]);
+        let l = Located::new(text, Path::new("c.toml"), &[], None);
         assert_eq!(l.line_of(&["groups[1]", "re"]), Some(6));
         assert_eq!(l.line_of(&["groups[0]"]), Some(1));
         assert_eq!(l.line_of(&["groups[2]"]), None);
@@ -186,7 +258,7 @@ mod tests {
             flag("plugins.csv.output_path", "--output-file b.csv"),
             flag("plugins.procfs", "--config-override table"),
         ];
-        let l = Located::new(text, Path::new("c.toml"), &overrides);
+        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
         // The last override applied set the value.
         assert_eq!(
             l.place(&["plugins", "csv", "output_path"]),
@@ -202,13 +274,88 @@ mod tests {
             l.place(&["plugins", "csv", "force_flush"]),
             "c.toml, line 3"
         );
-        // A table holding overrides: its line, and the overrides inside.
+        // A table holding overrides: its line, and the overrides inside whose value
+        // stayed (not the first, which the second replaced).
         assert_eq!(
             l.place(&["plugins", "csv"]),
-            "c.toml, line 1, or --config-override first, or --output-file b.csv"
+            "c.toml, line 1, or --output-file b.csv"
         );
         // Neither in the file nor set on the command line.
         assert_eq!(l.place(&["plugins", "rapl"]), "c.toml");
+    }
+
+    #[test]
+    fn places_follow_the_order_the_overrides_were_applied_in() {
+        let text = "[plugins.csv]\noutput_path = 'a.csv'\n\n[plugins.procfs]\n";
+        // A table replaced, then a key set inside it: both can be at fault for the table.
+        let overrides = [
+            flag("plugins.csv", "--config-override table"),
+            flag("plugins.csv.output_path", "--output-file b.csv"),
+        ];
+        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        assert_eq!(
+            l.place(&["plugins", "csv"]),
+            "--config-override table, or --output-file b.csv"
+        );
+        assert_eq!(
+            l.place(&["plugins", "csv", "output_path"]),
+            "--output-file b.csv"
+        );
+        assert_eq!(
+            l.place(&["plugins", "csv", "force_flush"]),
+            "--config-override table"
+        );
+        // A key set, then its table replaced: the first override has no say.
+        let overrides = [
+            flag("plugins.csv.output_path", "--config-override key"),
+            flag("plugins.csv", "--config-override table"),
+        ];
+        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        assert_eq!(l.place(&["plugins", "csv"]), "--config-override table");
+        assert_eq!(
+            l.place(&["plugins", "csv", "output_path"]),
+            "--config-override table"
+        );
+        // The agent's own keys of a plugin table are not blamed for the plugin's errors.
+        let overrides = [flag("plugins.procfs.enable", "--config-override enable")];
+        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        assert_eq!(l.place(&["plugins", "procfs"]), "c.toml, line 4");
+    }
+
+    #[test]
+    fn places_of_nested_arrays_plugins_without_a_table_and_the_root() {
+        let text = "[plugins.procfs.kernel]\nx = [[1], [2,\n  3]]\n";
+        let l = Located::new(text, Path::new("c.toml"), &[], None);
+        assert_eq!(
+            l.line_of(&["plugins", "procfs", "kernel", "x[1][1]"]),
+            Some(3)
+        );
+        assert_eq!(l.line_of(&["plugins", "procfs", "kernel", "x[1][2]"]), None);
+        let overrides = [flag("plugins.procfs.kernel.x", "--config-override x")];
+        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        assert_eq!(
+            l.place(&["plugins", "procfs", "kernel", "x[1][1]"]),
+            "--config-override x"
+        );
+        let list = ["csv".to_owned(), "foo".to_owned()];
+        let l = Located::new(text, Path::new("c.toml"), &[], Some(&list));
+        assert_eq!(
+            l.place(&["plugins", "foo"]),
+            "--plugins csv,foo (c.toml has no [plugins.foo] table)"
+        );
+        assert_eq!(l.place(&["plugins", "procfs"]), "c.toml, line 1");
+        assert_eq!(l.place(&["plugins", "rapl"]), "c.toml");
+        assert_eq!(l.place(&[]), "c.toml");
+    }
+
+    #[test]
+    fn array_indices_in_path_segments() {
+        assert_eq!(split_index("groups[0]"), ("groups", vec![0]));
+        assert_eq!(split_index("x[0][12]"), ("x", vec![0, 12]));
+        assert_eq!(split_index("plain"), ("plain", vec![]));
+        for odd in ["a[", "a[x]", "a[0]x", "a[0]]", "a[-1]"] {
+            assert_eq!(split_index(odd), (odd, vec![]), "{odd}");
+        }
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
         .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", args.config.display())))?;
     let overrides = apply_overrides(&mut root, args)?;
     let file = args.config.as_path();
-    let located = Located::new(&text, file, &overrides);
+    let located = Located::new(&text, file, &overrides, args.plugins.as_deref());
     env::substitute(&mut root, &|name| std::env::var(name).ok()).map_err(|e| {
         let path: Vec<&str> = e.key.split('.').collect();
         ConfigError(format!(
@@ -125,7 +125,12 @@ pub fn load_adjusted(
     for (entry, table, _) in selection.plugins.iter_mut().filter(|p| p.2) {
         adjust(entry.meta.name, table);
     }
-    let located = Located::new(&selection.text, args.config.as_path(), &selection.overrides);
+    let located = Located::new(
+        &selection.text,
+        args.config.as_path(),
+        &selection.overrides,
+        args.plugins.as_deref(),
+    );
     let mut plugins = Vec::new();
     for (entry, table, _) in selection.plugins.into_iter().filter(|p| p.2) {
         let plugin = entry
@@ -180,6 +185,12 @@ fn apply_overrides(
         let (key, value) = o.split_once('=').ok_or_else(|| {
             ConfigError(format!("--config-override {o:?}: expected KEY=VALUE, e.g. plugins.csv.output_path=\"out.csv\""))
         })?;
+        let key = key.trim();
+        if key.contains(['[', ']']) {
+            return Err(ConfigError(format!(
+                "--config-override {o:?}: `{key}` names an array element, which cannot be set alone: set the whole array, e.g. plugins.procfs.processes.groups=[{{ exe_regex = \"^python\" }}]"
+            )));
+        }
         let parsed: toml::Table = toml::from_str(&format!("v = {}", value.trim())).map_err(|e| {
             ConfigError(format!("--config-override {o:?}: the value is not a TOML value (quote strings: \"...\"): {e}"))
         })?;
@@ -187,11 +198,7 @@ fn apply_overrides(
             .get("v")
             .cloned()
             .unwrap_or(toml::Value::Boolean(false));
-        values.push((
-            key.trim().to_owned(),
-            value,
-            format!("--config-override {o}"),
-        ));
+        values.push((key.to_owned(), value, format!("--config-override {o}")));
     }
     if let Some(path) = &args.output_file {
         values.push((
@@ -237,7 +244,8 @@ fn parse_general(root: toml::Table, located: &Located<'_>) -> Result<GeneralConf
     })
 }
 
-/// "FILE, line N: key `k`: message. Did you mean `x`?" for a serde error at `key` under `prefix`.
+/// "PLACE: key `k`: message. Did you mean `x`?" for a serde error at `key` under `prefix`,
+/// where PLACE is where the value was written ([`Located::place`]).
 fn describe_key_error(
     located: &Located<'_>,
     prefix: &[&str],
