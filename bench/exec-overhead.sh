@@ -5,7 +5,10 @@
 # The runs are interleaved (true and each agent and plugin set, N times, in a new order at
 # each iteration), so that a machine whose speed drifts affects every figure alike;
 # BEFORE=path/to/another/agent adds that binary to the same loop, to compare two builds.
-# Each binary runs as a fresh copy (see exec-setup.sh).
+# ORDER=blocks runs each command 7 times in a row instead, as benchmark tools do (N is
+# rounded up to a multiple of 7): `true` run after `true` is quicker, an agent run after
+# an agent slower, so this order gives the higher figure. Each binary runs as a fresh
+# copy (see exec-setup.sh).
 #
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
 set -euo pipefail
@@ -15,9 +18,12 @@ if [ -n "${BEFORE:-}" ]; then
     BEFORE="$work/before"
 fi
 
-python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
+python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "${ORDER:-shuffled}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
 import random, subprocess, sys, time
-n, work, plugin_sets, agents = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+n, work, plugin_sets, order_kind, agents = (int(sys.argv[1]), sys.argv[2], sys.argv[3].split(),
+                                            sys.argv[4], sys.argv[5:])
+if order_kind not in ("shuffled", "blocks"):
+    sys.exit(f"ORDER={order_kind}: expected shuffled (the default) or blocks")
 runs = [("true alone", ["true"])]
 for label, agent in zip(["", "before: "], agents):
     for i, plugins in enumerate(plugin_sets):
@@ -26,20 +32,23 @@ for label, agent in zip(["", "before: "], agents):
                "--output-file", out, "exec", "--no-summary", "--", "true"]
         runs.append((f"{label}exec -- true with {plugins}", cmd))
 times = {name: [] for name, _ in runs}
-for i in range(n):
+BLOCK = 7
+for i in range(n if order_kind == "shuffled" else -(-n // BLOCK)):
     # A new order at each iteration (the same orders from one call to the next): what
     # runs just before matters (an agent run right after another agent run is slower
     # than one right after `true`), and a fixed or rotated order keeps the same
-    # neighbours.
+    # neighbours. In blocks, the order of the blocks is shuffled the same way.
     order = runs[:]
     random.Random(i).shuffle(order)
     for name, cmd in order:
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times[name].append((time.perf_counter() - t) * 1000)
+        for _ in range(1 if order_kind == "shuffled" else BLOCK):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append((time.perf_counter() - t) * 1000)
 median = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
 base = median["true alone"]
-print(f"true alone: {base:.2f} ms (median of {n}, interleaved)")
+how = "interleaved" if order_kind == "shuffled" else f"in blocks of {BLOCK}"
+print(f"true alone: {base:.2f} ms (median of {len(times['true alone'])}, {how})")
 for name, _ in runs[1:]:
     over = median[name] - base
     # The overhead follows the VM's speed (it is about 2.2 times `true` alone on the
