@@ -4,56 +4,80 @@
 //! probes the CPU with `cpuid`), 0.08-0.19 ms of `exec -- true` (issue #5,
 //! docs/performance.md).
 //!
-//! The unwinder's symbols stay local to the binary, so a plugin library loaded later
-//! brings its own `libgcc_s`. The two never meet: a panic cannot cross the plugin
-//! boundary (its functions are `extern "C"`, which abort on unwinding, and the plugin SDK
-//! catches panics on its side), so each unwinder only walks frames of its own exceptions.
+//! The archive is found by the linker itself at the final link (`-bundle`), so it is the
+//! one of the target's toolchain; this script only asks that linker whether it has one
+//! (`-print-file-name`), and otherwise warns and leaves the binary on `libgcc_s.so.1`.
+//! `ALUMET_STATIC_UNWINDER` (1 or 0) tells the tests which it is.
 //!
-//! Where the C compiler does not know `libgcc_eh.a` (another toolchain), the build warns
-//! and the binary uses `libgcc_s.so.1` as before.
+//! The unwinder's symbols stay local to the binary, so a plugin library loaded later
+//! brings its own `libgcc_s`. A panic caught where it is raised (in the agent, or by the
+//! plugin SDK on the plugin's side) involves one unwinder only. One that reaches the
+//! plugin boundary (a bug) aborts there (its functions are `extern "C"`), but the search
+//! for a handler first calls the other side's personality routine with the raising
+//! unwinder's context: that relies on gcc keeping the context compatible between its
+//! static and shared unwinders, as it does for `-static-libgcc` programs.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    for var in ["CC", "TARGET_CC"] {
-        println!("cargo:rerun-if-env-changed={var}");
-    }
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if target_os != "linux" || target_env != "gnu" {
+        println!("cargo:rustc-env=ALUMET_STATIC_UNWINDER=0");
         return;
     }
-    match static_unwinder() {
-        Some(archive) => {
-            if let Some(dir) = archive.parent() {
-                println!("cargo:rustc-link-search=native={}", dir.display());
+    let found = match linker() {
+        Ok(linker) => match has_static_unwinder(&linker) {
+            Ok(true) => true,
+            Ok(false) => {
+                println!("cargo:warning={linker} has no libgcc_eh.a: the agent will load libgcc_s.so.1 at start (about 0.1 ms more)");
+                false
             }
-            println!("cargo:rustc-link-lib=static=gcc_eh");
+            Err(e) => {
+                println!("cargo:warning=cannot run the linker {linker} to look for libgcc_eh.a ({e}): the agent will load libgcc_s.so.1 at start (about 0.1 ms more)");
+                false
+            }
+        },
+        Err(why) => {
+            println!("cargo:warning={why}: the agent will load libgcc_s.so.1 at start (about 0.1 ms more)");
+            false
         }
-        None => println!(
-            "cargo:warning=libgcc_eh.a not found by the C compiler: the agent will load libgcc_s.so.1 at start (about 0.1 ms more)"
-        ),
+    };
+    if found {
+        println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
+    }
+    println!("cargo:rustc-env=ALUMET_STATIC_UNWINDER={}", u8::from(found));
+}
+
+/// The linker rustc drives: the configured one (Cargo passes `target.<triple>.linker` as
+/// `RUSTC_LINKER`), else `cc`, which is the host's, so not for a cross build.
+fn linker() -> Result<String, String> {
+    if let Ok(linker) = std::env::var("RUSTC_LINKER") {
+        return Ok(linker);
+    }
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let host = std::env::var("HOST").unwrap_or_default();
+    if target == host {
+        Ok("cc".to_owned())
+    } else {
+        Err(format!(
+            "no linker configured for {target} (target.{target}.linker) to ask for libgcc_eh.a"
+        ))
     }
 }
 
-/// Where the C compiler (the linker rustc drives) finds `libgcc_eh.a`, if it does.
-fn static_unwinder() -> Option<PathBuf> {
-    let target = std::env::var("TARGET").unwrap_or_default();
-    let cc = [
-        format!("CC_{}", target.replace('-', "_")),
-        "TARGET_CC".to_owned(),
-        "CC".to_owned(),
-    ]
-    .iter()
-    .find_map(|var| std::env::var(var).ok())
-    .unwrap_or_else(|| "cc".to_owned());
-    let output = Command::new(&cc)
-        .arg("-print-file-name=libgcc_eh.a")
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-    // Without it, the compiler prints the bare name back.
-    (output.status.success() && path.is_absolute() && path.is_file()).then_some(path)
+/// Whether `linker` (a C compiler driver) has `libgcc_eh.a` for the target.
+fn has_static_unwinder(linker: &str) -> std::io::Result<bool> {
+    let mut command = Command::new(linker);
+    // rustc passes -m32 when it links for 32-bit x86 with the host's compiler.
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86") {
+        command.arg("-m32");
+    }
+    let output = command.arg("-print-file-name=libgcc_eh.a").output()?;
+    let path = String::from_utf8_lossy(&output.stdout);
+    let path = std::path::Path::new(path.trim());
+    // Without it, the driver prints the bare name back.
+    Ok(output.status.success() && path.is_absolute() && path.is_file())
 }

@@ -5,9 +5,10 @@
 # The runs are interleaved (true and each agent and plugin set, N times, in a new order at
 # each iteration), so that a machine whose speed drifts affects every figure alike;
 # BEFORE=path/to/another/agent adds that binary to the same loop, to compare two builds.
-# ORDER=blocks runs each command 7 times in a row instead, as benchmark tools do (N is
-# rounded up to a multiple of 7): `true` run after `true` is quicker, an agent run after
-# an agent slower, so this order gives the higher figure. Each binary runs as a fresh
+# ORDER=blocks runs each command 7 times in a row instead, the blocks in a shuffled order
+# (N is rounded up to a multiple of 7), closer to benchmark tools, which run all of a
+# command's runs back to back: `true` run after `true` is quicker, an agent run after an
+# agent slower, so this order gives the higher figure. Each binary runs as a fresh
 # copy (see exec-setup.sh).
 #
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
@@ -19,7 +20,7 @@ if [ -n "${BEFORE:-}" ]; then
 fi
 
 python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "${ORDER:-shuffled}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
-import random, subprocess, sys, time
+import random, statistics, subprocess, sys, time
 n, work, plugin_sets, order_kind, agents = (int(sys.argv[1]), sys.argv[2], sys.argv[3].split(),
                                             sys.argv[4], sys.argv[5:])
 if order_kind not in ("shuffled", "blocks"):
@@ -45,7 +46,7 @@ for i in range(n if order_kind == "shuffled" else -(-n // BLOCK)):
             t = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times[name].append((time.perf_counter() - t) * 1000)
-median = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+median = {name: statistics.median(v) for name, v in times.items()}
 base = median["true alone"]
 how = "interleaved" if order_kind == "shuffled" else f"in blocks of {BLOCK}"
 print(f"true alone: {base:.2f} ms (median of {len(times['true alone'])}, {how})")

@@ -741,14 +741,8 @@ fn the_agent_maps_no_shared_library_beyond_libc() {
     );
     // Before glibc 2.34, libpthread, libdl and librt were separate parts of the C library.
     let mut glibc = vec!["libc.so", "libpthread", "libdl.", "librt.", "ld-linux"];
-    // The unwinder is linked statically where the C compiler has it (build.rs).
-    let static_unwinder = std::process::Command::new("cc")
-        .arg("-print-file-name=libgcc_eh.a")
-        .output()
-        .is_ok_and(|o| {
-            std::path::Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_absolute()
-        });
-    if !static_unwinder {
+    // The unwinder is linked statically where the linker has it (build.rs says).
+    if env!("ALUMET_STATIC_UNWINDER") != "1" {
         glibc.push("libgcc_s.so");
     }
     let extra: Vec<&&str> = libs
