@@ -142,7 +142,10 @@ impl<'a> Located<'a> {
             (Some(origin), false) => format!("{origin}, or {}", inside.join(", or ")),
             (None, false) => inside.join(", or "),
             (None, true) => match (segments.as_slice(), self.plugins_flag) {
-                (["plugins", name, ..], Some(list)) if list.iter().any(|p| p == name) => {
+                (["plugins", name, ..], Some(list))
+                    if list.iter().any(|p| p == name)
+                        && self.line_of(&["plugins", name]).is_none() =>
+                {
                     format!(
                         "--plugins {} ({file} has no [plugins.{name}] table)",
                         list.join(",")
@@ -344,6 +347,10 @@ mod tests {
             "--plugins csv,foo (c.toml has no [plugins.foo] table)"
         );
         assert_eq!(l.place(&["plugins", "procfs"]), "c.toml, line 1");
+        // A key absent from a table that is in the file is not blamed on --plugins.
+        let list = ["procfs".to_owned()];
+        let l = Located::new(text, Path::new("c.toml"), &[], Some(&list));
+        assert_eq!(l.place(&["plugins", "procfs", "kernel", "y"]), "c.toml");
         assert_eq!(l.place(&["plugins", "rapl"]), "c.toml");
         assert_eq!(l.place(&[]), "c.toml");
     }
