@@ -121,16 +121,15 @@ impl<'a> Located<'a> {
         let setting = live.iter().rev().find(|o| is_prefix(&o.key, &segments));
         // Keys set inside `path` by live overrides (so after whatever set `path`); a
         // plugin's `enable` and `path` are the agent's, not passed to the plugin.
-        let agents_own = |o: &&&Override| {
-            segments.len() == 2
-                && segments[0] == "plugins"
-                && o.key.len() == 3
-                && (o.key[2] == "enable" || o.key[2] == "path")
-        };
+        let plugin_table = segments.len() == 2 && segments[0] == "plugins";
         let inside: Vec<&str> = live
             .iter()
             .filter(|o| o.key.len() > segments.len() && is_prefix(&segments, &o.key))
-            .filter(|o| !agents_own(o))
+            .filter(|o| {
+                !(plugin_table
+                    && o.key.len() == 3
+                    && ["enable", "path"].contains(&o.key[2].as_str()))
+            })
             .map(|o| o.flag.as_str())
             .collect();
         let origin = match setting {
@@ -223,27 +222,29 @@ mod tests {
     fn lines_of_keys_tables_and_inline_tables() {
         let text =
             "a = 1\n\n[plugins.csv]\noutput_path = 'x'\n\n[plugins.agent]\nlimits = { max = 3 }\n";
-        let l = Located::new(text, Path::new("c.toml"), &[], None);
+        let l = at(text, &[]);
         assert_eq!(l.line_of(&["a"]), Some(1));
         assert_eq!(l.line_of(&["plugins", "csv"]), Some(3));
         assert_eq!(l.line_of(&["plugins", "csv", "output_path"]), Some(4));
         assert_eq!(l.line_of(&["plugins", "agent", "limits", "max"]), Some(7));
         assert_eq!(l.line_of(&["plugins", "nope"]), None);
-        assert_eq!(
-            Located::new("not toml [", Path::new("c.toml"), &[], None).line_of(&["a"]),
-            None
-        );
+        assert_eq!(at("not toml [", &[]).line_of(&["a"]), None);
     }
 
     #[test]
     fn lines_of_array_elements() {
         let text = "[[groups]]\nname = 'a'\n\n[[groups]]\nname = 'b'\nre = 'x'\n\nlist = [\n  { re = 'y' },\n  { re = 'z' },\n]\n";
-        let l = Located::new(text, Path::new("c.toml"), &[], None);
+        let l = at(text, &[]);
         assert_eq!(l.line_of(&["groups[1]", "re"]), Some(6));
         assert_eq!(l.line_of(&["groups[0]"]), Some(1));
         assert_eq!(l.line_of(&["groups[2]"]), None);
         assert_eq!(l.line_of(&["groups[1]", "list[1]", "re"]), Some(10));
         assert_eq!(l.line_of(&["groups[1]", "list[1]"]), Some(10));
+    }
+
+    /// `text` read from c.toml, with `overrides` and no --plugins.
+    fn at<'a>(text: &'a str, overrides: &'a [Override]) -> Located<'a> {
+        Located::new(text, Path::new("c.toml"), overrides, None)
     }
 
     fn flag(key: &str, flag: &str) -> Override {
@@ -261,7 +262,7 @@ mod tests {
             flag("plugins.csv.output_path", "--output-file b.csv"),
             flag("plugins.procfs", "--config-override table"),
         ];
-        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        let l = at(text, &overrides);
         // The last override applied set the value.
         assert_eq!(
             l.place(&["plugins", "csv", "output_path"]),
@@ -295,7 +296,7 @@ mod tests {
             flag("plugins.csv", "--config-override table"),
             flag("plugins.csv.output_path", "--output-file b.csv"),
         ];
-        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        let l = at(text, &overrides);
         assert_eq!(
             l.place(&["plugins", "csv"]),
             "--config-override table, or --output-file b.csv"
@@ -313,7 +314,7 @@ mod tests {
             flag("plugins.csv.output_path", "--config-override key"),
             flag("plugins.csv", "--config-override table"),
         ];
-        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        let l = at(text, &overrides);
         assert_eq!(l.place(&["plugins", "csv"]), "--config-override table");
         assert_eq!(
             l.place(&["plugins", "csv", "output_path"]),
@@ -321,21 +322,21 @@ mod tests {
         );
         // The agent's own keys of a plugin table are not blamed for the plugin's errors.
         let overrides = [flag("plugins.procfs.enable", "--config-override enable")];
-        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        let l = at(text, &overrides);
         assert_eq!(l.place(&["plugins", "procfs"]), "c.toml, line 4");
     }
 
     #[test]
     fn places_of_nested_arrays_plugins_without_a_table_and_the_root() {
         let text = "[plugins.procfs.kernel]\nx = [[1], [2,\n  3]]\n";
-        let l = Located::new(text, Path::new("c.toml"), &[], None);
+        let l = at(text, &[]);
         assert_eq!(
             l.line_of(&["plugins", "procfs", "kernel", "x[1][1]"]),
             Some(3)
         );
         assert_eq!(l.line_of(&["plugins", "procfs", "kernel", "x[1][2]"]), None);
         let overrides = [flag("plugins.procfs.kernel.x", "--config-override x")];
-        let l = Located::new(text, Path::new("c.toml"), &overrides, None);
+        let l = at(text, &overrides);
         assert_eq!(
             l.place(&["plugins", "procfs", "kernel", "x[1][1]"]),
             "--config-override x"

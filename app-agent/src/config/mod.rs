@@ -209,30 +209,35 @@ fn apply_overrides(
     }
     let mut overrides = Vec::new();
     for (key, value, flag) in values {
+        let key: Vec<String> = key.split('.').map(str::to_owned).collect();
         set_dotted(root, &key, value)?;
-        overrides.push(Override {
-            key: key.split('.').map(str::to_owned).collect(),
-            flag,
-        });
+        overrides.push(Override { key, flag });
     }
     Ok(overrides)
 }
 
-fn set_dotted(root: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
-    let parts: Vec<&str> = key.split('.').collect();
-    let (last, parents) = parts
+/// Sets `value` at the dotted key split into `key`, creating the tables on the way.
+fn set_dotted(
+    root: &mut toml::Table,
+    key: &[String],
+    value: toml::Value,
+) -> Result<(), ConfigError> {
+    let (last, parents) = key
         .split_last()
         .ok_or_else(|| ConfigError("empty override key".into()))?;
     let mut table = root;
     for part in parents {
         let entry = table
-            .entry(part.to_string())
+            .entry(part.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         table = entry.as_table_mut().ok_or_else(|| {
-            ConfigError(format!("--config-override {key}: `{part}` is not a table"))
+            ConfigError(format!(
+                "--config-override {}: `{part}` is not a table",
+                key.join(".")
+            ))
         })?;
     }
-    table.insert(last.to_string(), value);
+    table.insert(last.clone(), value);
     Ok(())
 }
 

@@ -310,7 +310,7 @@ fn wait_end(
         // periodic poll (one interval after the pipeline started): a shorter command is
         // measured by the readings before and after it alone, and ends without a thread
         // to stop (0.18 ms of `exec -- true`, docs/performance.md).
-        if let Some(due) = pipeline.next_deferred_poll() {
+        let exited_early = pipeline.next_deferred_poll().is_some_and(|due| {
             let exited = child::wait_exit_until(pid, due).unwrap_or_else(|e| {
                 log::debug!("waiting for the command until the first poll: {e}");
                 false
@@ -318,8 +318,13 @@ fn wait_end(
             if !exited {
                 start_source_threads(pipeline);
             }
-        }
-        let exited = child::wait_exit(pid);
+            exited
+        });
+        let exited = if exited_early {
+            Ok(())
+        } else {
+            child::wait_exit(pid)
+        };
         let wall = start.elapsed();
         control.poll_now("*");
         signals::unmeasure();
