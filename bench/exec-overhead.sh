@@ -8,8 +8,11 @@
 # ORDER=blocks runs each command 7 times in a row instead, the blocks in a shuffled order
 # (N is rounded up to a multiple of 7), closer to benchmark tools, which run all of a
 # command's runs back to back: `true` run after `true` is quicker, an agent run after an
-# agent slower, so this order gives the higher figure. Each binary runs as a fresh
-# copy (see exec-setup.sh).
+# agent slower, so this order gives the higher figure. PAUSE=SECONDS sleeps that long before
+# each timed run, so that every run starts from an idle machine, as a command typed at a
+# prompt does (a VM's vCPUs halt when idle and are slower for a while after: on the
+# development VM `true` alone takes a third longer after 10 ms of idle). Each binary runs
+# as a fresh copy (see exec-setup.sh).
 #
 #   cargo build --release -p alumet-agent && bench/exec-overhead.sh [N]
 set -euo pipefail
@@ -19,10 +22,16 @@ if [ -n "${BEFORE:-}" ]; then
     BEFORE="$work/before"
 fi
 
-python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "${ORDER:-shuffled}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
+python3 - "$n" "$work" "${PLUGINS:-procfs,csv csv}" "${ORDER:-shuffled}" "${PAUSE:-0}" "$agent" ${BEFORE:+"$BEFORE"} <<'PY'
 import random, statistics, subprocess, sys, time
 n, work, plugin_sets, order_kind, agents = (int(sys.argv[1]), sys.argv[2], sys.argv[3].split(),
-                                            sys.argv[4], sys.argv[5:])
+                                            sys.argv[4], sys.argv[6:])
+try:
+    pause = float(sys.argv[5])
+    if not 0 <= pause <= 10:
+        raise ValueError
+except ValueError:
+    sys.exit(f"PAUSE={sys.argv[5]}: expected a number of seconds between 0 and 10")
 if order_kind not in ("shuffled", "blocks"):
     sys.exit(f"ORDER={order_kind}: expected shuffled (the default) or blocks")
 runs = [("true alone", ["true"])]
@@ -43,12 +52,16 @@ for i in range(n if order_kind == "shuffled" else -(-n // BLOCK)):
     random.Random(i).shuffle(order)
     for name, cmd in order:
         for _ in range(1 if order_kind == "shuffled" else BLOCK):
+            if pause:
+                time.sleep(pause)
             t = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times[name].append((time.perf_counter() - t) * 1000)
 median = {name: statistics.median(v) for name, v in times.items()}
 base = median["true alone"]
 how = "interleaved" if order_kind == "shuffled" else f"in blocks of {BLOCK}"
+if pause:
+    how += f", {pause * 1000:g} ms idle before each"
 print(f"true alone: {base:.2f} ms (median of {len(times['true alone'])}, {how})")
 for name, _ in runs[1:]:
     over = median[name] - base
