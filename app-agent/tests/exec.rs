@@ -875,6 +875,123 @@ fn watch_ends_when_the_process_exits_even_if_its_parent_has_not_reaped_it() {
     assert!(stderr.contains("measurements for 'pid "), "{stderr}");
 }
 
+/// `(state, user + system ticks, command name)` of process `pid`, from its stat file.
+fn stat_of(pid: u32) -> (char, u64, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let open = text.find('(').unwrap();
+    let close = text.rfind(')').unwrap();
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().unwrap();
+    // After the name: state (field 3), ..., utime (14) and stime (15).
+    let state = fields[0].chars().next().unwrap();
+    (
+        state,
+        ticks(11) + ticks(12),
+        text[open + 1..close].to_owned(),
+    )
+}
+
+/// Waits until `done` holds for the stat of `pid` (fails after 30 s).
+fn wait_for_stat(pid: u32, what: &str, done: impl Fn(&(char, u64, String)) -> bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let stat = stat_of(pid);
+        if done(&stat) {
+            return;
+        }
+        assert!(start.elapsed().as_secs() < 30, "{what}: {stat:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A process started by a test, killed (and reaped) when the test ends, even by a panic.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A watch counts the CPU time that the process uses while watched, not what it used
+/// before (as `perf stat -p`), even for a process younger than a second.
+#[test]
+fn watch_counts_the_cpu_time_used_during_the_watch_and_not_before() {
+    let dir = temp_dir("watch-cpu");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let fifo = dir.join("go");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Burns CPU, waits (without a fork) until the test opens the FIFO, burns again, then
+    // becomes `sleep` (exec keeps its CPU times).
+    let burn = "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done";
+    let watched = std::process::Command::new("sh")
+        .args(["-c", &format!("{burn}; read x < go; {burn}; exec sleep 30")])
+        .current_dir(&dir)
+        .spawn()
+        .unwrap();
+    let watched = KilledOnDrop(watched);
+    let pid = watched.0.id();
+    // Blocked opening the FIFO: the first burn is over.
+    wait_for_stat(pid, "the first burn", |(state, ..)| *state == 'S');
+    let before = stat_of(pid).1;
+    let mut cmd = agent(&dir);
+    cmd.args([
+        "--no-default-config",
+        "--plugins",
+        "procfs,csv",
+        "watch",
+        "--summary-json",
+        "s.json",
+        &pid.to_string(),
+    ]);
+    let mut running = Running::spawn(cmd);
+    // The readings that open the watch's window are in the CSV file.
+    running.wait_until("the first reading of the process", |_| {
+        std::fs::read_to_string(dir.join("out.csv"))
+            .is_ok_and(|rows| rows.contains(&format!(";process;{pid};")))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::fs::write(&fifo, "\n").unwrap();
+    wait_for_stat(pid, "the second burn", |(_, _, name)| name == "sleep");
+    let after = stat_of(pid).1;
+    // The process goes on running: SIGINT ends the watch, with a final reading of it.
+    running.signal(libc::SIGINT);
+    let (status, stderr) = running.wait();
+    drop(watched);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let json = summary_json(&dir);
+    let mean = |name: &str| figure(&json, name)["mean"].as_f64().unwrap();
+    let measured = mean("user CPU time (procfs)") + mean("system CPU time (procfs)");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let during = (after - before) as f64 / hz;
+    assert!(
+        before >= 5 && during >= 0.05,
+        "both burns use CPU: {before} ticks, then {during} s"
+    );
+    // Clock ticks (10 ms), read at slightly different moments.
+    let close = |x: f64| (x - during).abs() <= 0.03 + 0.1 * during;
+    assert!(
+        close(measured),
+        "summary {measured} s; the process used {during} s while watched, {} s before",
+        before as f64 / hz
+    );
+    // The CSV rows too: the first reading is not a difference from the process's start.
+    let rows = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    let written: f64 = (rows.lines())
+        .map(|l| l.split(';').collect::<Vec<_>>())
+        .filter(|f| f[0] == "cpu_time_delta_ms" && f[6] == pid.to_string())
+        .map(|f| f[2].parse::<f64>().unwrap() / 1000.0)
+        .sum();
+    assert!(
+        close(written),
+        "{written} s in the CSV rows, {during} s while watched:\n{rows}"
+    );
+}
+
 #[test]
 fn sigint_ends_a_watch_and_leaves_the_process_running() {
     let dir = temp_dir("watch-sigint");

@@ -105,7 +105,8 @@ impl NvidiaPlugin {
                         Err(poisoned) => poisoned.into_inner(),
                     };
                     match event {
-                        Event::ConsumerStarted(ResourceConsumer::Process { pid }) => {
+                        Event::ConsumerStarted(ResourceConsumer::Process { pid })
+                        | Event::ConsumerWatched(ResourceConsumer::Process { pid }) => {
                             roots.insert(*pid);
                         }
                         Event::ConsumerEnded(ResourceConsumer::Process { pid }) => {

@@ -428,31 +428,35 @@ fn process_tree(test: &str) -> alumet::test_util::TempDir {
 
 #[test]
 fn in_event_mode_only_the_announced_process_tree_is_reported() {
-    let bus = "00000000:11:00.0";
-    let procfs = process_tree("nvidia-event");
-    let g = gpu(bus);
-    let listed = [11, 20].map(|pid| ProcessMemory {
-        pid,
-        used_bytes: Some(64),
-    });
-    g.set(|s| s.compute = Ok(listed.to_vec()));
-    let extra = format!(
-        "processes = 'event'\nprocfs_root = '{}'",
-        procfs.path().display()
-    );
-    let run = start(config(&extra), &[g]);
-    poll(&run); // nothing announced yet
-    run.control()
-        .emit(&Event::ConsumerStarted(ResourceConsumer::Process {
-            pid: 10,
-        }));
-    poll(&run);
-    let m = finish(run);
-    // 11 is reported (a child of the announced 10), once: after the announcement.
-    assert_eq!(m.values("nvml_used_gpu_memory", bus, "11"), [64.0]);
-    assert!(m.values("nvml_used_gpu_memory", bus, "20").is_empty());
-    // The device's own figures are not filtered.
-    assert_eq!(m.values("nvml_n_compute_processes", bus, ""), [2.0, 2.0]);
+    // Exec mode announces the process it starts, watch mode one already running: the
+    // filter follows either.
+    let announcements: [fn(ResourceConsumer) -> Event; 2] =
+        [Event::ConsumerStarted, Event::ConsumerWatched];
+    for (i, announce) in announcements.into_iter().enumerate() {
+        let bus = "00000000:11:00.0";
+        let procfs = process_tree(&format!("nvidia-event-{i}"));
+        let g = gpu(bus);
+        let listed = [11, 20].map(|pid| ProcessMemory {
+            pid,
+            used_bytes: Some(64),
+        });
+        g.set(|s| s.compute = Ok(listed.to_vec()));
+        let extra = format!(
+            "processes = 'event'\nprocfs_root = '{}'",
+            procfs.path().display()
+        );
+        let run = start(config(&extra), &[g]);
+        poll(&run); // nothing announced yet
+        run.control()
+            .emit(&announce(ResourceConsumer::Process { pid: 10 }));
+        poll(&run);
+        let m = finish(run);
+        // 11 is reported (a child of the announced 10), once: after the announcement.
+        assert_eq!(m.values("nvml_used_gpu_memory", bus, "11"), [64.0]);
+        assert!(m.values("nvml_used_gpu_memory", bus, "20").is_empty());
+        // The device's own figures are not filtered.
+        assert_eq!(m.values("nvml_n_compute_processes", bus, ""), [2.0, 2.0]);
+    }
 }
 
 #[test]

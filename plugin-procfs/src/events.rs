@@ -1,6 +1,6 @@
 //! The `"event"` strategy: a source per process announced by the agent (exec and watch
-//! modes), added when `ConsumerStarted` arrives, and given a final poll then removed when
-//! `ConsumerEnded` arrives (`exec -r 4000` adds and removes 4000 of them).
+//! modes), added when `ConsumerStarted` or `ConsumerWatched` arrives, and given a final poll
+//! then removed when `ConsumerEnded` arrives (`exec -r 4000` adds and removes 4000 of them).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,11 +14,6 @@ use crate::discovery::{starttime_of, uptime_ticks, Matcher, ProcessSource};
 use crate::process::{ProcessMetrics, ProcessSet};
 use crate::procfile::{is_denied, is_gone, warn_process_denied};
 use crate::{trigger, Env};
-
-/// An announced process that started at most this long before the announcement is
-/// measured from its start (exec mode announces the command right after starting it);
-/// an older one (watch mode) from the announcement on.
-const ANNOUNCE_GRACE: Duration = Duration::from_secs(1);
 
 /// The per-process sources: the plugin's event handler.
 pub(crate) struct EventHandler {
@@ -52,7 +47,10 @@ impl EventHandler {
     pub(crate) fn handle(&self, event: &Event, control: &PipelineControl) {
         match event {
             Event::ConsumerStarted(ResourceConsumer::Process { pid }) => {
-                self.started(*pid, control)
+                self.started(*pid, From::Start, control)
+            }
+            Event::ConsumerWatched(ResourceConsumer::Process { pid }) => {
+                self.started(*pid, From::Now, control)
             }
             Event::ConsumerEnded(ResourceConsumer::Process { pid }) => self.ended(*pid, control),
             _ => {}
@@ -60,7 +58,7 @@ impl EventHandler {
     }
 
     /// Adds the source `procfs/process-PID-STARTTIME` and polls it at once.
-    fn started(&self, pid: u32, control: &PipelineControl) {
+    fn started(&self, pid: u32, from: From, control: &PipelineControl) {
         let starttime = match starttime_of(&self.env, pid) {
             Ok(Some(s)) => s,
             Ok(None) => return,
@@ -80,8 +78,16 @@ impl EventHandler {
                 return;
             }
         };
-        let grace = ANNOUNCE_GRACE.as_secs() * self.env.clk_tck;
-        let count_from = uptime_ticks(&self.env).map_or(u64::MAX, |u| u.saturating_sub(grace));
+        // The processes that start from then on (the announced one included, for `Start`)
+        // are measured from their start; the others from their first reading.
+        let count_from = match from {
+            From::Start => starttime,
+            // Never the announced process itself, even one that started in the same clock
+            // tick. Without /proc/uptime, a child is measured from when it is found.
+            From::Now => {
+                uptime_ticks(&self.env).map_or(u64::MAX, |u| u.max(starttime.saturating_add(1)))
+            }
+        };
         let mut set = ProcessSet::new(Arc::clone(&self.env), self.metrics.clone(), count_from);
         if let Err(e) = set.track(pid, starttime) {
             if !is_gone(&e) {
@@ -93,7 +99,7 @@ impl EventHandler {
             follow: self.config.follow_children,
         };
         let mut source = ProcessSource::new(set, matcher, self.refresh);
-        if starttime >= count_from {
+        if from == From::Start {
             // Just started (exec mode): no descendants to look for yet.
             source = source.defer_first_refresh();
         }
@@ -105,9 +111,10 @@ impl EventHandler {
             return;
         }
         self.lock().insert(pid, (name.clone(), ended));
-        // The first reading now, without waiting for it: the handler may run anywhere.
-        // (A process measured from its start needs it too: the attribution splits the
-        // intervals between readings, and the first one starts there.)
+        // The first reading now, without waiting for it: the handler may run anywhere. For
+        // `Now`, it is the baseline (what the process used so far is not counted); a
+        // process measured from its start needs it too: the attribution splits the
+        // intervals between readings, and the first one starts there.
         drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
     }
 
@@ -129,4 +136,13 @@ impl EventHandler {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (String, Arc<AtomicBool>)>> {
         self.sources.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// From when an announced process is measured.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum From {
+    /// From its start: it began just now (`ConsumerStarted`).
+    Start,
+    /// From the announcement: it was already running (`ConsumerWatched`).
+    Now,
 }

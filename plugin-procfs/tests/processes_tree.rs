@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use alumet::prelude::*;
-use alumet::test_util::PipelineTester;
+use alumet::test_util::{PipelineTester, TestRun};
 use common::{by_poll, fixture, ms, pages, sync_tree, TempDir};
 use plugin_procfs::ProcfsPlugin;
 
@@ -169,9 +169,9 @@ fn cpu_sums(points: &[MeasurementPoint], metric: MetricId<u64>) -> BTreeMap<(Str
     sums
 }
 
-#[test]
-fn event_strategy_measures_the_announced_process_and_its_descendants() {
-    let root = TempDir::new("events");
+/// procfs alone, with the event strategy, on `root`, which gets the first tree of the
+/// `events` fixture (uptime 1000 s; process 200 started 0.5 s before).
+fn start_events(root: &TempDir) -> TestRun {
     sync_tree(&fixture("events/poll1"), root.path());
     let config = format!(
         r#"
@@ -188,7 +188,13 @@ fn event_strategy_measures_the_announced_process_and_its_descendants() {
     );
     let mut tester = PipelineTester::new();
     tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
-    let run = tester.start().unwrap();
+    tester.start().unwrap()
+}
+
+#[test]
+fn event_strategy_measures_the_announced_process_and_its_descendants() {
+    let root = TempDir::new("events");
+    let run = start_events(&root);
     let control = run.control();
     let metric = run.metric::<u64>("cpu_time_delta").unwrap();
     control.emit(&Event::ConsumerStarted(ResourceConsumer::Process {
@@ -216,23 +222,64 @@ fn event_strategy_measures_the_announced_process_and_its_descendants() {
     );
     let (_report, points) = run.shutdown();
 
-    let sums = cpu_sums(&points, metric);
-    let get = |pid: &str, kind: &str| sums.get(&(pid.to_owned(), kind.to_owned())).copied();
     // 200 started 0.5 s before it was announced: measured from its start (90 + 20 ticks
     // at the end). 201 and 202 are its child and grandchild, started during the watch.
-    assert_eq!(
-        (get("200", "user"), get("200", "system")),
-        (Some(ms(90)), Some(ms(20)))
-    );
-    assert_eq!(
-        (get("201", "user"), get("201", "system")),
-        (Some(ms(25)), Some(ms(1)))
-    );
-    assert_eq!(
-        (get("202", "user"), get("202", "system")),
-        (Some(ms(2)), Some(ms(2)))
-    );
     // 203 claims 200 as parent but started before it (a reused pid): not a descendant.
     // 300 is unrelated.
-    assert_eq!((get("203", "user"), get("300", "user")), (None, None));
+    assert_eq!(
+        events_cpu(&points, metric),
+        [
+            (Some(ms(90)), Some(ms(20))),
+            (Some(ms(25)), Some(ms(1))),
+            (Some(ms(2)), Some(ms(2))),
+            (None, None),
+            (None, None),
+        ]
+    );
+}
+
+/// User and system CPU time of processes 200, 201, 202, 203 and 300 of the `events`
+/// fixture.
+fn events_cpu(
+    points: &[MeasurementPoint],
+    metric: MetricId<u64>,
+) -> [(Option<u64>, Option<u64>); 5] {
+    let sums = cpu_sums(points, metric);
+    let get = |pid: &str, kind: &str| sums.get(&(pid.to_owned(), kind.to_owned())).copied();
+    ["200", "201", "202", "203", "300"].map(|pid| (get(pid, "user"), get(pid, "system")))
+}
+
+/// Watch mode announces a process that was already running: what it used before is not
+/// counted, what its children use from their start is.
+#[test]
+fn a_watched_process_is_measured_from_the_announcement() {
+    let root = TempDir::new("events-watched");
+    let run = start_events(&root);
+    let control = run.control();
+    let metric = run.metric::<u64>("cpu_time_delta").unwrap();
+    // At uptime 1000 s; 200 started 0.5 s before, and has used 30 + 10 ticks.
+    control.emit(&Event::ConsumerWatched(ResourceConsumer::Process {
+        pid: 200,
+    }));
+    assert_eq!(run.trigger("procfs/*"), 1);
+    sync_tree(&fixture("events/poll2"), root.path());
+    assert_eq!(run.trigger("procfs/*"), 1);
+    sync_tree(&fixture("events/poll3"), root.path());
+    control.emit(&Event::ConsumerEnded(ResourceConsumer::Process {
+        pid: 200,
+    }));
+    let (_report, points) = run.shutdown();
+
+    // 200 from its first reading: 90 - 30 and 20 - 10 ticks. 201 and 202 started during
+    // the watch: from their start.
+    assert_eq!(
+        events_cpu(&points, metric),
+        [
+            (Some(ms(60)), Some(ms(10))),
+            (Some(ms(25)), Some(ms(1))),
+            (Some(ms(2)), Some(ms(2))),
+            (None, None),
+            (None, None),
+        ]
+    );
 }

@@ -238,8 +238,13 @@ impl Trigger {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A consumer (a process started by exec mode, say) began: per-consumer sources may start.
+    /// A consumer began just now (the process that exec mode starts): per-consumer sources
+    /// may start, and count what it uses from its start.
     ConsumerStarted(ResourceConsumer),
+    /// A consumer that was already running is followed from now on (the process that watch
+    /// mode measures): per-consumer sources may start, and count only what it uses from
+    /// now on, not what it used before.
+    ConsumerWatched(ResourceConsumer),
     /// A consumer ended.
     ConsumerEnded(ResourceConsumer),
 }

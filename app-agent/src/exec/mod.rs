@@ -262,6 +262,12 @@ fn one_run(
     watched: Option<&child::Watched>,
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
+    if let Target::Pid(pid) = opts.target {
+        // Announced before the readings that open the window: a per-process source takes
+        // its first reading of the process (what it used before the watch) there, outside
+        // the window.
+        control.emit(&Event::ConsumerWatched(ResourceConsumer::Process { pid }));
+    }
     control.poll_now("*");
     if pipeline.plugin_names().iter().any(|p| p == "attribution") {
         // Counters give no point at their first reading, and the attribution cannot split
@@ -275,6 +281,7 @@ fn one_run(
         Target::Command { program, args } => {
             let pid = child::spawn(program, args).map_err(RunError::Spawn)?;
             signals::measure(pid);
+            control.emit(&Event::ConsumerStarted(ResourceConsumer::Process { pid }));
             pid
         }
         // Not ours: signals to the agent end the watch, and are not sent on to it.
@@ -284,7 +291,6 @@ fn one_run(
         }
     };
     let consumer = ResourceConsumer::Process { pid };
-    control.emit(&Event::ConsumerStarted(consumer.clone()));
     let (wall, ended) = wait_end(pipeline, watched, pid, start)?;
     aggregator.close(Timestamp::now());
     signals::log_forwarded(pid);

@@ -116,6 +116,17 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A test that fails midway leaves no agent running (it would keep the test harness's
+    /// output open).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Runs the agent to completion (it must exit on its own) and returns its exit code and stderr.
 pub fn run_to_exit(cmd: Command) -> (i32, String) {
     let (status, stderr) = Running::spawn(cmd).wait();
