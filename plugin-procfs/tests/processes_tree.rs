@@ -223,30 +223,32 @@ fn event_strategy_measures_the_announced_process_and_its_descendants() {
     let (_report, points) = run.shutdown();
 
     // 200 started 0.5 s before it was announced: measured from its start (90 + 20 ticks
-    // at the end). 201 and 202 are its child and grandchild, started during the watch.
-    // 203 claims 200 as parent but started before it (a reused pid): not a descendant.
-    // 300 is unrelated.
+    // at the end), and so are its descendants: 201 and 202, its child and grandchild
+    // started after the announcement, and 204, a child started before it (12 + 4 ticks
+    // when last seen). 203 claims 200 as parent but started before it (a reused pid): not
+    // a descendant. 300 is unrelated.
     assert_eq!(
         events_cpu(&points, metric),
         [
             (Some(ms(90)), Some(ms(20))),
             (Some(ms(25)), Some(ms(1))),
             (Some(ms(2)), Some(ms(2))),
+            (Some(ms(12)), Some(ms(4))),
             (None, None),
             (None, None),
         ]
     );
 }
 
-/// User and system CPU time of processes 200, 201, 202, 203 and 300 of the `events`
+/// User and system CPU time of processes 200, 201, 202, 204, 203 and 300 of the `events`
 /// fixture.
 fn events_cpu(
     points: &[MeasurementPoint],
     metric: MetricId<u64>,
-) -> [(Option<u64>, Option<u64>); 5] {
+) -> [(Option<u64>, Option<u64>); 6] {
     let sums = cpu_sums(points, metric);
     let get = |pid: &str, kind: &str| sums.get(&(pid.to_owned(), kind.to_owned())).copied();
-    ["200", "201", "202", "203", "300"].map(|pid| (get(pid, "user"), get(pid, "system")))
+    ["200", "201", "202", "204", "203", "300"].map(|pid| (get(pid, "user"), get(pid, "system")))
 }
 
 /// Watch mode announces a process that was already running: what it used before is not
@@ -271,13 +273,15 @@ fn a_watched_process_is_measured_from_the_announcement() {
     let (_report, points) = run.shutdown();
 
     // 200 from its first reading: 90 - 30 and 20 - 10 ticks. 201 and 202 started during
-    // the watch: from their start.
+    // the watch: from their start. 204, a child that started before the watch, from its
+    // first reading too: 12 - 7 and 4 - 3.
     assert_eq!(
         events_cpu(&points, metric),
         [
             (Some(ms(60)), Some(ms(10))),
             (Some(ms(25)), Some(ms(1))),
             (Some(ms(2)), Some(ms(2))),
+            (Some(ms(5)), Some(ms(1))),
             (None, None),
             (None, None),
         ]

@@ -6,7 +6,9 @@
 //! command outlives their first periodic poll), trigger every source again (final
 //! readings, while the process is still a zombie with its counters), announce the end,
 //! reap. Energy counters read at both ends give the run's energy up to their resolution,
-//! whatever the sources' intervals.
+//! whatever the sources' intervals. A watch announces the process first (it is already
+//! running), so that per-process sources take their baseline with the other readings,
+//! before the summary's window opens, and count only what it uses while watched.
 
 mod aggregator;
 pub mod child;
