@@ -4,11 +4,18 @@
 //! are the same, and testable, whatever the interface.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use alumet::pipeline::ElementError;
 use alumet::prelude::*;
 
-use crate::domains::Key;
+use crate::domains::{Domain, Key};
+
+/// A (package, domain) whose counters have not moved for this long since its first reading
+/// does not count: real counters move every millisecond or so, even on an idle machine. A
+/// hypervisor may expose RAPL without counting (a KVM guest's `power` PMU whose
+/// `energy-psys` always reads 0), and firmware may leave a domain unmeasured.
+pub const STILL_AFTER: Duration = Duration::from_millis(500);
 
 /// Reads the raw value of one energy counter. Implementations keep their file open and
 /// read into a buffer they own: no allocation per read.
@@ -134,6 +141,18 @@ pub struct Group {
     counters: Vec<Counter>,
     resource: Resource,
     attributes: Attributes,
+    still: Still,
+}
+
+/// Whether a group's counters have been seen to move.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Still {
+    /// Not read yet.
+    Unread,
+    /// Not moved since its first reading, at this instant.
+    Since(Instant),
+    /// Moved, or warned about: nothing more to watch.
+    Done,
 }
 
 impl Group {
@@ -145,6 +164,7 @@ impl Group {
             counters,
             resource: key.resource(),
             attributes: key.attributes(),
+            still: Still::Unread,
         }
     }
 
@@ -161,11 +181,37 @@ impl Group {
     /// Reads every counter; returns the joules since the previous reading, or `None` when
     /// one of the counters has no difference this time (a partial sum would be wrong).
     pub fn update(&mut self) -> Option<f64> {
+        self.update_at(Instant::now())
+    }
+
+    /// [`Group::update`], at `now`: warns once when the counters have not moved in
+    /// [`STILL_AFTER`] since their first reading (see there). `pp1`, an integrated GPU's
+    /// domain, may rightly stay at 0 while the GPU sleeps, and is not watched.
+    pub fn update_at(&mut self, now: Instant) -> Option<f64> {
         let mut total = Some(0u64);
         for counter in &mut self.counters {
             // Every counter is read, even after a failure, to keep its baseline current.
             let diff = counter.update();
             total = total.zip(diff).map(|(t, d)| t.saturating_add(d));
+        }
+        match (self.still, total) {
+            (Still::Unread, _) if self.key.domain == Domain::Pp1 => self.still = Still::Done,
+            (Still::Unread, _) => self.still = Still::Since(now),
+            (Still::Since(_), Some(raw)) if raw > 0 => self.still = Still::Done,
+            (Still::Since(first), Some(_)) if now.duration_since(first) >= STILL_AFTER => {
+                self.still = Still::Done;
+                let label = self.counters.first().map_or("", |c| c.label());
+                log::warn!(
+                    "rapl: {} ({label}) has not moved in {:.1?}: this machine exposes the \
+                     counter without updating it (a virtual machine's stub, or a domain its \
+                     firmware does not measure), so its energy reads 0 J; on a virtual \
+                     machine, disable the plugin (`enable = false` in [plugins.rapl]) \
+                     (logged once)",
+                    self.key,
+                    now.duration_since(first)
+                );
+            }
+            _ => {}
         }
         total.map(|raw| self.scale.joules(raw))
     }

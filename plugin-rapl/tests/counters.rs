@@ -177,3 +177,31 @@ fn a_file_unreadable_while_running_is_reported_once_then_read_again() {
     assert_eq!(count(&logs, "not a counter: \"garbage\""), 1, "{logs:?}");
     assert_eq!(logs.len(), 2, "{logs:?}");
 }
+
+/// A counter that exists but never moves (a virtual machine's stub, a domain the firmware
+/// does not measure) reads 0 J, as it is, and is reported once; the others are not.
+#[test]
+fn a_counter_that_never_moves_is_reported_once() {
+    let f = server("never-moves");
+    let run = start(&f.config());
+    poll(&run);
+    f.set("intel-rapl:0", 1_001_000_000);
+    f.set("intel-rapl:0/intel-rapl:0:0", 500_500_000);
+    f.set("intel-rapl:1/intel-rapl:1:0", 600_500_000);
+    poll(&run);
+    std::thread::sleep(plugin_rapl::source::STILL_AFTER);
+    f.set("intel-rapl:0", 1_002_000_000);
+    poll(&run);
+    poll(&run);
+    let (_, points) = run.shutdown();
+
+    // Package 1's package counter stayed at 2000 J.
+    let polls = per_poll(&points);
+    assert_eq!(polls.len(), 3);
+    assert!(polls.iter().all(|p| p[&key(PKG, "1", "package")] == 0.0));
+    let still = logs_with("has not moved");
+    let about = |zone: &str| count(&still, &format!("({})", energy_path(&f, zone)));
+    assert_eq!(about("intel-rapl:1"), 1, "{still:?}");
+    assert_eq!(about("intel-rapl:0"), 0, "{still:?}");
+    assert_eq!(about("intel-rapl:1/intel-rapl:1:0"), 0, "{still:?}");
+}

@@ -101,3 +101,76 @@ fn scales() {
     assert_eq!(Scale::MicroJoules.joules(2_500_001), 2.500001);
     assert_eq!(Scale::JoulesPerCount(2f64.powi(-32)).joules(3 << 32), 3.0);
 }
+
+/// A counter of `script` named `label`, without wrap-around.
+fn named(script: &Script, label: &str) -> Counter {
+    Counter::new(
+        Box::new(Scripted(script.clone(), label.into())),
+        CounterDiff::without_wrap(),
+    )
+}
+
+#[test]
+fn a_counter_that_never_moves_is_reported_once_after_half_a_second() {
+    alumet::test_util::logs::capture();
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let warned =
+        |label: &str| alumet::test_util::logs::lines_with(&format!("({label}) has not moved"));
+
+    // A stub: always 0 (a KVM guest's energy-psys).
+    let stub = Script::default();
+    for _ in 0..5 {
+        stub.then(Ok(0));
+    }
+    let mut g = Group::new(
+        Key::new(0, Domain::Platform),
+        Scale::MicroJoules,
+        vec![named(&stub, "still-stub")],
+    );
+    assert_eq!(g.update_at(at(0)), None);
+    assert_eq!(g.update_at(at(100)), Some(0.0));
+    assert!(warned("still-stub").is_empty(), "too early to tell");
+    assert_eq!(g.update_at(at(600)), Some(0.0), "still reported, as read");
+    assert_eq!(warned("still-stub").len(), 1, "{:?}", warned("still-stub"));
+    assert!(warned("still-stub")[0].starts_with("WARN rapl: platform (still-stub)"));
+    g.update_at(at(2000));
+    assert_eq!(warned("still-stub").len(), 1, "once");
+
+    // A real counter may stay still between two close readings, then moves: no warning.
+    let live = Script::default();
+    live.then(Ok(10)).then(Ok(10)).then(Ok(11)).then(Ok(11));
+    let mut g = Group::new(
+        Key::new(0, Domain::Dram),
+        Scale::MicroJoules,
+        vec![named(&live, "still-live")],
+    );
+    g.update_at(at(0));
+    g.update_at(at(1));
+    g.update_at(at(700));
+    g.update_at(at(1400));
+    assert!(
+        warned("still-live").is_empty(),
+        "{:?}",
+        warned("still-live")
+    );
+
+    // An integrated GPU's domain rightly stays at 0 while the GPU sleeps.
+    let igpu = Script::default();
+    for _ in 0..3 {
+        igpu.then(Ok(7));
+    }
+    let mut g = Group::new(
+        Key::new(0, Domain::Pp1),
+        Scale::MicroJoules,
+        vec![named(&igpu, "still-igpu")],
+    );
+    g.update_at(at(0));
+    g.update_at(at(600));
+    g.update_at(at(1200));
+    assert!(
+        warned("still-igpu").is_empty(),
+        "{:?}",
+        warned("still-igpu")
+    );
+}
