@@ -11,11 +11,13 @@ use alumet::prelude::*;
 
 use crate::domains::{Domain, Key};
 
-/// A (package, domain) whose counters have not moved for this long since its first reading
-/// does not count: real counters move every millisecond or so, even on an idle machine. A
-/// hypervisor may expose RAPL without counting (a KVM guest's `power` PMU whose
-/// `energy-psys` always reads 0), and firmware may leave a domain unmeasured.
-pub const STILL_AFTER: Duration = Duration::from_millis(500);
+/// A (package, domain) whose counters have not moved for this long does not count: real
+/// counters are updated about every millisecond, in units of 15 to 61 µJ, so even an idle
+/// core's few milliwatts move them many times in this span. A hypervisor may expose RAPL
+/// without counting (a KVM guest's `power` PMU whose `energy-psys` always reads 0), and
+/// firmware may leave a domain unmeasured. Short enough that `exec` of a command of a
+/// tenth of a second gets the warning.
+pub const STILL_AFTER: Duration = Duration::from_millis(100);
 
 /// Reads the raw value of one energy counter. Implementations keep their file open and
 /// read into a buffer they own: no allocation per read.
@@ -185,8 +187,10 @@ impl Group {
     }
 
     /// [`Group::update`], at `now`: warns once when the counters have not moved in
-    /// [`STILL_AFTER`] since their first reading (see there). `pp1`, an integrated GPU's
-    /// domain, may rightly stay at 0 while the GPU sleeps, and is not watched.
+    /// [`STILL_AFTER`] of readings without a gap (see there): a failed read, a reset or a
+    /// new baseline starts the span again. `pp1`, an integrated GPU's domain, may rightly
+    /// stay at 0 while the GPU sleeps, and is not watched. Several dies are judged by their
+    /// sum: one stuck die beside a moving one is not told.
     pub fn update_at(&mut self, now: Instant) -> Option<f64> {
         let mut total = Some(0u64);
         for counter in &mut self.counters {
@@ -198,15 +202,17 @@ impl Group {
             (Still::Unread, _) if self.key.domain == Domain::Pp1 => self.still = Still::Done,
             (Still::Unread, _) => self.still = Still::Since(now),
             (Still::Since(_), Some(raw)) if raw > 0 => self.still = Still::Done,
+            (Still::Since(_), None) => self.still = Still::Since(now),
             (Still::Since(first), Some(_)) if now.duration_since(first) >= STILL_AFTER => {
                 self.still = Still::Done;
                 let label = self.counters.first().map_or("", |c| c.label());
                 log::warn!(
                     "rapl: {} ({label}) has not moved in {:.1?}: this machine exposes the \
                      counter without updating it (a virtual machine's stub, or a domain its \
-                     firmware does not measure), so its energy reads 0 J; on a virtual \
-                     machine, disable the plugin (`enable = false` in [plugins.rapl]) \
-                     (logged once)",
+                     firmware does not measure), so its energy reads 0 J (logged once); on a \
+                     virtual machine, disable the plugin (`enable = false` in \
+                     [plugins.rapl]); on bare metal, `no_perf_events = true` reads powercap \
+                     instead, which leaves out the domains that do not count",
                     self.key,
                     now.duration_since(first)
                 );
