@@ -151,7 +151,8 @@ pub struct Group {
 enum Still {
     /// Not read yet.
     Unread,
-    /// Not moved since its first reading, at this instant.
+    /// Not moved since this instant: its first reading, or the last one that gave no
+    /// difference (a failed read, a reset, a new baseline).
     Since(Instant),
     /// Moved, or warned about: nothing more to watch.
     Done,
