@@ -795,8 +795,7 @@ fn watch_of_a_process_that_has_already_exited_is_a_clear_error() {
     let dir = temp_dir("watch-zombie");
     // Our child, never reaped: a zombie once it has exited.
     let mut child = std::process::Command::new("true").spawn().unwrap();
-    let stat = format!("/proc/{}/stat", child.id());
-    wait_until_zombie(&stat);
+    wait_for_stat(child.id(), "never exited", |(state, ..)| *state == 'Z');
     std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
     let mut cmd = agent(&dir);
     let pid = child.id().to_string();
@@ -805,21 +804,6 @@ fn watch_of_a_process_that_has_already_exited_is_a_clear_error() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("has already exited (a zombie"), "{stderr}");
     child.wait().unwrap();
-}
-
-fn wait_until_zombie(stat: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(stat).unwrap();
-        if text[text.rfind(')').unwrap() + 1..]
-            .trim_start()
-            .starts_with('Z')
-        {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "never exited: {text}");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
 }
 
 /// A `sleep SECONDS` started by the test (not by the agent), and the agent command that

@@ -47,10 +47,10 @@ impl EventHandler {
     pub(crate) fn handle(&self, event: &Event, control: &PipelineControl) {
         match event {
             Event::ConsumerStarted(ResourceConsumer::Process { pid }) => {
-                self.started(*pid, From::Start, control)
+                self.started(*pid, CountFrom::Start, control)
             }
             Event::ConsumerWatched(ResourceConsumer::Process { pid }) => {
-                self.started(*pid, From::Now, control)
+                self.started(*pid, CountFrom::Now, control)
             }
             Event::ConsumerEnded(ResourceConsumer::Process { pid }) => self.ended(*pid, control),
             _ => {}
@@ -58,7 +58,7 @@ impl EventHandler {
     }
 
     /// Adds the source `procfs/process-PID-STARTTIME` and polls it at once.
-    fn started(&self, pid: u32, from: From, control: &PipelineControl) {
+    fn started(&self, pid: u32, from: CountFrom, control: &PipelineControl) {
         let starttime = match starttime_of(&self.env, pid) {
             Ok(Some(s)) => s,
             Ok(None) => return,
@@ -81,10 +81,10 @@ impl EventHandler {
         // The processes that start from then on (the announced one included, for `Start`)
         // are measured from their start; the others from their first reading.
         let count_from = match from {
-            From::Start => starttime,
+            CountFrom::Start => starttime,
             // Never the announced process itself, even one that started in the same clock
             // tick. Without /proc/uptime, a child is measured from when it is found.
-            From::Now => {
+            CountFrom::Now => {
                 uptime_ticks(&self.env).map_or(u64::MAX, |u| u.max(starttime.saturating_add(1)))
             }
         };
@@ -99,7 +99,7 @@ impl EventHandler {
             follow: self.config.follow_children,
         };
         let mut source = ProcessSource::new(set, matcher, self.refresh);
-        if from == From::Start {
+        if from == CountFrom::Start {
             // Just started (exec mode): no descendants to look for yet.
             source = source.defer_first_refresh();
         }
@@ -140,7 +140,7 @@ impl EventHandler {
 
 /// From when an announced process is measured.
 #[derive(Copy, Clone, PartialEq, Eq)]
-enum From {
+enum CountFrom {
     /// From its start: it began just now (`ConsumerStarted`).
     Start,
     /// From the announcement: it was already running (`ConsumerWatched`).

@@ -192,7 +192,7 @@ impl Group {
     /// new baseline starts the span again. `pp1`, an integrated GPU's domain, may rightly
     /// stay at 0 while the GPU sleeps, and is not watched. Several dies are judged by their
     /// sum: one stuck die beside a moving one is not told.
-    pub fn update_at(&mut self, now: Instant) -> Option<f64> {
+    pub(crate) fn update_at(&mut self, now: Instant) -> Option<f64> {
         let mut total = Some(0u64);
         for counter in &mut self.counters {
             // Every counter is read, even after a failure, to keep its baseline current.

@@ -102,12 +102,14 @@ fn scales() {
     assert_eq!(Scale::JoulesPerCount(2f64.powi(-32)).joules(3 << 32), 3.0);
 }
 
-/// A counter of `script` named `label`, without wrap-around.
-fn named(script: &Script, label: &str) -> Counter {
-    Counter::new(
+/// The group of package 0's `domain`, of one counter read from `script` and named `label`
+/// (in the warnings), in µJ without wrap-around.
+fn watched(domain: Domain, script: &Script, label: &str) -> Group {
+    let counter = Counter::new(
         Box::new(Scripted(script.clone(), label.into())),
         CounterDiff::without_wrap(),
-    )
+    );
+    Group::new(Key::new(0, domain), Scale::MicroJoules, vec![counter])
 }
 
 #[test]
@@ -123,11 +125,7 @@ fn a_counter_that_never_moves_is_reported_once_after_a_tenth_of_a_second() {
     for _ in 0..5 {
         stub.then(Ok(0));
     }
-    let mut g = Group::new(
-        Key::new(0, Domain::Platform),
-        Scale::MicroJoules,
-        vec![named(&stub, "still-stub")],
-    );
+    let mut g = watched(Domain::Platform, &stub, "still-stub");
     assert_eq!(g.update_at(at(0)), None);
     assert_eq!(g.update_at(at(60)), Some(0.0));
     assert!(warned("still-stub").is_empty(), "too early to tell");
@@ -143,11 +141,7 @@ fn a_counter_that_never_moves_is_reported_once_after_a_tenth_of_a_second() {
         .then(Err(io::Error::other("busy")))
         .then(Ok(0));
     gap.then(Ok(0)).then(Ok(0));
-    let mut g = Group::new(
-        Key::new(0, Domain::Package),
-        Scale::MicroJoules,
-        vec![named(&gap, "still-gap")],
-    );
+    let mut g = watched(Domain::Package, &gap, "still-gap");
     g.update_at(at(0));
     assert_eq!(g.update_at(at(90)), None);
     assert_eq!(g.update_at(at(100)), None, "the new baseline");
@@ -159,11 +153,7 @@ fn a_counter_that_never_moves_is_reported_once_after_a_tenth_of_a_second() {
     // A real counter may stay still between two close readings, then moves: no warning.
     let live = Script::default();
     live.then(Ok(10)).then(Ok(10)).then(Ok(11)).then(Ok(11));
-    let mut g = Group::new(
-        Key::new(0, Domain::Dram),
-        Scale::MicroJoules,
-        vec![named(&live, "still-live")],
-    );
+    let mut g = watched(Domain::Dram, &live, "still-live");
     g.update_at(at(0));
     g.update_at(at(1));
     g.update_at(at(150));
@@ -179,11 +169,7 @@ fn a_counter_that_never_moves_is_reported_once_after_a_tenth_of_a_second() {
     for _ in 0..3 {
         igpu.then(Ok(7));
     }
-    let mut g = Group::new(
-        Key::new(0, Domain::Pp1),
-        Scale::MicroJoules,
-        vec![named(&igpu, "still-igpu")],
-    );
+    let mut g = watched(Domain::Pp1, &igpu, "still-igpu");
     g.update_at(at(0));
     g.update_at(at(600));
     g.update_at(at(1200));
