@@ -180,6 +180,19 @@ fn bad_command_line_values_are_config_errors() {
         &["--config-override", "plugins.csv.no_such_key=1"],
         &["--config-override plugins.csv.no_such_key=1: key `plugins.csv.no_such_key`"],
     );
+    // A key under a value that is not a table: the flag that set it, as typed.
+    assert_config_error(
+        "override-not-table",
+        "general = 1\n[plugins.csv]\noutput_path = 'out.csv'\n",
+        &["--config-override", "general.x = 2"],
+        &["--config-override general.x = 2: `general` in `general.x` is not a table"],
+    );
+    assert_config_error(
+        "output-file-not-table",
+        "[plugins]\ncsv = 1\n",
+        &["--output-file", "o.csv"],
+        &["--output-file o.csv: `csv` in `plugins.csv.output_path` is not a table"],
+    );
 }
 
 /// A bad value set on the command line is blamed on its flag, not on the line of the

@@ -210,17 +210,19 @@ fn apply_overrides(
     let mut overrides = Vec::new();
     for (key, value, flag) in values {
         let key: Vec<String> = key.split('.').map(str::to_owned).collect();
-        set_dotted(root, &key, value)?;
+        set_dotted(root, &key, value, &flag)?;
         overrides.push(Override { key, flag });
     }
     Ok(overrides)
 }
 
-/// Sets `value` at the dotted key split into `key`, creating the tables on the way.
+/// Sets `value` at the dotted key split into `key`, creating the tables on the way; errors
+/// name `flag`, the command-line flag that set it.
 fn set_dotted(
     root: &mut toml::Table,
     key: &[String],
     value: toml::Value,
+    flag: &str,
 ) -> Result<(), ConfigError> {
     let (last, parents) = key
         .split_last()
@@ -232,7 +234,7 @@ fn set_dotted(
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         table = entry.as_table_mut().ok_or_else(|| {
             ConfigError(format!(
-                "--config-override {}: `{part}` is not a table",
+                "{flag}: `{part}` in `{}` is not a table",
                 key.join(".")
             ))
         })?;
