@@ -77,7 +77,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run => {
             let loaded = config::load(&cli.common, &entries)?;
             let report = run::run(loaded)?;
-            Ok(u8::from(report.timed_out))
+            Ok(run::exit_code(&report))
         }
         Command::Exec(args) => {
             let mut command = args.command.into_iter();

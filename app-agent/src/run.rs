@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use alumet::pipeline::{PipelineBuilder, PipelineControl, ShutdownReport};
+use alumet::pipeline::{OutputStats, PipelineBuilder, PipelineControl, ShutdownReport};
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -43,8 +43,14 @@ fn watch_signals(mut signals: Signals, control: PipelineControl, draining: Arc<A
                 control.request_shutdown();
                 continue;
             }
-            let pending: u64 = control.output_stats().iter().map(|s| s.queued_points).sum();
-            log::error!("second signal: exiting now; {pending} measured points were not written");
+            let stats = control.output_stats_at_forced_exit();
+            for o in &stats {
+                log_output(o);
+            }
+            let lost = stats.iter().map(|s| s.failed_points).max().unwrap_or(0);
+            log::error!(
+                "second signal: exiting now; up to {lost} measured points were not written"
+            );
             std::process::exit(1);
         }
     });
@@ -52,13 +58,7 @@ fn watch_signals(mut signals: Signals, control: PipelineControl, draining: Arc<A
 
 fn log_report(report: &ShutdownReport) {
     for o in &report.outputs {
-        log::info!(
-            "output {}: {} points written, {} dropped (queue full), {} lost (write errors, or not written before the deadline)",
-            o.name,
-            o.written_points,
-            o.dropped_points,
-            o.failed_points
-        );
+        log_output(o);
     }
     if report.timed_out {
         log::error!(
@@ -66,4 +66,63 @@ fn log_report(report: &ShutdownReport) {
             report.undelivered_points
         );
     }
+}
+
+/// One line for an output's figures: an error when points were dropped or lost.
+fn log_output(o: &OutputStats) {
+    let level = if o.dropped_points + o.failed_points > 0 {
+        log::Level::Error
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
+        "output {}: {} points written, {} dropped (queue full), {} lost (rejected, write errors, or not delivered before the deadline)",
+        o.name,
+        o.written_points,
+        o.dropped_points,
+        o.failed_points
+    );
+}
+
+/// What went wrong with an output's points, if anything (`None`: every point it was given
+/// reached its destination).
+pub fn output_failure(o: &OutputStats) -> Option<String> {
+    let problems: Vec<String> = [
+        (o.failed_points > 0).then(|| format!("{} points lost", o.failed_points)),
+        (o.dropped_points > 0).then(|| {
+            format!(
+                "{} points dropped (its queue was full: a slow output)",
+                o.dropped_points
+            )
+        }),
+        o.finish_failed
+            .then(|| "its final write failed: some points may be missing".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!problems.is_empty()).then(|| problems.join(", "))
+}
+
+/// The exit code of a run: 0 when every point reached every output, 1 otherwise, with a
+/// last log line that says why.
+pub fn exit_code(report: &ShutdownReport) -> u8 {
+    let failures: Vec<String> = report
+        .outputs
+        .iter()
+        .filter_map(|o| Some(format!("output {}: {}", o.name, output_failure(o)?)))
+        .collect();
+    if failures.is_empty() && !report.timed_out {
+        return 0;
+    }
+    let mut why = failures.join("; ");
+    if report.timed_out && why.is_empty() {
+        why = format!(
+            "{} points were not delivered before the shutdown timeout",
+            report.undelivered_points
+        );
+    }
+    log::error!("exiting with status 1: not every measured point was written ({why})");
+    1
 }

@@ -152,6 +152,11 @@ impl PipelineBuilder {
     }
 }
 
+/// The context of one output: the pipeline's metrics, and a delivery report of its own.
+fn out_ctx(metrics: &Arc<MetricRegistry>) -> OutputContext {
+    OutputContext::new(Arc::clone(metrics))
+}
+
 fn stop_plugins(plugins: &mut [Box<dyn AnyPlugin>]) {
     for plugin in plugins.iter_mut() {
         let name = plugin.name().to_owned();
@@ -185,15 +190,12 @@ fn launch(
         None
     };
     let (done_tx, workers_done) = std::sync::mpsc::channel::<()>();
-    let out_ctx = OutputContext {
-        metrics: Arc::clone(&metrics),
-    };
     let mut slots = Vec::new();
     for (name, output, options) in elements.outputs {
         let done = done_tx.clone();
         let slot = match output {
             OutputKind::Blocking(output) => {
-                let slot = OutputSlot::new(name, &options, Some((output, done)), out_ctx.clone());
+                let slot = OutputSlot::new(name, &options, Some((output, done)), out_ctx(&metrics));
                 // An output written inline gets its thread only when a buffer must wait.
                 if slot.needs_worker_now() {
                     slot.start_worker()?;
@@ -201,7 +203,7 @@ fn launch(
                 slot
             }
             OutputKind::Async(output) => {
-                let slot = OutputSlot::new(name, &options, None, out_ctx.clone());
+                let slot = OutputSlot::new(name, &options, None, out_ctx(&metrics));
                 let worker_slot = Arc::clone(&slot);
                 // `needs_runtime` holds whenever there is an async output.
                 if let Some(runtime) = &runtime {

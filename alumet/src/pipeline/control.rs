@@ -295,6 +295,19 @@ impl PipelineControl {
             .collect()
     }
 
+    /// The figures of each output if the process exited now, without draining anything
+    /// (a forced exit): the points still queued for it, and those its sources have polled
+    /// but not flushed yet, count as lost.
+    pub fn output_stats_at_forced_exit(&self) -> Vec<OutputStats> {
+        let in_sources = self.inner.dispatcher.in_sources.load(Ordering::Relaxed);
+        let mut stats = self.output_stats();
+        for s in &mut stats {
+            s.failed_points += s.queued_points + in_sources;
+            s.queued_points = 0;
+        }
+        stats
+    }
+
     /// Asks the pipeline to shut down (see [`RunningPipeline::wait_and_shutdown`](super::RunningPipeline::wait_and_shutdown)).
     pub fn request_shutdown(&self) {
         *self

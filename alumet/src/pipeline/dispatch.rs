@@ -1,6 +1,7 @@
 //! From a flushed buffer to the output queues: transforms in order, then one shared
 //! reference per output.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use crate::measurement::MeasurementBuffer;
@@ -25,6 +26,8 @@ pub(crate) struct Dispatcher {
     has_transforms: bool,
     pub(crate) outputs: Vec<Arc<OutputSlot>>,
     ctx: TransformContext,
+    /// Points polled by the source threads and not flushed yet, all groups together.
+    pub(crate) in_sources: AtomicU64,
 }
 
 impl Dispatcher {
@@ -47,6 +50,7 @@ impl Dispatcher {
             transforms: Mutex::new(transforms),
             outputs,
             ctx,
+            in_sources: AtomicU64::new(0),
         }
     }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::measurement::{MeasurementAccumulator, MeasurementBuffer, ResourceConsumer, Timestamp};
 use crate::metrics::MetricRegistry;
 
+use super::delivery::Delivery;
+
 /// A boxed future, for [`AsyncOutput`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -95,17 +97,27 @@ where
 #[derive(Clone, Debug)]
 pub struct OutputContext {
     pub(crate) metrics: Arc<MetricRegistry>,
+    pub(crate) delivery: Delivery,
 }
 
 impl OutputContext {
     /// A context over these metrics (to call an output directly, in a test or a benchmark).
     pub fn new(metrics: Arc<MetricRegistry>) -> Self {
-        OutputContext { metrics }
+        OutputContext {
+            metrics,
+            delivery: Delivery::default(),
+        }
     }
 
     /// Every metric of the pipeline (names and units for headers, series names...).
     pub fn metrics(&self) -> &MetricRegistry {
         &self.metrics
+    }
+
+    /// Where an output registered with [`OutputOptions::reports_delivery`] says what
+    /// became of its points (each output has its own). Others need not use it.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
     }
 }
 
@@ -171,6 +183,14 @@ pub struct OutputOptions {
     /// delays the sources of that flush once; after it, buffers go to the output's thread
     /// until a write is quick again.
     pub inline_when_idle: bool,
+    /// The output says itself, through [`OutputContext::delivery`], which points were
+    /// written, dropped or lost, because it delivers them after `write` returns (a queue
+    /// and a sender of its own, rows kept for a retry after a failed write). The core then
+    /// counts nothing from `write`'s result (an error is still logged, and a fatal one
+    /// stops the output); the points the output has not accounted for when it finishes,
+    /// stops or is abandoned at the shutdown deadline are counted as lost. Off by default:
+    /// a successful `write` counts its points as written, a failed one as lost.
+    pub reports_delivery: bool,
 }
 
 impl Default for OutputOptions {
@@ -178,6 +198,7 @@ impl Default for OutputOptions {
         OutputOptions {
             queue_capacity: 1 << 16,
             inline_when_idle: false,
+            reports_delivery: false,
         }
     }
 }
@@ -192,6 +213,12 @@ impl OutputOptions {
     /// Writes from the flushing thread when possible (see [`OutputOptions::inline_when_idle`]).
     pub fn inline_when_idle(mut self) -> Self {
         self.inline_when_idle = true;
+        self
+    }
+
+    /// The output reports its own deliveries (see [`OutputOptions::reports_delivery`]).
+    pub fn reports_delivery(mut self) -> Self {
+        self.reports_delivery = true;
         self
     }
 }

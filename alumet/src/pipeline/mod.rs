@@ -29,6 +29,7 @@
 
 mod builder;
 mod control;
+mod delivery;
 mod dispatch;
 mod element;
 mod output;
@@ -42,6 +43,7 @@ mod stats;
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
 pub(crate) use control::Subscriber;
 pub use control::{Completion, ControlError, PipelineControl};
+pub use delivery::Delivery;
 pub use dispatch::SourceSink;
 pub use element::{
     AsyncOutput, BoxFuture, ElementError, ElementResultExt, ErrorKind, Event, Output,

@@ -2,29 +2,36 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::measurement::MeasurementBuffer;
 
+use super::delivery::Delivery;
 use super::element::{AsyncOutput, ElementError, Output, OutputContext, OutputOptions};
 use super::ratelimit::{caught, judge, panic_message, suppressed_note, Called, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
-/// What happened to the points handed to one output.
+/// What happened to the points handed to one output. Once the output is done (finished,
+/// stopped, or abandoned at the shutdown deadline), `written + dropped + failed` is every
+/// point it was given, and `queued` is 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputStats {
     /// The output (`plugin/name`).
     pub name: ElementName,
-    /// Points written successfully.
+    /// Points that reached their destination (rows in the file, points the server accepted).
     pub written_points: u64,
-    /// Points dropped because the queue was full (the oldest go first).
+    /// Points dropped because a queue was full (the oldest go first): the pipeline's queue
+    /// of the output, or the output's own.
     pub dropped_points: u64,
-    /// Points lost because a write failed or the output had stopped.
+    /// Points lost: everything else (a write that failed and was not recovered, points the
+    /// server rejected, points not delivered by the shutdown deadline, points handed to an
+    /// output that had stopped).
     pub failed_points: u64,
-    /// Points still waiting in the queue, or being written.
+    /// Points given to the output and not accounted for yet: waiting in the queue, being
+    /// written, or held by the output until it delivers them.
     pub queued_points: u64,
     /// The output's final write (`finish`: a flush, a last request) failed or panicked:
     /// some of the points counted as written may not have reached their destination.
@@ -78,12 +85,9 @@ pub(crate) struct OutputSlot {
     queue: Mutex<Queue>,
     cv: Condvar,
     notify: tokio::sync::Notify,
-    written: AtomicU64,
-    dropped: AtomicU64,
-    failed: AtomicU64,
+    /// The output counts its own deliveries ([`OutputOptions::reports_delivery`]).
+    reports: bool,
     finish_failed: AtomicBool,
-    /// Points of the write in progress.
-    in_flight: AtomicU64,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -112,6 +116,7 @@ impl OutputSlot {
             }
             None => (None, None),
         };
+        let counters = Arc::new(Counters::of_output(ctx.delivery.clone()));
         Arc::new_cyclic(|me| OutputSlot {
             name,
             me: me.clone(),
@@ -124,12 +129,9 @@ impl OutputSlot {
             queue: Mutex::new(Queue::default()),
             cv: Condvar::new(),
             notify: tokio::sync::Notify::new(),
-            written: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            reports: options.reports_delivery,
             finish_failed: AtomicBool::new(false),
-            in_flight: AtomicU64::new(0),
-            counters: Arc::default(),
+            counters,
         })
     }
 
@@ -178,9 +180,10 @@ impl OutputSlot {
         let n = buffer.len();
         let mut q = self.lock();
         if q.stopped || q.closed {
-            self.failed.fetch_add(n as u64, Ordering::Relaxed);
+            self.delivery().given_lost(n as u64);
             return;
         }
+        self.delivery().given(n as u64);
         let idle = q.waiting || !q.started;
         if self.inline && idle && !q.busy && !q.slow && q.buffers.is_empty() {
             // The worker is idle (or not started) and the output fast: writing here saves
@@ -202,7 +205,8 @@ impl OutputSlot {
         q.buffers.push_back(Arc::clone(buffer));
         q.points += n;
         if dropped > 0 {
-            let total = self.dropped.fetch_add(dropped as u64, Ordering::Relaxed) + dropped as u64;
+            self.delivery().dropped(dropped as u64);
+            let total = self.delivery().figures().dropped;
             if let Some(suppressed) = q.drop_log.check() {
                 log::warn!(
                     "output {} is too slow: its queue is full ({} points), dropped {dropped} oldest points, {total} in all{}",
@@ -280,14 +284,28 @@ impl OutputSlot {
     pub(crate) fn abandon(&self) -> u64 {
         let mut q = self.lock();
         q.stopped = true;
-        let lost = q.points as u64 + self.in_flight.swap(0, Ordering::Relaxed);
         q.buffers.clear();
         q.points = 0;
         drop(q);
-        self.failed.fetch_add(lost, Ordering::Relaxed);
+        let lost = self.delivery().settle();
         self.cv.notify_one();
         self.notify.notify_one();
         lost
+    }
+
+    fn delivery(&self) -> &Delivery {
+        &self.ctx.delivery
+    }
+
+    /// The output is done: the points it did not account for are lost (logged).
+    fn settle(&self) {
+        let lost = self.delivery().settle();
+        if lost > 0 {
+            log::error!(
+                "output {}: {lost} points it was given were not delivered",
+                self.name
+            );
+        }
     }
 
     fn record_finish_failure(&self, what: std::fmt::Arguments<'_>) {
@@ -299,13 +317,13 @@ impl OutputSlot {
     }
 
     pub(crate) fn stats(&self) -> OutputStats {
-        let queued = self.lock().points as u64 + self.in_flight.load(Ordering::Relaxed);
+        let f = self.delivery().figures();
         OutputStats {
             name: self.name.clone(),
-            written_points: self.written.load(Ordering::Relaxed),
-            dropped_points: self.dropped.load(Ordering::Relaxed),
-            failed_points: self.failed.load(Ordering::Relaxed),
-            queued_points: queued,
+            written_points: f.written,
+            dropped_points: f.dropped,
+            failed_points: f.lost,
+            queued_points: f.pending,
             finish_failed: self.finish_failed.load(Ordering::Relaxed),
         }
     }
@@ -357,19 +375,20 @@ impl OutputSlot {
                 .unwrap_or_else(|e| e.into_inner())
                 .check()
         };
-        match judge("output", &self.name, result, failed, log) {
-            Called::Done => {
-                self.written.fetch_add(n, Ordering::Relaxed);
-                self.counters.written(points);
-                Next::Continue
+        let called = judge("output", &self.name, result, failed, log);
+        if !self.reports {
+            match called {
+                Called::Done => self.delivery().written(n),
+                Called::Failed | Called::Stopped => self.delivery().lost(n),
             }
+        }
+        match called {
+            Called::Done => Next::Continue,
             Called::Failed => {
-                self.failed.fetch_add(n, Ordering::Relaxed);
                 self.counters.retryable();
                 Next::Continue
             }
             Called::Stopped => {
-                self.failed.fetch_add(n, Ordering::Relaxed);
                 self.counters.stopped();
                 Next::Stop
             }
@@ -388,14 +407,11 @@ impl OutputSlot {
     fn write(&self, buffer: &MeasurementBuffer) {
         let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
         let Some(out) = output.as_mut() else {
-            self.failed
-                .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            self.delivery().lost(buffer.len() as u64);
             return;
         };
         let start = Instant::now();
-        self.in_flight.store(buffer.len() as u64, Ordering::Relaxed);
         let result = caught(|| out.write(buffer, &self.ctx));
-        self.in_flight.store(0, Ordering::Relaxed);
         let slow = start.elapsed() > INLINE_MAX;
         if let Next::Stop = self.after_write(buffer.len(), result) {
             *output = None;
@@ -420,12 +436,16 @@ pub(crate) fn run_blocking(slot: Arc<OutputSlot>) {
 /// Calls the blocking output's `finish`, once its queue is drained.
 fn finish_blocking(slot: &OutputSlot) {
     let mut output = slot.output.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(out) = output.as_mut() else { return };
-    match caught(|| out.finish(&slot.ctx)) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => slot.record_finish_failure(format_args!("failed to finish: {e}")),
-        Err(panic) => slot.record_finish_failure(format_args!("panicked while finishing: {panic}")),
+    if let Some(out) = output.as_mut() {
+        match caught(|| out.finish(&slot.ctx)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => slot.record_finish_failure(format_args!("failed to finish: {e}")),
+            Err(panic) => {
+                slot.record_finish_failure(format_args!("panicked while finishing: {panic}"))
+            }
+        }
     }
+    slot.settle();
 }
 
 /// Drains the queue into an async output until the queue is closed; runs as a task.
@@ -454,4 +474,5 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
             panic_message(&*p)
         )),
     }
+    slot.settle();
 }

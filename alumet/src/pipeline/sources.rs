@@ -323,17 +323,28 @@ fn final_flush(slots: &mut [SourceSlot], dispatcher: &Dispatcher) {
     }
 }
 
+/// Records how many points the group's sources buffer, in the group and in the pipeline's
+/// total (added before the old count is taken away, so the total never goes below zero).
+fn set_buffered(shared: &GroupShared, dispatcher: &Dispatcher, n: u64) {
+    let old = shared.buffered.swap(n, Ordering::Relaxed);
+    if old != n {
+        dispatcher.in_sources.fetch_add(n, Ordering::Relaxed);
+        dispatcher.in_sources.fetch_sub(old, Ordering::Relaxed);
+    }
+}
+
 fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
     precise_timers();
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         if state.stop {
             final_flush(&mut state.slots, dispatcher);
+            set_buffered(shared, dispatcher, 0);
             return;
         }
         let next = poll_due(&mut state.slots, dispatcher);
         let buffered: usize = state.slots.iter().map(|s| s.buffer.len()).sum();
-        shared.buffered.store(buffered as u64, Ordering::Relaxed);
+        set_buffered(shared, dispatcher, buffered as u64);
         let now = Instant::now();
         state = match next {
             Some(deadline) if deadline <= now => continue,

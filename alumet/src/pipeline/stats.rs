@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::measurement::Timestamp;
 
+use super::delivery::Delivery;
+
 use super::selector::ElementName;
 
 /// The kind of a pipeline element.
@@ -56,6 +58,8 @@ pub(crate) struct Counters {
     errors: AtomicU64,
     stopped: AtomicBool,
     last_success_ns: AtomicU64,
+    /// Outputs: where their written points are counted.
+    delivery: Option<Delivery>,
 }
 
 impl Counters {
@@ -79,8 +83,12 @@ impl Counters {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
-    pub(crate) fn written(&self, points: usize) {
-        self.points.fetch_add(points as u64, Ordering::Relaxed);
+    /// The counters of an output, whose points written are those of its delivery report.
+    pub(crate) fn of_output(delivery: Delivery) -> Self {
+        Counters {
+            delivery: Some(delivery),
+            ..Counters::default()
+        }
     }
 
     pub(crate) fn snapshot(&self, name: &ElementName, kind: ElementKind) -> ElementStats {
@@ -89,7 +97,10 @@ impl Counters {
             name: name.clone(),
             kind,
             polls: self.polls.load(Ordering::Relaxed),
-            points: self.points.load(Ordering::Relaxed),
+            points: match &self.delivery {
+                Some(d) => d.figures().written,
+                None => self.points.load(Ordering::Relaxed),
+            },
             retryable_errors: self.errors.load(Ordering::Relaxed),
             stopped: self.stopped.load(Ordering::Relaxed),
             last_success: (last != 0).then(|| Timestamp::from_unix_nanos(last)),

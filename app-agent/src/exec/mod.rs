@@ -389,7 +389,7 @@ fn finish(
         output_failures: report
             .outputs
             .iter()
-            .filter_map(|o| Some((o.name.to_string(), output_failure(o)?)))
+            .filter_map(|o| Some((o.name.to_string(), crate::run::output_failure(o)?)))
             .collect(),
     };
     if opts.summary {
@@ -421,25 +421,6 @@ fn finish(
     } else {
         child_code
     })
-}
-
-/// What went wrong with an output's points, if anything.
-fn output_failure(o: &alumet::pipeline::OutputStats) -> Option<String> {
-    let problems: Vec<String> = [
-        (o.failed_points > 0).then(|| format!("{} points failed", o.failed_points)),
-        (o.dropped_points > 0).then(|| {
-            format!(
-                "{} points dropped (its queue was full: a slow output)",
-                o.dropped_points
-            )
-        }),
-        o.finish_failed
-            .then(|| "its final write failed: some points may be missing".to_owned()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    (!problems.is_empty()).then(|| problems.join(", "))
 }
 
 fn describe(target: &Target) -> String {
