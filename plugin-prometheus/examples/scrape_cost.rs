@@ -21,7 +21,7 @@ fn main() {
         .register::<u64>("memory_usage", Unit::Byte, "memory")
         .unwrap();
     let ctx = OutputContext::new(Arc::new(registry));
-    let state = Arc::new(Mutex::new(State::new(Duration::from_secs(300))));
+    let state = Arc::new(Mutex::new(State::new(Duration::from_secs(300), usize::MAX)));
     let mut output = PrometheusOutput::new(Arc::clone(&state), "alumet_");
     // Half energy counters per (package, process), half memory gauges per process, with one attribute.
     let mut buffer = MeasurementBuffer::with_capacity(n);

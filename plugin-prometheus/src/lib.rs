@@ -1,6 +1,6 @@
 //! Prometheus exporter: the plugin `prometheus` serves every series it receives on an
 //! HTTP endpoint (`/metrics`, text exposition format 0.0.4) for Prometheus to scrape
-//! (see `README.md` for names, units, counters and staleness).
+//! (see `README.md` for names, units, counters, staleness and limits).
 //!
 //! ```toml
 //! [plugins.prometheus]
@@ -11,16 +11,20 @@ mod config;
 mod format;
 mod openmetrics;
 mod output;
+mod page;
 mod server;
+mod state;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use alumet::pipeline::OutputOptions;
+use alumet::pipeline::{Event, OutputOptions};
 use alumet::prelude::*;
 
 pub use config::Config;
-pub use output::{PrometheusOutput, State};
-pub use server::{Exporter, Page, CONTENT_TYPE};
+pub use output::{PrometheusOutput, Snapshot};
+pub use page::Page;
+pub use server::{Exporter, Limits, CONTENT_TYPE};
+pub use state::{lock, State, MIN_EXPIRY, MISSED_INTERVALS};
 
 /// The `prometheus` plugin: one output, `prometheus/prometheus`, and the HTTP endpoint.
 pub struct PrometheusPlugin {
@@ -46,18 +50,31 @@ impl Plugin for PrometheusPlugin {
     }
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
-        let state = Arc::new(Mutex::new(State::new(self.config.stale_after)));
+        let c = &self.config;
+        let state = Arc::new(Mutex::new(State::new(c.stale_after, c.max_series)));
         let page = Arc::new(Page {
             state: Arc::clone(&state),
             control: OnceLock::new(),
-            prefix: self.config.prefix.clone(),
-            add_timestamps: self.config.add_timestamps,
+            prefix: c.prefix.clone(),
+            add_timestamps: c.add_timestamps,
         });
+        let limits = Limits {
+            max_connections: c.max_connections,
+            read_timeout: c.read_timeout,
+        };
         // Listening here: a port in use stops the agent before it measures.
-        self.exporter = Some(Exporter::start(self.config.address, Arc::clone(&page))?);
+        let exporter = Exporter::start(c.address, Arc::clone(&page), Arc::clone(&state), limits)?;
+        self.exporter = Some(exporter);
         self.page = Some(page);
+        // The series of an ended consumer go at once, not after a few intervals.
+        let ended = Arc::clone(&state);
+        alumet.on_event(move |event, _| {
+            if let Event::ConsumerEnded(consumer) = event {
+                lock(&ended).consumer_ended(consumer);
+            }
+        });
         // A write only updates a map under a short lock: quick enough to run inline.
-        let output = PrometheusOutput::new(state, &self.config.prefix);
+        let output = PrometheusOutput::new(state, &c.prefix);
         alumet.add_output_with(
             "prometheus",
             output,
@@ -85,7 +102,7 @@ impl Plugin for PrometheusPlugin {
 /// `scrape_cost` example, which measures how long a scrape holds the lock.
 #[doc(hidden)]
 pub fn output_lock_snapshot(page: &Page) -> usize {
-    output::lock(&page.state)
+    lock(&page.state)
         .snapshot(std::time::Instant::now())
         .series()
 }

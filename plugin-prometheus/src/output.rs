@@ -1,36 +1,15 @@
-//! The shared state of the exporter and the output that updates it once per buffer.
+//! The output that updates the shared state once per buffer, and the snapshot a scrape
+//! renders.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use alumet::metrics::MetricRegistry;
 use alumet::prelude::*;
 
-use crate::format::{self, FamilyDef, Sample};
+use crate::format::{self, Sample};
+use crate::state::{lock, Def, State, Update};
 
-struct Series {
-    value: f64,
-    timestamp_ms: u64,
-    seen: Instant,
-}
-
-struct Family {
-    help: Arc<str>,
-    counter: bool,
-    series: BTreeMap<Arc<str>, Series>,
-}
-
-/// Every series, by family name then label set; what a scrape renders.
-pub struct State {
-    families: BTreeMap<Arc<str>, Family>,
-    stale_after: Duration,
-    points_received: u64,
-    last_prune: Option<Instant>,
-}
-
-/// A family's definition with its name and help shared (cloned into the state cheaply).
-type Def = Option<(FamilyDef, Arc<str>, Arc<str>)>;
 /// A family in a snapshot: name, help, counter, and (labels, value, timestamp in ms).
 type FamilySnapshot = (Arc<str>, Arc<str>, bool, Vec<(Arc<str>, f64, u64)>);
 
@@ -39,96 +18,11 @@ pub struct Snapshot {
     families: Vec<FamilySnapshot>,
     /// Points the output received since the start.
     pub points_received: u64,
-}
-
-/// One point, ready to apply: computed outside the lock.
-struct Update {
-    family: usize,
-    labels: String,
-    value: f64,
-    timestamp_ms: u64,
-}
-
-/// Locks, recovering from a poisoned lock (a panicking scrape must not stop the output).
-pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
+    /// Points of new series refused because `max_series` series existed.
+    pub series_dropped: u64,
 }
 
 impl State {
-    /// An empty state whose series are removed after `stale_after` without a point.
-    pub fn new(stale_after: Duration) -> Self {
-        State {
-            families: BTreeMap::new(),
-            stale_after,
-            points_received: 0,
-            last_prune: None,
-        }
-    }
-
-    fn apply(&mut self, defs: &[Def], updates: &[Update], now: Instant) {
-        self.points_received += updates.len() as u64;
-        for u in updates {
-            let Some(Some((def, name, help))) = defs.get(u.family) else {
-                continue;
-            };
-            let family = self
-                .families
-                .entry(Arc::clone(name))
-                .or_insert_with(|| Family {
-                    help: Arc::clone(help),
-                    counter: def.counter,
-                    series: BTreeMap::new(),
-                });
-            let value = u.value * def.factor;
-            let series = match family.series.get_mut(u.labels.as_str()) {
-                Some(s) => s,
-                None => {
-                    let initial = if family.counter { 0.0 } else { value };
-                    let s = Series {
-                        value: initial,
-                        timestamp_ms: 0,
-                        seen: now,
-                    };
-                    family
-                        .series
-                        .entry(Arc::from(u.labels.as_str()))
-                        .or_insert(s)
-                }
-            };
-            if family.counter {
-                // An energy point is the energy used since the previous one: add it up.
-                // A negative or non-finite delta would break monotonicity: ignore it.
-                if value.is_finite() && value >= 0.0 {
-                    series.value += value;
-                }
-            } else {
-                series.value = value;
-            }
-            series.timestamp_ms = series.timestamp_ms.max(u.timestamp_ms);
-            series.seen = now;
-        }
-        // Without scrapes, vanished series must not pile up either.
-        let second = Duration::from_secs(1);
-        if self
-            .last_prune
-            .is_none_or(|t| now.saturating_duration_since(t) >= second)
-        {
-            self.prune(now);
-            self.last_prune = Some(now);
-        }
-    }
-
-    /// Removes the series not updated for `stale_after` before `now`, and empty families.
-    pub fn prune(&mut self, now: Instant) {
-        let stale_after = self.stale_after;
-        for family in self.families.values_mut() {
-            family
-                .series
-                .retain(|_, s| now.saturating_duration_since(s.seen) < stale_after);
-        }
-        self.families.retain(|_, f| !f.series.is_empty());
-    }
-
     /// Prunes, then copies every series (label sets are shared, not copied).
     pub fn snapshot(&mut self, now: Instant) -> Snapshot {
         self.prune(now);
@@ -151,6 +45,7 @@ impl State {
         Snapshot {
             families,
             points_received: self.points_received,
+            series_dropped: self.series_dropped,
         }
     }
 }
@@ -219,6 +114,7 @@ impl PrometheusOutput {
             self.updates.push(Update {
                 family: index,
                 labels: format::labels(p),
+                consumer: p.consumer.clone(),
                 value: p.value.as_f64(),
                 timestamp_ms: p.timestamp.unix_nanos() / 1_000_000,
             });
@@ -233,7 +129,15 @@ impl Output for PrometheusOutput {
         ctx: &OutputContext,
     ) -> Result<(), ElementError> {
         self.prepare(buffer, ctx.metrics());
-        lock(&self.state).apply(&self.defs, &self.updates, Instant::now());
+        let mut state = lock(&self.state);
+        if let Some(why) = &state.endpoint_failure {
+            // Serving nothing is a failure of the run: these points and the later ones
+            // are counted as lost, and the agent exits 1.
+            return Err(ElementError::fatal(anyhow::anyhow!(
+                "the HTTP endpoint stopped: {why}"
+            )));
+        }
+        state.apply(&self.defs, &mut self.updates, Instant::now());
         Ok(())
     }
 }

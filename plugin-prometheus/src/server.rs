@@ -1,218 +1,117 @@
-//! The HTTP endpoint: a tiny_http server whose worker threads render `/metrics`.
+//! The HTTP endpoint: hyper's HTTP/1.1 on a current-thread tokio runtime, in one thread
+//! of its own. A connection is a task, not a thread; their number is capped (a new one
+//! beyond the cap closes the oldest idle one), a client has `read_timeout` to send its
+//! headers, and a connection lives at most `MAX_LIFETIME`. Accept errors (no file
+//! descriptor left, no memory) are logged and retried; if the server ends anyway, the
+//! output's next write fails, so that the run counts as failed.
 
-use std::fmt::Write;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use alumet::pipeline::{ElementKind, ElementStats};
-use alumet::prelude::*;
-use anyhow::{anyhow, Context};
-use tiny_http::{Header, Method, Request, Response};
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
-use crate::format::{escape_label_value, write_header};
-use crate::output::{lock, State};
+use crate::page::Page;
+use crate::state::{lock, State};
 
-/// Threads answering scrapes (a scrape takes milliseconds: two cover concurrent scrapers).
-const WORKERS: usize = 2;
 /// The content type of the text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// A connection is asked to close after this long (after its current request)...
+const MAX_LIFETIME: Duration = Duration::from_secs(60);
+/// ... and closed this much later in any case (a client that does not read its response).
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// The pause after an accept error, which may repeat at once (no file descriptor left).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// At most one log line about accept errors in this span.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// What a scrape renders: the series, and the agent's own health from the control handle.
-pub struct Page {
-    /// The series, updated by the output.
-    pub state: Arc<Mutex<State>>,
-    /// Set in `post_start`.
-    pub control: OnceLock<PipelineControl>,
-    /// Prefix of the health metrics' names.
-    pub prefix: String,
-    /// Write each series' timestamp.
-    pub add_timestamps: bool,
+/// The limits of the endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time to send a request's headers; also the idle time of a keep-alive connection.
+    pub read_timeout: Duration,
 }
 
-impl Page {
-    /// The whole exposition: a snapshot taken under the lock, rendered without it.
-    pub fn render(&self, now: Instant) -> String {
-        let snapshot = lock(&self.state).snapshot(now);
-        let mut out = String::with_capacity(snapshot.series() * 96 + 2048);
-        snapshot.render(&mut out, self.add_timestamps);
-        let p = &self.prefix;
-        let n = format!("{p}prometheus_points_received_total");
-        write_header(
-            &mut out,
-            &n,
-            "Points received by the Prometheus exporter.",
-            true,
-        );
-        let _ = writeln!(out, "{n} {}", snapshot.points_received);
-        let n = format!("{p}prometheus_series");
-        write_header(
-            &mut out,
-            &n,
-            "Series exposed by the Prometheus exporter.",
-            false,
-        );
-        let _ = writeln!(out, "{n} {}", snapshot.series());
-        if let Some(control) = self.control.get() {
-            self.render_outputs(&mut out, &control.output_stats());
-            self.render_elements(&mut out, &control.element_stats());
-        }
-        out
-    }
-
-    /// Errors and stops of every element; polls, points and last success of every source.
-    fn render_elements(&self, out: &mut String, stats: &[ElementStats]) {
-        let p = &self.prefix;
-        let element = |out: &mut String, name: &str, s: &ElementStats| {
-            let _ = write!(out, "{name}{{element=\"");
-            escape_label_value(out, &s.name.to_string());
-            let _ = write!(out, "\",kind=\"{}\"}} ", s.kind.as_str());
-        };
-        let families: [ElementFamily; 5] = [
-            (
-                "element_errors_total",
-                "Retryable errors of each element (it went on).",
-                true,
-                |s| Some(s.retryable_errors as f64),
-            ),
-            (
-                "element_stopped",
-                "1 when the element stopped after a fatal error or a panic.",
-                false,
-                |s| Some(f64::from(u8::from(s.stopped))),
-            ),
-            ("source_polls_total", "Polls of each source.", true, |s| {
-                (s.kind == ElementKind::Source).then_some(s.polls as f64)
-            }),
-            (
-                "source_points_total",
-                "Points produced by each source.",
-                true,
-                |s| (s.kind == ElementKind::Source).then_some(s.points as f64),
-            ),
-            (
-                "source_last_success_timestamp_seconds",
-                "Time of the last successful poll of each source.",
-                false,
-                |s| s.last_success.map(|t| t.unix_nanos() as f64 / 1e9),
-            ),
-        ];
-        for (family, help, counter, get) in families {
-            let name = format!("{p}{family}");
-            if !stats.iter().any(|s| get(s).is_some()) {
-                continue;
-            }
-            write_header(out, &name, help, counter);
-            for s in stats {
-                if let Some(v) = get(s) {
-                    element(out, &name, s);
-                    let _ = writeln!(out, "{v}");
-                }
-            }
-        }
-    }
-
-    fn render_outputs(&self, out: &mut String, stats: &[alumet::pipeline::OutputStats]) {
-        let families: [HealthFamily; 4] = [
-            (
-                "output_points_written_total",
-                "Points written by each output.",
-                true,
-                |s| s.written_points,
-            ),
-            (
-                "output_points_dropped_total",
-                "Points dropped because the queue of the output was full.",
-                true,
-                |s| s.dropped_points,
-            ),
-            (
-                "output_points_failed_total",
-                "Points lost because a write failed or the output stopped.",
-                true,
-                |s| s.failed_points,
-            ),
-            (
-                "output_points_queued",
-                "Points waiting in the queue of each output.",
-                false,
-                |s| s.queued_points,
-            ),
-        ];
-        for (name, help, counter, get) in families {
-            let name = format!("{}{name}", self.prefix);
-            write_header(out, &name, help, counter);
-            for s in stats {
-                let _ = write!(out, "{name}{{output=\"");
-                escape_label_value(out, &s.name.to_string());
-                let _ = writeln!(out, "\"}} {}", get(s));
-            }
-        }
-    }
-}
-
-/// Name, help, counter, and the value of [`ElementStats`] (none: no sample).
-type ElementFamily = (
-    &'static str,
-    &'static str,
-    bool,
-    fn(&ElementStats) -> Option<f64>,
-);
-
-/// Name, help, counter, and the field of [`OutputStats`](alumet::pipeline::OutputStats).
-type HealthFamily = (
-    &'static str,
-    &'static str,
-    bool,
-    fn(&alumet::pipeline::OutputStats) -> u64,
-);
-
-/// The running HTTP server and its worker threads.
+/// The running HTTP server.
 pub struct Exporter {
-    http: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Exporter {
-    /// Listens on `address` and starts the workers.
-    pub fn start(address: SocketAddr, page: Arc<Page>) -> anyhow::Result<Self> {
-        let http = tiny_http::Server::http(address)
-            .map_err(|e| anyhow!(e))
+    /// Listens on `address` (an error here, a port in use, stops the agent before it
+    /// measures) and serves `page` from a thread of its own. If that thread ends before
+    /// [`Exporter::stop`], the reason is logged and stored in `state`.
+    pub fn start(
+        address: SocketAddr,
+        page: Arc<Page>,
+        state: Arc<Mutex<State>>,
+        limits: Limits,
+    ) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(address)
             .with_context(|| format!("listening on {address}"))?;
-        let http = Arc::new(http);
-        log::info!(
-            "prometheus exporter listening on http://{}/metrics",
-            http.server_addr()
-        );
-        let stopping = Arc::new(AtomicBool::new(false));
-        let mut workers = Vec::new();
-        for i in 0..WORKERS {
-            let (http, stopping, page) =
-                (Arc::clone(&http), Arc::clone(&stopping), Arc::clone(&page));
-            let worker = std::thread::Builder::new()
-                .name(format!("alumet-prom-{i}"))
-                .spawn(move || serve(&http, &stopping, &page))
-                .context("starting the exporter's threads")?;
-            workers.push(worker);
-        }
+        listener
+            .set_nonblocking(true)
+            .context("setting the listening socket non-blocking")?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .context("starting the exporter's runtime")?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("alumet-prom".into())
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| {
+                    runtime.block_on(serve(listener, page, limits, stopped))
+                });
+                let why = match std::panic::catch_unwind(run) {
+                    Ok(Ok(true)) => return,
+                    Ok(Ok(false)) => "the server ended".to_owned(),
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(_) => "the server panicked".to_owned(),
+                };
+                log::error!("prometheus exporter on http://{addr}/metrics stopped: {why}");
+                lock(&state).endpoint_failure = Some(why);
+            })
+            .context("starting the exporter's thread")?;
+        log::info!("prometheus exporter listening on http://{addr}/metrics");
         Ok(Exporter {
-            http,
-            stopping,
-            workers,
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
-    /// Stops the workers and closes the socket.
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and closes the socket and every connection.
     pub fn stop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.http.unblock();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -223,50 +122,201 @@ impl Drop for Exporter {
     }
 }
 
-fn serve(http: &tiny_http::Server, stopping: &AtomicBool, page: &Page) {
+/// An open connection: its task, and whether it is answering a request now.
+struct Open {
+    task: AbortHandle,
+    busy: Arc<AtomicBool>,
+}
+
+/// Accepts until told to stop (`Ok(true)`) or until the stop channel is gone (`Ok(false)`).
+async fn serve(
+    listener: std::net::TcpListener,
+    page: Arc<Page>,
+    limits: Limits,
+    mut stop: oneshot::Receiver<()>,
+) -> anyhow::Result<bool> {
+    let listener = TcpListener::from_std(listener).context("registering the listening socket")?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .max_buf_size(64 * 1024);
+    let mut open: Vec<Open> = Vec::new();
+    let mut errors = AcceptErrors::default();
     loop {
-        match http.recv() {
-            Ok(request) => respond(request, page),
-            Err(_) if stopping.load(Ordering::SeqCst) => return,
-            Err(e) => log::debug!("prometheus exporter: accepting a connection: {e}"),
+        let accepted = tokio::select! {
+            stopped = &mut stop => return Ok(stopped.is_ok()),
+            accepted = listener.accept() => accepted,
+        };
+        open.retain(|c| !c.task.is_finished());
+        match accepted {
+            Ok((stream, _)) => {
+                if open.len() >= limits.max_connections && !close_oldest_idle(&mut open) {
+                    drop(stream); // every connection is answering: this one waits its turn elsewhere
+                    continue;
+                }
+                let busy = Arc::new(AtomicBool::new(false));
+                let conn = connection(stream, http.clone(), Arc::clone(&page), Arc::clone(&busy));
+                let task = tokio::spawn(conn).abort_handle();
+                open.push(Open { task, busy });
+            }
+            Err(e) => {
+                errors.log(&e);
+                // Out of file descriptors: an idle connection gives one back.
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                    close_oldest_idle(&mut open);
+                }
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+            }
         }
     }
 }
 
-fn respond(request: Request, page: &Page) {
-    let path = request.url().split('?').next().unwrap_or("");
-    let get = matches!(request.method(), Method::Get | Method::Head);
-    let openmetrics = request.headers().iter().any(|h| {
-        h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
+/// Closes the oldest connection that is not answering a request; false if all are.
+fn close_oldest_idle(open: &mut Vec<Open>) -> bool {
+    match open.iter().position(|c| !c.busy.load(Ordering::Relaxed)) {
+        Some(i) => {
+            open.remove(i).task.abort();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Rate-limited logging of accept errors.
+#[derive(Default)]
+struct AcceptErrors {
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptErrors {
+    fn log(&mut self, e: &std::io::Error) {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_some_and(|t| now.duration_since(t) < ACCEPT_LOG_EVERY)
+        {
+            return;
+        }
+        log::warn!(
+            "prometheus exporter: accepting a connection failed ({} time(s) since the last report): {e}; retrying",
+            self.unlogged
+        );
+        self.unlogged = 0;
+        self.last_log = Some(now);
+    }
+}
+
+/// Serves one connection for at most `MAX_LIFETIME` (then the current request's time,
+/// up to `CLOSE_GRACE`).
+async fn connection(
+    stream: TcpStream,
+    http: hyper::server::conn::http1::Builder,
+    page: Arc<Page>,
+    busy: Arc<AtomicBool>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        busy.store(true, Ordering::Relaxed);
+        let reply = respond(&request, &page, Busy(Arc::clone(&busy)));
+        async move { Ok::<_, Infallible>(reply) }
     });
-    let (status, body, content_type) = match (get, path) {
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => return log_error(r),
+        _ = tokio::time::sleep(MAX_LIFETIME) => conn.as_mut().graceful_shutdown(),
+    }
+    if let Ok(r) = tokio::time::timeout(CLOSE_GRACE, conn).await {
+        log_error(r);
+    }
+}
+
+fn log_error(r: Result<(), hyper::Error>) {
+    if let Err(e) = r {
+        log::debug!("prometheus exporter: connection: {e}");
+    }
+}
+
+/// Marks the connection as answering until the response body is dropped (sent).
+struct Busy(Arc<AtomicBool>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A response body: the text, and the mark of a connection answering.
+struct Reply {
+    body: Full<Bytes>,
+    _busy: Busy,
+}
+
+impl Body for Reply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+fn respond(request: &Request<Incoming>, page: &Page, busy: Busy) -> Response<Reply> {
+    let get = matches!(*request.method(), Method::GET | Method::HEAD);
+    let openmetrics = request.headers().get_all(ACCEPT).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.contains("application/openmetrics-text"))
+    });
+    let text = "text/plain; charset=utf-8";
+    let (status, body, content_type) = match (get, request.uri().path()) {
         (true, "/metrics") if openmetrics => (
-            200,
+            StatusCode::OK,
             crate::openmetrics::convert(&page.render(Instant::now())),
             crate::openmetrics::CONTENT_TYPE,
         ),
-        (true, "/metrics") => (200, page.render(Instant::now()), CONTENT_TYPE),
+        (true, "/metrics") => (StatusCode::OK, page.render(Instant::now()), CONTENT_TYPE),
         (true, "/") => (
-            200,
+            StatusCode::OK,
             "alumet-agent: metrics at /metrics\n".to_owned(),
-            "text/plain; charset=utf-8",
+            text,
         ),
         (true, _) => (
-            404,
+            StatusCode::NOT_FOUND,
             "not found: metrics are at /metrics\n".to_owned(),
-            "text/plain; charset=utf-8",
+            text,
         ),
         (false, _) => (
-            405,
+            StatusCode::METHOD_NOT_ALLOWED,
             "only GET and HEAD\n".to_owned(),
-            "text/plain; charset=utf-8",
+            text,
         ),
     };
-    let mut response = Response::from_string(body).with_status_code(status);
-    if let Ok(header) = Header::from_bytes("Content-Type", content_type) {
-        response.add_header(header);
+    let body = Reply {
+        body: Full::new(Bytes::from(body)),
+        _busy: busy,
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(content_type));
+    if *request.method() != Method::GET && *request.method() != Method::HEAD {
+        // The body of an unexpected request is not read: do not reuse the connection.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    if let Err(e) = request.respond(response) {
-        log::debug!("prometheus exporter: answering a scrape: {e}");
-    }
+    response
 }
