@@ -19,6 +19,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub mod logs;
+pub mod skip;
 
 use crate::measurement::{
     MeasurementAccumulator, MeasurementBuffer, MeasurementPoint, MeasurementType, Timestamp,

@@ -41,7 +41,9 @@ impl Plugin for CsvPlugin {
         let options = match output.is_regular_file() {
             true => OutputOptions::default().inline_when_idle(),
             false => OutputOptions::default(),
-        };
+        }
+        // A row counts as written once it is in the file (see `output.rs`).
+        .reports_delivery();
         alumet.add_output_with("csv", output, options)?;
         Ok(())
     }

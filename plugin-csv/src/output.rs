@@ -1,13 +1,19 @@
 //! The output: one CSV file, appended to in chunks: rows are formatted straight into a
 //! pending buffer, written out when it holds 64 KiB, after each buffer of points with
 //! `force_flush`, and at the end.
+//!
+//! It reports its own deliveries: a row counts as written once its bytes are in the file.
+//! After a failed write (a full disk, an immutable file), the rows already formatted stay
+//! pending and are written by a later write that works; the points of a buffer that could
+//! not be formatted because a chunk was still waiting are lost, and said so.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use alumet::metrics::{MetricRegistry, RawMetricId, Unit};
-use alumet::pipeline::ElementResultExt;
+use alumet::pipeline::{Delivery, ElementResultExt};
 use alumet::prelude::*;
 use anyhow::Context;
 
@@ -37,6 +43,13 @@ pub struct CsvOutput {
     metric_fields: Vec<Option<Box<[u8]>>>,
     /// Whether `file` is a regular file (from its metadata at open).
     regular_file: bool,
+    /// Bytes of `pending` written to the file so far, since the start.
+    flushed: u64,
+    /// Rows waiting in `pending`: (where the last of them ends, counted as `flushed`
+    /// counts, how many rows), oldest first.
+    marks: VecDeque<(u64, u64)>,
+    /// Where deliveries are reported (from the first write's context).
+    delivery: Option<Delivery>,
 }
 
 impl CsvOutput {
@@ -94,6 +107,9 @@ impl CsvOutput {
             format,
             metric_fields: Vec::new(),
             regular_file: meta.is_file(),
+            flushed: 0,
+            marks: VecDeque::new(),
+            delivery: None,
         })
     }
 
@@ -113,7 +129,33 @@ impl CsvOutput {
             }
         };
         self.pending.drain(..written);
+        self.flushed += written as u64;
+        let mut rows = 0;
+        while let Some(&(end, n)) = self.marks.front() {
+            if end > self.flushed {
+                break;
+            }
+            rows += n;
+            self.marks.pop_front();
+        }
+        if let Some(d) = &self.delivery {
+            d.written(rows);
+        }
         result
+    }
+
+    /// The last `rows` rows formatted into `pending` wait for a write.
+    fn mark(&mut self, rows: u64) {
+        if rows > 0 {
+            self.marks
+                .push_back((self.flushed + self.pending.len() as u64, rows));
+        }
+    }
+
+    fn lost(&self, points: usize) {
+        if let Some(d) = &self.delivery {
+            d.lost(points as u64);
+        }
     }
 
     fn write_buffer(
@@ -123,6 +165,14 @@ impl CsvOutput {
     ) -> std::io::Result<()> {
         if buffer.is_empty() {
             return Ok(());
+        }
+        // A chunk that a failed write left behind goes first: until it is out, no more
+        // rows are formatted (the pending buffer stays bounded).
+        if self.pending.len() >= WRITER_CAPACITY {
+            if let Err(e) = self.write_pending() {
+                self.lost(buffer.len());
+                return Err(e);
+            }
         }
         if self.format.is_none() {
             let format =
@@ -135,7 +185,9 @@ impl CsvOutput {
             self.metric_fields.resize(metrics.len(), None);
         }
         let mut points = buffer.iter();
+        let mut formatted = 0;
         loop {
+            let before = points.len();
             let CsvOutput {
                 format: Some(format),
                 metric_fields,
@@ -157,8 +209,14 @@ impl CsvOutput {
                     break;
                 }
             }
+            let rows = before - points.len();
+            formatted += rows;
+            self.mark(rows as u64);
             if self.pending.len() >= WRITER_CAPACITY {
-                self.write_pending()?;
+                if let Err(e) = self.write_pending() {
+                    self.lost(buffer.len() - formatted);
+                    return Err(e);
+                }
             } else {
                 break;
             }
@@ -176,6 +234,9 @@ impl Output for CsvOutput {
         buffer: &MeasurementBuffer,
         ctx: &OutputContext,
     ) -> Result<(), ElementError> {
+        if self.delivery.is_none() {
+            self.delivery = Some(ctx.delivery().clone());
+        }
         self.write_buffer(buffer, ctx.metrics())
             .with_context(|| format!("writing {}", self.path.display()))
             .retryable()
@@ -185,14 +246,6 @@ impl Output for CsvOutput {
         self.write_pending()
             .with_context(|| format!("flushing {}", self.path.display()))
             .retryable()
-    }
-}
-
-impl Drop for CsvOutput {
-    /// Writes what is still pending, as a buffered writer would (an error cannot be
-    /// reported any more: `finish` is where it is).
-    fn drop(&mut self) {
-        let _ = self.write_pending();
     }
 }
 
