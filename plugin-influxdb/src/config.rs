@@ -18,12 +18,18 @@ pub enum ApiVersion {
 }
 
 /// Where the attributes of a point go by default.
+///
+/// A point's tags are part of its series key: InfluxDB keeps one point per series and
+/// timestamp. Two points that differ only by an attribute written as a field would
+/// overwrite each other; the output never sends the second one (it counts it as lost).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttributesAs {
-    /// Fields: not indexed, typed (integer, float, boolean, string).
+    /// Fields: not indexed, typed (integer, float, boolean, string), not part of the series
+    /// key: points that differ only by such an attribute collide (the later ones are lost).
     Field,
-    /// Tags: indexed strings, part of the series key.
+    /// Tags (the default): indexed strings, part of the series key; each distinct value is
+    /// one more series.
     Tag,
 }
 
@@ -47,11 +53,11 @@ pub struct Config {
     pub username: String,
     /// Password for basic authentication (v1, optional); write it as "${INFLUX_PASSWORD}".
     pub password: String,
-    /// Where attributes go unless listed below: "field" or "tag".
+    /// Where attributes go unless listed below: "tag" (each value its own series) or "field" (not indexed; points that differ only by a field attribute collide: the later ones are counted as lost).
     pub attributes_as: AttributesAs,
     /// Attributes always written as tags.
     pub attributes_as_tags: Vec<String>,
-    /// Attributes always written as fields.
+    /// Attributes always written as fields (for values too varied to index; points that differ only by them collide and are counted as lost).
     pub attributes_as_fields: Vec<String>,
     /// Most points in one write request.
     pub batch_size: usize,
@@ -78,7 +84,7 @@ impl Default for Config {
             database: String::new(),
             username: String::new(),
             password: String::new(),
-            attributes_as: AttributesAs::Field,
+            attributes_as: AttributesAs::Tag,
             attributes_as_tags: Vec::new(),
             attributes_as_fields: Vec::new(),
             batch_size: 5000,
@@ -190,6 +196,12 @@ impl Config {
             return false;
         }
         self.attributes_as == AttributesAs::Tag
+    }
+
+    /// Whether some attribute may be written as a field: then points of one batch can
+    /// share measurement, tags and timestamp, and the output must look for collisions.
+    pub fn may_write_field_attributes(&self) -> bool {
+        self.attributes_as == AttributesAs::Field || !self.attributes_as_fields.is_empty()
     }
 }
 
@@ -309,16 +321,20 @@ mod tests {
 
     #[test]
     fn attribute_placement() {
+        assert!(v2().is_tag("any") && !v2().may_write_field_attributes());
         let config = Config {
+            attributes_as: AttributesAs::Field,
             attributes_as_tags: vec!["domain".into()],
             ..v2()
         };
         assert!(config.is_tag("domain") && !config.is_tag("other"));
+        assert!(config.may_write_field_attributes());
         let config = Config {
             attributes_as: AttributesAs::Tag,
             attributes_as_fields: vec!["x".into()],
             ..v2()
         };
         assert!(!config.is_tag("x") && config.is_tag("other"));
+        assert!(config.may_write_field_attributes());
     }
 }

@@ -2,11 +2,14 @@
 //! batches, retries with exponential backoff and jitter, drop-oldest, and the counts.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+use alumet::pipeline::Delivery;
 
 use crate::client::{Client, Outcome};
 use crate::queue::{Chunk, LineQueue};
+use crate::reject::{rejected, RejectLog};
 
 /// First retry delay; it doubles after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -26,17 +29,21 @@ pub struct Stats {
     pub delivered: u64,
     /// Points dropped (the oldest first) because `max_buffered_points` were waiting.
     pub dropped: u64,
-    /// Points the server refused (4xx): not retried.
+    /// Points the server refused (4xx): not retried; lost.
     pub rejected: u64,
-    /// Points skipped because their value was NaN or infinite.
+    /// Points skipped because their value was NaN or infinite; lost.
     pub skipped_non_finite: u64,
+    /// Points not sent because an earlier point of their buffer had the same series and
+    /// timestamp (some attribute written as a field told them apart); lost.
+    pub collided: u64,
     /// `u64` values above `i64::MAX` written as string fields (`value_u64`, API v1 only).
     pub large_u64_as_string: u64,
     /// Write requests that failed and were retried (5xx, timeout, refused connection).
     pub failed_attempts: u64,
     /// Points waiting for delivery now, the batch being sent included.
     pub buffered: u64,
-    /// Points still buffered when the output was stopped at shutdown.
+    /// Points still buffered, or whose request failed, after the output was stopped at
+    /// shutdown; lost.
     pub undelivered: u64,
 }
 
@@ -47,6 +54,7 @@ struct Counters {
     dropped: AtomicU64,
     rejected: AtomicU64,
     skipped_non_finite: AtomicU64,
+    collided: AtomicU64,
     large_u64_as_string: AtomicU64,
     failed_attempts: AtomicU64,
     undelivered: AtomicU64,
@@ -94,6 +102,8 @@ pub struct Shared {
     cv: Condvar,
     counters: Counters,
     capacity: usize,
+    /// Where the pipeline learns what became of the points: set at the first `write`.
+    delivery: OnceLock<Delivery>,
 }
 
 impl Shared {
@@ -104,6 +114,23 @@ impl Shared {
             cv: Condvar::new(),
             counters: Counters::default(),
             capacity,
+            delivery: OnceLock::new(),
+        }
+    }
+
+    /// Keeps the pipeline's delivery handle of this output (the first one given).
+    pub fn set_delivery(&self, delivery: &Delivery) {
+        self.delivery.get_or_init(|| delivery.clone());
+    }
+
+    /// Reports `n` points as written, or lost when `written` is false.
+    fn report(&self, written: bool, n: u64) {
+        if let Some(d) = self.delivery.get() {
+            if written {
+                d.written(n);
+            } else {
+                d.lost(n);
+            }
         }
     }
 
@@ -111,11 +138,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts points received, skipped and written as strings.
-    pub fn count_received(&self, received: usize, non_finite: u64, large_u64: u64) {
+    /// Counts points received, skipped, colliding and written as strings.
+    pub fn count_received(&self, received: usize, non_finite: u64, collided: u64, large_u64: u64) {
         let c = &self.counters;
         c.received.fetch_add(received as u64, Relaxed);
         c.skipped_non_finite.fetch_add(non_finite, Relaxed);
+        c.collided.fetch_add(collided, Relaxed);
         c.large_u64_as_string.fetch_add(large_u64, Relaxed);
     }
 
@@ -140,6 +168,9 @@ impl Shared {
             return;
         }
         let dropped = st.queue.drop_oldest(excess) as u64;
+        if let Some(d) = self.delivery.get() {
+            d.dropped(dropped);
+        }
         let total = self.counters.dropped.fetch_add(dropped, Relaxed) + dropped;
         if let Some(suppressed) = st.drop_log.check() {
             log::warn!(
@@ -163,6 +194,7 @@ impl Shared {
             dropped: c.dropped.load(Relaxed),
             rejected: c.rejected.load(Relaxed),
             skipped_non_finite: c.skipped_non_finite.load(Relaxed),
+            collided: c.collided.load(Relaxed),
             large_u64_as_string: c.large_u64_as_string.load(Relaxed),
             failed_attempts: c.failed_attempts.load(Relaxed),
             buffered,
@@ -182,17 +214,18 @@ impl Shared {
         st.queue.len() + st.in_flight
     }
 
-    /// Gives up on what is buffered (the shutdown deadline passed, or the output is gone);
-    /// returns how many points that is (0 when everything was delivered).
+    /// Gives up on what is buffered (the shutdown deadline passed, or the output is gone)
+    /// and counts it as lost; the batch in flight, if any, is counted when its request
+    /// ends. Returns how many points were given up (0 when everything was delivered).
     pub fn abort(&self) -> u64 {
         let mut st = self.lock();
         if st.abort {
             return 0;
         }
         st.abort = true;
-        let left = (st.queue.len() + st.in_flight) as u64;
-        st.queue.drop_oldest(usize::MAX);
+        let left = st.queue.drop_oldest(usize::MAX) as u64;
         self.counters.undelivered.fetch_add(left, Relaxed);
+        self.report(false, left);
         drop(st);
         self.cv.notify_all();
         left
@@ -270,27 +303,28 @@ pub fn run_sender(shared: &Shared, client: &Client, batch_size: usize, flush: Du
     };
     let mut retry_at = Instant::now();
     let mut failures = 0u64;
-    let mut reject_log = RateLimit::default();
+    let mut reject_log = RejectLog::default();
     while let Some(batch) = shared.next_batch(batch_size, flush, retry_at) {
         let outcome = client.send(batch.body());
         let n = batch.len() as u64;
         let mut st = shared.lock();
         st.in_flight = 0;
-        let c = &shared.counters;
         match outcome {
             Outcome::Delivered => {
-                c.delivered.fetch_add(n, Relaxed);
-                if st.abort {
-                    c.undelivered.fetch_sub(n, Relaxed); // counted as left by `abort`
-                }
+                shared.counters.delivered.fetch_add(n, Relaxed);
+                shared.report(true, n);
                 if failures > 0 {
                     log::info!("influxdb: delivering again after {failures} failed attempts");
                 }
                 failures = 0;
                 backoff.next = FIRST_BACKOFF;
             }
+            Outcome::Retry(_) if st.abort => {
+                shared.counters.undelivered.fetch_add(n, Relaxed);
+                shared.report(false, n);
+            }
             Outcome::Retry(reason) => {
-                c.failed_attempts.fetch_add(1, Relaxed);
+                shared.counters.failed_attempts.fetch_add(1, Relaxed);
                 failures += 1;
                 st.queue.push_front(batch);
                 shared.enforce_capacity(&mut st);
@@ -306,75 +340,13 @@ pub fn run_sender(shared: &Shared, client: &Client, batch_size: usize, flush: Du
             }
             Outcome::Rejected { status, message } => {
                 drop(st);
-                rejected(shared, &batch, status, &message, &mut reject_log);
-                continue;
+                let refused = rejected(&batch, status, &message, &mut reject_log);
+                let c = &shared.counters;
+                c.rejected.fetch_add(refused, Relaxed);
+                c.delivered.fetch_add(n - refused, Relaxed);
+                shared.report(false, refused);
+                shared.report(true, n - refused);
             }
         }
     }
-}
-
-/// A 4xx answer: the batch is given up (what a partial write kept is counted as delivered).
-fn rejected(shared: &Shared, batch: &Chunk, status: u16, message: &str, log: &mut RateLimit) {
-    let n = batch.len() as u64;
-    let refused = refused_points(message).map_or(n, |r| r.clamp(1, n));
-    let c = &shared.counters;
-    c.rejected.fetch_add(refused, Relaxed);
-    c.delivered.fetch_add(n - refused, Relaxed);
-    let Some(suppressed) = log.check() else {
-        return;
-    };
-    let advice = match status {
-        400 => {
-            let line = first_bad_line(message, batch);
-            format!("the server refused a line: {message}; first bad line: {line}")
-        }
-        401 | 403 => format!("check the token (or username and password for v1): {message}"),
-        404 => {
-            format!("the database or bucket does not exist (create it, or check org): {message}")
-        }
-        413 => format!("the request is too large: lower batch_size: {message}"),
-        _ => message.to_owned(),
-    };
-    log::error!(
-        "influxdb: HTTP {status}, {refused} points given up (not retried): {advice}{}",
-        note(suppressed)
-    );
-}
-
-/// In a partial write (InfluxDB 1.x), how many points the server refused.
-fn refused_points(message: &str) -> Option<u64> {
-    if !message.contains("partial write") {
-        return None;
-    }
-    let dropped = message
-        .split("dropped=")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0);
-    let unparsed = message.matches("unable to parse").count() as u64;
-    Some(dropped.max(unparsed))
-}
-
-/// The line the server complains about: by number (`line 3`, v2 and v3), quoted (`unable
-/// to parse '...'`, v1), or else the batch's first line; at most 300 bytes.
-pub fn first_bad_line(message: &str, batch: &Chunk) -> String {
-    let by_number = message
-        .split("line ")
-        .skip(1)
-        .find_map(|s| {
-            s.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse::<usize>()
-                .ok()
-        })
-        .and_then(|n| batch.line(n.checked_sub(1)?));
-    let text = match by_number {
-        Some(line) => String::from_utf8_lossy(line).into_owned(),
-        None => match message.split_once("unable to parse '") {
-            Some((_, rest)) => rest.split("': ").next().unwrap_or(rest).to_owned(),
-            None => String::from_utf8_lossy(batch.line(0).unwrap_or_default()).into_owned(),
-        },
-    };
-    text.chars().take(300).collect()
 }

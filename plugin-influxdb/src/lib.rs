@@ -12,11 +12,13 @@
 //! ```
 
 mod client;
+mod collide;
 mod config;
 mod delivery;
 pub mod line;
 mod output;
 mod queue;
+mod reject;
 
 use std::sync::Arc;
 
@@ -58,15 +60,16 @@ impl Plugin for InfluxDbPlugin {
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let output = InfluxOutput::start(&self.config, Arc::clone(&self.shared))?;
         // Its own thread (never inline): `write` only queues, but it takes a lock that
-        // the sender thread shares.
-        alumet.add_output_with("influxdb", output, OutputOptions::default())?;
+        // the sender thread shares. The sender reports what became of each point.
+        let options = OutputOptions::default().reports_delivery();
+        alumet.add_output_with("influxdb", output, options)?;
         Ok(())
     }
 
     /// Runs after the outputs finished, or after the core's shutdown deadline: gives up on
-    /// what is still buffered and says how many points that is.
+    /// what is still buffered (the core has counted it as lost and said how many points).
     fn stop(&mut self) -> anyhow::Result<()> {
-        output::report_undelivered(self.shared.abort());
+        self.shared.abort();
         Ok(())
     }
 }

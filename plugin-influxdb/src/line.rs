@@ -52,6 +52,8 @@ pub enum Written {
     Line {
         /// How many `u64` values were written as string fields.
         large_u64: u32,
+        /// Length in bytes of the line's series key (measurement and tags), which starts it.
+        key_len: usize,
     },
     /// The value is NaN or infinite: nothing was appended.
     NonFinite,
@@ -227,6 +229,7 @@ impl<F: Fn(&str) -> bool> LineFormat<F> {
                 return Written::NonFinite;
             }
         }
+        let start = out.len();
         out.extend_from_slice(measurement);
         push_tag(out, "resource_kind", point.resource.kind(), d);
         push_label(out, "resource_id", point.resource.id(), d);
@@ -250,6 +253,7 @@ impl<F: Fn(&str) -> bool> LineFormat<F> {
             out.push(b'=');
             write_key(out, text, d);
         }
+        let key_len = out.len() - start;
         let mut large = 0;
         out.extend_from_slice(b" value");
         large += u32::from(self.push_value(out, point.value));
@@ -263,7 +267,10 @@ impl<F: Fn(&str) -> bool> LineFormat<F> {
                 .as_bytes(),
         );
         out.push(b'\n');
-        Written::Line { large_u64: large }
+        Written::Line {
+            large_u64: large,
+            key_len,
+        }
     }
 
     /// Appends `=V` after the key `value` (or `_u64="V"` for a large u64 in V1).

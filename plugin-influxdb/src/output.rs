@@ -9,6 +9,7 @@ use alumet::prelude::*;
 use anyhow::Context;
 
 use crate::client::Client;
+use crate::collide::Collisions;
 use crate::config::{ApiVersion, Config};
 use crate::delivery::{run_sender, Shared, Stats};
 use crate::line::{self, Dialect, LineFormat, Written};
@@ -33,6 +34,8 @@ pub struct InfluxOutput {
     shared: Arc<Shared>,
     /// The escaped measurement of each metric, by [`alumet::metrics::RawMetricId::index`].
     measurements: Vec<Option<Box<[u8]>>>,
+    /// Only when some attribute may be written as a field (see `collide.rs`).
+    collisions: Option<Collisions>,
     sender: Option<JoinHandle<()>>,
 }
 
@@ -57,6 +60,9 @@ impl InfluxOutput {
             dialect,
             shared,
             measurements: Vec::new(),
+            collisions: config
+                .may_write_field_attributes()
+                .then(Collisions::default),
             sender: Some(sender),
         })
     }
@@ -66,26 +72,42 @@ impl InfluxOutput {
         StatsHandle(Arc::clone(&self.shared))
     }
 
-    fn format(&mut self, buffer: &MeasurementBuffer, metrics: &MetricRegistry) -> Chunk {
+    /// Formats `buffer` into lines; returns them and how many points were left out
+    /// (non-finite values, collisions), which are counted as lost.
+    fn format(&mut self, buffer: &MeasurementBuffer, metrics: &MetricRegistry) -> (Chunk, u64) {
         let mut chunk = Chunk::default();
-        let (mut non_finite, mut large) = (0, 0);
+        let (mut non_finite, mut collided, mut large) = (0, 0, 0);
         let config = &self.config;
         let format = LineFormat {
             dialect: self.dialect,
             is_tag: |key: &str| config.is_tag(key),
         };
-        for point in buffer.iter() {
-            let measurement = measurement(&mut self.measurements, metrics, point, self.dialect);
-            match format.write(chunk.bytes_mut(), point, measurement) {
-                Written::Line { large_u64 } => {
-                    chunk.end_line();
-                    large += u64::from(large_u64);
-                }
-                Written::NonFinite => non_finite += 1,
-            }
+        if let Some(c) = &mut self.collisions {
+            c.clear();
         }
-        self.shared.count_received(buffer.len(), non_finite, large);
-        chunk
+        let points = buffer.as_slice();
+        for (i, point) in points.iter().enumerate() {
+            let measurement = measurement(&mut self.measurements, metrics, point, self.dialect);
+            let Written::Line { large_u64, key_len } =
+                format.write(chunk.bytes_mut(), point, measurement)
+            else {
+                non_finite += 1;
+                continue;
+            };
+            if let Some(c) = &mut self.collisions {
+                if let Some(j) = c.check(&chunk, key_len, points, i) {
+                    chunk.discard_unended();
+                    collided += 1;
+                    c.warn_once(metrics, &points[j], point, |k| config.is_tag(k));
+                    continue;
+                }
+            }
+            chunk.end_line();
+            large += u64::from(large_u64);
+        }
+        self.shared
+            .count_received(buffer.len(), non_finite, collided, large);
+        (chunk, non_finite + collided)
     }
 }
 
@@ -112,7 +134,9 @@ impl Output for InfluxOutput {
         buffer: &MeasurementBuffer,
         ctx: &OutputContext,
     ) -> Result<(), ElementError> {
-        let chunk = self.format(buffer, ctx.metrics());
+        self.shared.set_delivery(ctx.delivery());
+        let (chunk, left_out) = self.format(buffer, ctx.metrics());
+        ctx.delivery().lost(left_out);
         self.shared.enqueue(chunk);
         Ok(())
     }
@@ -128,11 +152,13 @@ impl Output for InfluxOutput {
         }
         let stats = self.shared.stats();
         log::info!(
-            "influxdb: {} points delivered, {} dropped, {} rejected, {} skipped (NaN or infinite)",
+            "influxdb: {} points delivered, {} dropped, {} rejected, {} skipped (NaN or infinite), {} colliding (same series and timestamp), {} not delivered",
             stats.delivered,
             stats.dropped,
             stats.rejected,
-            stats.skipped_non_finite
+            stats.skipped_non_finite,
+            stats.collided,
+            stats.undelivered,
         );
         Ok(())
     }
@@ -140,14 +166,8 @@ impl Output for InfluxOutput {
 
 impl Drop for InfluxOutput {
     fn drop(&mut self) {
-        // The pipeline stopped this output: make the sender exit too.
-        report_undelivered(self.shared.abort());
-    }
-}
-
-/// Logs the points given up at shutdown, if any.
-pub fn report_undelivered(left: u64) {
-    if left > 0 {
-        log::error!("influxdb: {left} points were not delivered (the server did not accept them before the shutdown deadline)");
+        // The pipeline stopped this output: make the sender exit too (what it still held
+        // is counted as lost, by the core if it has settled this output already).
+        self.shared.abort();
     }
 }

@@ -24,6 +24,16 @@ impl Chunk {
         self.ends.push(self.bytes.len());
     }
 
+    /// The bytes written after the last line ended (the line being formatted).
+    pub fn unended(&self) -> &[u8] {
+        &self.bytes[self.offset(self.ends.len())..]
+    }
+
+    /// Forgets the bytes written after the last line ended.
+    pub fn discard_unended(&mut self) {
+        self.bytes.truncate(self.offset(self.ends.len()));
+    }
+
     /// Lines left.
     pub fn len(&self) -> usize {
         self.ends.len() - self.start
@@ -174,6 +184,15 @@ mod tests {
         assert!(q.is_empty());
         q.push_front(second);
         assert_eq!(text(&q.take(3)), "c\nd\ne\n");
+    }
+
+    #[test]
+    fn a_line_being_formatted_can_be_discarded() {
+        let mut c = chunk(&["a"]);
+        c.bytes_mut().extend_from_slice(b"bc");
+        assert_eq!(c.unended(), b"bc");
+        c.discard_unended();
+        assert_eq!((c.unended(), text(&c).as_str()), (&b""[..], "a\n"));
     }
 
     #[test]

@@ -87,9 +87,14 @@ fn random_names_round_trip_in_both_dialects() {
         };
         let measurement = line::measurement(&name, &Unit::Joule, dialect);
         let mut out = Vec::new();
-        assert_eq!(
-            format.write(&mut out, &point, &measurement),
-            Written::Line { large_u64: 0 }
+        let written = format.write(&mut out, &point, &measurement);
+        let Written::Line { large_u64, key_len } = written else {
+            panic!("case {case}: no line");
+        };
+        assert_eq!(large_u64, 0);
+        assert!(
+            out[key_len..].starts_with(b" value="),
+            "the series key ends at key_len"
         );
         let text = String::from_utf8(out).unwrap();
         let body = text.strip_suffix('\n').unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::recorder::{Recorder, Reply};
-use common::{start, wait_until};
+use common::{figures, start, wait_until};
 use plugin_influxdb::{ApiVersion, Config};
 
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -63,6 +63,7 @@ fn request_shape_of_each_version() {
         let (report, _) = run.run.shutdown();
         assert_eq!(report.undelivered_points, 0);
         assert_eq!(run.stats.stats().delivered, 1);
+        assert_eq!(figures(&report, 1), (1, 0, 0));
         let request = server.requests()[i].clone();
         let (target, auth, value) = expected[i];
         assert_eq!(request.method, "POST");
@@ -104,6 +105,7 @@ fn client_errors_are_not_retried() {
             "HTTP {status} must not be retried"
         );
         assert_eq!(report.undelivered_points, 0);
+        assert_eq!(figures(&report, 5), (0, 0, 5), "rejected points are lost");
     }
 }
 
@@ -136,6 +138,7 @@ fn server_errors_are_retried_until_accepted() {
         "the same batch is sent again"
     );
     assert_eq!(report.undelivered_points, 0);
+    assert_eq!(figures(&report, 4), (4, 0, 0));
 }
 
 #[test]
@@ -158,13 +161,14 @@ fn a_hanging_server_is_abandoned_at_the_timeout() {
         .stats()
         .delivered
         == 3));
-    run.run.shutdown();
+    let (report, _) = run.run.shutdown();
     let stats = run.stats.stats();
     assert_eq!(
         (stats.delivered, stats.failed_attempts),
         (3, 1),
         "{stats:?}"
     );
+    assert_eq!(figures(&report, 3), (3, 0, 0));
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -189,12 +193,16 @@ fn down_at_start_and_at_shutdown_counts_what_was_not_delivered() {
         > 0));
     let (report, _) = run.run.shutdown();
     assert!(report.timed_out);
+    assert_eq!(report.undelivered_points, 30);
+    assert_eq!(figures(&report, 30), (0, 0, 30), "all lost, none written");
+    // The plugin's own count: the queue at once, a batch in flight when its request ends.
+    assert!(wait_until(Duration::from_secs(10), || run
+        .stats
+        .stats()
+        .undelivered
+        == 30));
     let stats = run.stats.stats();
-    assert_eq!(
-        (stats.delivered, stats.undelivered, stats.dropped),
-        (0, 30, 0),
-        "{stats:?}"
-    );
+    assert_eq!((stats.delivered, stats.dropped), (0, 0), "{stats:?}");
 }
 
 #[test]
@@ -212,12 +220,13 @@ fn non_finite_values_are_skipped_and_counted() {
         ));
     }
     run.run.trigger("test/input");
-    run.run.shutdown();
+    let (report, _) = run.run.shutdown();
     let stats = run.stats.stats();
     assert_eq!(
         (stats.received, stats.delivered, stats.skipped_non_finite),
         (4, 2, 2)
     );
+    assert_eq!(figures(&report, 4), (2, 0, 2), "skipped points are lost");
     let body: String = server.requests().iter().map(|r| r.body.clone()).collect();
     assert_eq!(body.lines().count(), 2);
 }

@@ -1,5 +1,6 @@
 //! Against a real InfluxDB 1.x (Debian's `influxdb` package), started by the test on free
-//! loopback ports: values read back one by one, an outage, an outage past the buffer.
+//! loopback ports: values read back one by one, an outage, an outage past the buffer, a
+//! missing database, and points that differ only by an attribute.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use alumet::prelude::*;
 use common::influxd::{available, Influxd};
-use common::{start, wait_until, Run};
-use plugin_influxdb::{ApiVersion, Config};
+use common::{figures, start, start_named, wait_until, Run};
+use plugin_influxdb::{ApiVersion, AttributesAs, Config};
 use serde_json::{json, Value};
 
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -50,6 +51,7 @@ fn values_and_awkward_names_read_back_one_by_one() {
     let server = Influxd::start("values", DB);
     let awkward_key = "awk key, x=y \"q\" \\o/";
     let config = Config {
+        attributes_as: AttributesAs::Field,
         attributes_as_tags: vec!["domain".into()],
         ..config(&server)
     };
@@ -92,6 +94,7 @@ fn values_and_awkward_names_read_back_one_by_one() {
         ),
         (9, 1, 1)
     );
+    assert_eq!(figures(&report, 10), (9, 0, 1), "NaN is lost");
 
     let got = rows(&server, "test_input_1");
     assert_eq!(got.len(), 5);
@@ -176,6 +179,7 @@ fn an_outage_loses_nothing_and_duplicates_nothing() {
         (250, 0, 0),
         "{stats:?}"
     );
+    assert_eq!(figures(&report, 250), (250, 0, 0));
     assert_eq!(
         counts(&server),
         (0..250).collect::<Vec<_>>(),
@@ -214,6 +218,7 @@ fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
         (60, 150, 0),
         "{stats:?}"
     );
+    assert_eq!(figures(&report, 210), (60, 150, 0));
     // The 50 kept are the batch in flight when the server died (a run of the oldest, taken
     // before the buffer filled; its size depends on when the sender woke up) and the newest
     // ones: the oldest queued points were dropped, and at most one gap remains.
@@ -230,4 +235,78 @@ fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
             "the in-flight run starts at the first point of the outage: {got:?}"
         );
     }
+}
+
+#[test]
+fn a_missing_database_loses_every_point_and_says_so() {
+    if !available("a_missing_database_loses_every_point_and_says_so") {
+        return;
+    }
+    let server = Influxd::start("missing-db", DB);
+    let config = Config {
+        database: "nowhere".into(),
+        ..config(&server)
+    };
+    let run = start(config, Duration::from_secs(10));
+    feed(&run, 0..50);
+    assert!(wait_until(Duration::from_secs(30), || run
+        .stats
+        .stats()
+        .rejected
+        == 50));
+    let (report, _) = run.run.shutdown();
+    assert_eq!(figures(&report, 50), (0, 0, 50), "every point is lost");
+    let stats = run.stats.stats();
+    assert_eq!((stats.delivered, stats.rejected), (0, 50), "{stats:?}");
+    let answer = server.query("SHOW DATABASES".into(), None);
+    assert!(
+        !answer.to_string().contains("nowhere"),
+        "the server holds nothing: {answer}"
+    );
+}
+
+#[test]
+fn points_that_differ_only_by_an_attribute_are_all_stored() {
+    if !available("points_that_differ_only_by_an_attribute_are_all_stored") {
+        return;
+    }
+    let server = Influxd::start("attrs", DB);
+    let states = ["user", "nice", "system", "idle", "iowait", "irq"];
+    let fed = |config: Config, name: &str| {
+        let run = start_named(config, Duration::from_secs(10), name);
+        for poll in 0..4 {
+            let t = Timestamp::from_unix_nanos(T0 + poll);
+            for (i, state) in states.iter().enumerate() {
+                let p = MeasurementPoint::new(
+                    t,
+                    run.count,
+                    Resource::LocalMachine,
+                    ResourceConsumer::LocalMachine,
+                    i as u64,
+                );
+                run.feeder
+                    .push(p.with_attributes(Attributes::new([("cpu_state", *state)])));
+            }
+            run.run.trigger(&run.source);
+        }
+        run.run.shutdown().0
+    };
+    // The default: every point stored.
+    let report = fed(config(&server), "tags");
+    assert_eq!(figures(&report, 24), (24, 0, 0));
+    assert_eq!(rows(&server, "test_tags_1").len(), 24);
+    // As a field: the server would keep one per poll; the others are counted lost, and
+    // the figures match what the server holds.
+    let as_field = Config {
+        attributes_as: AttributesAs::Field,
+        ..config(&server)
+    };
+    let report = fed(as_field, "fields");
+    assert_eq!(figures(&report, 24), (4, 0, 20));
+    let got = rows(&server, "test_fields_1");
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter().all(|r| r["cpu_state"] == json!("user")),
+        "the first is kept: {got:?}"
+    );
 }

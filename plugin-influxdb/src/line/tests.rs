@@ -39,7 +39,14 @@ fn a_plain_line() {
         text,
         "m_J,resource_kind=cpu_package,resource_id=0,consumer_kind=local_machine value=12.5 1700000000123456789\n"
     );
-    assert_eq!(written, Written::Line { large_u64: 0 });
+    let key = "m_J,resource_kind=cpu_package,resource_id=0,consumer_kind=local_machine";
+    assert_eq!(
+        written,
+        Written::Line {
+            large_u64: 0,
+            key_len: key.len()
+        }
+    );
 }
 
 #[test]
@@ -58,7 +65,7 @@ fn unsigned_values_per_dialect() {
         text.contains(" value_u64=\"18446744073709551615\" "),
         "{text}"
     );
-    assert_eq!(written, Written::Line { large_u64: 1 });
+    assert!(matches!(written, Written::Line { large_u64: 1, .. }));
     assert!(line(Dialect::Modern, &big, &[])
         .0
         .contains(" value=18446744073709551615u "));

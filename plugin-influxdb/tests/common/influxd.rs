@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::{wait_until, TempDir};
 
-/// Whether `influxd` can run here; prints a loud message when it cannot.
+/// Whether `influxd` can run here; prints a loud message when it cannot, and fails when
+/// the environment variable `CI` is set (CI installs it: a missing tool is a failure there,
+/// never a skip).
 pub fn available(test: &str) -> bool {
     let found = Command::new("influxd")
         .arg("version")
@@ -15,10 +17,10 @@ pub fn available(test: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    let why = "influxd not found: install influxdb (apt-get install -y influxdb)";
+    assert!(found || std::env::var_os("CI").is_none(), "{test}: {why}");
     if !found {
-        eprintln!(
-            "SKIPPED {test}: influxd not found: install influxdb (apt-get install -y influxdb)"
-        );
+        eprintln!("SKIPPED {test}: {why}");
     }
     found
 }

@@ -8,6 +8,7 @@ pub mod recorder;
 
 use std::time::{Duration, Instant};
 
+use alumet::pipeline::{OutputStats, ShutdownReport};
 use alumet::prelude::*;
 use alumet::test_util::{Feeder, PipelineTester, TestPlugin, TestRun};
 use plugin_influxdb::{Config, InfluxDbPlugin, StatsHandle};
@@ -33,12 +34,19 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub struct Run {
     pub run: TestRun,
     pub feeder: Feeder,
+    /// The feeder's source, to trigger (`test/input`).
+    pub source: String,
     pub stats: StatsHandle,
     pub count: MetricId<u64>,
     pub energy: MetricId<f64>,
 }
 
 pub fn start(config: Config, shutdown_timeout: Duration) -> Run {
+    start_named(config, shutdown_timeout, "input")
+}
+
+/// As [`start`], with the feeder `test/NAME` and its metric `test_NAME`.
+pub fn start_named(config: Config, shutdown_timeout: Duration, name: &str) -> Run {
     let mut tester = PipelineTester::new();
     tester.any_plugin(TestPlugin::new("src", |alumet| {
         alumet.create_metric::<f64>("energy", Unit::Joule, "energy")?;
@@ -48,13 +56,14 @@ pub fn start(config: Config, shutdown_timeout: Duration) -> Run {
     let stats = plugin.stats_handle();
     tester.any_plugin(plugin);
     tester.shutdown_timeout(shutdown_timeout);
-    let feeder = tester.feeder("input");
+    let feeder = tester.feeder(name);
     let run = tester.start().unwrap();
-    let count = run.metric::<u64>("test_input").unwrap();
+    let count = run.metric::<u64>(&format!("test_{name}")).unwrap();
     let energy = run.metric::<f64>("energy").unwrap();
     Run {
         run,
         feeder,
+        source: format!("test/{name}"),
         stats,
         count,
         energy,
@@ -74,7 +83,7 @@ impl Run {
                 v,
             ));
         }
-        assert_eq!(self.run.trigger("test/input"), 1);
+        assert_eq!(self.run.trigger(&self.source), 1);
     }
 
     /// Waits (at most `limit`) until the output has received `n` points.
@@ -85,6 +94,20 @@ impl Run {
             self.stats.stats()
         );
     }
+}
+
+/// The influxdb output's figures in `report`: (written, dropped, failed); asserts that
+/// they account for every point it was given (`given`) and that nothing is pending.
+pub fn figures(report: &ShutdownReport, given: u64) -> (u64, u64, u64) {
+    let o: &OutputStats = report
+        .outputs
+        .iter()
+        .find(|o| o.name.plugin == "influxdb")
+        .unwrap_or_else(|| panic!("no influxdb output in {report:?}"));
+    let f = (o.written_points, o.dropped_points, o.failed_points);
+    assert_eq!(o.queued_points, 0, "{o:?}");
+    assert_eq!(f.0 + f.1 + f.2, given, "the figures add up: {o:?}");
+    f
 }
 
 /// A fixed-seed xorshift generator for the property tests.
