@@ -161,11 +161,12 @@ async fn serve(
             }
             Err(e) => {
                 errors.log(&e);
-                // Out of file descriptors: an idle connection gives one back.
-                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                    close_oldest_idle(&mut open);
+                // Out of file descriptors: an idle connection gives one back, and the
+                // next accept may go on at once (a scraper may wait behind idle clients).
+                let fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                if !(fds && close_oldest_idle(&mut open)) {
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
                 }
-                tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
     }
@@ -320,3 +321,6 @@ fn respond(request: &Request<Incoming>, page: &Page, busy: Busy) -> Response<Rep
     }
     response
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! Debian's `prometheus` scrapes the exporter every second and its query API returns the
 //! values fed; `promtool check metrics` accepts the endpoint's output. Both skip, loudly,
-//! when the binaries are not installed (`apt-get install prometheus`).
+//! when the binaries are not installed (`apt-get install prometheus`), and fail instead
+//! when `CI` is set.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -16,17 +17,11 @@ use std::time::Duration;
 use alumet::prelude::*;
 use common::{free_port, get, point, try_get, wait_for, Exporter};
 
-fn installed(binary: &str) -> bool {
-    let found = Command::new(binary)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        eprintln!("SKIPPED: `{binary}` is not installed: install prometheus (apt-get install -y prometheus) to run this test");
-    }
-    found
+/// Whether `binary` (Debian's `prometheus` package) is installed; with `CI` set, a missing
+/// one fails the test instead of skipping it.
+fn installed(test: &str, binary: &str) -> bool {
+    use alumet::test_util::skip::{missing_tool, should_run};
+    should_run(test, missing_tool(binary, "prometheus"))
 }
 
 /// Feeds 0.5 J on package 0 and the gauge 42 every 100 ms until dropped.
@@ -108,7 +103,7 @@ fn query(api: SocketAddr, expr: &str) -> Option<f64> {
 
 #[test]
 fn real_prometheus_scrapes_the_values_and_the_counter_only_grows() {
-    if !installed("prometheus") {
+    if !installed("real_prometheus_scrapes", "prometheus") {
         return;
     }
     let x = Exporter::start("");
@@ -163,7 +158,7 @@ fn real_prometheus_scrapes_the_values_and_the_counter_only_grows() {
 
 #[test]
 fn promtool_accepts_the_endpoint_output() {
-    if !installed("promtool") {
+    if !installed("promtool_accepts", "promtool") {
         return;
     }
     let x = Exporter::start("");
