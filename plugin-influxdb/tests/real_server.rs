@@ -310,3 +310,46 @@ fn points_that_differ_only_by_an_attribute_are_all_stored() {
         "the first is kept: {got:?}"
     );
 }
+
+#[test]
+fn a_partial_write_loses_only_the_refused_points() {
+    if !available("a_partial_write_loses_only_the_refused_points") {
+        return;
+    }
+    let server = Influxd::start("partial", DB);
+    // `value` of test_input_1 is a float already: the integers sent later conflict.
+    let url = format!("{}/write?db={DB}", server.url());
+    ureq::post(&url)
+        .send_string(&format!("test_input_1 value=0.5 {}", T0 - 1))
+        .unwrap();
+    let config = Config {
+        batch_size: 100,
+        ..config(&server)
+    };
+    let run = start(config, Duration::from_secs(10));
+    for v in 0..6u64 {
+        let t = Timestamp::from_unix_nanos(T0 + v);
+        let local = (Resource::LocalMachine, ResourceConsumer::LocalMachine);
+        let p = MeasurementPoint::new(t, run.energy, local.0.clone(), local.1.clone(), 1.5);
+        run.feeder.push(p);
+        if v < 4 {
+            run.feeder
+                .push(MeasurementPoint::new(t, run.count, local.0, local.1, v));
+        }
+    }
+    run.run.trigger("test/input");
+    let (report, _) = run.run.shutdown();
+    let stats = run.stats.stats();
+    assert_eq!((stats.delivered, stats.rejected), (6, 4), "{stats:?}");
+    assert_eq!(
+        figures(&report, 10),
+        (6, 0, 4),
+        "only the refused points are lost"
+    );
+    assert_eq!(rows(&server, "energy_J").len(), 6);
+    assert_eq!(
+        rows(&server, "test_input_1").len(),
+        1,
+        "the conflicting ones were refused"
+    );
+}
