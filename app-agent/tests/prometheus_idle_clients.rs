@@ -193,7 +193,8 @@ fn threads_of(pid: u32) -> usize {
 /// pid to `setup`, opens the idle clients, checks a scrape, the threads, then scrapes
 /// after the clients left, and stops it (exit 0). Returns the stderr.
 fn idle_clients_against_the_agent(tag: &str, setup: impl FnOnce(u32)) -> String {
-    raise_nofile(IDLE_CLIENTS as u64 + 1000);
+    // Both tests may run at once in this process: room for both sets of clients.
+    raise_nofile(2 * IDLE_CLIENTS as u64 + 1000);
     let dir = TempDir::new(&format!("agent-{tag}"));
     let dir = dir.path();
     let port = TcpListener::bind("127.0.0.1:0")
