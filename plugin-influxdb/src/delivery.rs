@@ -181,6 +181,16 @@ impl Shared {
         }
     }
 
+    /// A 4xx answer to a batch of `n` points, of which the server refused `refused` (all of
+    /// them, but for a partial write): those are lost, the others written.
+    fn count_rejected(&self, n: u64, refused: u64) {
+        let c = &self.counters;
+        c.rejected.fetch_add(refused, Relaxed);
+        c.delivered.fetch_add(n - refused, Relaxed);
+        self.report(false, refused);
+        self.report(true, n - refused);
+    }
+
     /// The counts so far.
     pub fn stats(&self) -> Stats {
         let buffered = {
@@ -341,11 +351,7 @@ pub fn run_sender(shared: &Shared, client: &Client, batch_size: usize, flush: Du
             Outcome::Rejected { status, message } => {
                 drop(st);
                 let refused = rejected(&batch, status, &message, &mut reject_log);
-                let c = &shared.counters;
-                c.rejected.fetch_add(refused, Relaxed);
-                c.delivered.fetch_add(n - refused, Relaxed);
-                shared.report(false, refused);
-                shared.report(true, n - refused);
+                shared.count_rejected(n, refused);
             }
         }
     }

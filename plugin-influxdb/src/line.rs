@@ -191,6 +191,25 @@ fn push_tag(out: &mut Vec<u8>, key: &str, value: &str, dialect: Dialect) {
     write_key(out, value, dialect);
 }
 
+/// Appends `,key=value` for an attribute written as a tag (nothing for an empty value);
+/// a number or a boolean is written as the CSV shows it, without allocating.
+fn push_attribute_tag(out: &mut Vec<u8>, key: &str, value: &AttributeValue, dialect: Dialect) {
+    if matches!(value, AttributeValue::Str(s) if s.is_empty()) {
+        return; // as for the fixed tags
+    }
+    out.push(b',');
+    attribute_key(out, key, dialect);
+    out.push(b'=');
+    match value {
+        AttributeValue::Str(s) => write_key(out, s, dialect),
+        // Digits, `.`, `-`, `e`, `NaN`, `inf`, `true`, `false`: nothing to escape.
+        other => {
+            use std::io::Write as _;
+            let _ = write!(out, "{other}"); // writing to a Vec cannot fail
+        }
+    }
+}
+
 /// Appends `=value` for an unsigned integer; returns whether it went as a string (V1, above `i64::MAX`).
 fn push_u64(out: &mut Vec<u8>, v: u64, dialect: Dialect) -> bool {
     let mut buf = itoa::Buffer::new();
@@ -237,21 +256,7 @@ impl<F: Fn(&str) -> bool> LineFormat<F> {
         push_label(out, "consumer_id", point.consumer.id(), d);
         let attrs = || point.attributes.iter().filter(|(k, _)| !k.is_empty());
         for (key, value) in attrs().filter(|(k, _)| (self.is_tag)(k)) {
-            let num;
-            let text: &str = match value {
-                AttributeValue::Str(s) => s,
-                other => {
-                    num = other.to_string();
-                    &num
-                }
-            };
-            if text.is_empty() {
-                continue; // as for the fixed tags
-            }
-            out.push(b',');
-            attribute_key(out, key, d);
-            out.push(b'=');
-            write_key(out, text, d);
+            push_attribute_tag(out, key, value, d);
         }
         let key_len = out.len() - start;
         let mut large = 0;

@@ -97,6 +97,14 @@ fn attributes_as_tags_and_fields() {
         "m_J,resource_kind=cpu_package,resource_id=0,consumer_kind=local_machine,domain=pkg \
          value=1.0,n=3i,ok=true,x=0.5,value_attr=\"clash\" 1700000000123456789\n"
     );
+    let all = ["domain", "n", "ok", "x", "value", "empty", "bad"];
+    let (text, _) = line(Dialect::V1, &p, &all);
+    assert_eq!(
+        text,
+        "m_J,resource_kind=cpu_package,resource_id=0,consumer_kind=local_machine,domain=pkg,\
+         n=3,ok=true,x=0.5,value_attr=clash,bad=NaN value=1.0 1700000000123456789\n",
+        "every attribute a tag, numbers as the CSV writes them"
+    );
 }
 
 #[test]
