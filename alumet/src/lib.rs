@@ -26,9 +26,8 @@ pub mod prelude;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-/// Serde helpers for durations written as humantime strings (`"500ms"`, `"1s"`): put
-/// `#[serde(with = "alumet::humantime_serde")]` on a `Duration` config field.
-pub use humantime_serde;
+#[path = "duration.rs"]
+pub mod humantime_serde;
 
 /// The tutorial `docs/developer/write-a-plugin.md`, compiled and run as a doc test.
 #[cfg(doctest)]

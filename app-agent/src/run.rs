@@ -126,3 +126,49 @@ pub fn exit_code(report: &ShutdownReport) -> u8 {
     log::error!("exiting with status 1: not every measured point was written ({why})");
     1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_that_failed_dropped_or_did_not_finish_is_incomplete() {
+        let stats = |failed, dropped, finish_failed| alumet::pipeline::OutputStats {
+            name: alumet::pipeline::ElementName::new("csv", "csv"),
+            written_points: 10,
+            dropped_points: dropped,
+            failed_points: failed,
+            queued_points: 0,
+            finish_failed,
+        };
+        assert_eq!(output_failure(&stats(0, 0, false)), None);
+        assert_eq!(
+            output_failure(&stats(2, 0, false)).as_deref(),
+            Some("2 points lost")
+        );
+        let all = output_failure(&stats(2, 3, true)).unwrap_or_default();
+        assert!(all.starts_with("2 points lost, 3 points dropped (its queue was full"));
+        assert!(all.ends_with("its final write failed: some points may be missing"));
+    }
+
+    #[test]
+    fn a_run_that_dropped_lost_or_timed_out_exits_1() {
+        let stats = |failed, dropped| OutputStats {
+            name: alumet::pipeline::ElementName::new("csv", "csv"),
+            written_points: 10,
+            dropped_points: dropped,
+            failed_points: failed,
+            queued_points: 0,
+            finish_failed: false,
+        };
+        let report = |outputs, timed_out| ShutdownReport {
+            outputs,
+            undelivered_points: 0,
+            timed_out,
+        };
+        assert_eq!(exit_code(&report(vec![stats(0, 0)], false)), 0);
+        assert_eq!(exit_code(&report(vec![stats(1, 0)], false)), 1);
+        assert_eq!(exit_code(&report(vec![stats(0, 0), stats(0, 1)], false)), 1);
+        assert_eq!(exit_code(&report(vec![stats(0, 0)], true)), 1);
+    }
+}

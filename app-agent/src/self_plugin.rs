@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// How often to measure the agent itself.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand the measurements to the outputs.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
 }

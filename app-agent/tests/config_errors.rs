@@ -204,7 +204,7 @@ fn an_overridden_value_is_blamed_on_its_flag_not_on_the_file() {
         "override-blamed",
         &config,
         &["--config-override", "plugins.procfs.kernel.poll_interval=\"abc\""],
-        &["--config-override plugins.procfs.kernel.poll_interval=\"abc\": key `plugins.procfs.kernel.poll_interval`: invalid value"],
+        &["--config-override plugins.procfs.kernel.poll_interval=\"abc\": key `plugins.procfs.kernel.poll_interval`: invalid duration \"abc\""],
     );
     assert!(!stderr.contains("alumet-config.toml, line"), "{stderr}");
     // An override that replaces a whole table is blamed for the keys inside it.
@@ -219,7 +219,7 @@ fn an_overridden_value_is_blamed_on_its_flag_not_on_the_file() {
         "file-blamed",
         &format!("{CSV}\n[plugins.procfs.kernel]\npoll_interval = 'abc'\n"),
         &["--config-override", "plugins.procfs.kernel.per_cpu=true"],
-        &["line 5: key `plugins.procfs.kernel.poll_interval`: invalid value"],
+        &["line 5: key `plugins.procfs.kernel.poll_interval`: invalid duration \"abc\""],
     );
     assert!(!stderr.contains("--config-override"), "{stderr}");
 }

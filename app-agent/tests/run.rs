@@ -253,13 +253,19 @@ fn plugins_list_names_every_plugin() {
 }
 
 #[test]
-fn unwritable_csv_path_fails_before_measuring_and_names_the_path() {
+fn unwritable_csv_path_is_a_config_error_naming_the_key_and_the_path() {
+    // Exit 78, not 1: a service unit restarts on 1 (every 5 s, forever), not on 78.
     let dir = temp_dir("unwritable");
     let config = "[plugins.csv]\noutput_path = 'no/such/dir/out.csv'\n";
     let (code, stderr) = run_config(&dir, config, &[]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("no/such/dir/out.csv"), "{stderr}");
+    assert!(stderr.contains("output_path"), "{stderr}");
     assert!(!stderr.contains("running plugins"), "{stderr}");
+    // A directory, and the same through --output-file.
+    let (code, stderr) = run_config(&dir, "", &["--output-file", "."]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("is a directory"), "{stderr}");
 }
 
 #[test]

@@ -42,6 +42,7 @@ impl Config {
             !self.output_path.as_os_str().is_empty(),
             "output_path is empty: give the path of the CSV file"
         );
+        check_path(&self.output_path)?;
         check_delimiter("csv_delimiter", self.csv_delimiter)?;
         check_delimiter("csv_late_delimiter", self.csv_late_delimiter)?;
         anyhow::ensure!(
@@ -53,13 +54,72 @@ impl Config {
     }
 }
 
+/// The output file can be opened for appending, or created: checked without creating
+/// anything, so that a config error leaves no file behind.
+fn check_path(path: &std::path::Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    let fix = "set output_path (or --output-file) to a file in a writable directory";
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            anyhow::bail!("output_path {shown} is a directory: {fix}")
+        }
+        Ok(_) => {
+            if let Err(e) = access(path, libc::W_OK) {
+                anyhow::bail!("output_path {shown} cannot be written ({e}): {fix}");
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            anyhow::bail!("output_path {shown}: {e}: {fix}")
+        }
+        Err(_) => {}
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(parent) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => anyhow::bail!(
+            "output_path {shown}: {} is not a directory: {fix}",
+            parent.display()
+        ),
+        Err(e) => anyhow::bail!(
+            "output_path {shown}: its directory {} cannot be used ({e}): {fix}",
+            parent.display()
+        ),
+    }
+    if let Err(e) = access(parent, libc::W_OK | libc::X_OK) {
+        anyhow::bail!(
+            "output_path {shown}: no file can be created in {} ({e}): {fix}",
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// `access(2)`: whether this process may use `path` in `mode` (a read-only filesystem is
+/// `EROFS`).
+fn access(path: &std::path::Path, mode: libc::c_int) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid, NUL-terminated path; access only reads it.
+    match unsafe { libc::access(c_path.as_ptr(), mode) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// A delimiter must never occur in a number or a timestamp (so that those are never
 /// quoted) and must not be a character that CSV quoting itself uses.
 fn check_delimiter(key: &str, c: char) -> anyhow::Result<()> {
-    let bad = c.is_alphanumeric() || matches!(c, '"' | '\r' | '\n' | '.' | '-' | '+' | ':');
+    let bad = c.is_alphanumeric()
+        || (c.is_control() && c != '\t')
+        || matches!(c, '"' | '.' | '-' | '+' | ':');
     anyhow::ensure!(
         !bad,
-        "{key} {c:?} is not allowed: use a character that is not a letter, digit, quote, CR, LF, `.`, `-`, `+` or `:` (`;` or `,`, say)"
+        "{key} {c:?} is not allowed: use a character that is not a letter, digit, quote, control character (tab excepted), `.`, `-`, `+` or `:` (`;` or `,`, say)"
     );
     Ok(())
 }

@@ -305,6 +305,12 @@ fn read_existing(
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             result => result?,
         };
+        if n == 0 && !text.is_empty() {
+            // A file holding only a header, without its final line break.
+            if let Some(header) = format::first_record(&format!("{text}\n"), delim) {
+                break header;
+            }
+        }
         anyhow::ensure!(
             n > 0 && head.len() < format::MAX_HEADER_LEN,
             "no header line in its first {} KiB",

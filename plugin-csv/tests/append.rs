@@ -91,6 +91,21 @@ fn a_cut_last_row_does_not_swallow_the_next_one() {
 }
 
 #[test]
+fn a_header_without_its_final_line_break_is_accepted() {
+    let dir = TempDir::new("header-only");
+    let path = dir.path().join("out.csv");
+    let header = HEADER.trim_end_matches('\n');
+    std::fs::write(&path, header).unwrap();
+    run_csv(config(&path), |m| {
+        vec![energy_points(m, 3, 1, &[("domain", "package".into())])]
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let row = "rapl_consumed_energy_J;1970-01-01T00:00:03.000000000Z;1.5;cpu_package;0;local_machine;;package;\n";
+    assert_eq!(text, format!("{header}\n{row}"));
+}
+
+#[test]
 fn a_file_with_another_header_is_a_start_error() {
     let dir = TempDir::new("foreign");
     let path = dir.path().join("data.csv");

@@ -36,6 +36,9 @@ fn a_delimiter_that_breaks_rows_is_an_error_naming_the_key() {
         ("csv_delimiter = '\"'", "csv_delimiter"),
         ("csv_delimiter = '.'", "csv_delimiter"),
         ("csv_late_delimiter = '='", "csv_late_delimiter"),
+        ("csv_delimiter = \"\\u0000\"", "csv_delimiter"),
+        ("csv_delimiter = \"\\u001b\"", "csv_delimiter"),
+        ("csv_late_delimiter = \"\\r\"", "csv_late_delimiter"),
         ("output_path = ''", "output_path"),
     ] {
         let err = init(text).unwrap_err();
@@ -46,8 +49,8 @@ fn a_delimiter_that_breaks_rows_is_an_error_naming_the_key() {
 
 #[test]
 fn missing_keys_take_their_default_and_init_opens_nothing() {
-    let dir = std::env::temp_dir().join(format!("plugin-csv-init-{}", std::process::id()));
-    let path = dir.join("never-created.csv");
+    let dir = alumet::test_util::TempDir::new("csv-init");
+    let path = dir.path().join("never-created.csv");
     init(&format!(
         "output_path = {:?}\ncsv_delimiter = \"\\t\"",
         path.display().to_string()

@@ -9,26 +9,29 @@ use alumet::prelude::*;
 use common::{config, output_context, run_csv, Metrics, TempDir};
 use plugin_csv::CsvOutput;
 
+/// The error of the plugin's init: the path is checked there, so that a bad path is a
+/// config error (exit 78, naming the key) and no file is created.
 fn start_error(path: &Path) -> String {
-    let err = run_csv(config(path), |_| vec![]).expect_err("start error");
-    err.to_string()
+    use alumet::plugin::Plugin;
+    let err = plugin_csv::CsvPlugin::init(config(path))
+        .err()
+        .expect("an init error");
+    let message = format!("{err:#}");
+    assert!(message.contains("output_path"), "{message}");
+    message
 }
 
 #[test]
-fn a_missing_directory_is_a_start_error_naming_the_path() {
+fn a_missing_directory_is_an_init_error_naming_the_path() {
     let dir = TempDir::new("missing");
     let path = dir.path().join("no-such-dir").join("out.csv");
     let message = start_error(&path);
-    assert!(
-        message.contains("plugin `csv` failed to start"),
-        "{message}"
-    );
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(!path.exists());
 }
 
 #[test]
-fn a_path_under_a_regular_file_is_a_start_error_naming_the_path() {
+fn a_path_under_a_regular_file_is_an_init_error_naming_the_path() {
     let dir = TempDir::new("notdir");
     let file = dir.path().join("file.txt");
     std::fs::write(&file, "x").unwrap();
@@ -38,13 +41,34 @@ fn a_path_under_a_regular_file_is_a_start_error_naming_the_path() {
 }
 
 #[test]
-fn a_directory_is_a_start_error_naming_the_path() {
+fn a_directory_is_an_init_error_naming_the_path() {
     let dir = TempDir::new("isdir");
     let message = start_error(dir.path());
-    assert!(
-        message.contains(&dir.path().display().to_string()),
-        "{message}"
-    );
+    assert!(message.contains("is a directory"), "{message}");
+}
+
+#[test]
+fn a_read_only_filesystem_is_an_init_error() {
+    use alumet::test_util::skip::{missing_root, should_run};
+    let test = "a_read_only_filesystem_is_an_init_error";
+    if !should_run(test, missing_root("mounts a read-only tmpfs")) {
+        return;
+    }
+    let dir = TempDir::new("readonly");
+    let mount = |args: &[&str]| {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .arg(dir.path())
+            .status();
+        assert!(status.unwrap().success(), "mount {args:?}");
+    };
+    mount(&["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"]);
+    let message = start_error(&dir.path().join("out.csv"));
+    let _ = std::process::Command::new("umount")
+        .arg(dir.path())
+        .status();
+    assert!(message.contains("no file can be created"), "{message}");
+    assert!(message.contains("Read-only file system"), "{message}");
 }
 
 fn one_point(m: &Metrics) -> MeasurementBuffer {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// How often to query each GPU (NVML refreshes its readings every 20 to 100 ms: polling faster only repeats them).
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand the measurements to the outputs.

@@ -30,7 +30,7 @@ pub struct KernelConfig {
     /// Measure this section.
     pub enabled: bool,
     /// How often to read `/proc/stat`.
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand the buffered points to the outputs (at least every poll when it is shorter than `poll_interval`).
@@ -48,7 +48,7 @@ pub struct MemoryConfig {
     /// Measure this section.
     pub enabled: bool,
     /// How often to read `/proc/meminfo`.
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand the buffered points to the outputs.
@@ -66,7 +66,7 @@ pub struct NetworkConfig {
     /// Measure this section.
     pub enabled: bool,
     /// How often to read `/proc/net/dev`.
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand the buffered points to the outputs.
@@ -110,7 +110,7 @@ pub struct ProcessesConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     /// How often to measure an announced process.
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand its buffered points to the outputs.
@@ -135,7 +135,7 @@ pub struct GroupConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe_regex: Option<String>,
     /// How often to measure the processes of this group.
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand their buffered points to the outputs.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// How often to read the energy counters; keep it well below the minutes a powercap counter takes to wrap around (a warning says so at start).
-    #[serde(with = "alumet::humantime_serde")]
+    #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// How often to hand the measurements to the outputs (fewer, larger batches cost less).

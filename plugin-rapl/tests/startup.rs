@@ -131,7 +131,7 @@ fn every_config_key_is_described_and_errors_name_the_key() {
         .err()
         .unwrap();
     assert!(
-        format!("{e:#}").contains("poll_interval must be longer than zero"),
+        format!("{e:#}").contains("key `poll_interval`: the interval \"0s\" is too short"),
         "{e}"
     );
     let e = tester

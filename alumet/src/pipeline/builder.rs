@@ -405,7 +405,7 @@ impl RunningPipeline {
         if let Some(report) = &self.finished {
             return report.clone();
         }
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let deadline = super::slot::after(Instant::now(), self.shutdown_timeout);
         let inner = Arc::clone(&self.control.inner);
         inner.closing.store(true, Ordering::SeqCst);
         let groups = std::mem::take(&mut *inner.groups());

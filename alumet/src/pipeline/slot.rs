@@ -71,7 +71,7 @@ impl SourceSlot {
             paused: false,
             poll_interval: trigger.poll_interval,
             flush_interval: trigger.flush_interval,
-            next_poll: trigger.poll_interval.map(|i| now + i),
+            next_poll: trigger.poll_interval.map(|i| after(now, i)),
             last_flush: now,
             buffer: Arc::new(MeasurementBuffer::new()),
             spare: Vec::with_capacity(SPARE_BUFFERS),
@@ -139,7 +139,7 @@ impl SourceSlot {
         let (Some(interval), Some(next)) = (self.poll_interval, self.next_poll) else {
             return;
         };
-        let mut next = next + interval;
+        let mut next = after(next, interval);
         if next <= now {
             // Late by more than one period: skip the missed polls, keep the phase.
             let missed = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
@@ -149,6 +149,14 @@ impl SourceSlot {
     }
 }
 
+/// `t + d`, or a century after `t` when that overflows the clock (an interval of a
+/// billion years from a program that does not check its config).
+pub(crate) fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(crate::humantime_serde::MAX))
+        .unwrap_or(t)
+}
+
 pub(crate) fn pause(slot: &mut SourceSlot) {
     slot.paused = true;
 }
@@ -156,13 +164,13 @@ pub(crate) fn pause(slot: &mut SourceSlot) {
 pub(crate) fn resume(slot: &mut SourceSlot) {
     if slot.paused {
         slot.paused = false;
-        slot.next_poll = slot.poll_interval.map(|i| Instant::now() + i);
+        slot.next_poll = slot.poll_interval.map(|i| after(Instant::now(), i));
     }
 }
 
 pub(crate) fn set_interval(slot: &mut SourceSlot, interval: Duration) {
     slot.poll_interval = Some(interval);
-    slot.next_poll = Some(Instant::now() + interval);
+    slot.next_poll = Some(after(Instant::now(), interval));
 }
 
 pub(crate) fn trigger(slot: &mut SourceSlot, ack: &Arc<TriggerAck>) {

@@ -8,6 +8,7 @@ mod env;
 pub mod generate;
 mod locate;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,8 +29,8 @@ pub struct ConfigError(pub String);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeneralConfig {
-    /// How long to wait at shutdown for the outputs to write what is still queued.
-    #[serde(with = "humantime_serde")]
+    /// How long to wait at shutdown for the outputs to write what is still queued (at least 100ms).
+    #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub shutdown_timeout: Duration,
     /// Directories searched for plugin libraries: `libNAME.so` is loaded for a [plugins.NAME] table that has no `path` (see docs/developer/dynamic-plugins.md).
@@ -151,7 +152,7 @@ pub fn load_adjusted(
 
 fn read_or_default(args: &CommonArgs, entries: &[Entry]) -> Result<String, ConfigError> {
     let path = &args.config;
-    match std::fs::read_to_string(path) {
+    match read_config_file(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if args.no_default_config {
@@ -175,6 +176,41 @@ fn read_or_default(args: &CommonArgs, entries: &[Entry]) -> Result<String, Confi
     }
 }
 
+/// The largest config file read: 4 MiB (a config with every plugin is a few KiB).
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a config file: a regular file (not a FIFO, which would block, nor a device such
+/// as /dev/zero, which never ends) of at most [`MAX_CONFIG_BYTES`].
+fn read_config_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    // O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, a socket or a device)"
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is {what}; give the path of a TOML file"),
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "it is larger than 4 MiB, the most a config file may hold",
+        ));
+    }
+    Ok(text)
+}
+
 /// Sets the --config-override and --output-file values; returns them, for messages.
 fn apply_overrides(
     root: &mut toml::Table,
@@ -194,6 +230,11 @@ fn apply_overrides(
         let parsed: toml::Table = toml::from_str(&format!("v = {}", value.trim())).map_err(|e| {
             ConfigError(format!("--config-override {o:?}: the value is not a TOML value (quote strings: \"...\"): {e}"))
         })?;
+        if let Some(extra) = parsed.keys().find(|k| *k != "v") {
+            return Err(ConfigError(format!(
+                "--config-override {o:?}: the value must be one TOML value, but `{extra}` follows it (one --config-override per key)"
+            )));
+        }
         let value = parsed
             .get("v")
             .cloned()
@@ -243,12 +284,26 @@ fn set_dotted(
     Ok(())
 }
 
+/// The shortest `shutdown_timeout`: below it, the outputs could not write what is queued.
+const MIN_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(100);
+
 fn parse_general(root: toml::Table, located: &Located<'_>) -> Result<GeneralConfig, ConfigError> {
-    serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
-        let key = e.path().to_string();
-        let message = e.inner().message();
-        describe_key_error(located, &[], &key, message)
-    })
+    let general: GeneralConfig = serde_path_to_error::deserialize(toml::Value::Table(root))
+        .map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.inner().message();
+            describe_key_error(located, &[], &key, message)
+        })?;
+    if general.shutdown_timeout < MIN_SHUTDOWN_TIMEOUT {
+        let message = "too short: at least 100ms, so that the outputs can write what is queued at stop (the default is 5s)";
+        return Err(describe_key_error(
+            located,
+            &[],
+            "shutdown_timeout",
+            message,
+        ));
+    }
+    Ok(general)
 }
 
 /// "PLACE: key `k`: message. Did you mean `x`?" for a serde error at `key` under `prefix`,

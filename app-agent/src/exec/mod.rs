@@ -455,26 +455,6 @@ mod tests {
     }
 
     #[test]
-    fn an_output_that_failed_dropped_or_did_not_finish_is_incomplete() {
-        let stats = |failed, dropped, finish_failed| alumet::pipeline::OutputStats {
-            name: alumet::pipeline::ElementName::new("csv", "csv"),
-            written_points: 10,
-            dropped_points: dropped,
-            failed_points: failed,
-            queued_points: 0,
-            finish_failed,
-        };
-        assert_eq!(output_failure(&stats(0, 0, false)), None);
-        assert_eq!(
-            output_failure(&stats(2, 0, false)).as_deref(),
-            Some("2 points failed")
-        );
-        let all = output_failure(&stats(2, 3, true)).unwrap_or_default();
-        assert!(all.starts_with("2 points failed, 3 points dropped (its queue was full"));
-        assert!(all.ends_with("its final write failed: some points may be missing"));
-    }
-
-    #[test]
     fn nvidia_processes_turned_off_in_the_file_stay_off() {
         let nvidia = adjusted("nvidia", "processes = 'none'\n");
         assert_eq!(nvidia["processes"].as_str(), Some("none"));

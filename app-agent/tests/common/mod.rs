@@ -93,6 +93,11 @@ impl Running {
         let _ = self.read_all.recv_timeout(Duration::from_secs(5));
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: sends a signal to our own child process.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
