@@ -281,7 +281,7 @@ proptest! {
         // The last proc mount at `point` wins: ours, unless a later generated one is there.
         let later = others.iter().skip(at.min(others.len())).rev()
             .find(|(p, f, _)| *p == point && f == "proc").map(|(_, _, o)| o.as_str());
-        let got = proc_mount_options(&text, point);
+        let got = proc_mount_options(&text, &point);
         prop_assert_eq!(got, later.or(Some(options.as_str())), "{}", text);
         if later.is_none() {
             let hidden = !matches!(hide, "0" | "off");
