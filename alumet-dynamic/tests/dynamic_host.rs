@@ -17,6 +17,9 @@ fn load(path: &Path) -> Result<PluginLibrary, LoadError> {
 
 #[test]
 fn dynamic_c_plugin_source_and_output_run_in_a_pipeline() {
+    if !common::gcc_here("dynamic_c_plugin_source_and_output_run_in_a_pipeline") {
+        return;
+    }
     let dir = common::temp_dir("pipeline");
     let lib = load(&common::c_example(&dir)).unwrap();
     assert_eq!((lib.name(), lib.version()), ("c_example", "1.0.0"));
@@ -83,6 +86,9 @@ fn dynamic_c_plugin_source_and_output_run_in_a_pipeline() {
 
 #[test]
 fn dynamic_c_plugin_pushing_a_wrong_point_stops_that_source_only() {
+    if !common::gcc_here("dynamic_c_plugin_pushing_a_wrong_point_stops_that_source_only") {
+        return;
+    }
     let dir = common::temp_dir("wrong-point");
     let source = r#"
 #include "alumet.h"
@@ -145,6 +151,9 @@ void alumet_plugin_drop(void *p) { (void)p; }
 
 #[test]
 fn dynamic_load_errors_name_the_library_and_what_to_do() {
+    if !common::gcc_here("dynamic_load_errors_name_the_library_and_what_to_do") {
+        return;
+    }
     let dir = common::temp_dir("errors");
     let missing = dir.join("libnothere.so");
     let e = load(&missing).unwrap_err().to_string();
@@ -209,6 +218,9 @@ fn dynamic_load_errors_name_the_library_and_what_to_do() {
 
 #[test]
 fn dynamic_plugin_unavailable_at_start_is_left_out_with_its_reason() {
+    if !common::gcc_here("dynamic_plugin_unavailable_at_start_is_left_out_with_its_reason") {
+        return;
+    }
     let dir = common::temp_dir("unavailable");
     let source = r#"
 #include "alumet.h"

@@ -24,6 +24,9 @@ fn run_until_lines(dir: &Path, lines: &Path, n: usize) -> (std::process::ExitSta
 
 #[test]
 fn dynamic_c_plugin_source_reaches_the_csv_and_its_output_receives_every_point() {
+    if !gcc_here("dynamic_c_plugin_source_reaches_the_csv_and_its_output_receives_every_point") {
+        return;
+    }
     let dir = temp_dir("dynamic-c");
     let lib = c_example(&dir);
     let config = format!(
@@ -61,6 +64,9 @@ fn dynamic_c_plugin_source_reaches_the_csv_and_its_output_receives_every_point()
 
 #[test]
 fn dynamic_plugin_dirs_find_lib_name_so_for_a_table_without_path() {
+    if !gcc_here("dynamic_plugin_dirs_find_lib_name_so_for_a_table_without_path") {
+        return;
+    }
     let dir = temp_dir("dynamic-dirs");
     std::fs::create_dir(dir.join("libs")).unwrap();
     c_example(&dir.join("libs"));
@@ -138,6 +144,9 @@ fn dynamic_library_missing_or_not_a_library() {
 
 #[test]
 fn dynamic_library_without_a_symbol_names_it() {
+    if !gcc_here("dynamic_library_without_a_symbol_names_it") {
+        return;
+    }
     let dir = temp_dir("dynamic-symbol");
     let lib = c_library(
         "#include \"alumet.h\"\nuint32_t alumet_plugin_abi_version(void) { return ALUMET_ABI_VERSION; }\n",
@@ -159,6 +168,9 @@ fn dynamic_library_without_a_symbol_names_it() {
 
 #[test]
 fn dynamic_library_of_another_abi_version_gives_both_versions() {
+    if !gcc_here("dynamic_library_of_another_abi_version_gives_both_versions") {
+        return;
+    }
     let dir = temp_dir("dynamic-abi");
     let lib = c_library(
         "unsigned alumet_plugin_abi_version(void) { return 7; }\n",
@@ -181,6 +193,9 @@ fn dynamic_library_of_another_abi_version_gives_both_versions() {
 
 #[test]
 fn dynamic_plugin_init_failure_gives_the_plugins_message() {
+    if !gcc_here("dynamic_plugin_init_failure_gives_the_plugins_message") {
+        return;
+    }
     let dir = temp_dir("dynamic-init");
     let lib = c_example(&dir);
     config_error(
@@ -211,4 +226,65 @@ fn dynamic_unknown_plugin_without_path_and_builtin_with_path() {
         "[plugins.csv]\npath = '/usr/lib/libcsv.so'\n",
         &["line 2: [plugins.csv] is a built-in plugin"],
     );
+}
+
+/// The drop contract in `run`: on SIGTERM, the source's and the output's `drop_data`,
+/// `stop`, then `alumet_plugin_drop`, each once; the plugin's log lines carry its name.
+#[test]
+fn dynamic_drop_contract_in_run() {
+    if !gcc_here("dynamic_drop_contract_in_run") {
+        return;
+    }
+    let dir = temp_dir("dynamic-drops-run");
+    let config = c_drops_config(&c_drops(&dir));
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.arg("--no-default-config");
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    wait_for_lines(&dir.join("markers.txt"), "write ", 3);
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_drop_contract(&dir.join("markers.txt"), &stderr);
+    // The plugin's own line, under its name (env_logger writes the target before `]`).
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(" c_drops] c_drops: init")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("alumet_dynamic::plugin"), "{stderr}");
+}
+
+/// The drop contract in `exec`, at the end of the command.
+#[test]
+fn dynamic_drop_contract_in_exec() {
+    if !gcc_here("dynamic_drop_contract_in_exec") {
+        return;
+    }
+    let dir = temp_dir("dynamic-drops-exec");
+    let config = c_drops_config(&c_drops(&dir));
+    let (code, stderr) = run_config(&dir, &config, &["exec", "--", "sleep", "0.1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_drop_contract(&dir.join("markers.txt"), &stderr);
+}
+
+/// The drop contract in `watch`, once the watched process exits.
+#[test]
+fn dynamic_drop_contract_in_watch() {
+    if !gcc_here("dynamic_drop_contract_in_watch") {
+        return;
+    }
+    let dir = temp_dir("dynamic-drops-watch");
+    let config = c_drops_config(&c_drops(&dir));
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("0.3")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id().to_string();
+    let (code, stderr) = run_config(&dir, &config, &["watch", &pid]);
+    sleeper.wait().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert_drop_contract(&dir.join("markers.txt"), &stderr);
 }

@@ -137,7 +137,14 @@ unsafe extern "C" fn log(level: u32, message: AlumetStr) {
             ALUMET_LOG_DEBUG => log::Level::Debug,
             _ => log::Level::Trace,
         };
-        log::log!(target: "alumet_dynamic::plugin", level, "{text}");
+        // The plugin's name is the target (`RUST_LOG=NAME=debug` selects its lines); a
+        // thread the plugin started itself runs no plugin of the agent's.
+        super::scope::with_current(|plugin| match plugin {
+            Some(name) => log::log!(target: name, level, "{text}"),
+            None => {
+                log::log!(target: "alumet_dynamic::plugin", level, "(a thread of a dynamic plugin) {text}")
+            }
+        });
     })
 }
 

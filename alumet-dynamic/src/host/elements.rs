@@ -11,13 +11,14 @@ use crate::abi::*;
 use super::callbacks::{AccumulatorCtx, BufferCtx, ErrorSlot};
 use super::convert::{LabelCache, MetricTable};
 use super::plugin::Instance;
+use super::scope::PluginScope;
 
 /// The `data` of an element, owned by the agent: dropping it calls `drop_data` once. It
 /// keeps the plugin (and so its library) alive.
 pub(crate) struct ElementData {
     ptr: *mut c_void,
     drop: Option<AlumetDropFn>,
-    _instance: Arc<Instance>,
+    instance: Arc<Instance>,
 }
 
 // SAFETY: alumet.h requires the data of an element to be usable from any thread (one call
@@ -33,14 +34,20 @@ impl ElementData {
         ElementData {
             ptr,
             drop,
-            _instance: instance,
+            instance,
         }
+    }
+
+    /// The current thread runs this element's plugin until the scope is dropped.
+    fn scope(&self) -> PluginScope {
+        PluginScope::enter(&self.instance.name)
     }
 }
 
 impl Drop for ElementData {
     fn drop(&mut self) {
         if let Some(drop) = self.drop {
+            let _scope = self.scope();
             // SAFETY: called once, with the data the plugin registered, while its library
             // is loaded (the instance is dropped after this).
             unsafe { drop(self.ptr) };
@@ -100,6 +107,7 @@ impl Source for DynSource {
         };
         let mut error = ErrorSlot::default();
         let handle = (&mut ctx as *mut AccumulatorCtx<'_>).cast::<AlumetAccumulator>();
+        let _scope = self.data.scope();
         // SAFETY: the plugin's poll with its own data, one call at a time (&mut self); the
         // handles point to live structs for the duration of the call.
         let status = unsafe {
@@ -171,6 +179,7 @@ impl Output for DynOutput {
         };
         let mut error = ErrorSlot::default();
         let handle = (&mut buf as *mut BufferCtx<'_>).cast::<AlumetBuffer>();
+        let _scope = self.data.scope();
         // SAFETY: the plugin's write with its own data, one call at a time (&mut self); the
         // handle points to a live struct for the duration of the call.
         let status = unsafe { (self.write)(self.data.ptr, handle, error.as_abi()) };
@@ -183,6 +192,7 @@ impl Output for DynOutput {
             return Ok(());
         };
         let mut error = ErrorSlot::default();
+        let _scope = self.data.scope();
         // SAFETY: the plugin's finish with its own data, once, after the last write.
         let status = unsafe { finish(self.data.ptr, error.as_abi()) };
         element_result(status, error)

@@ -8,6 +8,7 @@ use crate::abi::{self, symbols, AbiVersionFn, AlumetStr, StaticStrFn, ALUMET_ABI
 
 use super::callbacks::{ErrorSlot, HOST};
 use super::plugin::{DynamicPlugin, Instance};
+use super::scope::PluginScope;
 
 /// Why a plugin library could not be loaded or initialized. Each message names the library
 /// and says what to do.
@@ -164,6 +165,8 @@ impl PluginLibrary {
     pub fn init(self, agent_name: &str, config_toml: &str) -> Result<DynamicPlugin, LoadError> {
         let mut error = ErrorSlot::default();
         let mut state: *mut c_void = std::ptr::null_mut();
+        let name: Arc<str> = agent_name.into();
+        let scope = PluginScope::enter(&name);
         // SAFETY: arguments as alumet.h says: the host table is static, the config string
         // outlives the call, `state` and `error` are valid for writes during it.
         let status = unsafe {
@@ -174,6 +177,7 @@ impl PluginLibrary {
                 error.as_abi(),
             )
         };
+        drop(scope);
         if status != abi::ALUMET_OK {
             return Err(LoadError::Init {
                 plugin: agent_name.to_owned(),
@@ -182,6 +186,7 @@ impl PluginLibrary {
             });
         }
         let instance = Instance {
+            name,
             state,
             drop: self.symbols.drop,
             _library: self.library,

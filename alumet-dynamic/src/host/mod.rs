@@ -15,6 +15,7 @@ mod convert;
 mod elements;
 mod library;
 mod plugin;
+mod scope;
 
 pub use library::{LoadError, PluginLibrary};
 pub use plugin::DynamicPlugin;

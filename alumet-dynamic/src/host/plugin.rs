@@ -11,11 +11,14 @@ use crate::abi::{self, AlumetRegistrar};
 use super::callbacks::{ErrorSlot, RegistrarCtx};
 use super::convert::MetricTable;
 use super::library::Symbols;
+use super::scope::PluginScope;
 
 /// The plugin's state and its library. Dropping the last reference calls
 /// `alumet_plugin_drop`, then unloads the library: every element holds one, so this
 /// happens after every `drop_data`.
 pub(crate) struct Instance {
+    /// The plugin's name in the agent: the target of its log lines.
+    pub(crate) name: Arc<str>,
     pub(crate) state: *mut c_void,
     pub(crate) drop: abi::DropFn,
     pub(crate) _library: Arc<libloading::Library>,
@@ -29,6 +32,7 @@ unsafe impl Sync for Instance {}
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        let _scope = PluginScope::enter(&self.name);
         // SAFETY: the state returned by init, dropped once, while the library is loaded
         // (the `_library` field is dropped after this).
         unsafe { (self.drop)(self.state) };
@@ -102,6 +106,7 @@ impl AnyPlugin for DynamicPlugin {
         };
         let mut error = ErrorSlot::default();
         let handle = (&mut ctx as *mut RegistrarCtx<'_, '_>).cast::<AlumetRegistrar>();
+        let _scope = PluginScope::enter(&self.instance.name);
         // SAFETY: the plugin's start with the state its init returned, from one thread
         // (&mut self); the handles point to live structs for the duration of the call.
         let status = unsafe { (self.symbols.start)(self.instance.state, handle, error.as_abi()) };
@@ -119,6 +124,7 @@ impl AnyPlugin for DynamicPlugin {
 
     fn stop(&mut self) -> anyhow::Result<()> {
         let mut error = ErrorSlot::default();
+        let _scope = PluginScope::enter(&self.instance.name);
         // SAFETY: the plugin's stop with the state its init returned, from one thread.
         let status = unsafe { (self.symbols.stop)(self.instance.state, error.as_abi()) };
         if status != abi::ALUMET_OK {

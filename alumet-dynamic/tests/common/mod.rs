@@ -15,6 +15,12 @@ pub fn temp_dir(name: &str) -> TempDir {
     TempDir::new(&format!("dynamic-{name}"))
 }
 
+/// Whether gcc is here: without it, a test that builds a C plugin fails under CI and skips
+/// visibly elsewhere (see `alumet::test_util::skip`).
+pub fn gcc_here(test: &str) -> bool {
+    alumet::test_util::skip::should_run(test, alumet::test_util::skip::missing_tool("gcc", "gcc"))
+}
+
 /// Runs gcc with `args` and the include directory of alumet.h; fails the test with gcc's
 /// output, or with a clear message when gcc is not installed.
 pub fn gcc(args: &[&str]) {
@@ -59,4 +65,16 @@ pub fn c_example(dir: &Path) -> PathBuf {
         dir,
         "c_example",
     )
+}
+
+/// The test plugin `c_drops` (tests/c/drop_markers.c), built into `dir`: it writes a line
+/// to its `markers` file at each write of its output, each drop and its stop.
+pub fn c_drops(dir: &Path) -> PathBuf {
+    shared_library(&crate_dir().join("tests/c/drop_markers.c"), dir, "c_drops")
+}
+
+/// The lines of `path` (none while it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(str::to_owned).collect()
 }

@@ -168,6 +168,15 @@ fn stop_plugins(plugins: &mut [Box<dyn AnyPlugin>]) {
     }
 }
 
+fn drop_plugins(plugins: Vec<Box<dyn AnyPlugin>>) {
+    for plugin in plugins {
+        let name = plugin.name().to_owned();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(plugin))).is_err() {
+            log::error!("plugin {name} panicked while being dropped");
+        }
+    }
+}
+
 type AutonomousTask = (ElementName, tokio::task::JoinHandle<anyhow::Result<()>>);
 
 fn launch(
@@ -301,6 +310,7 @@ fn launch(
     };
     Ok(RunningPipeline {
         control,
+        plugin_names: plugins.iter().map(|p| p.name().to_owned()).collect(),
         plugins,
         unavailable,
         metrics,
@@ -317,7 +327,9 @@ fn launch(
 /// the same); its methods block and must be called from a thread, not from async code.
 pub struct RunningPipeline {
     control: PipelineControl,
+    /// Dropped at shutdown, after their `stop`.
     plugins: Vec<Box<dyn AnyPlugin>>,
+    plugin_names: Vec<String>,
     unavailable: Vec<(String, Unavailable)>,
     metrics: Arc<MetricRegistry>,
     runtime: Option<AsyncRuntime>,
@@ -377,7 +389,7 @@ impl RunningPipeline {
 
     /// The names of the plugins that started.
     pub fn plugin_names(&self) -> Vec<String> {
-        self.plugins.iter().map(|p| p.name().to_owned()).collect()
+        self.plugin_names.clone()
     }
 
     /// The pipeline's async runtime, to spawn tasks that work with it.
@@ -445,6 +457,10 @@ impl RunningPipeline {
             }
         }
         stop_plugins(&mut self.plugins);
+        // Last, once their elements are dropped (the sources with their groups, the
+        // transforms after their finish, each output when it is done); an element still
+        // held by a thread past the deadline outlives its plugin's value.
+        drop_plugins(std::mem::take(&mut self.plugins));
         report.outputs = self.control.output_stats();
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_millis(100));

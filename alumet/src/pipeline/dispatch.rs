@@ -74,7 +74,8 @@ impl Dispatcher {
 
     /// At shutdown, once no source flushes any more: each transform's
     /// [`finish`](Transform::finish), in order, its points passed through the later
-    /// transforms, then queued for every output.
+    /// transforms, then queued for every output. The transforms are then dropped (the
+    /// dispatcher may outlive the pipeline, in a control handle kept by another thread).
     pub(crate) fn finish(&self) {
         let mut buffer = MeasurementBuffer::new();
         let mut transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
@@ -84,7 +85,14 @@ impl Dispatcher {
             }
             run(slot, &mut buffer, &self.ctx, Step::Finish);
         }
+        let finished: Vec<Box<dyn Transform>> = transforms
+            .iter_mut()
+            .filter_map(|slot| slot.transform.take())
+            .collect();
         drop(transforms);
+        if caught(|| drop(finished)).is_err() {
+            log::error!("a transform panicked while being dropped");
+        }
         if buffer.is_empty() {
             return;
         }

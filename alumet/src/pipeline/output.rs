@@ -433,10 +433,13 @@ pub(crate) fn run_blocking(slot: Arc<OutputSlot>) {
     finish_blocking(&slot);
 }
 
-/// Calls the blocking output's `finish`, once its queue is drained.
+/// Calls the blocking output's `finish`, once its queue is drained (not once it was
+/// abandoned), then drops the output: handles on the pipeline that outlive it (a control
+/// handle kept by another thread) keep no output alive.
 fn finish_blocking(slot: &OutputSlot) {
     let mut output = slot.output.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(out) = output.as_mut() {
+    let abandoned = slot.lock().stopped;
+    if let Some(out) = output.as_mut().filter(|_| !abandoned) {
         match caught(|| out.finish(&slot.ctx)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => slot.record_finish_failure(format_args!("failed to finish: {e}")),
@@ -444,6 +447,11 @@ fn finish_blocking(slot: &OutputSlot) {
                 slot.record_finish_failure(format_args!("panicked while finishing: {panic}"))
             }
         }
+    }
+    let done = output.take();
+    drop(output);
+    if caught(|| drop(done)).is_err() {
+        log::error!("output {} panicked while being dropped", slot.name);
     }
     slot.settle();
 }
@@ -474,5 +482,7 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
             panic_message(&*p)
         )),
     }
+    // Dropped before the pipeline learns that the output is done (`_done` of its task).
+    drop(output);
     slot.settle();
 }

@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use alumet::test_util::skip::{missing_tool, should_run};
+
 /// The workspace's root directory.
 pub fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -33,6 +35,49 @@ pub fn c_library(text: &str, dir: &Path, name: &str) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     lib
+}
+
+/// Whether the C compiler is here: without it, a test of a C plugin fails under CI and
+/// skips visibly elsewhere (see `alumet::test_util::skip`).
+pub fn gcc_here(test: &str) -> bool {
+    should_run(test, missing_tool("gcc", "gcc"))
+}
+
+/// The test plugin `c_drops` (alumet-dynamic/tests/c/drop_markers.c), built into `dir`: it writes
+/// a line to its `markers` file at each write of its output, each drop and its stop.
+pub fn c_drops(dir: &Path) -> PathBuf {
+    let source = workspace().join("alumet-dynamic/tests/c/drop_markers.c");
+    c_library(&std::fs::read_to_string(source).unwrap(), dir, "c_drops")
+}
+
+/// The `[plugins.c_drops]` table, with `markers = 'markers.txt'`, polled every 10 ms.
+pub fn c_drops_config(lib: &Path) -> String {
+    format!(
+        "[plugins.c_drops]\npath = '{}'\nmarkers = 'markers.txt'\npoll_interval_ms = 10\n",
+        lib.display()
+    )
+}
+
+/// Checks the drop contract of alumet.h on the lines `c_drops` wrote in `markers`: the
+/// source's and the output's `drop_data`, `stop` and `alumet_plugin_drop`, each exactly
+/// once, the plugin's drop last, the elements' drops before `stop`, every write of the
+/// output before its drop.
+pub fn assert_drop_contract(markers: &Path, stderr: &str) {
+    let text = std::fs::read_to_string(markers).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let writes = lines.iter().filter(|l| l.starts_with("write ")).count();
+    assert!(writes > 0, "the output got no buffer: {lines:?}\n{stderr}");
+    for marker in ["source_drop", "output_drop", "stop", "plugin_drop"] {
+        let n = lines.iter().filter(|l| **l == marker).count();
+        assert_eq!(n, 1, "{marker} {n} times in {lines:?}\n{stderr}");
+    }
+    assert_eq!(lines.last(), Some(&"plugin_drop"), "{lines:?}\n{stderr}");
+    let at = |marker: &str| lines.iter().position(|l| *l == marker);
+    let last_write = lines.iter().rposition(|l| l.starts_with("write "));
+    assert!(last_write < at("output_drop"), "{lines:?}");
+    // Each element is dropped when its work is done, before the plugin's stop.
+    assert!(at("source_drop") < at("stop"), "{lines:?}");
+    assert!(at("output_drop") < at("stop"), "{lines:?}");
 }
 
 /// The example C plugin (`c_example`), built into `dir`.
