@@ -7,22 +7,11 @@ use std::time::Duration;
 
 use super::{wait_until, TempDir};
 
-/// Whether `influxd` can run here; prints a loud message when it cannot, and fails when
-/// the environment variable `CI` is set (CI installs it: a missing tool is a failure there,
-/// never a skip).
+/// Whether `influxd` can run here: under CI its absence fails the test (CI installs it);
+/// elsewhere the skip is shown on the terminal.
 pub fn available(test: &str) -> bool {
-    let found = Command::new("influxd")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let why = "influxd not found: install influxdb (apt-get install -y influxdb)";
-    assert!(found || std::env::var_os("CI").is_none(), "{test}: {why}");
-    if !found {
-        eprintln!("SKIPPED {test}: {why}");
-    }
-    found
+    use alumet::test_util::skip::{missing_tool, should_run};
+    should_run(test, missing_tool("influxd", "influxdb"))
 }
 
 fn free_port() -> u16 {
