@@ -172,19 +172,27 @@ pub fn is_joules(text: &str) -> bool {
     text.trim() == "Joules"
 }
 
-/// Parses a kernel CPU list (`0`, `0,36`, `0-3,8`), as in a PMU's `cpumask`.
+/// The most CPUs a CPU list may name: far above any kernel's `NR_CPUS` (8192 at most on
+/// x86), low enough that a corrupt list (`0-4294967295`) cannot exhaust memory.
+pub const MAX_CPU_LIST_LEN: usize = 1 << 16;
+
+/// Parses a kernel CPU list (`0`, `0,36`, `0-3,8`), as in a PMU's `cpumask`; a list of more
+/// than [`MAX_CPU_LIST_LEN`] CPUs gives `None`.
 pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     let mut cpus = Vec::new();
     for part in text.trim().split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
             Some((a, b)) => {
                 let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if a > b {
+                if a > b || (b - a) as usize >= MAX_CPU_LIST_LEN - cpus.len() {
                     return None;
                 }
                 cpus.extend(a..=b);
             }
             None => cpus.push(part.parse().ok()?),
+        }
+        if cpus.len() > MAX_CPU_LIST_LEN {
+            return None;
         }
     }
     (!cpus.is_empty()).then_some(cpus)

@@ -137,6 +137,19 @@ fn cpu_lists() {
     for bad in ["", "\n", "a", "3-1", "1,,x"] {
         assert_eq!(parse_cpu_list(bad), None, "{bad}");
     }
+    // A corrupt list cannot make it allocate gigabytes (4 G CPUs were 16 GiB).
+    let most = MAX_CPU_LIST_LEN as u32;
+    assert_eq!(
+        parse_cpu_list(&format!("0-{}", most - 1)).map(|c| c.len()),
+        Some(MAX_CPU_LIST_LEN)
+    );
+    for bad in [
+        "0-4294967295".to_owned(),
+        format!("0-{most}"),
+        format!("0-{},7", most - 1),
+    ] {
+        assert_eq!(parse_cpu_list(&bad), None, "{bad}");
+    }
 }
 
 #[test]
