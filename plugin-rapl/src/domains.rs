@@ -186,11 +186,14 @@ fn duplicate_of(
 /// wrap-around warning errs on the side of warning.
 pub const DEFAULT_TDP_UW: u64 = 500_000_000;
 
-/// How long a counter of range `max_energy_range_uj` takes to wrap at `power_uw`.
+/// How long a counter of range `max_energy_range_uj` takes to wrap at `power_uw`
+/// ([`Duration::MAX`] when that does not fit a `Duration`).
 pub fn wrap_time(max_energy_range_uj: u64, power_uw: u64) -> Duration {
     let power_uw = power_uw.max(1);
-    // µJ / µW = seconds; in f64 to keep the fraction.
-    Duration::from_secs_f64(max_energy_range_uj as f64 / power_uw as f64)
+    // µJ / µW = seconds; in f64 to keep the fraction. u64::MAX µJ at 1 µW is just above
+    // what a Duration holds.
+    Duration::try_from_secs_f64(max_energy_range_uj as f64 / power_uw as f64)
+        .unwrap_or(Duration::MAX)
 }
 
 /// A counter that wraps, as the wrap-around check sees it.

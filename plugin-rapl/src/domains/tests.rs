@@ -99,6 +99,10 @@ fn wrap_time_at_tdp() {
     // AMD's 32-bit counter of 15.3 µJ units at 280 W: under 4 minutes.
     assert_eq!(wrap_time(65_532_610_987, 280_000_000).as_secs(), 234);
     assert_eq!(wrap_time(1000, 0), Duration::from_secs(1000));
+    // What sysfs says may be anything: the largest range at 1 µW (a TDP file saying 1)
+    // panicked converting 2^64 s to a Duration.
+    assert_eq!(wrap_time(u64::MAX, 1), Duration::MAX);
+    assert_eq!(wrap_time(u64::MAX, 0), Duration::MAX);
 }
 
 #[test]
