@@ -152,8 +152,12 @@ pub fn parse_format(text: &str) -> Option<(u32, u32)> {
     (low <= high && high < 64).then_some((low, high))
 }
 
-/// Puts `value` into bits `low..=high` of a config word; `None` if it does not fit.
+/// Puts `value` into bits `low..=high` of a config word; `None` if it does not fit, or if
+/// the range is not one of a 64-bit word (`low > high`, `high > 63`).
 pub fn place_bits(value: u64, (low, high): (u32, u32)) -> Option<u64> {
+    if low > high || high >= 64 {
+        return None;
+    }
     let width = high - low + 1;
     if width < 64 && value >> width != 0 {
         return None;

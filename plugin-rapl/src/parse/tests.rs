@@ -112,6 +112,10 @@ fn event_terms_and_formats() {
     assert_eq!(place_bits(0x3, (8, 15)), Some(0x300));
     assert_eq!(place_bits(0x100, (0, 7)), None);
     assert_eq!(place_bits(u64::MAX, (0, 63)), Some(u64::MAX));
+    // Not ranges of a 64-bit word: None (they panicked: subtract and shift overflows).
+    assert_eq!(place_bits(0, (31, 0)), None);
+    assert_eq!(place_bits(1, (64, 64)), None);
+    assert_eq!(place_bits(1, (0, u32::MAX)), None);
 }
 
 #[test]
