@@ -20,8 +20,17 @@
  * Threads: `init`, `start` and `stop` are called from the agent's main thread. A source's
  * `poll` and an output's `write` and `finish` may be called from any thread, but never
  * twice at the same time for the same element; different elements run at the same time
- * on different threads. `drop_data` and `alumet_plugin_drop` may run on any thread;
- * `alumet_plugin_drop` runs after `stop` and after every `drop_data` of the plugin.
+ * on different threads. `drop_data` and `alumet_plugin_drop` may run on any thread.
+ *
+ * Shutdown (run, exec and watch alike): each source's `drop_data` when its thread stops;
+ * each output's `finish`, then its `drop_data`, once its queue is drained; then `stop`;
+ * then `alumet_plugin_drop`, last. Each exactly once. An output (or source) still blocked
+ * in `write` (`poll`) at the shutdown deadline is abandoned: no `finish`, and its
+ * `drop_data` and `alumet_plugin_drop` come only if the call returns before the process
+ * exits, which in practice it does not. Save data in `write`/`finish`, never in a drop.
+ *
+ * Scheduling: a poll that overruns its interval is not repeated to catch up; the next one
+ * starts when it returns, the missed periods are skipped and the schedule keeps its phase.
  *
  * This header is checked by the tests of the alumet-dynamic crate: its layouts must match
  * the Rust definitions in alumet-dynamic/src/abi.rs.
@@ -93,7 +102,8 @@ typedef struct AlumetAttribute {
  * `value_type` must be that metric's, and only the matching value field is read.
  * Resource and consumer kinds are the CSV columns: `local_machine` (or an empty kind, id
  * ignored), `cpu_package`, `cpu_core`, `dram` (numeric id), `gpu` (PCI bus id) for
- * resources; `local_machine`, `process` (pid), `cgroup` (path) for consumers; any other
+ * resources; `local_machine` (or empty: the whole machine, id ignored), `process` (pid),
+ * `cgroup` (path) for consumers; any other
  * kind is a custom one, with any id. `attributes` may be NULL when `attributes_len` is 0.
  *
  * Read from a buffer by an output: every field is filled; `metric` is the id of any
@@ -133,14 +143,19 @@ typedef void (*AlumetDropFn)(void *data);
 /* The functions of the agent, given to `alumet_plugin_init`. The table and its functions
    stay valid until `alumet_plugin_drop` returns: a plugin may keep the pointer. */
 typedef struct AlumetHost {
-    /* The agent's ALUMET_ABI_VERSION. */
+    /* The agent's ALUMET_ABI_VERSION: which table this is. In version 1 it always equals
+       the plugin's ALUMET_ABI_VERSION (the agent refuses any other plugin); a later agent
+       that also accepts older plugins would say here which functions the table holds. */
     uint32_t abi_version;
     /* Sets the message of a failure (the last call wins); the agent copies it. */
     void (*set_error)(AlumetError *error, AlumetStr message);
     /* The message set so far (empty if none), valid until the next `set_error` on it. A
        failing `create_metric`, `add_source` or `add_output` sets its reason there. */
     AlumetStr (*error_message)(const AlumetError *error);
-    /* Logs a line through the agent's logger (level: ALUMET_LOG_*). Any thread. */
+    /* Logs a line through the agent's logger (level: ALUMET_LOG_*). Any thread. The line's
+       target is the plugin's name in the agent (the NAME of [plugins.NAME]) when logged
+       during a call of the agent into the plugin; from a thread the plugin started itself,
+       it is `alumet_dynamic::plugin`. */
     void (*log)(uint32_t level, AlumetStr message);
     /* Creates a metric (snake_case name, UCUM unit such as "W", "J", "1", value type
        ALUMET_U64 or ALUMET_F64) and writes its id to `*metric`. In `start` only. */
@@ -178,8 +193,11 @@ uint32_t alumet_plugin_abi_version(void);
 /* The plugin's name (snake_case) and version: static NUL-terminated UTF-8 strings. */
 const char *alumet_plugin_name(void);
 const char *alumet_plugin_version(void);
-/* Checks the config (the plugin's table as TOML text, without `path` and `enable`) and
-   creates the plugin, whose state goes to `*plugin`. Opens nothing yet. */
+/* Checks the config and creates the plugin, whose state goes to `*plugin`. Opens nothing
+   yet. `config_toml` is the plugin's table without `path` and `enable` (the agent's keys:
+   a plugin cannot use them), written again by the agent: `${VAR}` replaced, comments
+   gone, keys sorted, plain keys first, then sub-tables as sections relative to the table
+   (`[device]`), values normalised (`1.50` is `1.5`). Parse it with a TOML parser. */
 AlumetStatus alumet_plugin_init(const AlumetHost *host, AlumetStr config_toml, void **plugin,
                                 AlumetError *error);
 /* Creates metrics and registers sources and outputs through `registrar`. */

@@ -176,7 +176,8 @@ pub type AlumetDropFn = unsafe extern "C" fn(data: *mut c_void);
 /// The functions of the agent, given to `alumet_plugin_init`.
 #[repr(C)]
 pub struct AlumetHost {
-    /// The agent's ABI version.
+    /// The agent's ABI version: which table this is (in version 1, always the plugin's
+    /// own, since the agent refuses a plugin of any other version).
     pub abi_version: u32,
     /// Sets the message of a failure.
     pub set_error: unsafe extern "C" fn(error: *mut AlumetError, message: AlumetStr),

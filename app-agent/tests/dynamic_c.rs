@@ -288,3 +288,29 @@ fn dynamic_drop_contract_in_watch() {
     assert_eq!(code, 0, "{stderr}");
     assert_drop_contract(&dir.join("markers.txt"), &stderr);
 }
+
+/// What `init` receives: the table without `path` and `enable`, written again by the
+/// agent (keys sorted, comments gone, `${VAR}` replaced, sub-tables as `[name]` sections
+/// after the plain keys), as docs/developer/dynamic-plugins.md says.
+#[test]
+fn dynamic_plugin_init_receives_its_table_rewritten_as_toml() {
+    if !gcc_here("dynamic_plugin_init_receives_its_table_rewritten_as_toml") {
+        return;
+    }
+    let dir = temp_dir("dynamic-init-text");
+    let config = format!(
+        "[plugins.c_drops]\npath = '{}'\nmarkers = 'markers.txt' # where\nenable = true\nzone = \"${{ALUMET_TEST_ZONE}}\"\nratio = 1.50\npoint = {{ y = 2, x = 1 }}\n[plugins.c_drops.device]\nport = '/dev/ttyUSB0'\n",
+        c_drops(&dir).display()
+    );
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let mut cmd = agent(&dir);
+    cmd.env("ALUMET_TEST_ZONE", "eu-west")
+        .args(["--no-default-config", "exec", "--", "true"]);
+    let (code, stderr) = run_to_exit(cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(dir.join("markers.txt.init.toml")).unwrap();
+    assert_eq!(
+        text,
+        "markers = \"markers.txt\"\nratio = 1.5\nzone = \"eu-west\"\n\n[device]\nport = \"/dev/ttyUSB0\"\n\n[point]\nx = 1\ny = 2\n"
+    );
+}

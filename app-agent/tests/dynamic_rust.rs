@@ -34,8 +34,8 @@ fn dynamic_rust_plugin_source_reaches_the_csv_and_its_output_receives_every_poin
     let (status, stderr) = running.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("rust_example stopped"),
-        "the plugin's log line: {stderr}"
+        stderr.contains(" rust_example] rust_example stopped"),
+        "the plugin's log line, under its name: {stderr}"
     );
 
     let rows = rows_of(&dir.join("out.csv"), "rust_example_polls_1");

@@ -326,7 +326,10 @@ pub enum Level {
     Debug = 4,
 }
 
-/// Logs a line through the agent's logger (to stderr before `init`).
+/// Logs a line through the agent's logger (to stderr before `init`), with the plugin's
+/// name (the `NAME` of its `[plugins.NAME]` table) as the target when called from one of
+/// the plugin's methods; from a thread the plugin started itself, the target is
+/// `alumet_dynamic::plugin`.
 pub fn log(level: Level, message: &str) {
     match host() {
         // SAFETY: the agent's log function, with a string valid for the call.
