@@ -327,8 +327,12 @@ pub fn first_record(text: &str, delim: char) -> Option<Vec<String>> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
+    // Whether the last character was an unquoted CR (of a CRLF line end; a quoted one is
+    // part of the field).
+    let mut cr = false;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        let unquoted_cr = !quoted && c == '\r';
         if quoted {
             if c != '"' {
                 field.push(c);
@@ -342,7 +346,7 @@ pub fn first_record(text: &str, delim: char) -> Option<Vec<String>> {
         } else if c == delim {
             fields.push(std::mem::take(&mut field));
         } else if c == '\n' {
-            if field.ends_with('\r') {
+            if cr {
                 field.pop();
             }
             fields.push(field);
@@ -350,6 +354,7 @@ pub fn first_record(text: &str, delim: char) -> Option<Vec<String>> {
         } else {
             field.push(c);
         }
+        cr = unquoted_cr;
     }
     None
 }

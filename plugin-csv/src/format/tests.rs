@@ -312,6 +312,9 @@ fn headers_parse_back_to_their_columns() {
 
 #[test]
 fn foreign_or_incomplete_headers_are_refused() {
+    // A CR inside quotes is the field's; only the CR of an unquoted CRLF is dropped.
+    assert_eq!(first_record("\"\r\"\n", ';'), Some(vec!["\r".to_owned()]));
+    assert_eq!(first_record("\"a\"\r\n", ';'), Some(vec!["a".to_owned()]));
     assert_eq!(first_record("a;b", ';'), None);
     assert_eq!(first_record("\"a\nb", ';'), None);
     let other_delim = first_record("metric,timestamp,value,resource_kind,resource_id,consumer_kind,consumer_id,__late_attributes\n", ';');
