@@ -7,7 +7,9 @@
 //! ```
 
 mod config;
-mod format;
+// Public for the property tests of the header reader (tests/fuzz_header.rs) only.
+#[doc(hidden)]
+pub mod format;
 mod output;
 
 use alumet::pipeline::OutputOptions;

@@ -2,8 +2,8 @@
 //! them panic, what they borrow lies inside their input, and well-formed files generated
 //! from random values parse back to those values.
 //!
-//! Failures are saved by proptest's default persistence, under
-//! `tests/proptest-regressions/`, and replayed first on the next run.
+//! Failures are saved by proptest's default persistence, in
+//! `tests/fuzz_parse.proptest-regressions`, and replayed first on the next run.
 
 use plugin_procfs::parse::{
     hidepid, metric_name, parse_meminfo, parse_net_dev, parse_process_stat, parse_stat,

@@ -3,8 +3,8 @@
 //! the wrap-around check): arbitrary text never makes them panic, and values written as
 //! the kernel writes them parse back to themselves.
 //!
-//! Failures are saved by proptest's default persistence, under
-//! `tests/proptest-regressions/`, and replayed first on the next run.
+//! Failures are saved by proptest's default persistence, in
+//! `tests/fuzz_parse.proptest-regressions`, and replayed first on the next run.
 
 use std::time::Duration;
 
