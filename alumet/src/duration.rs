@@ -12,8 +12,9 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// The `humantime` crate, to format durations as the config writes them.
 pub use ::humantime_serde::re;
 
-/// The longest duration a config may hold: 100 years.
-pub const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The longest duration a config may hold: 100 years, of humantime's 365.25 days (so that
+/// `"100y"` itself is accepted).
+pub const MAX: Duration = Duration::from_secs(100 * 31_557_600);
 
 /// Writes `d` as a humantime string.
 pub fn serialize<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -64,5 +65,15 @@ pub mod interval {
             )));
         }
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_longest_duration_is_100_years_as_written() {
+        assert_eq!(super::parse("100y"), Ok(super::MAX));
+        let refused = super::parse("100y 1s").expect_err("over 100 years");
+        assert!(refused.contains("at most 100 years"), "{refused}");
     }
 }
