@@ -281,3 +281,6 @@ pub(crate) fn point_to_abi(
         attributes_len: attributes.len(),
     }
 }
+
+#[cfg(test)]
+mod fuzz;
