@@ -80,7 +80,7 @@ fn number() -> impl Strategy<Value = u64> {
 }
 
 proptest! {
-    #![proptest_config(config(4000))]
+    #![proptest_config(config(5000))]
 
     #[test]
     fn text_parsers_never_panic(text in sysfs_text()) {
