@@ -3,11 +3,11 @@
 pub use crate::counter::{CounterDiff, CounterUpdate};
 pub use crate::measurement::{
     AttributeValue, Attributes, MeasurementAccumulator, MeasurementBuffer, MeasurementPoint,
-    MeasurementValue, Resource, ResourceConsumer, Timestamp,
+    MeasurementType, MeasurementValue, Resource, ResourceConsumer, Timestamp,
 };
 pub use crate::metrics::{MetricId, Unit};
 pub use crate::pipeline::{
-    AsyncOutput, ElementError, Event, Output, OutputContext, PipelineControl, Shutdown, Source,
-    SourceSink, Transform, TransformContext, Trigger,
+    AsyncOutput, ElementError, ElementResultExt, Event, Output, OutputContext, PipelineControl,
+    Shutdown, Source, SourceSink, Transform, TransformContext, Trigger,
 };
 pub use crate::plugin::{Plugin, Registrar, Unavailable};

@@ -1,6 +1,25 @@
 //! The statically linked plugins, in start order: the one place to add a plugin.
+//!
+//! Everything else that lists the plugins is derived from [`all`] or checked against it by
+//! `app-agent/tests/registration.rs`: `plugins list`, the default config, the config
+//! reference (`docs/user/config.md`) and the plugin lists of `README.md` and
+//! `docs/README.md` (those three rewritten by [`UPDATE_DOCS`]), the agent's dependencies
+//! and the workspace members.
+//!
+//! To add the crate `plugin-x` (the checklist of `docs/developer/write-a-plugin.md`):
+//! 1. the workspace's `Cargo.toml`: `"plugin-x"` in `members`, and
+//!    `plugin-x = { path = "plugin-x" }` in `[workspace.dependencies]`;
+//! 2. `app-agent/Cargo.toml`: `plugin-x.workspace = true` (Cargo needs the dependency);
+//! 3. here: an [`Entry`] among those of its [`Role`];
+//! 4. run [`UPDATE_DOCS`].
 
 use alumet::plugin::PluginMetadata;
+
+/// The command that rewrites the generated parts of the docs from the code: the default
+/// config shown in `docs/user/config.md`, and the plugin lists of `README.md` and
+/// `docs/README.md`. Run it after adding a plugin or changing a config field's default or
+/// `///` line.
+pub const UPDATE_DOCS: &str = "UPDATE_DOCS=1 cargo test -p alumet-agent --lib --test registration";
 
 /// What a plugin brings to the pipeline, known without starting it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use alumet_agent::plugins;
 use common::*;
 
 /// The agent plugin polls every 10 ms and flushes only every hour: every row reaches the
@@ -246,10 +247,12 @@ fn plugins_list_names_every_plugin() {
     let dir = temp_dir("list");
     let output = agent(&dir).args(["plugins", "list"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        "procfs\nagent\nrapl\nnvidia\nattribution\ncsv\ninfluxdb\nprometheus\nstdout\n"
-    );
+    // Derived from the registration (app-agent/src/plugins.rs), in its start order.
+    let expected: String = plugins::names(&plugins::all())
+        .iter()
+        .map(|name| format!("{name}\n"))
+        .collect();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
 }
 
 #[test]

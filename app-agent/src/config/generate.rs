@@ -220,7 +220,11 @@ mod docs_tests {
                 let rest = end.map_or("\n", |e| &text[e + 3..]);
                 std::fs::write(&page, format!("{}{generated}```{rest}", &text[..start])).unwrap();
             } else {
-                panic!("{} is out of date: run `UPDATE_DOCS=1 cargo test -p alumet-agent config_reference`", page.display());
+                panic!(
+                    "{} is out of date: run `{}`",
+                    page.display(),
+                    plugins::UPDATE_DOCS
+                );
             }
         }
     }
