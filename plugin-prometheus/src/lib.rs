@@ -73,13 +73,10 @@ impl Plugin for PrometheusPlugin {
                 lock(&ended).consumer_ended(consumer);
             }
         });
-        // A write only updates a map under a short lock: quick enough to run inline.
+        // Its own thread, never the flushing one: a write takes the lock that a scrape
+        // holds while it copies every series.
         let output = PrometheusOutput::new(state, &c.prefix);
-        alumet.add_output_with(
-            "prometheus",
-            output,
-            OutputOptions::default().inline_when_idle(),
-        )?;
+        alumet.add_output_with("prometheus", output, OutputOptions::default())?;
         Ok(())
     }
 

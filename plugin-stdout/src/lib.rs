@@ -34,11 +34,26 @@ impl Plugin for StdoutPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let output = StdoutOutput::new(self.config.format, std::io::stdout());
-        // One write of the formatted buffer to the locked stdout: quick enough to be
-        // written by the flushing thread (a terminal or a pipe that blocks makes it go to
-        // its own thread, see the pipeline docs).
-        let options = OutputOptions::default().inline_when_idle();
+        // Written by the flushing thread only when stdout is a regular file, whose writes
+        // are quick. A pipe or a terminal gets the output's own thread: a reader that
+        // stops reading (`alumet-agent | less`, paused) must not stop the measurements.
+        let options = if stdout_is_regular_file() {
+            OutputOptions::default().inline_when_idle()
+        } else {
+            OutputOptions::default()
+        };
         alumet.add_output_with("stdout", output, options)?;
         Ok(())
     }
+}
+
+/// Whether standard output is a regular file (not a pipe, a terminal or a socket).
+fn stdout_is_regular_file() -> bool {
+    use std::os::fd::AsFd;
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_file())
 }
