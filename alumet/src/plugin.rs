@@ -1,6 +1,9 @@
 //! The plugin API: a [`Plugin`] has a typed config, starts by registering its elements
 //! through a [`Registrar`], and may say that its hardware is [`Unavailable`].
 
+mod instance;
+mod run_mode;
+
 use std::fmt;
 use std::future::Future;
 
@@ -13,6 +16,7 @@ use crate::pipeline::{
     AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PipelineControl, Shutdown,
     Source, SourceSink, Transform, Trigger,
 };
+pub use run_mode::RunMode;
 
 /// A plugin: a statically linked crate that registers sources, transforms and outputs.
 ///
@@ -165,7 +169,7 @@ pub enum PluginInitError {
     },
 }
 
-type InitFn = fn(&'static str, toml::Table) -> Result<Box<dyn AnyPlugin>, PluginInitError>;
+type InitFn = fn(&str, toml::Table) -> Result<Box<dyn AnyPlugin>, PluginInitError>;
 
 /// What the agent knows about a statically linked plugin before creating it.
 #[derive(Clone, Copy)]
@@ -208,6 +212,24 @@ impl PluginMetadata {
     /// default values.
     pub fn init(&self, config: toml::Table) -> Result<Box<dyn AnyPlugin>, PluginInitError> {
         (self.init)(self.name, config)
+    }
+
+    /// Creates an instance of the plugin named `instance` (one of several instances of
+    /// the plugin, each with its own table): its elements are named `INSTANCE/element`,
+    /// and errors name `instance`. With the plugin's own name, the same as [`init`](Self::init).
+    pub fn init_instance(
+        &self,
+        instance: &str,
+        config: toml::Table,
+    ) -> Result<Box<dyn AnyPlugin>, PluginInitError> {
+        let plugin = (self.init)(instance, config)?;
+        if instance == self.name {
+            return Ok(plugin);
+        }
+        Ok(Box::new(instance::Instance {
+            name: instance.to_owned(),
+            plugin,
+        }))
     }
 
     /// The default config, as a TOML table.
@@ -278,6 +300,7 @@ impl Elements {
 /// Through it, a starting plugin creates metrics and adds its elements.
 pub struct Registrar<'a> {
     plugin: &'a str,
+    run_mode: RunMode,
     metrics: &'a mut MetricRegistry,
     committed: &'a Elements,
     staged: Elements,
@@ -291,19 +314,32 @@ impl<'a> Registrar<'a> {
     ) -> Self {
         Registrar {
             plugin,
+            run_mode: RunMode::Run,
             metrics,
             committed,
             staged: Elements::default(),
         }
     }
 
+    pub(crate) fn with_run_mode(mut self, run_mode: RunMode) -> Self {
+        self.run_mode = run_mode;
+        self
+    }
+
     pub(crate) fn into_staged(self) -> Elements {
         self.staged
     }
 
-    /// The name of the plugin being started.
+    /// The name of the plugin being started: the name of its instance, when the agent
+    /// runs several (`influx_eu` for `[plugins.influx_eu]` with `plugin = "influxdb"`).
     pub fn plugin_name(&self) -> &str {
         self.plugin
+    }
+
+    /// What the agent runs for: the machine until stopped, or one command or process
+    /// (see [`RunMode`]).
+    pub fn run_mode(&self) -> RunMode {
+        self.run_mode
     }
 
     /// The metrics registered so far (by this plugin and the ones started before it).

@@ -10,4 +10,4 @@ pub use crate::pipeline::{
     AsyncOutput, ElementError, ElementResultExt, Event, Output, OutputContext, PipelineControl,
     Shutdown, Source, SourceSink, Transform, TransformContext, Trigger,
 };
-pub use crate::plugin::{Plugin, Registrar, Unavailable};
+pub use crate::plugin::{Plugin, Registrar, RunMode, Unavailable};

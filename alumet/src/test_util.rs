@@ -125,6 +125,7 @@ pub struct PipelineTester {
     plugins: Vec<Box<dyn AnyPlugin>>,
     feeders: Vec<(String, Feeder)>,
     shutdown_timeout: Option<std::time::Duration>,
+    run_mode: crate::plugin::RunMode,
 }
 
 impl PipelineTester {
@@ -181,6 +182,12 @@ impl PipelineTester {
         self
     }
 
+    /// Sets the run mode handed to the plugins (default [`RunMode::Run`](crate::plugin::RunMode::Run)).
+    pub fn run_mode(&mut self, mode: crate::plugin::RunMode) -> &mut Self {
+        self.run_mode = mode;
+        self
+    }
+
     /// Starts the pipeline.
     pub fn start(self) -> Result<TestRun, PipelineError> {
         let collected = Collected::default();
@@ -209,6 +216,7 @@ impl PipelineTester {
             builder.plugin(plugin);
         }
         builder.plugin(Box::new(test));
+        builder.run_mode(self.run_mode);
         if let Some(timeout) = self.shutdown_timeout {
             builder.shutdown_timeout(timeout);
         }

@@ -136,7 +136,7 @@ fn run_exec(
     entries: &[plugins::Entry],
     opts: &ExecOptions,
 ) -> anyhow::Result<u8> {
-    let loaded = config::load_adjusted(common, entries, &exec::adjust_config)?;
+    let loaded = config::load(common, entries)?;
     let code = exec::exec(loaded, opts)?;
     Ok(u8::try_from(code).unwrap_or(1))
 }
@@ -155,14 +155,18 @@ fn list_plugins(
         return print(&text);
     }
     let selection = config::select(args, entries)?;
-    for (entry, _, enabled) in &selection.plugins {
-        let role = match entry.role {
+    for selected in &selection.plugins {
+        let role = match selected.entry.role {
             plugins::Role::Source => "source",
             plugins::Role::Transform => "transform",
             plugins::Role::Output => "output",
         };
-        let state = if *enabled { "enabled" } else { "disabled" };
-        let _ = writeln!(text, "{:<12} {:<8} {state}", entry.meta.name, role);
+        let state = if selected.enabled { "enabled" } else { "disabled" };
+        let _ = write!(text, "{:<12} {:<8} {state}", selected.name, role);
+        if selected.is_instance() {
+            let _ = write!(text, " (plugin {})", selected.entry.meta.name);
+        }
+        text.push('\n');
     }
     for d in &selection.dynamic {
         let state = if d.enabled { "enabled" } else { "disabled" };

@@ -329,11 +329,11 @@ proptest! {
         let selected = config::select(&args(&w.file, vec![]), &plugins::all());
         match (selected, expected) {
             (Ok(s), Some(value)) => {
-                prop_assert!(s.plugins.iter().all(|p| p.0.meta.name != "evil"));
+                prop_assert!(s.plugins.iter().all(|p| p.entry.meta.name != "evil" && p.name != "evil"));
                 if !in_array {
-                    let csv = s.plugins.iter().find(|p| p.0.meta.name == "csv").unwrap();
+                    let csv = s.plugins.iter().find(|p| p.name == "csv").unwrap();
                     let expected_value = format!("{dir}/{value}");
-                    prop_assert_eq!(csv.1.get("output_path").and_then(|v| v.as_str()), Some(expected_value.as_str()));
+                    prop_assert_eq!(csv.table.get("output_path").and_then(|v| v.as_str()), Some(expected_value.as_str()));
                 }
             }
             (Err(e), None) => {

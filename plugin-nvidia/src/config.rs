@@ -51,6 +51,18 @@ pub enum Processes {
     None,
 }
 
+impl Processes {
+    /// The choice as the agent's run mode makes it: exec and watch report the processes
+    /// they announce (`Event`), unless the file says `"none"`; run mode keeps the file's.
+    pub fn for_run_mode(self, mode: alumet::plugin::RunMode) -> Processes {
+        match self {
+            Processes::None => Processes::None,
+            _ if mode.follows_announced_processes() => Processes::Event,
+            other => other,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

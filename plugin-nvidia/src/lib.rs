@@ -90,10 +90,10 @@ impl Plugin for NvidiaPlugin {
 }
 
 impl NvidiaPlugin {
-    /// The process filter of the config; for `event`, an event handler keeps the announced
-    /// pids.
+    /// The process filter of the config, as the run mode makes it (see
+    /// [`Processes::for_run_mode`]); for `event`, an event handler keeps the announced pids.
     fn process_filter(&self, alumet: &mut Registrar<'_>) -> ProcessFilter {
-        match self.config.processes {
+        match self.config.processes.for_run_mode(alumet.run_mode()) {
             Processes::All => ProcessFilter::All,
             Processes::None => ProcessFilter::Nothing,
             Processes::Event => {

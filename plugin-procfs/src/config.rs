@@ -291,6 +291,22 @@ impl Config {
     }
 }
 
+impl ProcessesConfig {
+    /// The section as the agent's run mode makes it. Exec and watch measure the processes
+    /// they announce: the section is enabled with the `"event"` strategy, whatever the
+    /// file says (its `events` and `refresh_interval` apply). Run mode keeps the file's.
+    pub fn for_run_mode(&self, mode: alumet::plugin::RunMode) -> std::borrow::Cow<'_, Self> {
+        if !mode.follows_announced_processes() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        std::borrow::Cow::Owned(ProcessesConfig {
+            enabled: true,
+            strategy: Strategy::Event,
+            ..self.clone()
+        })
+    }
+}
+
 impl GroupConfig {
     /// The compiled `exe_regex`, if any.
     ///

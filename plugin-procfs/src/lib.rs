@@ -70,8 +70,9 @@ impl Plugin for ProcfsPlugin {
         if c.network.enabled {
             network::start(&c.network, &env, alumet).context("network section")?;
         }
-        if c.processes.enabled {
-            process::start(&c.processes, &env, alumet).context("processes section")?;
+        let processes = c.processes.for_run_mode(alumet.run_mode());
+        if processes.enabled {
+            process::start(&processes, &env, alumet).context("processes section")?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::MetricRegistry;
-use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, Unavailable};
+use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, RunMode, Unavailable};
 
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
@@ -48,6 +48,7 @@ pub struct PipelineBuilder {
     plugins: Vec<Box<dyn AnyPlugin>>,
     shutdown_timeout: Duration,
     defer_source_threads: bool,
+    run_mode: RunMode,
 }
 
 impl Default for PipelineBuilder {
@@ -56,6 +57,7 @@ impl Default for PipelineBuilder {
             plugins: Vec::new(),
             shutdown_timeout: Duration::from_secs(5),
             defer_source_threads: false,
+            run_mode: RunMode::Run,
         }
     }
 }
@@ -89,6 +91,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// What the agent runs for, handed to the plugins' `start` (by default
+    /// [`RunMode::Run`]).
+    pub fn run_mode(&mut self, mode: RunMode) -> &mut Self {
+        self.run_mode = mode;
+        self
+    }
+
     /// The threads that poll sources on their intervals start only with
     /// [`RunningPipeline::start_source_threads`]: until then, sources are polled only by
     /// [`PipelineControl::poll_now`] (a measurement of one command polls before starting
@@ -107,7 +116,8 @@ impl PipelineBuilder {
         let mut unavailable = Vec::new();
         for mut plugin in self.plugins {
             let name = plugin.name().to_owned();
-            let mut registrar = Registrar::new(&name, &mut metrics, &elements);
+            let mut registrar =
+                Registrar::new(&name, &mut metrics, &elements).with_run_mode(self.run_mode);
             let result = plugin.start(&mut registrar);
             let staged = registrar.into_staged();
             match result {

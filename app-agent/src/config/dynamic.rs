@@ -69,6 +69,16 @@ pub(super) fn take_dynamic(
         let Some(toml::Value::Table(table)) = tables.get(&name) else {
             continue;
         };
+        // Another instance of a built-in plugin.
+        if table.contains_key(super::PLUGIN_KEY) {
+            if table.contains_key("path") {
+                return Err(ConfigError(format!(
+                    "{}: [plugins.{name}] has both `plugin` (an instance of a built-in plugin) and `path` (a plugin library): keep one",
+                    located.place(&["plugins", &name, "path"])
+                )));
+            }
+            continue;
+        }
         let path = match table.get("path") {
             Some(toml::Value::String(p)) if builtin.contains(&name.as_str()) => {
                 return Err(ConfigError(format!(

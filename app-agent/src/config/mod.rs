@@ -7,6 +7,7 @@ mod dynamic;
 mod env;
 pub mod generate;
 mod locate;
+mod select;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -16,8 +17,9 @@ use alumet::plugin::{AnyPlugin, PluginInitError};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::CommonArgs;
-use crate::plugins::{Entry, Role};
+use crate::plugins::Entry;
 pub use dynamic::DynamicSelection;
+pub use select::{Selected, PLUGIN_KEY};
 use locate::{closest, expected_fields, suggestion, Located, Override};
 
 /// A config problem: the agent exits with code 78 (EX_CONFIG).
@@ -52,14 +54,29 @@ pub struct Loaded {
     pub general: GeneralConfig,
     /// The enabled plugins, in start order.
     pub plugins: Vec<Box<dyn AnyPlugin>>,
+    /// The name of each enabled plugin (its instance's) and the plugin it runs, in start
+    /// order: (`influx_eu`, `influxdb`) for `[plugins.influx_eu]` with
+    /// `plugin = "influxdb"`; a library's plugin runs under its table's name.
+    pub instances: Vec<(String, String)>,
+}
+
+impl Loaded {
+    /// The names of the enabled instances of `plugin`.
+    pub fn instances_of<'a>(&'a self, plugin: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.instances
+            .iter()
+            .filter(move |(_, p)| p == plugin)
+            .map(|(name, _)| name.as_str())
+    }
 }
 
 /// Which plugins the config enables, and their tables (before creating them).
 pub struct Selection {
     /// The general keys.
     pub general: GeneralConfig,
-    /// Every built-in plugin with its table, whether it is enabled.
-    pub plugins: Vec<(Entry, toml::Table, bool)>,
+    /// Every built-in plugin and its other instances, with their tables, whether enabled
+    /// or not, in start order.
+    pub plugins: Vec<Selected>,
     /// The plugins loaded from shared libraries, with their tables.
     pub dynamic: Vec<DynamicSelection>,
     /// The config text (the file's, or the default one).
@@ -100,7 +117,7 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
     let builtin = crate::plugins::names(entries);
     let dynamic =
         dynamic::take_dynamic(&mut plugins, &general.plugin_dirs, &builtin, args, &located)?;
-    let plugins = select_plugins(plugins, args, entries, &dynamic, &located)?;
+    let plugins = select::select_plugins(plugins, args, entries, &dynamic, &located)?;
     Ok(Selection {
         general,
         plugins,
@@ -112,20 +129,7 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
 
 /// [`select`], then creates the enabled plugins from their tables.
 pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError> {
-    load_adjusted(args, entries, &|_, _| {})
-}
-
-/// [`load`], letting a mode adjust each enabled plugin's table (as the user wrote it,
-/// before defaults) first.
-pub fn load_adjusted(
-    args: &CommonArgs,
-    entries: &[Entry],
-    adjust: &dyn Fn(&str, &mut toml::Table),
-) -> Result<Loaded, ConfigError> {
-    let mut selection = select(args, entries)?;
-    for (entry, table, _) in selection.plugins.iter_mut().filter(|p| p.2) {
-        adjust(entry.meta.name, table);
-    }
+    let selection = select(args, entries)?;
     let located = Located::new(
         &selection.text,
         args.config.as_path(),
@@ -133,20 +137,23 @@ pub fn load_adjusted(
         args.plugins.as_deref(),
     );
     let mut plugins = Vec::new();
-    for (entry, table, _) in selection.plugins.into_iter().filter(|p| p.2) {
-        let plugin = entry
-            .meta
-            .init(table)
+    let mut instances = Vec::new();
+    for selected in selection.plugins.into_iter().filter(|s| s.enabled) {
+        let meta = selected.entry.meta;
+        let plugin = meta
+            .init_instance(&selected.name, selected.table)
             .map_err(|e| init_error(e, &located))?;
         plugins.push(plugin);
+        instances.push((selected.name, meta.name.to_owned()));
     }
-    for mut selected in selection.dynamic.into_iter().filter(|d| d.enabled) {
-        adjust(&selected.name, &mut selected.table);
+    for selected in selection.dynamic.into_iter().filter(|d| d.enabled) {
+        instances.push((selected.name.clone(), selected.name.clone()));
         plugins.push(dynamic::load(selected, &located)?);
     }
     Ok(Loaded {
         general: selection.general,
         plugins,
+        instances,
     })
 }
 
@@ -333,94 +340,6 @@ fn describe_key_error(
         "{}: {what}: {message}.{hint}",
         located.place(&path)
     ))
-}
-
-fn select_plugins(
-    mut tables: toml::Table,
-    args: &CommonArgs,
-    entries: &[Entry],
-    dynamic: &[DynamicSelection],
-    located: &Located<'_>,
-) -> Result<Vec<(Entry, toml::Table, bool)>, ConfigError> {
-    let mut names = crate::plugins::names(entries);
-    for name in tables.keys() {
-        if !names.contains(&name.as_str()) {
-            return Err(ConfigError(format!(
-                "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{} A plugin from a shared library needs `path = \".../lib{name}.so\"` in its table, or its library in a directory of `plugin_dirs`.",
-                located.place(&["plugins", name]),
-                names.join(", "),
-                suggestion(closest(name, names.iter().copied()))
-            )));
-        }
-    }
-    names.extend(dynamic.iter().map(|d| d.name.as_str()));
-    if let Some(list) = &args.plugins {
-        for name in list {
-            if !names.contains(&name.as_str()) {
-                return Err(ConfigError(format!(
-                    "--plugins: unknown plugin `{name}`; the plugins are: {}.{}",
-                    names.join(", "),
-                    suggestion(closest(name, names.iter().copied()))
-                )));
-            }
-        }
-    }
-    let mut selected = Vec::new();
-    for entry in entries {
-        let name = entry.meta.name;
-        let (mut table, present) = match tables.remove(name) {
-            Some(toml::Value::Table(t)) => (t, true),
-            Some(_) => {
-                return Err(ConfigError(format!(
-                    "{}: `plugins.{name}` must be a table",
-                    located.place(&["plugins", name])
-                )));
-            }
-            None => (default_table(entry)?, false),
-        };
-        let enable = match table.remove("enable") {
-            None => present,
-            Some(toml::Value::Boolean(b)) => present && b,
-            Some(other) => {
-                return Err(ConfigError(format!(
-                    "{}: key `plugins.{name}.enable` must be true or false, not {other}",
-                    located.place(&["plugins", name, "enable"])
-                )))
-            }
-        };
-        let enabled = match &args.plugins {
-            Some(list) => list.iter().any(|n| n == name),
-            None => enable,
-        };
-        selected.push((*entry, table, enabled));
-    }
-    // A plugin from a library may bring an output: only its start tells.
-    let dynamic_enabled = dynamic.iter().any(|d| d.enabled);
-    if !dynamic_enabled
-        && !selected
-            .iter()
-            .any(|(e, _, on)| *on && e.role == Role::Output)
-    {
-        let outputs: Vec<&str> = entries
-            .iter()
-            .filter(|e| e.role == Role::Output)
-            .map(|e| e.meta.name)
-            .collect();
-        return Err(ConfigError(format!(
-            "no output plugin is enabled, so measurements would go nowhere: enable one of {} (add its [plugins.NAME] table, or use --plugins / --output-file)",
-            outputs.join(", ")
-        )));
-    }
-    Ok(selected)
-}
-
-fn default_table(entry: &Entry) -> Result<toml::Table, ConfigError> {
-    entry.meta.default_config().map_err(|e| {
-        ConfigError(format!(
-            "plugin `{}`: cannot build its default config: {e}",
-            entry.meta.name
-        ))
-    })
 }
 
 fn init_error(e: PluginInitError, located: &Located<'_>) -> ConfigError {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use alumet::measurement::{ResourceConsumer, Timestamp};
 use alumet::pipeline::{Event, PipelineBuilder, PipelineControl, RunningPipeline};
-use alumet::plugin::{AnyPlugin, Registrar};
+use alumet::plugin::{AnyPlugin, Registrar, RunMode};
 use anyhow::Context;
 
 use crate::config::Loaded;
@@ -79,30 +79,6 @@ impl AnyPlugin for ExecPlugin {
     }
 }
 
-/// Exec and watch follow the measured process: when procfs is enabled, its processes
-/// section is turned on with the `"event"` strategy (it measures the processes the agent
-/// announces), and nvidia reports per-process metrics of the announced process trees only
-/// (unless the file turns them off), whatever the file says for the run mode.
-pub fn adjust_config(plugin: &str, table: &mut toml::Table) {
-    match plugin {
-        "procfs" => {
-            let processes = table
-                .entry("processes")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(p) = processes.as_table_mut() {
-                p.insert("enabled".into(), toml::Value::Boolean(true));
-                p.insert("strategy".into(), toml::Value::String("event".into()));
-            }
-        }
-        // Per-process GPU metrics for the command's process tree only (or none, when the
-        // file says none).
-        "nvidia" if table.get("processes").and_then(|p| p.as_str()) != Some("none") => {
-            table.insert("processes".into(), toml::Value::String("event".into()));
-        }
-        _ => {}
-    }
-}
-
 /// Runs exec or watch; returns the exit code for the agent.
 pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     signals::install().context("installing signal handlers")?;
@@ -114,9 +90,15 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
+    // Per-process sources (procfs, nvidia) follow the processes announced below.
+    builder.run_mode(match opts.target {
+        Target::Command { .. } => RunMode::Exec,
+        Target::Pid(_) => RunMode::Watch,
+    });
     // The sources' threads start while the command runs (their start is not on the path
     // from the agent's start to the command's): the readings around it are taken here.
     builder.defer_source_threads();
+    let attribution: Vec<String> = loaded.instances_of("attribution").map(str::to_owned).collect();
     for plugin in loaded.plugins {
         builder.plugin(plugin);
     }
@@ -127,13 +109,17 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         pipeline.plugin_names().join(", "),
         describe(&opts.target)
     );
+    // Counters give no point at their first reading, and the attribution cannot split a
+    // first point (its interval has no known start): with it, a second baseline reading
+    // makes the command's interval the second one.
+    let two_baselines = (pipeline.plugin_names().iter()).any(|p| attribution.contains(p));
     let mut runs = Vec::new();
     let mut codes = Codes::default();
     for i in 0..opts.repeat.max(1) {
         if i > 0 && signals::received().is_some() {
             break;
         }
-        match one_run(&pipeline, &aggregator, opts, watched.as_ref()) {
+        match one_run(&pipeline, &aggregator, opts, watched.as_ref(), two_baselines) {
             Ok(run) => {
                 let run_code = run.ended.map_or(0, |e| e.code);
                 if run_code != 0 && opts.repeat > 1 {
@@ -262,6 +248,7 @@ fn one_run(
     aggregator: &Aggregator,
     opts: &ExecOptions,
     watched: Option<&child::Watched>,
+    two_baselines: bool,
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
     if let Target::Pid(pid) = opts.target {
@@ -271,10 +258,8 @@ fn one_run(
         control.emit(&Event::ConsumerWatched(ResourceConsumer::Process { pid }));
     }
     control.poll_now("*");
-    if pipeline.plugin_names().iter().any(|p| p == "attribution") {
-        // Counters give no point at their first reading, and the attribution cannot split
-        // a first point (its interval has no known start): a second reading now makes the
-        // command's interval the second one. Both are before the window.
+    if two_baselines {
+        // Both before the window.
         control.poll_now("*");
     }
     aggregator.open(Timestamp::now());
@@ -431,33 +416,5 @@ fn describe(target: &Target) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         Target::Pid(pid) => format!("pid {pid}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn adjusted(plugin: &str, text: &str) -> toml::Table {
-        let mut table: toml::Table = toml::from_str(text).unwrap_or_default();
-        adjust_config(plugin, &mut table);
-        table
-    }
-
-    #[test]
-    fn exec_follows_the_command_in_procfs_and_nvidia() {
-        let procfs = adjusted("procfs", "[processes]\nstrategy = 'watcher'\n");
-        assert_eq!(procfs["processes"]["strategy"].as_str(), Some("event"));
-        assert_eq!(procfs["processes"]["enabled"].as_bool(), Some(true));
-        let nvidia = adjusted("nvidia", "processes = 'all'\n");
-        assert_eq!(nvidia["processes"].as_str(), Some("event"));
-        assert_eq!(adjusted("nvidia", "")["processes"].as_str(), Some("event"));
-    }
-
-    #[test]
-    fn nvidia_processes_turned_off_in_the_file_stay_off() {
-        let nvidia = adjusted("nvidia", "processes = 'none'\n");
-        assert_eq!(nvidia["processes"].as_str(), Some("none"));
-        assert!(adjusted("csv", "").is_empty());
     }
 }

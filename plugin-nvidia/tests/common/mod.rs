@@ -28,10 +28,16 @@ pub fn start(config: Config, gpus: &[FakeGpu]) -> TestRun {
 
 /// The same, returning the start error.
 pub fn try_start(config: Config, gpus: &[FakeGpu]) -> anyhow::Result<TestRun> {
+    try_start_in(RunMode::Run, config, gpus)
+}
+
+/// [`try_start`] in the agent's run mode `mode` (exec, watch).
+pub fn try_start_in(mode: RunMode, config: Config, gpus: &[FakeGpu]) -> anyhow::Result<TestRun> {
     alumet::test_util::logs::capture();
     let plugin = NvidiaPlugin::with_backend(config, Box::new(FakeBackend(gpus.to_vec())))?;
     let mut tester = PipelineTester::new();
     tester.any_plugin(plugin);
+    tester.run_mode(mode);
     Ok(tester.start()?)
 }
 

@@ -1,0 +1,229 @@
+//! Which built-in plugins run, each under which name and with which table: a plugin's own
+//! `[plugins.NAME]` table, and its other instances, `[plugins.INSTANCE]` tables with
+//! `plugin = "NAME"`.
+
+use super::locate::{closest, suggestion, Located};
+use super::{ConfigError, DynamicSelection};
+use crate::cli::CommonArgs;
+use crate::plugins::{Entry, Role};
+
+/// The agent's key that makes a table an instance of a plugin.
+pub const PLUGIN_KEY: &str = "plugin";
+
+/// One instance of a built-in plugin, with its table.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// The plugin.
+    pub entry: Entry,
+    /// The instance's name: the `NAME` of its `[plugins.NAME]` table, which is the
+    /// plugin's own name unless the table says `plugin = "..."`. Its elements are named
+    /// `NAME/element`.
+    pub name: String,
+    /// Its table, without the agent's keys (`enable`, `plugin`).
+    pub table: toml::Table,
+    /// Whether it runs.
+    pub enabled: bool,
+}
+
+impl Selected {
+    /// Whether this is another instance than the plugin's own (`[plugins.NAME]`) table.
+    pub fn is_instance(&self) -> bool {
+        self.name != self.entry.meta.name
+    }
+}
+
+/// Selects the built-in plugins and their instances from the tables left once those of
+/// plugin libraries are taken: every plugin, each followed by its other instances (start
+/// order), whether enabled or not.
+pub(super) fn select_plugins(
+    mut tables: toml::Table,
+    args: &CommonArgs,
+    entries: &[Entry],
+    dynamic: &[DynamicSelection],
+    located: &Located<'_>,
+) -> Result<Vec<Selected>, ConfigError> {
+    let instances = take_instances(&mut tables, entries, located)?;
+    let builtin = crate::plugins::names(entries);
+    if let Some(name) = tables.keys().find(|n| !builtin.contains(&n.as_str())) {
+        return Err(ConfigError(format!(
+            "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{} A plugin from a shared library needs `path = \".../lib{name}.so\"` in its table, or its library in a directory of `plugin_dirs`; another instance of a plugin needs `plugin = \"NAME\"` in its table.",
+            located.place(&["plugins", name]),
+            builtin.join(", "),
+            suggestion(closest(name, builtin.iter().copied()))
+        )));
+    }
+    let mut names: Vec<&str> = builtin.clone();
+    names.extend(instances.iter().map(|(name, _, _)| name.as_str()));
+    names.extend(dynamic.iter().map(|d| d.name.as_str()));
+    check_plugins_flag(args, &names)?;
+    let mut selected = Vec::new();
+    for entry in entries {
+        let name = entry.meta.name;
+        let (table, present) = match tables.remove(name) {
+            Some(toml::Value::Table(t)) => (t, true),
+            Some(_) => {
+                return Err(ConfigError(format!(
+                    "{}: `plugins.{name}` must be a table",
+                    located.place(&["plugins", name])
+                )));
+            }
+            None => (default_table(entry)?, false),
+        };
+        selected.push(selection(*entry, name.to_owned(), table, present, args, located)?);
+        for (instance, _, table) in instances.iter().filter(|i| i.1 == name) {
+            let table = table.clone();
+            selected.push(selection(*entry, instance.clone(), table, true, args, located)?);
+        }
+    }
+    check_some_output(&selected, entries, dynamic)?;
+    Ok(selected)
+}
+
+/// One instance, enabled when its table is `present` unless it says `enable = false`, or
+/// when `--plugins` names it.
+fn selection(
+    entry: Entry,
+    name: String,
+    mut table: toml::Table,
+    present: bool,
+    args: &CommonArgs,
+    located: &Located<'_>,
+) -> Result<Selected, ConfigError> {
+    let enable = match table.remove("enable") {
+        None => present,
+        Some(toml::Value::Boolean(b)) => present && b,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "{}: key `plugins.{name}.enable` must be true or false, not {other}",
+                located.place(&["plugins", &name, "enable"])
+            )))
+        }
+    };
+    let enabled = match &args.plugins {
+        Some(list) => list.iter().any(|n| *n == name),
+        None => enable,
+    };
+    Ok(Selected {
+        entry,
+        name,
+        table,
+        enabled,
+    })
+}
+
+/// Takes out of `tables` those with `plugin = "NAME"` (less that key): the instances, as
+/// (instance name, plugin name, table), in the file's order. A plugin's own table that
+/// says `plugin = "NAME"` with its own name stays, less that key.
+fn take_instances(
+    tables: &mut toml::Table,
+    entries: &[Entry],
+    located: &Located<'_>,
+) -> Result<Vec<(String, &'static str, toml::Table)>, ConfigError> {
+    let builtin = crate::plugins::names(entries);
+    let mut instances = Vec::new();
+    let names: Vec<String> = tables.keys().cloned().collect();
+    for name in names {
+        let Some(toml::Value::Table(table)) = tables.get_mut(&name) else {
+            continue;
+        };
+        let Some(value) = table.remove(PLUGIN_KEY) else {
+            continue;
+        };
+        let place = || located.place(&["plugins", &name, PLUGIN_KEY]);
+        let plugin = match value.as_str() {
+            Some(p) => builtin.iter().copied().find(|b| *b == p).ok_or_else(|| {
+                ConfigError(format!(
+                    "{}: key `plugins.{name}.plugin`: unknown plugin `{p}`; the plugins are: {}.{}",
+                    place(),
+                    builtin.join(", "),
+                    suggestion(closest(p, builtin.iter().copied()))
+                ))
+            })?,
+            None => {
+                return Err(ConfigError(format!(
+                    "{}: key `plugins.{name}.plugin` must be the name of a plugin (a string), not {value}",
+                    place()
+                )))
+            }
+        };
+        if plugin == name {
+            continue;
+        }
+        check_instance_name(&name, plugin, &builtin, &place)?;
+        if let Some(toml::Value::Table(table)) = tables.remove(&name) {
+            instances.push((name, plugin, table));
+        }
+    }
+    Ok(instances)
+}
+
+/// An instance's name is not another plugin's, and fits in element names and selectors.
+fn check_instance_name(
+    name: &str,
+    plugin: &str,
+    builtin: &[&str],
+    place: &dyn Fn() -> String,
+) -> Result<(), ConfigError> {
+    if builtin.contains(&name) {
+        return Err(ConfigError(format!(
+            "{}: [plugins.{name}] is the table of the plugin {name}, so it cannot be an instance of {plugin}; give this instance another name, such as [plugins.{plugin}_2]",
+            place()
+        )));
+    }
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !name.chars().all(valid) {
+        return Err(ConfigError(format!(
+            "{}: [plugins.\"{name}\"]: the name of an instance of {plugin} may hold only ASCII letters, digits, `_` and `-` (it names its elements, `{plugin}_2/...`)",
+            place()
+        )));
+    }
+    Ok(())
+}
+
+/// Every name of `--plugins` is a plugin's, an instance's or a library's.
+fn check_plugins_flag(args: &CommonArgs, names: &[&str]) -> Result<(), ConfigError> {
+    let Some(list) = &args.plugins else {
+        return Ok(());
+    };
+    match list.iter().find(|n| !names.contains(&n.as_str())) {
+        Some(name) => Err(ConfigError(format!(
+            "--plugins: unknown plugin `{name}`; the plugins are: {}.{}",
+            names.join(", "),
+            suggestion(closest(name, names.iter().copied()))
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Measurements must go somewhere: an output is enabled (or a library, which may bring
+/// one: only its start tells).
+fn check_some_output(
+    selected: &[Selected],
+    entries: &[Entry],
+    dynamic: &[DynamicSelection],
+) -> Result<(), ConfigError> {
+    let some_output = selected
+        .iter()
+        .any(|s| s.enabled && s.entry.role == Role::Output);
+    if some_output || dynamic.iter().any(|d| d.enabled) {
+        return Ok(());
+    }
+    let outputs: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.role == Role::Output)
+        .map(|e| e.meta.name)
+        .collect();
+    Err(ConfigError(format!(
+        "no output plugin is enabled, so measurements would go nowhere: enable one of {} (add its [plugins.NAME] table, or use --plugins / --output-file)",
+        outputs.join(", ")
+    )))
+}
+
+fn default_table(entry: &Entry) -> Result<toml::Table, ConfigError> {
+    entry.meta.default_config().map_err(|e| {
+        ConfigError(format!(
+            "plugin `{}`: cannot build its default config: {e}",
+            entry.meta.name
+        ))
+    })
+}
