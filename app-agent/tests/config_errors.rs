@@ -237,3 +237,78 @@ fn a_plugin_error_names_its_table_and_the_overrides_inside_it() {
         &[&format!("line 4, or --config-override {flag}: invalid config for plugin `procfs`: processes.groups[0].exe_regex")],
     );
 }
+
+/// `CSV` and another instance of the csv plugin, `csv_b`, with `extra` in its table.
+fn csv_b(extra: &str) -> String {
+    format!("{CSV}\n[plugins.csv_b]\nplugin = 'csv'\noutput_path = 'out.csv'\n{extra}")
+}
+
+#[test]
+fn an_instance_of_an_unknown_plugin_names_the_line_and_the_closest_plugin() {
+    let config = csv_b("").replace("plugin = 'csv'", "plugin = 'cvs'");
+    assert_config_error(
+        "instance-unknown",
+        &config,
+        &[],
+        &[
+            "line 5",
+            "`plugins.csv_b.plugin`: unknown plugin `cvs`",
+            "Did you mean `csv`?",
+        ],
+    );
+    let config = csv_b("").replace("plugin = 'csv'", "plugin = 3");
+    assert_config_error(
+        "instance-type",
+        &config,
+        &[],
+        &["line 5", "must be the name of a plugin (a string), not 3"],
+    );
+}
+
+#[test]
+fn an_instance_named_as_another_plugin_is_refused() {
+    let config = format!("{CSV}[plugins.agent]\nplugin = 'csv'\n");
+    assert_config_error(
+        "instance-clash",
+        &config,
+        &[],
+        &[
+            "line 4",
+            "[plugins.agent] is the table of the plugin agent, so it cannot be an instance of csv",
+        ],
+    );
+    let config = format!("{CSV}[plugins.\"csv/b\"]\nplugin = 'csv'\n");
+    assert_config_error(
+        "instance-chars",
+        &config,
+        &[],
+        &["line 4", "may hold only ASCII letters, digits, `_` and `-`"],
+    );
+    let config = csv_b("path = 'libcsv_b.so'\n");
+    assert_config_error(
+        "instance-path",
+        &config,
+        &[],
+        &["line 7", "has both `plugin`", "and `path`"],
+    );
+}
+
+#[test]
+fn an_instance_s_errors_name_its_table_and_plugins_accepts_its_name() {
+    assert_config_error(
+        "instance-key",
+        &csv_b("force_flsh = true\n"),
+        &[],
+        &[
+            "line 7",
+            "`plugins.csv_b.force_flsh`",
+            "Did you mean `force_flush`?",
+        ],
+    );
+    assert_config_error(
+        "instance-flag",
+        &csv_b(""),
+        &["--plugins", "csv_c"],
+        &["--plugins: unknown plugin `csv_c`", "Did you mean `csv_b`?"],
+    );
+}
