@@ -79,8 +79,13 @@ impl Unavailable {
 
 /// A plugin behind a pointer, as the pipeline sees it. Every [`Plugin`] is one.
 pub trait AnyPlugin: Send {
-    /// The plugin's name.
+    /// The plugin's name: its instance's, when it runs as one of several instances.
     fn name(&self) -> &str;
+    /// The name of the plugin this is an instance of (`influxdb` for the instance
+    /// `influx_eu`); by default [`name`](AnyPlugin::name).
+    fn plugin_name(&self) -> &str {
+        self.name()
+    }
     /// See [`Plugin::start`].
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()>;
     /// See [`Plugin::post_start`].

@@ -116,7 +116,9 @@ fn an_instance_that_defines_the_metric_otherwise_fails_to_start_naming_it() {
         "{error}"
     );
     assert!(
-        error.to_string().contains("metric `counted` is already registered"),
+        error
+            .to_string()
+            .contains("metric `counted` is already registered"),
         "{error}"
     );
 }

@@ -161,7 +161,11 @@ fn list_plugins(
             plugins::Role::Transform => "transform",
             plugins::Role::Output => "output",
         };
-        let state = if selected.enabled { "enabled" } else { "disabled" };
+        let state = if selected.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
         let _ = write!(text, "{:<12} {:<8} {state}", selected.name, role);
         if selected.is_instance() {
             let _ = write!(text, " (plugin {})", selected.entry.meta.name);

@@ -59,13 +59,22 @@ fn two_csv_instances_each_write_every_point_to_their_own_file() {
     assert!(a.len() >= 4, "a few polls: {a:?}");
     assert_eq!(a, b, "both instances got every point");
     // The final report and the agent's per-output metrics name each instance's output.
-    assert_eq!(logged_written(&stderr, "csv/csv"), a.len() as u64, "{stderr}");
-    assert_eq!(logged_written(&stderr, "csv_b/csv"), b.len() as u64, "{stderr}");
+    assert_eq!(
+        logged_written(&stderr, "csv/csv"),
+        a.len() as u64,
+        "{stderr}"
+    );
+    assert_eq!(
+        logged_written(&stderr, "csv_b/csv"),
+        b.len() as u64,
+        "{stderr}"
+    );
     for output in ["csv/csv", "csv_b/csv"] {
         assert!(
             a.iter()
                 .any(|r| r.starts_with("alumet_output_written_points_1;") && r.contains(output)),
-            "no per-output metric for {output} among {} rows", a.len()
+            "no per-output metric for {output} among {} rows",
+            a.len()
         );
     }
 }
@@ -96,7 +105,10 @@ fn plugins_flag_and_status_listing_name_instances() {
     let dir = temp_dir("instances-flag");
     let (code, stderr) = run_a_while(&dir, TWO_CSV, &["--plugins", "agent,csv_b"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("running plugins: agent, csv_b;"), "{stderr}");
+    assert!(
+        stderr.contains("running plugins: agent, csv_b;"),
+        "{stderr}"
+    );
     assert!(!dir.join("a.csv").exists(), "csv is not in --plugins");
     assert!(!rows(&dir.join("b.csv")).is_empty());
 
@@ -107,7 +119,9 @@ fn plugins_flag_and_status_listing_name_instances() {
     let listing = String::from_utf8(output.stdout).unwrap();
     let line = |name: &str| {
         let found = listing.lines().find(|l| l.split(' ').next() == Some(name));
-        found.unwrap_or_else(|| panic!("no {name} in:\n{listing}")).to_owned()
+        found
+            .unwrap_or_else(|| panic!("no {name} in:\n{listing}"))
+            .to_owned()
     };
     assert!(line("csv").ends_with("output   enabled"), "{listing}");
     assert!(

@@ -53,7 +53,11 @@ fn exec_and_watch_report_the_announced_process_tree_only() {
     for mode in [RunMode::Exec, RunMode::Watch] {
         // "all" in the file, or the default (which is "all"): the announced tree only.
         for processes in ["processes = 'all'", "processes = 'event'", ""] {
-            assert_eq!(reported_pids(mode, processes), ["11"], "{mode:?} {processes}");
+            assert_eq!(
+                reported_pids(mode, processes),
+                ["11"],
+                "{mode:?} {processes}"
+            );
         }
     }
 }
@@ -61,12 +65,18 @@ fn exec_and_watch_report_the_announced_process_tree_only() {
 #[test]
 fn processes_turned_off_in_the_file_stay_off_in_exec_mode() {
     for mode in [RunMode::Exec, RunMode::Watch, RunMode::Run] {
-        assert!(reported_pids(mode, "processes = 'none'").is_empty(), "{mode:?}");
+        assert!(
+            reported_pids(mode, "processes = 'none'").is_empty(),
+            "{mode:?}"
+        );
     }
 }
 
 #[test]
 fn run_mode_keeps_the_file_s_choice() {
-    assert_eq!(reported_pids(RunMode::Run, "processes = 'all'"), ["11", "20"]);
+    assert_eq!(
+        reported_pids(RunMode::Run, "processes = 'all'"),
+        ["11", "20"]
+    );
     assert_eq!(reported_pids(RunMode::Run, "processes = 'event'"), ["11"]);
 }

@@ -10,6 +10,9 @@ use alumet::test_util::{PipelineTester, TestRun};
 use common::{fixture, sync_tree, TempDir};
 use plugin_procfs::ProcfsPlugin;
 
+/// How the agent announces a process: exec's `ConsumerStarted`, watch's `ConsumerWatched`.
+type Announce = fn(ResourceConsumer) -> Event;
+
 /// procfs in `mode` on the first tree of the `events` fixture, with `processes` as the
 /// file's `[processes]` section.
 fn start(root: &TempDir, mode: RunMode, processes: &str) -> TestRun {
@@ -27,7 +30,7 @@ fn start(root: &TempDir, mode: RunMode, processes: &str) -> TestRun {
 }
 
 /// The names of the sources running after process 200 is announced with `announce`.
-fn sources_after_announcing(run: &TestRun, announce: fn(ResourceConsumer) -> Event) -> Vec<String> {
+fn sources_after_announcing(run: &TestRun, announce: Announce) -> Vec<String> {
     run.control()
         .emit(&announce(ResourceConsumer::Process { pid: 200 }));
     run.control()
@@ -39,7 +42,7 @@ fn sources_after_announcing(run: &TestRun, announce: fn(ResourceConsumer) -> Eve
 
 #[test]
 fn exec_and_watch_follow_the_announced_process_whatever_the_file_says() {
-    let cases: [(RunMode, fn(ResourceConsumer) -> Event); 2] = [
+    let cases: [(RunMode, Announce); 2] = [
         (RunMode::Exec, Event::ConsumerStarted),
         (RunMode::Watch, Event::ConsumerWatched),
     ];
@@ -51,7 +54,11 @@ fn exec_and_watch_follow_the_announced_process_whatever_the_file_says() {
             let run = start(&root, mode, processes);
             assert!(run.control().sources().is_empty(), "{mode:?} {processes:?}");
             let sources = sources_after_announcing(&run, announce);
-            assert_eq!(sources, ["procfs/process-200-99950"], "{mode:?} {processes:?}");
+            assert_eq!(
+                sources,
+                ["procfs/process-200-99950"],
+                "{mode:?} {processes:?}"
+            );
             assert_eq!(run.trigger("procfs/*"), 1);
             let (_report, points) = run.shutdown();
             assert!(
@@ -67,7 +74,11 @@ fn run_mode_keeps_the_file_s_strategy() {
     let root = TempDir::new("procfs-run-mode-run");
     // The watcher's one group (no criterion: every process) is a source; an announcement
     // adds none.
-    let run = start(&root, RunMode::Run, "enabled = true\nstrategy = 'watcher'\n");
+    let run = start(
+        &root,
+        RunMode::Run,
+        "enabled = true\nstrategy = 'watcher'\n",
+    );
     let sources = sources_after_announcing(&run, Event::ConsumerStarted);
     assert_eq!(sources, ["procfs/group-0"]);
     drop(run);

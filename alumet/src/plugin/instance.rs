@@ -17,6 +17,9 @@ impl AnyPlugin for Instance {
     fn name(&self) -> &str {
         &self.name
     }
+    fn plugin_name(&self) -> &str {
+        self.plugin.plugin_name()
+    }
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         self.plugin.start(alumet)
     }

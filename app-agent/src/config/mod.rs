@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::cli::CommonArgs;
 use crate::plugins::Entry;
 pub use dynamic::DynamicSelection;
-pub use select::{Selected, PLUGIN_KEY};
 use locate::{closest, expected_fields, suggestion, Located, Override};
+pub use select::{Selected, PLUGIN_KEY};
 
 /// A config problem: the agent exits with code 78 (EX_CONFIG).
 #[derive(Debug, thiserror::Error)]
@@ -54,20 +54,6 @@ pub struct Loaded {
     pub general: GeneralConfig,
     /// The enabled plugins, in start order.
     pub plugins: Vec<Box<dyn AnyPlugin>>,
-    /// The name of each enabled plugin (its instance's) and the plugin it runs, in start
-    /// order: (`influx_eu`, `influxdb`) for `[plugins.influx_eu]` with
-    /// `plugin = "influxdb"`; a library's plugin runs under its table's name.
-    pub instances: Vec<(String, String)>,
-}
-
-impl Loaded {
-    /// The names of the enabled instances of `plugin`.
-    pub fn instances_of<'a>(&'a self, plugin: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.instances
-            .iter()
-            .filter(move |(_, p)| p == plugin)
-            .map(|(name, _)| name.as_str())
-    }
 }
 
 /// Which plugins the config enables, and their tables (before creating them).
@@ -137,23 +123,18 @@ pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError>
         args.plugins.as_deref(),
     );
     let mut plugins = Vec::new();
-    let mut instances = Vec::new();
     for selected in selection.plugins.into_iter().filter(|s| s.enabled) {
-        let meta = selected.entry.meta;
-        let plugin = meta
+        let plugin = (selected.entry.meta)
             .init_instance(&selected.name, selected.table)
             .map_err(|e| init_error(e, &located))?;
         plugins.push(plugin);
-        instances.push((selected.name, meta.name.to_owned()));
     }
     for selected in selection.dynamic.into_iter().filter(|d| d.enabled) {
-        instances.push((selected.name.clone(), selected.name.clone()));
         plugins.push(dynamic::load(selected, &located)?);
     }
     Ok(Loaded {
         general: selection.general,
         plugins,
-        instances,
     })
 }
 

@@ -69,10 +69,24 @@ pub(super) fn select_plugins(
             }
             None => (default_table(entry)?, false),
         };
-        selected.push(selection(*entry, name.to_owned(), table, present, args, located)?);
+        selected.push(selection(
+            *entry,
+            name.to_owned(),
+            table,
+            present,
+            args,
+            located,
+        )?);
         for (instance, _, table) in instances.iter().filter(|i| i.1 == name) {
             let table = table.clone();
-            selected.push(selection(*entry, instance.clone(), table, true, args, located)?);
+            selected.push(selection(
+                *entry,
+                instance.clone(),
+                table,
+                true,
+                args,
+                located,
+            )?);
         }
     }
     check_some_output(&selected, entries, dynamic)?;
@@ -100,7 +114,7 @@ fn selection(
         }
     };
     let enabled = match &args.plugins {
-        Some(list) => list.iter().any(|n| *n == name),
+        Some(list) => list.contains(&name),
         None => enable,
     };
     Ok(Selected {

@@ -98,7 +98,10 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     // The sources' threads start while the command runs (their start is not on the path
     // from the agent's start to the command's): the readings around it are taken here.
     builder.defer_source_threads();
-    let attribution: Vec<String> = loaded.instances_of("attribution").map(str::to_owned).collect();
+    // Counters give no point at their first reading, and the attribution cannot split a
+    // first point (its interval has no known start): with it, a second baseline reading
+    // makes the command's interval the second one.
+    let two_baselines = (loaded.plugins.iter()).any(|p| p.plugin_name() == "attribution");
     for plugin in loaded.plugins {
         builder.plugin(plugin);
     }
@@ -109,17 +112,19 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         pipeline.plugin_names().join(", "),
         describe(&opts.target)
     );
-    // Counters give no point at their first reading, and the attribution cannot split a
-    // first point (its interval has no known start): with it, a second baseline reading
-    // makes the command's interval the second one.
-    let two_baselines = (pipeline.plugin_names().iter()).any(|p| attribution.contains(p));
     let mut runs = Vec::new();
     let mut codes = Codes::default();
     for i in 0..opts.repeat.max(1) {
         if i > 0 && signals::received().is_some() {
             break;
         }
-        match one_run(&pipeline, &aggregator, opts, watched.as_ref(), two_baselines) {
+        match one_run(
+            &pipeline,
+            &aggregator,
+            opts,
+            watched.as_ref(),
+            two_baselines,
+        ) {
             Ok(run) => {
                 let run_code = run.ended.map_or(0, |e| e.code);
                 if run_code != 0 && opts.repeat > 1 {
