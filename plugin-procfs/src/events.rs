@@ -118,19 +118,21 @@ impl EventHandler {
         drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
     }
 
-    /// Polls the process's source one last time, on this thread, then removes it.
-    ///
-    /// Polling here is safe because events are emitted from the agent's own threads (exec
-    /// mode's main thread), never from a source's `poll`, which must not use the
-    /// control handle.
+    /// Polls the process's source one last time (its group polls at once and this waits
+    /// for it), then removes it. A source blocked past the control deadline is logged; the
+    /// removal still applies once its poll returns.
     fn ended(&self, pid: u32, control: &PipelineControl) {
         let Some((name, ended)) = self.lock().remove(&pid) else {
             return;
         };
         let selector = format!("{}/{name}", self.plugin);
         ended.store(true, Ordering::Release);
-        control.poll_now(selector.as_str());
-        control.remove_source(selector.as_str());
+        if let Err(e) = control.poll_now(selector.as_str()) {
+            log::warn!("procfs: last reading of process {pid}: {e}");
+        }
+        if let Err(e) = control.remove_source(selector.as_str()) {
+            log::warn!("procfs: removing the source of process {pid}: {e}");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (String, Arc<AtomicBool>)>> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::metrics::MetricRegistry;
 use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, RunMode, Unavailable};
 
-use super::control::{ControlInner, PipelineControl};
+use super::control::{ControlInner, PipelineControl, SourceEntry};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{run_async, OutputSlot, OutputStats};
@@ -47,6 +47,7 @@ pub enum PipelineError {
 pub struct PipelineBuilder {
     plugins: Vec<Box<dyn AnyPlugin>>,
     shutdown_timeout: Duration,
+    control_timeout: Duration,
     defer_source_threads: bool,
     run_mode: RunMode,
 }
@@ -56,6 +57,7 @@ impl Default for PipelineBuilder {
         PipelineBuilder {
             plugins: Vec::new(),
             shutdown_timeout: Duration::from_secs(5),
+            control_timeout: Duration::from_secs(5),
             defer_source_threads: false,
             run_mode: RunMode::Run,
         }
@@ -95,6 +97,15 @@ impl PipelineBuilder {
     /// [`RunMode::Run`]).
     pub fn run_mode(&mut self, mode: RunMode) -> &mut Self {
         self.run_mode = mode;
+        self
+    }
+
+    /// How long a control call on sources ([`PipelineControl::pause`], `poll_now`, ...)
+    /// waits for the groups' threads to apply it (default 5 seconds): a source blocked in
+    /// its poll makes the call return [`ControlError::Pending`](super::ControlError::Pending)
+    /// then, instead of blocking.
+    pub fn control_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.control_timeout = timeout;
         self
     }
 
@@ -146,6 +157,7 @@ impl PipelineBuilder {
             started,
             unavailable,
             self.shutdown_timeout,
+            self.control_timeout,
         )?;
         if !self.defer_source_threads {
             running.start_source_threads()?;
@@ -195,6 +207,7 @@ fn launch(
     plugins: Vec<Box<dyn AnyPlugin>>,
     unavailable: Vec<(String, Unavailable)>,
     shutdown_timeout: Duration,
+    control_timeout: Duration,
 ) -> Result<RunningPipeline, PipelineError> {
     // The async runtime exists only for async outputs and autonomous sources: without
     // them, no thread is started for it (a short exec run saves its start and stop).
@@ -268,8 +281,14 @@ fn launch(
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
     // One instant for every source: those sharing an interval share the phase.
     let start = Instant::now();
+    let mut entries = Vec::new();
     for (name, source, trigger) in elements.sources {
         let slot = SourceSlot::new(name, source, &trigger, start);
+        entries.push(SourceEntry {
+            name: slot.name.clone(),
+            group: trigger.poll_interval,
+            counters: Arc::clone(&slot.counters),
+        });
         stats.push((
             slot.name.clone(),
             ElementKind::Source,
@@ -312,10 +331,11 @@ fn launch(
 
     let control = PipelineControl {
         inner: Arc::new(ControlInner::new(
-            groups,
+            (groups, entries),
             dispatcher,
             elements.subscribers,
             stats,
+            control_timeout,
         )),
     };
     Ok(RunningPipeline {

@@ -28,10 +28,13 @@
 //! element's name, and stops that element only.
 
 mod builder;
+mod command;
+mod completion;
 mod control;
 mod delivery;
 mod dispatch;
 mod element;
+mod group_thread;
 mod output;
 mod ratelimit;
 mod runtime;
@@ -41,8 +44,9 @@ mod sources;
 mod stats;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
+pub use completion::Completion;
 pub(crate) use control::Subscriber;
-pub use control::{Completion, ControlError, PipelineControl};
+pub use control::{ControlError, PipelineControl};
 pub use delivery::Delivery;
 pub use dispatch::SourceSink;
 pub use element::{

@@ -53,6 +53,8 @@ pub(crate) struct SourceSlot {
     spare: Vec<Arc<MeasurementBuffer>>,
     pub(super) triggers: Vec<Arc<TriggerAck>>,
     error_log: RateLimited,
+    /// Whether the overrun of its interval was logged (once per source).
+    overrun_logged: bool,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -77,6 +79,7 @@ impl SourceSlot {
             spare: Vec::with_capacity(SPARE_BUFFERS),
             triggers: Vec::new(),
             error_log: RateLimited::default(),
+            overrun_logged: false,
             counters: Arc::default(),
         }
     }
@@ -135,15 +138,32 @@ impl SourceSlot {
         }
     }
 
-    pub(super) fn advance(&mut self, now: Instant) {
+    /// Moves the next poll one interval on, after a poll of the tick that began at
+    /// `tick` and ended at `ended`. Deadlines that passed are skipped, not polled back to
+    /// back, and counted: those up to `ended` when the poll overran its interval (logged
+    /// once per source), those up to `tick` when the thread woke up late. The phase is kept.
+    pub(super) fn advance(&mut self, tick: Instant, ended: Instant) {
         let (Some(interval), Some(next)) = (self.poll_interval, self.next_poll) else {
             return;
         };
+        let overran = ended.saturating_duration_since(tick) >= interval;
+        let late_from = if overran { ended } else { tick };
         let mut next = after(next, interval);
-        if next <= now {
-            // Late by more than one period: skip the missed polls, keep the phase.
-            let missed = (now - next).as_nanos() / interval.as_nanos().max(1) + 1;
-            next += interval * u32::try_from(missed).unwrap_or(u32::MAX);
+        if next <= late_from {
+            let missed = (late_from - next).as_nanos() / interval.as_nanos().max(1) + 1;
+            let missed = u32::try_from(missed).unwrap_or(u32::MAX);
+            next = after(next, interval.saturating_mul(missed));
+            self.counters.skipped(u64::from(missed));
+            if overran && !self.overrun_logged {
+                self.overrun_logged = true;
+                log::warn!(
+                    "source {} overran its poll interval of {interval:?} (a poll took {:?}): \
+                     missed polls are skipped, not made up, and counted in skipped_polls \
+                     (logged once)",
+                    self.name,
+                    ended.saturating_duration_since(tick)
+                );
+            }
         }
         self.next_poll = Some(next);
     }
@@ -159,11 +179,13 @@ pub(crate) fn after(t: Instant, d: Duration) -> Instant {
 
 pub(crate) fn pause(slot: &mut SourceSlot) {
     slot.paused = true;
+    slot.counters.set_paused(true);
 }
 
 pub(crate) fn resume(slot: &mut SourceSlot) {
     if slot.paused {
         slot.paused = false;
+        slot.counters.set_paused(false);
         slot.next_poll = slot.poll_interval.map(|i| after(Instant::now(), i));
     }
 }

@@ -48,6 +48,9 @@ pub struct ElementStats {
     pub stopped: bool,
     /// Sources: when the last successful poll took place.
     pub last_success: Option<Timestamp>,
+    /// Sources: periodic polls skipped because their deadline had passed when the previous
+    /// poll ended (a poll longer than the interval, a late wake-up). Others: 0.
+    pub skipped_polls: u64,
 }
 
 /// The live counters behind [`ElementStats`].
@@ -57,6 +60,8 @@ pub(crate) struct Counters {
     points: AtomicU64,
     errors: AtomicU64,
     stopped: AtomicBool,
+    paused: AtomicBool,
+    skipped: AtomicU64,
     last_success_ns: AtomicU64,
     /// Outputs: where their written points are counted.
     delivery: Option<Delivery>,
@@ -83,6 +88,19 @@ impl Counters {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
+    pub(crate) fn skipped(&self, polls: u64) {
+        self.skipped.fetch_add(polls, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// Sources: neither paused nor stopped.
+    pub(crate) fn active(&self) -> bool {
+        !self.paused.load(Ordering::Relaxed) && !self.stopped.load(Ordering::Relaxed)
+    }
+
     /// The counters of an output, whose points written are those of its delivery report.
     pub(crate) fn of_output(delivery: Delivery) -> Self {
         Counters {
@@ -104,6 +122,7 @@ impl Counters {
             retryable_errors: self.errors.load(Ordering::Relaxed),
             stopped: self.stopped.load(Ordering::Relaxed),
             last_success: (last != 0).then(|| Timestamp::from_unix_nanos(last)),
+            skipped_polls: self.skipped.load(Ordering::Relaxed),
         }
     }
 }

@@ -262,10 +262,10 @@ fn one_run(
         // the window.
         control.emit(&Event::ConsumerWatched(ResourceConsumer::Process { pid }));
     }
-    control.poll_now("*");
+    poll_all(&control);
     if two_baselines {
         // Both before the window.
-        control.poll_now("*");
+        poll_all(&control);
     }
     aggregator.open(Timestamp::now());
     let start = Instant::now();
@@ -324,7 +324,7 @@ fn wait_end(
             child::wait_exit(pid)
         };
         let wall = start.elapsed();
-        control.poll_now("*");
+        poll_all(&control);
         signals::unmeasure();
         let ended = exited
             .and_then(|()| child::wait(pid))
@@ -335,11 +335,18 @@ fn wait_end(
         .wait(|| signals::received().is_some())
         .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
     let wall = start.elapsed();
-    control.poll_now("*");
+    poll_all(&control);
     if let (false, Some(signal)) = (exited, signals::received()) {
         log::info!("signal {signal} received: stopped watching pid {pid}, which goes on running");
     }
     Ok((wall, None))
+}
+
+/// Takes a reading of every source now, and waits for it (see `PipelineControl::poll_now`).
+fn poll_all(control: &PipelineControl) {
+    if let Err(e) = control.poll_now("*") {
+        log::warn!("a reading of the sources was not taken: {e}");
+    }
 }
 
 fn start_source_threads(pipeline: &RunningPipeline) {
