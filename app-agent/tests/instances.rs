@@ -129,3 +129,34 @@ fn plugins_flag_and_status_listing_name_instances() {
         "{listing}"
     );
 }
+
+#[test]
+fn two_influxdb_instances_log_under_their_own_names() {
+    let dir = temp_dir("instances-influx");
+    // Two ports nobody listens on: each instance retries and says so under its name.
+    let closed = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = format!(
+        "shutdown_timeout = '200ms'\n\
+         [plugins.agent]\npoll_interval = '10ms'\nflush_interval = '10ms'\n\
+         [plugins.influx_a]\nplugin = 'influxdb'\napi_version = 'v1'\ndatabase = 'alumet'\nhost = 'http://127.0.0.1:{}'\n\
+         [plugins.influx_b]\nplugin = 'influxdb'\napi_version = 'v1'\ndatabase = 'alumet'\nhost = 'http://127.0.0.1:{}'\n",
+        closed(),
+        closed()
+    );
+    let (code, stderr) = run_a_while(&dir, &config, &[]);
+    assert_eq!(code, Some(1), "nothing delivered: {stderr}");
+    for name in ["influx_a", "influx_b"] {
+        assert!(
+            stderr.contains(&format!("{name}: writing to http://127.0.0.1:")),
+            "{name}'s retries under its name:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("output {name}/influxdb: 0 points written")),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("] influxdb: "), "{stderr}");
+}

@@ -98,6 +98,7 @@ impl Collisions {
     /// written as fields that tell them apart.
     pub fn warn_once(
         &mut self,
+        name: &str,
         metrics: &MetricRegistry,
         kept: &MeasurementPoint,
         lost: &MeasurementPoint,
@@ -111,11 +112,11 @@ impl Collisions {
             return;
         }
         let differing = differing_fields(kept, lost, is_tag);
-        let name = metrics
+        let metric = metrics
             .get(lost.metric)
             .map_or_else(|| format!("metric_{i}"), |m| m.name.clone());
         log::warn!(
-            "influxdb: points of metric {name} differ only by attributes written as fields ({}): InfluxDB would keep one per series and timestamp, so the others are not sent and are counted as lost; make them tags (attributes_as_tags = [{}]) to keep every point",
+            "{name}: points of metric {metric} differ only by attributes written as fields ({}): InfluxDB would keep one per series and timestamp, so the others are not sent and are counted as lost; make them tags (attributes_as_tags = [{}]) to keep every point",
             differing.join(", "),
             differing
                 .iter()

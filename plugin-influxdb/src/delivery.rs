@@ -104,6 +104,9 @@ pub struct Shared {
     capacity: usize,
     /// Where the pipeline learns what became of the points: set at the first `write`.
     delivery: OnceLock<Delivery>,
+    /// The plugin instance's name (`influxdb`, or `influx_eu` for `[plugins.influx_eu]`),
+    /// which starts every log line: set at start.
+    name: OnceLock<String>,
 }
 
 impl Shared {
@@ -115,7 +118,18 @@ impl Shared {
             counters: Counters::default(),
             capacity,
             delivery: OnceLock::new(),
+            name: OnceLock::new(),
         }
+    }
+
+    /// Sets the name that starts the log lines (the plugin instance's).
+    pub fn set_name(&self, name: &str) {
+        self.name.get_or_init(|| name.to_owned());
+    }
+
+    /// The name that starts the log lines: the plugin instance's, `influxdb` by default.
+    pub fn name(&self) -> &str {
+        self.name.get().map_or("influxdb", String::as_str)
     }
 
     /// Keeps the pipeline's delivery handle of this output (the first one given).
@@ -174,7 +188,8 @@ impl Shared {
         let total = self.counters.dropped.fetch_add(dropped, Relaxed) + dropped;
         if let Some(suppressed) = st.drop_log.check() {
             log::warn!(
-                "influxdb: {} points are waiting (max_buffered_points): dropped the {dropped} oldest, {total} in all{}",
+                "{}: {} points are waiting (max_buffered_points): dropped the {dropped} oldest, {total} in all{}",
+                self.name(),
                 self.capacity,
                 note(suppressed)
             );
@@ -324,7 +339,10 @@ pub fn run_sender(shared: &Shared, client: &Client, batch_size: usize, flush: Du
                 shared.counters.delivered.fetch_add(n, Relaxed);
                 shared.report(true, n);
                 if failures > 0 {
-                    log::info!("influxdb: delivering again after {failures} failed attempts");
+                    log::info!(
+                        "{}: delivering again after {failures} failed attempts",
+                        shared.name()
+                    );
                 }
                 failures = 0;
                 backoff.next = FIRST_BACKOFF;
@@ -342,7 +360,8 @@ pub fn run_sender(shared: &Shared, client: &Client, batch_size: usize, flush: Du
                 retry_at = Instant::now() + delay;
                 if failures == 1 || failures % 20 == 0 {
                     log::warn!(
-                        "influxdb: writing to {} failed ({reason}), attempt {failures}: {} points buffered, retrying in {delay:.1?}",
+                        "{}: writing to {} failed ({reason}), attempt {failures}: {} points buffered, retrying in {delay:.1?}",
+                        shared.name(),
                         client.url(),
                         st.queue.len()
                     );
@@ -350,7 +369,7 @@ pub fn run_sender(shared: &Shared, client: &Client, batch_size: usize, flush: Du
             }
             Outcome::Rejected { status, message } => {
                 drop(st);
-                let refused = rejected(&batch, status, &message, &mut reject_log);
+                let refused = rejected(shared.name(), &batch, status, &message, &mut reject_log);
                 shared.count_rejected(n, refused);
             }
         }

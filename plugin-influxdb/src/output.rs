@@ -78,6 +78,7 @@ impl InfluxOutput {
         let mut chunk = Chunk::default();
         let (mut non_finite, mut collided, mut large) = (0, 0, 0);
         let config = &self.config;
+        let name = self.shared.name();
         let format = LineFormat {
             dialect: self.dialect,
             is_tag: |key: &str| config.is_tag(key),
@@ -98,7 +99,7 @@ impl InfluxOutput {
                 if let Some(j) = c.check(&chunk, key_len, points, i) {
                     chunk.discard_unended();
                     collided += 1;
-                    c.warn_once(metrics, &points[j], point, |k| config.is_tag(k));
+                    c.warn_once(name, metrics, &points[j], point, |k| config.is_tag(k));
                     continue;
                 }
             }
@@ -152,7 +153,8 @@ impl Output for InfluxOutput {
         }
         let stats = self.shared.stats();
         log::info!(
-            "influxdb: {} points delivered, {} dropped, {} rejected, {} skipped (NaN or infinite), {} colliding (same series and timestamp), {} not delivered",
+            "{}: {} points delivered, {} dropped, {} rejected, {} skipped (NaN or infinite), {} colliding (same series and timestamp), {} not delivered",
+            self.shared.name(),
             stats.delivered,
             stats.dropped,
             stats.rejected,

@@ -64,7 +64,7 @@ impl RejectLog {
 
 /// A 4xx answer to `batch`: returns how many of its points the server refused (all of
 /// them, but for a partial write), and logs the message when `log` says so.
-pub fn rejected(batch: &Chunk, status: u16, message: &str, log: &mut RejectLog) -> u64 {
+pub fn rejected(name: &str, batch: &Chunk, status: u16, message: &str, log: &mut RejectLog) -> u64 {
     let n = batch.len() as u64;
     let refused = refused_points(message).map_or(n, |r| r.clamp(1, n));
     let Some((batches, points)) = log.check(status, message, refused, Instant::now()) else {
@@ -89,7 +89,7 @@ pub fn rejected(batch: &Chunk, status: u16, message: &str, log: &mut RejectLog) 
             " ({batches} more batches, {points} points, were rejected since the last such message)"
         )
     };
-    log::error!("influxdb: HTTP {status}, {refused} points lost (not retried): {advice}{since}");
+    log::error!("{name}: HTTP {status}, {refused} points lost (not retried): {advice}{since}");
     refused
 }
 
