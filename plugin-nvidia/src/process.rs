@@ -58,11 +58,8 @@ impl Announced {
 /// The parent pid from `ROOT/PID/stat`; `None` when the process is gone or the file is
 /// unreadable.
 fn parent_of(root: &std::path::Path, pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?;
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after
-    // the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+    let stat = std::fs::read(root.join(pid.to_string()).join("stat")).ok()?;
+    linux_parse::proc::parse_process_stat(&stat).map(|s| s.ppid)
 }
 
 /// Decides, poll after poll, which processes are reported. A process matched once stays
@@ -241,7 +238,11 @@ mod tests {
     fn the_parent_is_read_after_the_last_parenthesis() {
         let dir = std::env::temp_dir().join(format!("nvidia-ppid-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("42")).unwrap();
-        std::fs::write(dir.join("42/stat"), "42 (a (b) c) S 17 42 42 0 -1").unwrap();
+        // A whole line, as the kernel writes it (52 fields).
+        let stat =
+            "42 (a (b) c) S 17 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10 \
+                    18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        std::fs::write(dir.join("42/stat"), stat).unwrap();
         assert_eq!(parent_of(&dir, 42), Some(17));
         assert_eq!(parent_of(&dir, 43), None);
         std::fs::remove_dir_all(&dir).unwrap();

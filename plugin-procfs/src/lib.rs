@@ -22,7 +22,9 @@ mod events;
 mod kernel;
 mod memory;
 mod network;
-pub mod parse;
+/// The parsers of the /proc files (the `linux-parse` crate, shared with the agent and the
+/// NVIDIA plugin).
+pub use linux_parse::proc as parse;
 mod process;
 mod procfile;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Spawning the measured command, waiting for it with its resource usage, and the exit
 //! code conventions of shells (126, 127, 128+N).
 
+use linux_parse::proc::parse_process_stat;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -291,7 +292,7 @@ pub fn wait(pid: u32) -> io::Result<Ended> {
 /// later is never taken for it.
 pub struct Watched {
     stat: PathBuf,
-    start: String,
+    start: Vec<u8>,
     pidfd: Option<std::os::fd::OwnedFd>,
 }
 
@@ -304,7 +305,7 @@ impl Watched {
     /// belongs to a new process.
     pub fn open(pid: u32, proc_root: &Path) -> io::Result<Watched> {
         let stat = proc_root.join(pid.to_string()).join("stat");
-        let start = std::fs::read_to_string(&stat)?;
+        let start = std::fs::read(&stat)?;
         let pidfd = pidfd(pid).filter(|_| proc_root == Path::new("/proc"));
         let watched = Watched { stat, start, pidfd };
         // The pidfd is of the process whose start time was read, not of a newer one.
@@ -317,8 +318,7 @@ impl Watched {
     /// Whether the process had already exited when identified: a zombie, not yet reaped
     /// by its parent (state `Z`).
     pub fn is_zombie(&self) -> bool {
-        let after = self.start.rfind(')').map(|i| &self.start[i + 1..]);
-        let leader_gone = after.and_then(|a| a.split_whitespace().next()) == Some("Z");
+        let leader_gone = parse_process_stat(&self.start).is_some_and(|s| s.state == b'Z');
         // A main thread that ended (pthread_exit) while others run shows `Z` too.
         let threads = self
             .stat
@@ -330,8 +330,7 @@ impl Watched {
 
     /// Whether `<pid>/stat` still shows the process that was identified.
     fn same(&self) -> bool {
-        std::fs::read_to_string(&self.stat)
-            .is_ok_and(|now| starttime(&now) == starttime(&self.start))
+        std::fs::read(&self.stat).is_ok_and(|now| starttime(&now) == starttime(&self.start))
     }
 
     /// Waits until the process exits, or until `stop` says so (checked every 100 ms with
@@ -386,10 +385,9 @@ fn exited(fd: &std::os::fd::OwnedFd, timeout_ms: i32) -> io::Result<bool> {
     }
 }
 
-/// The start time field of a `/proc/<pid>/stat` line (field 22), parsed after the last `)`.
-fn starttime(stat: &str) -> Option<&str> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)
+/// The start time of a `/proc/<pid>/stat` line (field 22, in clock ticks since boot).
+fn starttime(stat: &[u8]) -> Option<u64> {
+    parse_process_stat(stat).map(|s| s.starttime)
 }
 
 /// Whether process `pid` is in the agent's process group (and so gets the signals that
@@ -437,8 +435,8 @@ mod tests {
     #[test]
     fn starttime_is_parsed_after_the_last_parenthesis() {
         let line = "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(starttime(line), Some("987654"));
-        assert_eq!(starttime("garbage"), None);
+        assert_eq!(starttime(line.as_bytes()), Some(987654));
+        assert_eq!(starttime(b"garbage"), None);
     }
 
     #[test]

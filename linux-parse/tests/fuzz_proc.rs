@@ -1,11 +1,11 @@
-//! Property tests of the /proc parsers (`plugin_procfs::parse`): arbitrary bytes never make
+//! Property tests of the /proc parsers (`linux_parse::proc`): arbitrary bytes never make
 //! them panic, what they borrow lies inside their input, and well-formed files generated
 //! from random values parse back to those values.
 //!
 //! Failures are saved by proptest's default persistence, in
-//! `tests/fuzz_parse.proptest-regressions`, and replayed first on the next run.
+//! `tests/fuzz_proc.proptest-regressions`, and replayed first on the next run.
 
-use plugin_procfs::parse::{
+use linux_parse::proc::{
     hidepid, metric_name, parse_meminfo, parse_net_dev, parse_process_stat, parse_stat,
     parse_statm, parse_u64, parse_uptime_ticks, proc_mount_options, StatLine,
 };
@@ -161,7 +161,7 @@ proptest! {
             let name = cpu.map_or("cpu".to_owned(), |n| format!("cpu{n}"));
             let joined: Vec<String> = values.iter().map(u64::to_string).collect();
             text += &format!("{name}{sep}{}\n", joined.join(sep));
-            let mut ticks = plugin_procfs::parse::CpuTicks { len: values.len(), ..Default::default() };
+            let mut ticks = linux_parse::proc::CpuTicks { len: values.len(), ..Default::default() };
             ticks.values[..values.len()].copy_from_slice(values);
             expected.push(StatLine::Cpu { cpu: *cpu, ticks });
         }

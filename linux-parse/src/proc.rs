@@ -1,4 +1,4 @@
-//! Pure parsers of the `/proc` files this plugin reads: bytes in, values out.
+//! Pure parsers of the `/proc` files: bytes in, values out.
 //!
 //! They do no I/O, never allocate (except [`metric_name`], used once at start) and never
 //! panic: a malformed line is skipped, a malformed file gives `None`. The parsers that

@@ -1,5 +1,5 @@
-//! The parsers of `plugin_procfs::parse`: small cases, and files from several kernels
-//! (`tests/fixtures/parse/<case>/<file>`), each compared with its golden output
+//! The parsers of `linux_parse::proc`: small cases, and files from several kernels
+//! (`tests/fixtures/proc/<case>/<file>`), each compared with its golden output
 //! `<file>.golden`. The parser is chosen by file name:
 //! `stat`, `meminfo`, `net_dev`, `statm`, `uptime`, `*.stat` (a `/proc/PID/stat`).
 //! Set `PROCFS_BLESS=1` to rewrite the golden files (then read the diff).
@@ -8,10 +8,10 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use plugin_procfs::parse::*;
+use linux_parse::proc::*;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parse")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")
 }
 
 fn stat(text: &[u8]) -> String {
