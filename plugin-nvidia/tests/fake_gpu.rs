@@ -421,7 +421,12 @@ fn process_tree(test: &str) -> alumet::test_util::TempDir {
     for (pid, ppid) in [(10, 1), (11, 10), (20, 1)] {
         let d = dir.path().join(pid.to_string());
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("stat"), format!("{pid} (worker x) S {ppid} 0 0\n")).unwrap();
+        // A whole line, as the kernel writes it.
+        let stat = format!(
+            "{pid} (worker x) S {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 100 \
+             1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
+        std::fs::write(d.join("stat"), stat).unwrap();
     }
     dir
 }
