@@ -6,6 +6,7 @@
 
 mod common;
 
+use alumet::test_util::sel;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ fn dynamic_elements_then_plugin_are_dropped_at_shutdown_while_a_control_handle_l
     builder.plugin(plugin(&dir, &markers, ""));
     let mut pipeline = builder.start().unwrap();
     let control = pipeline.control();
-    assert_eq!(control.poll_now("*").unwrap(), 1);
+    assert_eq!(control.poll_now(sel("*")).unwrap(), 1);
     let report = pipeline.shutdown();
     assert!(!report.timed_out, "{report:?}");
     assert_eq!(report.outputs[0].written_points, 1, "{report:?}");
@@ -56,7 +57,7 @@ fn dynamic_elements_then_plugin_are_dropped_at_shutdown_while_a_control_handle_l
     let at = |m: &str| all.iter().position(|l| l == m);
     assert!(at("write 1") < at("output_drop"), "{all:?}");
     // The handle still works, on a pipeline that holds no element any more.
-    assert_eq!(control.poll_now("*").unwrap(), 0);
+    assert_eq!(control.poll_now(sel("*")).unwrap(), 0);
     drop(pipeline);
     drop(control);
     assert_eq!(drops(&markers).len(), 4);
@@ -75,7 +76,7 @@ fn dynamic_output_blocked_past_the_deadline_is_dropped_when_its_write_returns() 
     builder.shutdown_timeout(Duration::from_millis(100));
     builder.plugin(plugin(&dir, &markers, "write_sleep_ms = 2000\n"));
     let mut pipeline = builder.start().unwrap();
-    assert_eq!(pipeline.control().poll_now("*").unwrap(), 1);
+    assert_eq!(pipeline.control().poll_now(sel("*")).unwrap(), 1);
     let report = pipeline.shutdown();
     drop(pipeline);
     assert!(report.timed_out, "{report:?}");

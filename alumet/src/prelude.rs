@@ -8,6 +8,6 @@ pub use crate::measurement::{
 pub use crate::metrics::{MetricId, Unit};
 pub use crate::pipeline::{
     AsyncOutput, ElementError, ElementResultExt, Event, Output, OutputContext, PipelineControl,
-    Shutdown, Source, SourceSink, Transform, TransformContext, Trigger,
+    Selector, Shutdown, Source, SourceId, SourceSink, Target, Transform, TransformContext, Trigger,
 };
 pub use crate::plugin::{Plugin, Registrar, RunMode, Unavailable};

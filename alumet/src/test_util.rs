@@ -33,6 +33,12 @@ use crate::plugin::{parse_config, AnyPlugin, Plugin, PluginInitError, Registrar}
 
 type StartFn = Box<dyn FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send>;
 
+/// The selector `pattern`, for tests: panics with the parse error's message if it is
+/// malformed.
+pub fn sel(pattern: &str) -> crate::pipeline::Selector {
+    crate::pipeline::Selector::parse(pattern).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A plugin made of a closure, for tests: `start` registers whatever the test needs.
 pub struct TestPlugin {
     name: String,
@@ -257,7 +263,7 @@ impl TestRun {
     /// Triggers the matching sources and waits until their points are queued; returns how
     /// many sources were polled.
     pub fn trigger(&self, selector: &str) -> usize {
-        self.pipeline.control().trigger_now(selector).wait()
+        self.pipeline.control().trigger_now(sel(selector)).wait()
     }
 
     /// What the collecting output received so far (outputs run on their own thread: call

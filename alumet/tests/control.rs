@@ -4,6 +4,7 @@
 
 mod common;
 
+use alumet::test_util::sel;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,10 +83,10 @@ fn poll_now_polls_every_group_with_one_timestamp_and_delivers_the_points() {
     }));
     let run = tester.start().unwrap();
     let control = run.control();
-    assert_eq!(control.pause("p/paused").unwrap(), 1);
+    assert_eq!(control.pause(sel("p/paused")).unwrap(), 1);
     // Two groups (manual and hourly), one call: both sources, not the paused one.
-    assert_eq!(control.poll_now("p/*").unwrap(), 2);
-    assert_eq!(control.poll_now("nothing/here").unwrap(), 0);
+    assert_eq!(control.poll_now(sel("p/*")).unwrap(), 2);
+    assert_eq!(control.poll_now(sel("nothing/here")).unwrap(), 0);
     let polls = threads.lock().unwrap().clone();
     assert_eq!(polls.len(), 2, "{polls:?}");
     // Once started, each group's thread owns its sources and polls them (before, the
@@ -131,7 +132,7 @@ fn deferred_source_threads_poll_on_their_interval_only_once_started() {
     let (mut run, tick, collected) = start_deferred("tick", 1, every);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(get(&tick), 0, "no thread polls before start_source_threads");
-    assert_eq!(run.control().poll_now("p/tick").unwrap(), 1);
+    assert_eq!(run.control().poll_now(sel("p/tick")).unwrap(), 1);
     assert_eq!(get(&tick), 1);
     run.start_source_threads().unwrap();
     wait_until("polls on the interval", || get(&tick) >= 5);
@@ -154,7 +155,7 @@ fn the_next_deferred_poll_is_the_first_periodic_poll_until_the_threads_start() {
         .expect("a periodic source waits for its thread");
     assert!(due >= before + Duration::from_secs(2) && due <= after + Duration::from_secs(2));
     // A reading taken here does not move the periodic schedule.
-    run.control().poll_now("p/tick").unwrap();
+    run.control().poll_now(sel("p/tick")).unwrap();
     assert_eq!(run.next_deferred_poll(), Some(due));
     run.start_source_threads().unwrap();
     assert_eq!(run.next_deferred_poll(), None, "every thread started");
@@ -172,7 +173,7 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
     // No thread exists to answer it: the calling thread must (a wait that never returns
     // fails here after 10 s).
     let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || tx.send(control.trigger_now("p/m1").wait()));
+    let waiter = std::thread::spawn(move || tx.send(control.trigger_now(sel("p/m1")).wait()));
     let polled = rx.recv_timeout(Duration::from_secs(10));
     assert_eq!(
         polled,
@@ -201,7 +202,7 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
     run.start_source_threads().unwrap();
     wait_until("polls on the interval", || get(&tick) >= 5);
     // Once started, triggers go to the threads, as before.
-    assert_eq!(run.control().trigger_now("p/m1").wait(), 1);
+    assert_eq!(run.control().trigger_now(sel("p/m1")).wait(), 1);
     assert_eq!(get(&m1), 2);
     assert!(!run.shutdown().timed_out);
 }
@@ -209,8 +210,8 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
 #[test]
 fn a_pipeline_whose_source_threads_never_started_shuts_down_with_every_point() {
     let (mut run, _, collected) = start_deferred("m", 4, Trigger::manual());
-    assert_eq!(run.control().poll_now("*").unwrap(), 1);
-    assert_eq!(run.control().poll_now("*").unwrap(), 1);
+    assert_eq!(run.control().poll_now(sel("*")).unwrap(), 1);
+    assert_eq!(run.control().poll_now(sel("*")).unwrap(), 1);
     let report = run.shutdown();
     assert!(!report.timed_out);
     assert_eq!(collected.len(), 8);
@@ -224,10 +225,10 @@ fn pause_resume_set_interval_and_trigger_change_the_poll_counts() {
     wait_until("periodic polls", || get(&tick) >= 5);
 
     // Paused: not one more poll, even when triggered.
-    assert_eq!(control.pause("p/tick").unwrap(), 1);
+    assert_eq!(control.pause(sel("p/tick")).unwrap(), 1);
     let paused_at = get(&tick);
     std::thread::sleep(Duration::from_millis(30));
-    assert_eq!(control.trigger_now("p/tick").wait(), 0);
+    assert_eq!(control.trigger_now(sel("p/tick")).wait(), 0);
     assert_eq!(get(&tick), paused_at);
     assert!(control
         .sources()
@@ -235,29 +236,29 @@ fn pause_resume_set_interval_and_trigger_change_the_poll_counts() {
         .any(|(n, active)| n.element == "tick" && !active));
 
     // Resumed: polls again.
-    assert_eq!(control.resume("p/*").unwrap(), 3);
+    assert_eq!(control.resume(sel("p/*")).unwrap(), 3);
     wait_until("polls after resume", || get(&tick) >= paused_at + 5);
 
     // A long interval stops the periodic polls; triggers still poll exactly once.
     assert_eq!(
         control
-            .set_interval("p/tick", Duration::from_secs(3600))
+            .set_interval(sel("p/tick"), Duration::from_secs(3600))
             .unwrap(),
         1
     );
     let slow_at = get(&tick);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(get(&tick), slow_at);
-    assert_eq!(control.trigger_now("p/tick").wait(), 1);
+    assert_eq!(control.trigger_now(sel("p/tick")).wait(), 1);
     assert_eq!(get(&tick), slow_at + 1);
 
     // A short interval again; and a manual source made periodic.
     control
-        .set_interval("p/tick", Duration::from_millis(1))
+        .set_interval(sel("p/tick"), Duration::from_millis(1))
         .unwrap();
     wait_until("polls at the short interval", || get(&tick) >= slow_at + 10);
     assert!(matches!(
-        control.set_interval("*", Duration::ZERO),
+        control.set_interval(sel("*"), Duration::ZERO),
         Err(ControlError::ZeroInterval(_))
     ));
     drop(run);
@@ -333,9 +334,9 @@ fn a_removed_source_is_flushed_then_gone_with_its_statistics_and_its_name_is_fre
         .add_source("p", "buffered", Box::new(source), trigger)
         .unwrap();
     wait_until("3 polls of p/buffered", || get(&buffered) >= 3);
-    assert_eq!(control.remove_source("p/m*").unwrap(), 2);
-    assert_eq!(control.remove_source("p/buffered").unwrap(), 1);
-    assert_eq!(control.remove_source("p/buffered").unwrap(), 0);
+    assert_eq!(control.remove_source(sel("p/m*")).unwrap(), 2);
+    assert_eq!(control.remove_source(sel("p/buffered")).unwrap(), 1);
+    assert_eq!(control.remove_source(sel("p/buffered")).unwrap(), 0);
     assert_eq!(run.trigger("p/m*"), 0);
     assert_eq!(run.trigger("p/buffered"), 0);
     let names: Vec<String> = (control.sources().iter())

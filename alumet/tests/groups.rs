@@ -6,6 +6,7 @@
 
 mod common;
 
+use alumet::test_util::sel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -200,10 +201,10 @@ fn a_source_blocked_in_poll_delays_neither_another_group_nor_its_control_calls()
     let (tx, rx) = std::sync::mpsc::channel();
     let c = control.clone();
     std::thread::spawn(move || {
-        let paused = c.pause("p/free");
-        let triggered = c.trigger_now("p/manual").wait();
-        let resumed = c.resume("p/free");
-        let polled = c.poll_now("p/manual");
+        let paused = c.pause(sel("p/free"));
+        let triggered = c.trigger_now(sel("p/manual")).wait();
+        let resumed = c.resume(sel("p/free"));
+        let polled = c.poll_now(sel("p/manual"));
         let _ = tx.send((paused, triggered, resumed, polled));
     });
     let (paused, triggered, resumed, polled) = rx.recv_timeout(Duration::from_secs(20)).unwrap();
@@ -219,7 +220,7 @@ fn a_source_blocked_in_poll_delays_neither_another_group_nor_its_control_calls()
     let (tx, rx) = std::sync::mpsc::channel();
     let c = control.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(c.pause("p/blocked"));
+        let _ = tx.send(c.pause(sel("p/blocked")));
     });
     let paused = rx.recv_timeout(Duration::from_secs(20)).unwrap();
     assert!(
@@ -227,7 +228,7 @@ fn a_source_blocked_in_poll_delays_neither_another_group_nor_its_control_calls()
         "{paused:?}"
     );
     // A trigger's completion can be waited for with a deadline too.
-    let completion = control.trigger_now("p/blocked");
+    let completion = control.trigger_now(sel("p/blocked"));
     assert_eq!(completion.wait_timeout(Duration::from_millis(50)), None);
 
     // Released, the queued pause applies: no more polls of the blocked source.

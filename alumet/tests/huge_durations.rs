@@ -4,6 +4,7 @@
 
 mod common;
 
+use alumet::test_util::sel;
 use std::time::Duration;
 
 use alumet::prelude::*;
@@ -24,7 +25,9 @@ fn a_poll_interval_and_a_shutdown_timeout_of_duration_max_run_and_stop() {
     }));
     let run = tester.start().unwrap();
     assert_eq!(run.trigger("p/src"), 1);
-    run.control().set_interval("p/src", Duration::MAX).unwrap();
+    run.control()
+        .set_interval(sel("p/src"), Duration::MAX)
+        .unwrap();
     let (report, points) = run.shutdown();
     assert!(!report.timed_out);
     assert_eq!(points.len(), 1);

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+use alumet::test_util::sel;
 use std::sync::{Arc, Mutex};
 
 use alumet::pipeline::{PipelineBuilder, PipelineError};
@@ -94,7 +95,7 @@ fn two_instances_run_under_their_names_and_share_the_metric() {
     // The same definition registered twice is one metric.
     assert_eq!(pipeline.metrics().len(), 1);
     let metric = pipeline.metrics().typed_id::<u64>("counted").unwrap();
-    assert_eq!(pipeline.control().trigger_now("*").wait(), 2);
+    assert_eq!(pipeline.control().trigger_now(sel("*")).wait(), 2);
     pipeline.shutdown();
     let mut values: Vec<(u64, bool)> = (collected.points().iter())
         .map(|p| (p.value.as_f64() as u64, p.metric == metric.raw()))

@@ -4,6 +4,7 @@
 
 mod common;
 
+use alumet::test_util::sel;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -427,7 +428,7 @@ fn shutdown_gives_up_on_an_inline_write_that_blocks() {
     let gated = gated_output(&collected, entered_tx, release_rx);
     let run = with_inline_output("gated", gated, 3, Some(Duration::from_millis(300)));
     // The poll's buffer is written inline by the source thread, which blocks in it.
-    drop(run.control().trigger_now("p/src"));
+    drop(run.control().trigger_now(sel("p/src")));
     entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();
     let (report, _) = run.shutdown();
     assert!(report.timed_out);

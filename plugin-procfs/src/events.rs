@@ -23,7 +23,7 @@ pub(crate) struct EventHandler {
     config: EventsConfig,
     refresh: Duration,
     /// pid → (source name, its `ended` flag).
-    sources: Mutex<HashMap<u32, (String, Arc<AtomicBool>)>>,
+    sources: Mutex<HashMap<u32, (SourceId, Arc<AtomicBool>)>>,
 }
 
 impl EventHandler {
@@ -106,36 +106,38 @@ impl EventHandler {
         let ended = source.ended_flag();
         let name = format!("process-{pid}-{starttime}");
         let trigger = trigger(self.config.poll_interval, self.config.flush_interval);
-        if let Err(e) = control.add_source(&self.plugin, &name, Box::new(source), trigger) {
-            log::warn!("procfs: cannot measure process {pid}: {e}");
-            return;
-        }
-        self.lock().insert(pid, (name.clone(), ended));
+        let id = match control.add_source(&self.plugin, &name, Box::new(source), trigger) {
+            Ok(id) => id,
+            Err(e) => {
+                log::warn!("procfs: cannot measure process {pid}: {e}");
+                return;
+            }
+        };
+        self.lock().insert(pid, (id, ended));
         // The first reading now, without waiting for it: the handler may run anywhere. For
         // `Now`, it is the baseline (what the process used so far is not counted); a
         // process measured from its start needs it too: the attribution splits the
         // intervals between readings, and the first one starts there.
-        drop(control.trigger_now(format!("{}/{name}", self.plugin).as_str()));
+        drop(control.trigger_now(id));
     }
 
     /// Polls the process's source one last time (its group polls at once and this waits
     /// for it), then removes it. A source blocked past the control deadline is logged; the
     /// removal still applies once its poll returns.
     fn ended(&self, pid: u32, control: &PipelineControl) {
-        let Some((name, ended)) = self.lock().remove(&pid) else {
+        let Some((id, ended)) = self.lock().remove(&pid) else {
             return;
         };
-        let selector = format!("{}/{name}", self.plugin);
         ended.store(true, Ordering::Release);
-        if let Err(e) = control.poll_now(selector.as_str()) {
+        if let Err(e) = control.poll_now(id) {
             log::warn!("procfs: last reading of process {pid}: {e}");
         }
-        if let Err(e) = control.remove_source(selector.as_str()) {
+        if let Err(e) = control.remove_source(id) {
             log::warn!("procfs: removing the source of process {pid}: {e}");
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (String, Arc<AtomicBool>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (SourceId, Arc<AtomicBool>)>> {
         self.sources.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

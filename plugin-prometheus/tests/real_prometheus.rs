@@ -6,6 +6,7 @@
 
 mod common;
 
+use alumet::test_util::sel;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ impl Flow {
                     ResourceConsumer::LocalMachine,
                     &[],
                 ));
-                control.trigger_now("test/input").wait();
+                control.trigger_now(sel("test/input")).wait();
                 std::thread::sleep(Duration::from_millis(100));
             }
         });

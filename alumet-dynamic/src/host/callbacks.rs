@@ -280,6 +280,7 @@ unsafe extern "C" fn add_source(
         let source = DynSource::new(poll, data, Arc::clone(ctx.table));
         ctx.registrar
             .add_source(name, source, trigger)
+            .map(|_id| ())
             .map_err(|e| e.to_string())
     };
     // SAFETY: the plugin's arguments, as the ABI defines them.

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use crate::metrics::MetricRegistry;
 use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, RunMode, Unavailable};
 
-use super::control::{ControlInner, PipelineControl, SourceEntry};
+use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{run_async, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
+use super::registry::{Registry, SourceEntry};
 use super::runtime::AsyncRuntime;
 use super::selector::ElementName;
 use super::slot::SourceSlot;
@@ -138,6 +139,7 @@ impl PipelineBuilder {
                 }
                 Err(error) => match Unavailable::find(&error) {
                     Some(u) => {
+                        elements.discard(staged);
                         log::warn!("plugin {name} is unavailable and will not run: {u}");
                         unavailable.push((name, u.clone()));
                     }
@@ -281,19 +283,8 @@ fn launch(
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
     // One instant for every source: those sharing an interval share the phase.
     let start = Instant::now();
-    let mut entries = Vec::new();
-    for (name, source, trigger) in elements.sources {
-        let slot = SourceSlot::new(name, source, &trigger, start);
-        entries.push(SourceEntry {
-            name: slot.name.clone(),
-            group: trigger.poll_interval,
-            counters: Arc::clone(&slot.counters),
-        });
-        stats.push((
-            slot.name.clone(),
-            ElementKind::Source,
-            Arc::clone(&slot.counters),
-        ));
+    for (id, name, source, trigger) in elements.sources {
+        let slot = SourceSlot::new((id, name), source, &trigger, start);
         match by_interval
             .iter_mut()
             .find(|(i, _)| *i == trigger.poll_interval)
@@ -302,10 +293,7 @@ fn launch(
             None => by_interval.push((trigger.poll_interval, vec![slot])),
         }
     }
-    let groups = by_interval
-        .into_iter()
-        .map(|(interval, group)| SourceGroup::new(interval, group, Arc::clone(&dispatcher)))
-        .collect();
+    let (groups, registry) = registry_of(by_interval, &dispatcher, elements.ids_given);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let autonomous = elements
@@ -331,7 +319,7 @@ fn launch(
 
     let control = PipelineControl {
         inner: Arc::new(ControlInner::new(
-            (groups, entries),
+            (groups, registry),
             dispatcher,
             elements.subscribers,
             stats,
@@ -351,6 +339,40 @@ fn launch(
         shutdown_timeout,
         finished: None,
     })
+}
+
+/// The groups of the sources registered at start, and the registry that knows them.
+fn registry_of(
+    by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)>,
+    dispatcher: &Arc<Dispatcher>,
+    ids_given: u32,
+) -> (Vec<SourceGroup>, Registry) {
+    let mut entries = Vec::new();
+    let mut groups = Vec::with_capacity(by_interval.len());
+    for (interval, slots) in by_interval {
+        let counters: Vec<_> = slots
+            .iter()
+            .map(|s| (s.id, s.name.clone(), Arc::clone(&s.counters)))
+            .collect();
+        let group = SourceGroup::new(interval, slots, Arc::clone(dispatcher));
+        let shared = group.shared();
+        for (id, name, counters) in counters {
+            shared.members.fetch_add(1, Ordering::Relaxed);
+            let group = Arc::clone(&shared);
+            entries.push((
+                id,
+                SourceEntry {
+                    name,
+                    group,
+                    counters,
+                },
+            ));
+        }
+        groups.push(group);
+    }
+    // In the order the sources were registered.
+    entries.sort_by_key(|(id, _)| id.index);
+    (groups, Registry::with(entries, ids_given))
 }
 
 /// A started pipeline. Shut it down with [`RunningPipeline::shutdown`] (dropping it does
@@ -450,7 +472,7 @@ impl RunningPipeline {
         let deadline = super::slot::after(Instant::now(), self.shutdown_timeout);
         let inner = Arc::clone(&self.control.inner);
         inner.closing.store(true, Ordering::SeqCst);
-        let groups = std::mem::take(&mut *inner.groups());
+        let groups = inner.take_groups();
         let mut unflushed = 0;
         let mut all_stopped = true;
         for mut group in groups {

@@ -10,7 +10,8 @@ use crate::measurement::Timestamp;
 
 use super::control::ControlError;
 use super::dispatch::Dispatcher;
-use super::selector::Selector;
+use super::group_slots::GroupSlots;
+use super::registry::Target;
 use super::slot::{self, SourceSlot, TriggerAck};
 
 /// Where a group answers a command: the number of sources it matched (or polled).
@@ -21,34 +22,69 @@ pub(crate) type Reply = Sender<usize>;
 pub(crate) enum Command {
     /// Adds a source (nobody waits for it: later commands come after it).
     Add(SourceSlot),
-    /// Flushes, then removes, the matching sources.
-    Remove(Selector, Reply),
-    /// Pauses the matching sources.
-    Pause(Selector, Reply),
-    /// Resumes the matching sources.
-    Resume(Selector, Reply),
-    /// Changes the poll interval of the matching sources.
-    SetInterval(Selector, Duration, Reply),
-    /// Polls the matching active sources in the next tick (answered through the ack);
+    /// Flushes, then removes, the targeted sources.
+    Remove(Target, Reply),
+    /// Pauses the targeted sources.
+    Pause(Target, Reply),
+    /// Resumes the targeted sources.
+    Resume(Target, Reply),
+    /// Changes the poll interval of the targeted sources.
+    SetInterval(Target, Duration, Reply),
+    /// Polls the targeted active sources in the next tick (answered through the ack);
     /// the timestamp serves only a group whose thread has not started, which polls on
     /// the calling thread.
-    Trigger(Selector, Arc<TriggerAck>, Timestamp),
-    /// Polls the matching active sources now, with this timestamp, and flushes them.
-    Poll(Selector, Timestamp, Reply),
+    Trigger(Target, Arc<TriggerAck>, Timestamp),
+    /// Polls the targeted active sources now, with this timestamp, and flushes them.
+    Poll(Target, Timestamp, Reply),
 }
 
 /// Applies `command` to `slots`. A trigger only marks the sources (the group's thread polls
 /// them in the same tick); with `now_polls`, it polls them at once (no thread will).
 pub(crate) fn apply(
-    slots: &mut Vec<SourceSlot>,
+    slots: &mut GroupSlots,
     command: Command,
     dispatcher: &Dispatcher,
     now_polls: bool,
 ) {
     match command {
         Command::Add(slot) => add(slots, slot),
-        Command::Remove(selector, reply) => {
-            let now = Instant::now();
+        Command::Remove(target, reply) => {
+            let _ = reply.send(remove(slots, &target, dispatcher));
+        }
+        Command::Pause(target, reply) => {
+            let _ = reply.send(for_each(slots, &target, slot::pause));
+        }
+        Command::Resume(target, reply) => {
+            let _ = reply.send(for_each(slots, &target, slot::resume));
+        }
+        Command::SetInterval(target, interval, reply) => {
+            let n = for_each(slots, &target, |s| slot::set_interval(s, interval));
+            let _ = reply.send(n);
+        }
+        Command::Trigger(target, ack, t) => {
+            for_each(slots, &target, |s| slot::trigger(s, &ack));
+            if now_polls {
+                poll_targeted(slots, &target, t, dispatcher);
+            }
+        }
+        Command::Poll(target, t, reply) => {
+            let _ = reply.send(poll_targeted(slots, &target, t, dispatcher));
+        }
+    }
+}
+
+/// Flushes, then drops, the targeted sources; returns how many there were.
+fn remove(slots: &mut GroupSlots, target: &Target, dispatcher: &Dispatcher) -> usize {
+    let now = Instant::now();
+    match target {
+        Target::Id(id) => match slots.remove(*id) {
+            Some(mut slot) => {
+                slot.flush(dispatcher, now);
+                1
+            }
+            None => 0,
+        },
+        Target::Matching(selector) => {
             let before = slots.len();
             slots.retain_mut(|slot| {
                 if !selector.matches(&slot.name) {
@@ -57,46 +93,30 @@ pub(crate) fn apply(
                 slot.flush(dispatcher, now);
                 false
             });
-            let _ = reply.send(before - slots.len());
-        }
-        Command::Pause(selector, reply) => {
-            let _ = reply.send(for_each(slots, &selector, slot::pause));
-        }
-        Command::Resume(selector, reply) => {
-            let _ = reply.send(for_each(slots, &selector, slot::resume));
-        }
-        Command::SetInterval(selector, interval, reply) => {
-            let n = for_each(slots, &selector, |s| slot::set_interval(s, interval));
-            let _ = reply.send(n);
-        }
-        Command::Trigger(selector, ack, t) => {
-            for_each(slots, &selector, |s| slot::trigger(s, &ack));
-            if now_polls {
-                poll_matching(slots, &selector, t, dispatcher);
-            }
-        }
-        Command::Poll(selector, t, reply) => {
-            let _ = reply.send(poll_matching(slots, &selector, t, dispatcher));
+            before - slots.len()
         }
     }
 }
 
-fn for_each(
-    slots: &mut [SourceSlot],
-    selector: &Selector,
-    mut f: impl FnMut(&mut SourceSlot),
-) -> usize {
-    let mut n = 0;
-    for slot in slots.iter_mut().filter(|s| selector.matches(&s.name)) {
-        f(slot);
-        n += 1;
+/// Calls `f` on each targeted source; returns how many there were.
+fn for_each(slots: &mut GroupSlots, target: &Target, mut f: impl FnMut(&mut SourceSlot)) -> usize {
+    match target {
+        Target::Id(id) => slots.get_mut(*id).map(f).map_or(0, |()| 1),
+        Target::Matching(selector) => {
+            let mut n = 0;
+            for slot in slots.iter_mut().filter(|s| selector.matches(&s.name)) {
+                f(slot);
+                n += 1;
+            }
+            n
+        }
     }
-    n
 }
 
 /// Adds a source; one with the same interval as a source already here takes its phase,
-/// so that both are polled in the same wake-up.
-fn add(slots: &mut Vec<SourceSlot>, mut slot: SourceSlot) {
+/// so that both are polled in the same wake-up. The first source of the group nearly
+/// always has that interval (a group is made per interval): the search stops there.
+fn add(slots: &mut GroupSlots, mut slot: SourceSlot) {
     let same = slots.iter().find(|s| {
         s.poll_interval.is_some() && s.poll_interval == slot.poll_interval && s.next_poll.is_some()
     });
@@ -106,25 +126,25 @@ fn add(slots: &mut Vec<SourceSlot>, mut slot: SourceSlot) {
     slots.push(slot);
 }
 
-/// Polls the matching active sources with timestamp `t` and flushes them; returns how many
+/// Polls the targeted active sources with timestamp `t` and flushes them; returns how many
 /// were polled. A pending trigger of theirs is answered by this poll.
-fn poll_matching(
-    slots: &mut [SourceSlot],
-    selector: &Selector,
+fn poll_targeted(
+    slots: &mut GroupSlots,
+    target: &Target,
     t: Timestamp,
     dispatcher: &Dispatcher,
 ) -> usize {
     let now = Instant::now();
-    let mut n = 0;
-    for slot in slots.iter_mut() {
-        if slot.active() && selector.matches(&slot.name) {
+    let mut polled = 0;
+    for_each(slots, target, |slot| {
+        if slot.active() {
             slot.poll(t);
             slot.flush(dispatcher, now);
             slot.triggers.clear();
-            n += 1;
+            polled += 1;
         }
-    }
-    n
+    });
+    polled
 }
 
 /// Waits until `expected` groups answered, or `deadline`; returns the sum of the answers.

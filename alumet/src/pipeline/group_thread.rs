@@ -8,6 +8,7 @@ use crate::measurement::Timestamp;
 
 use super::command::{self, Command};
 use super::dispatch::Dispatcher;
+use super::group_slots::GroupSlots;
 use super::slot::SourceSlot;
 use super::sources::GroupShared;
 
@@ -38,7 +39,7 @@ pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
 /// Takes the queued commands and applies them in order.
 fn apply_commands(
     shared: &GroupShared,
-    slots: &mut Vec<SourceSlot>,
+    slots: &mut GroupSlots,
     commands: &mut Vec<Command>,
     dispatcher: &Dispatcher,
 ) {

@@ -20,7 +20,8 @@
 //!   slow output never delays the sources or the other outputs.
 //! - Blocking outputs run on their own thread, async outputs as tasks on the pipeline's
 //!   tokio runtime.
-//! - [`PipelineControl`] pauses, resumes, re-times and triggers sources by [`Selector`],
+//! - [`PipelineControl`] pauses, resumes, re-times, triggers and removes sources by
+//!   [`SourceId`] (what adding a source returns; O(1)) or by [`Selector`] (for people),
 //!   adds sources while running and dispatches [`Event`]s to plugins.
 //!
 //! Failures stay local: a retryable [`ElementError`] is logged and the element keeps
@@ -31,12 +32,15 @@ mod builder;
 mod command;
 mod completion;
 mod control;
+mod control_inner;
 mod delivery;
 mod dispatch;
 mod element;
+mod group_slots;
 mod group_thread;
 mod output;
 mod ratelimit;
+mod registry;
 mod runtime;
 mod selector;
 mod slot;
@@ -54,5 +58,6 @@ pub use element::{
     OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
 };
 pub use output::OutputStats;
-pub use selector::{ElementName, Selector};
+pub use registry::{SourceId, Target};
+pub use selector::{ElementName, Selector, SelectorError};
 pub use stats::{ElementKind, ElementStats};

@@ -36,18 +36,54 @@ pub struct Selector {
     element: String,
 }
 
+/// Why a selector could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid selector `{pattern}`: {reason} (expected `plugin/source`, `plugin` or `*`, where `*` matches any run of characters)")]
+pub struct SelectorError {
+    /// The selector as given.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
 impl Selector {
-    /// Parses a selector; this never fails: a selector without `/` selects a whole plugin.
-    pub fn new(pattern: &str) -> Self {
-        match pattern.split_once('/') {
-            Some((plugin, element)) => Selector {
-                plugin: plugin.to_owned(),
-                element: element.to_owned(),
-            },
-            None => Selector {
-                plugin: pattern.to_owned(),
-                element: "*".to_owned(),
-            },
+    /// Parses `plugin/name`, `plugin` (every element of the plugin) or `*` (everything).
+    /// An empty selector or part, a second `/`, or a blank or control character is an
+    /// error that says which: such a selector would match nothing.
+    pub fn parse(pattern: &str) -> Result<Self, SelectorError> {
+        let fail = |reason| {
+            Err(SelectorError {
+                pattern: pattern.to_owned(),
+                reason,
+            })
+        };
+        if pattern.is_empty() {
+            return fail("it is empty");
+        }
+        if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return fail("it holds a blank or control character");
+        }
+        let (plugin, element) = pattern.split_once('/').unwrap_or((pattern, "*"));
+        if element.contains('/') {
+            return fail("it holds more than one `/`");
+        }
+        if plugin.is_empty() {
+            return fail("the plugin part, before `/`, is empty");
+        }
+        if element.is_empty() {
+            return fail("the source part, after `/`, is empty (write `plugin/*` or `plugin`)");
+        }
+        Ok(Selector {
+            plugin: plugin.to_owned(),
+            element: element.to_owned(),
+        })
+    }
+
+    /// Every element: `*`.
+    pub fn all() -> Self {
+        Selector {
+            plugin: "*".to_owned(),
+            element: "*".to_owned(),
         }
     }
 
@@ -57,9 +93,11 @@ impl Selector {
     }
 }
 
-impl From<&str> for Selector {
-    fn from(pattern: &str) -> Self {
-        Selector::new(pattern)
+impl std::str::FromStr for Selector {
+    type Err = SelectorError;
+
+    fn from_str(pattern: &str) -> Result<Self, Self::Err> {
+        Selector::parse(pattern)
     }
 }
 
@@ -108,16 +146,34 @@ mod tests {
         assert!(glob_match("a*a", "aa"));
     }
 
+    fn sel(pattern: &str) -> Selector {
+        Selector::parse(pattern).unwrap()
+    }
+
     #[test]
     fn selectors() {
         let name = ElementName::new("procfs", "kernel");
-        assert!(Selector::new("*").matches(&name));
-        assert!(Selector::new("procfs").matches(&name));
-        assert!(Selector::new("procfs/*").matches(&name));
-        assert!(Selector::new("*/kernel").matches(&name));
-        assert!(Selector::new("procfs/ker*").matches(&name));
-        assert!(!Selector::new("procfs/memory").matches(&name));
-        assert!(!Selector::new("rapl").matches(&name));
-        assert_eq!(Selector::new("rapl").to_string(), "rapl/*");
+        assert!(sel("*").matches(&name));
+        assert!(sel("procfs").matches(&name));
+        assert!(sel("procfs/*").matches(&name));
+        assert!(sel("*/kernel").matches(&name));
+        assert!(sel("procfs/ker*").matches(&name));
+        assert!(!sel("procfs/memory").matches(&name));
+        assert!(!sel("rapl").matches(&name));
+        assert_eq!(sel("rapl").to_string(), "rapl/*");
+    }
+
+    #[test]
+    fn malformed_selectors_are_errors_that_say_why() {
+        let reason = |p: &str| Selector::parse(p).unwrap_err().reason;
+        assert!(reason("").contains("empty"));
+        assert!(reason("procfs/").contains("source part"));
+        assert!(reason("/kernel").contains("plugin part"));
+        assert!(reason("a/b/c").contains("more than one `/`"));
+        assert!(reason("procfs/ker nel").contains("blank"));
+        let message = Selector::parse("a/b/c").unwrap_err().to_string();
+        assert!(message.contains("`a/b/c`"), "{message}");
+        assert_eq!(Selector::all().to_string(), "*/*");
+        assert_eq!("rapl/energy".parse::<Selector>(), Ok(sel("rapl/energy")));
     }
 }

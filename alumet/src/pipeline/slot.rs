@@ -10,6 +10,7 @@ use crate::measurement::{MeasurementBuffer, Timestamp};
 use super::dispatch::Dispatcher;
 use super::element::{Source, Trigger};
 use super::ratelimit::{caught, judge, Called, RateLimited};
+use super::registry::SourceId;
 use super::selector::ElementName;
 use super::stats::Counters;
 
@@ -41,6 +42,7 @@ impl Drop for TriggerAck {
 }
 
 pub(crate) struct SourceSlot {
+    pub(crate) id: SourceId,
     pub(crate) name: ElementName,
     /// `None` once the source is stopped.
     pub(super) source: Option<Box<dyn Source>>,
@@ -62,12 +64,13 @@ impl SourceSlot {
     /// A slot whose first poll is one interval after `now`: sources created with the same
     /// `now` and interval keep the same phase, and are polled in the same wake-up.
     pub(crate) fn new(
-        name: ElementName,
+        (id, name): (SourceId, ElementName),
         source: Box<dyn Source>,
         trigger: &Trigger,
         now: Instant,
     ) -> Self {
         SourceSlot {
+            id,
             name,
             source: Some(source),
             paused: false,

@@ -3,13 +3,14 @@
 //! through commands that it applies between two ticks (see [`super::command`]), so a
 //! source blocked in its poll holds up its own group only.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use super::command::{self, Command};
 use super::dispatch::Dispatcher;
+use super::group_slots::GroupSlots;
 use super::group_thread;
 use super::slot::SourceSlot;
 
@@ -19,7 +20,7 @@ pub(crate) struct Inbox {
     /// Commands for the group's thread, in the order they came.
     pub(crate) commands: Vec<Command>,
     /// The group's sources until its thread takes them.
-    parked: Option<Vec<SourceSlot>>,
+    parked: Option<GroupSlots>,
     /// Whether the thread was started: from then on, commands are queued for it, even
     /// before it has taken the sources. Until then, they are applied to the parked sources
     /// on the calling thread.
@@ -28,6 +29,7 @@ pub(crate) struct Inbox {
 
 /// The part of a group that control calls share with its thread. The thread holds no
 /// lock while it polls: the inbox lock is taken to hand over commands and to sleep.
+#[derive(Default)]
 pub(crate) struct GroupShared {
     pub(crate) inbox: Mutex<Inbox>,
     /// Wakes the thread for a command or the stop.
@@ -41,6 +43,9 @@ pub(crate) struct GroupShared {
     pub(crate) buffered: AtomicU64,
     /// The group's thread, once started (a call from its own poll cannot be answered).
     pub(crate) thread_id: OnceLock<ThreadId>,
+    /// How many sources the registry places in this group (changed under its lock): the
+    /// group goes away with its last source.
+    pub(crate) members: AtomicUsize,
 }
 
 impl GroupShared {
@@ -70,11 +75,11 @@ impl GroupShared {
     }
 
     /// The sources, for the thread that starts (an empty list when already taken).
-    pub(crate) fn take_parked(&self) -> Vec<SourceSlot> {
+    pub(crate) fn take_parked(&self) -> GroupSlots {
         self.lock().parked.take().unwrap_or_default()
     }
 
-    fn request_stop(&self) {
+    pub(crate) fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
         // Through the lock, so that the thread cannot miss the wake-up between its check
         // and its sleep. The thread never holds it while polling.
@@ -110,14 +115,10 @@ impl SourceGroup {
         let shared = Arc::new(GroupShared {
             inbox: Mutex::new(Inbox {
                 commands: Vec::new(),
-                parked: Some(slots),
+                parked: Some(GroupSlots::new(slots)),
                 thread_started: false,
             }),
-            cv: Condvar::new(),
-            pending: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            buffered: AtomicU64::new(0),
-            thread_id: OnceLock::new(),
+            ..GroupShared::default()
         });
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
         SourceGroup {
@@ -194,6 +195,31 @@ impl SourceGroup {
     /// The state shared with the group's thread (to hand it commands).
     pub(crate) fn shared(&self) -> Arc<GroupShared> {
         Arc::clone(&self.shared)
+    }
+
+    /// Whether this group shares `shared`.
+    pub(crate) fn is(&self, shared: &Arc<GroupShared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+
+    /// Asks the thread of a group left without sources to stop, without waiting for it
+    /// (it may be in the last poll of a source being removed); one whose thread never
+    /// started is done at once. Returns the group if its thread is still to be joined.
+    pub(crate) fn retire(mut self) -> Option<Self> {
+        if !self.started() {
+            let _ = self.stop_until(Instant::now());
+            return None;
+        }
+        self.shared.request_stop();
+        Some(self)
+    }
+
+    /// Whether the thread has ended (a retired group can then be dropped at no cost).
+    pub(crate) fn ended(&self) -> bool {
+        matches!(
+            self.done.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        )
     }
 
     /// Stops the thread after a final flush of every source: it sees the stop between two

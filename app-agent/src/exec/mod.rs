@@ -344,7 +344,7 @@ fn wait_end(
 
 /// Takes a reading of every source now, and waits for it (see `PipelineControl::poll_now`).
 fn poll_all(control: &PipelineControl) {
-    if let Err(e) = control.poll_now("*") {
+    if let Err(e) = control.poll_now(alumet::pipeline::Selector::all()) {
         log::warn!("a reading of the sources was not taken: {e}");
     }
 }

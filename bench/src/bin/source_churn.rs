@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use alumet::measurement::MeasurementBuffer;
 use alumet::metrics::{MetricId, Unit};
-use alumet::pipeline::{ElementError, OutputContext, PipelineBuilder, PipelineControl, Trigger};
+use alumet::pipeline::{
+    ElementError, OutputContext, PipelineBuilder, PipelineControl, SourceId, Trigger,
+};
 use alumet::test_util::cost::{cpu_time, synthetic_source};
 use alumet::test_util::TestPlugin;
 
@@ -75,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-type Added = (f64, f64, Vec<String>);
+type Added = (f64, f64, Vec<SourceId>);
 
 /// Adds `n` sources polled every second; returns the mean cost per add in µs, that of the
 /// last 100 adds, and how to address each source.
@@ -94,13 +96,8 @@ fn add_all(
         }
         let source = synthetic_source(m, 1, Arc::clone(polls));
         let name = format!("s-{i}");
-        control.add_source(
-            "bench",
-            &name,
-            Box::new(source),
-            Trigger::every(Duration::from_secs(1)),
-        )?;
-        ids.push(format!("bench/{name}"));
+        let every = Trigger::every(Duration::from_secs(1));
+        ids.push(control.add_source("bench", &name, Box::new(source), every)?);
     }
     let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k.max(1) as f64;
     Ok((
@@ -111,11 +108,11 @@ fn add_all(
 }
 
 /// Removes every source; returns the mean cost per removal in µs.
-fn remove_all(control: &PipelineControl, ids: Vec<String>) -> anyhow::Result<f64> {
+fn remove_all(control: &PipelineControl, ids: Vec<SourceId>) -> anyhow::Result<f64> {
     let n = ids.len();
     let start = Instant::now();
     for id in ids {
-        control.remove_source(id.as_str())?;
+        control.remove_source(id)?;
     }
     Ok(start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64)
 }

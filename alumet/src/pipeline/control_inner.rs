@@ -1,0 +1,265 @@
+//! The state behind [`PipelineControl`](super::PipelineControl): the registry of sources,
+//! the groups, and how a call reaches the groups that hold its sources.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::command::{self, Command, Reply};
+use super::control::{ControlError, Subscriber};
+use super::dispatch::Dispatcher;
+use super::element::{Source, Trigger};
+use super::registry::{Registry, SourceEntry, SourceId, Target};
+use super::selector::ElementName;
+use super::slot::SourceSlot;
+use super::sources::{GroupShared, SourceGroup};
+use super::stats::{Counters, ElementKind};
+
+/// A command sent to the groups: where their answers come, how many will, and how many
+/// cannot come before the call returns (the calling thread's own group).
+pub(crate) struct Sent {
+    replies: Receiver<usize>,
+    expected: usize,
+    own: usize,
+}
+
+pub(crate) struct ControlInner {
+    pub(crate) groups: Mutex<Vec<SourceGroup>>,
+    /// Groups left without sources, whose threads were asked to stop; dropped once ended,
+    /// stopped with the others at shutdown.
+    retired: Mutex<Vec<SourceGroup>>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) subscribers: Vec<(String, Subscriber)>,
+    pub(crate) closing: AtomicBool,
+    /// Whether the source threads were started ([`RunningPipeline::start_source_threads`](super::RunningPipeline::start_source_threads)):
+    /// until then, a group added while running waits for them too. (A trigger goes by each
+    /// group's own state: see [`PipelineControl::trigger_now`](super::PipelineControl::trigger_now).)
+    /// Changed and read under the `groups` lock.
+    pub(crate) threads_started: AtomicBool,
+    /// The managed sources. Locked before `groups`.
+    registry: Mutex<Registry>,
+    /// How long a call waits for the groups' answers.
+    pub(crate) timeout: Duration,
+    /// Transforms, outputs and autonomous sources (managed sources are in the registry).
+    pub(crate) stats: Mutex<Vec<(ElementName, ElementKind, Arc<Counters>)>>,
+    pub(crate) shutdown_requested: Mutex<bool>,
+    pub(crate) shutdown_cv: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ControlInner {
+    pub(crate) fn new(
+        (groups, registry): (Vec<SourceGroup>, Registry),
+        dispatcher: Arc<Dispatcher>,
+        subscribers: Vec<(String, Subscriber)>,
+        stats: Vec<(ElementName, ElementKind, Arc<Counters>)>,
+        timeout: Duration,
+    ) -> Self {
+        ControlInner {
+            groups: Mutex::new(groups),
+            retired: Mutex::default(),
+            dispatcher,
+            subscribers,
+            closing: AtomicBool::new(false),
+            threads_started: AtomicBool::new(false),
+            registry: Mutex::new(registry),
+            timeout,
+            stats: Mutex::new(stats),
+            shutdown_requested: Mutex::new(false),
+            shutdown_cv: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn groups(&self) -> MutexGuard<'_, Vec<SourceGroup>> {
+        lock(&self.groups)
+    }
+
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
+    }
+
+    /// Every group, the retired ones included, for the shutdown.
+    pub(crate) fn take_groups(&self) -> Vec<SourceGroup> {
+        let mut groups = std::mem::take(&mut *self.groups());
+        groups.append(&mut lock(&self.retired));
+        groups
+    }
+
+    /// The groups holding a source that `target` names. Never waits on a group.
+    fn targets(
+        registry: &Registry,
+        target: &Target,
+    ) -> Result<Vec<Arc<GroupShared>>, ControlError> {
+        if let Target::Id(id) = target {
+            let entry = registry.get(*id).ok_or(ControlError::NoSuchSource(*id))?;
+            return Ok(vec![Arc::clone(&entry.group)]);
+        }
+        let mut groups: Vec<Arc<GroupShared>> = Vec::new();
+        for id in registry.resolve(target) {
+            if let Some(entry) = registry.get(id) {
+                if !groups.iter().any(|g| Arc::ptr_eq(g, &entry.group)) {
+                    groups.push(Arc::clone(&entry.group));
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Hands a command to every group holding a source that `target` names.
+    fn send(
+        &self,
+        registry: &Registry,
+        target: &Target,
+        make: impl Fn(Reply) -> Command,
+    ) -> Result<Sent, ControlError> {
+        let (tx, replies) = std::sync::mpsc::channel();
+        let (mut expected, mut own) = (0, 0);
+        for group in Self::targets(registry, target)? {
+            if group.is_current_thread() {
+                own += 1;
+            } else {
+                expected += 1;
+            }
+            group.submit(make(tx.clone()), &self.dispatcher);
+        }
+        Ok(Sent {
+            replies,
+            expected,
+            own,
+        })
+    }
+
+    /// Waits for the answers to `sent` until the control deadline; returns their sum.
+    fn wait(&self, sent: Sent, start: Instant) -> Result<usize, ControlError> {
+        let deadline = super::slot::after(start, self.timeout);
+        command::collect(sent.replies, sent.expected, sent.own, deadline, start)
+    }
+
+    /// Sends a command to every group holding a source that `target` names and waits for
+    /// their answers until the deadline; returns the sum of the answers.
+    pub(crate) fn command(
+        &self,
+        target: &Target,
+        make: impl Fn(Reply) -> Command,
+    ) -> Result<usize, ControlError> {
+        let start = Instant::now();
+        let sent = self.send(&self.registry(), target, make)?;
+        self.wait(sent, start)
+    }
+
+    /// Polls the targeted sources in their groups' next ticks (see `trigger_now`).
+    pub(crate) fn trigger(&self, target: &Target, make: impl Fn() -> Command) {
+        let registry = self.registry();
+        // An unknown id triggers nothing: the completion resolves to 0.
+        for group in Self::targets(&registry, target).unwrap_or_default() {
+            group.submit(make(), &self.dispatcher);
+        }
+    }
+
+    /// Removes the targeted sources from the registry (their names free, their ids dead)
+    /// and from their groups, which flush them first; then retires the groups left empty.
+    pub(crate) fn remove(&self, target: &Target) -> Result<usize, ControlError> {
+        let start = Instant::now();
+        let mut emptied: Vec<Arc<GroupShared>> = Vec::new();
+        let sent = {
+            // Under the registry lock, so that no source can be added between the two.
+            let mut registry = self.registry();
+            let sent = self.send(&registry, target, |r| Command::Remove(target.clone(), r))?;
+            for id in registry.resolve(target) {
+                let Some(entry) = registry.remove(id) else {
+                    continue;
+                };
+                let empty = entry.group.members.load(Ordering::Relaxed) == 0;
+                if empty && !emptied.iter().any(|g| Arc::ptr_eq(g, &entry.group)) {
+                    emptied.push(entry.group);
+                }
+            }
+            sent
+        };
+        let result = self.wait(sent, start);
+        if !emptied.is_empty() {
+            self.retire(&emptied);
+        }
+        result
+    }
+
+    /// Takes away the groups in `emptied` that still have no source, and stops their threads.
+    fn retire(&self, emptied: &[Arc<GroupShared>]) {
+        let _registry = self.registry();
+        let mut groups = self.groups();
+        let mut retired = lock(&self.retired);
+        retired.retain(|g| !g.ended());
+        for shared in emptied {
+            if shared.members.load(Ordering::Relaxed) != 0 {
+                continue; // A source joined it meanwhile.
+            }
+            if let Some(i) = groups.iter().position(|g| g.is(shared)) {
+                retired.extend(groups.swap_remove(i).retire());
+            }
+        }
+    }
+
+    /// Adds a source to the group of its interval, or to a new group.
+    pub(crate) fn add(
+        &self,
+        name: ElementName,
+        source: Box<dyn Source>,
+        trigger: &Trigger,
+    ) -> Result<SourceId, ControlError> {
+        if trigger.poll_interval.is_some_and(|i| i.is_zero()) {
+            return Err(ControlError::ZeroInterval(name.to_string()));
+        }
+        let mut registry = self.registry();
+        if registry.id_of(&name).is_some() {
+            return Err(ControlError::DuplicateName(name));
+        }
+        let mut groups = self.groups();
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ControlError::ShuttingDown);
+        }
+        let interval = trigger.poll_interval;
+        let group = match groups.iter().find(|g| g.interval == interval) {
+            Some(group) => group.shared(),
+            None => {
+                let dispatcher = Arc::clone(&self.dispatcher);
+                let group = if self.threads_started.load(Ordering::SeqCst) {
+                    SourceGroup::spawn(interval, Vec::new(), dispatcher)?
+                } else {
+                    SourceGroup::new(interval, Vec::new(), dispatcher)
+                };
+                let shared = group.shared();
+                groups.push(group);
+                shared
+            }
+        };
+        let counters = Arc::new(Counters::default());
+        let id = registry.insert(SourceEntry {
+            name: name.clone(),
+            group: Arc::clone(&group),
+            counters: Arc::clone(&counters),
+        });
+        let mut slot = SourceSlot::new((id, name), source, trigger, Instant::now());
+        slot.counters = counters;
+        group.submit(Command::Add(slot), &self.dispatcher);
+        Ok(id)
+    }
+
+    pub(crate) fn wait_for_shutdown_request(&self, timeout: Option<Duration>) -> bool {
+        let requested = lock(&self.shutdown_requested);
+        let requested = match timeout {
+            Some(t) => {
+                let waited = self.shutdown_cv.wait_timeout_while(requested, t, |r| !*r);
+                waited.map_or_else(|e| e.into_inner().0, |(g, _)| g)
+            }
+            None => self
+                .shutdown_cv
+                .wait_while(requested, |r| !*r)
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        *requested
+    }
+}

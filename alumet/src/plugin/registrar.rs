@@ -1,0 +1,279 @@
+//! The registrar: what a starting plugin registers (metrics, sources, transforms,
+//! outputs, event handlers), checked and staged until the plugin has started.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use crate::measurement::MeasurementType;
+use crate::metrics::{MetricError, MetricId, MetricRegistry, Unit};
+use crate::pipeline::{
+    AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PipelineControl, Shutdown,
+    Source, SourceId, SourceSink, Transform, Trigger,
+};
+
+use super::{AnyPlugin, RunMode};
+
+/// Why an element could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// Another element of the same kind has this name.
+    #[error("a {kind} named `{name}` exists already; choose another name")]
+    DuplicateName {
+        /// source, transform or output.
+        kind: &'static str,
+        /// The full name.
+        name: ElementName,
+    },
+    /// A poll or flush interval of zero.
+    #[error("invalid trigger for source `{0}`: intervals must be longer than zero")]
+    ZeroInterval(ElementName),
+    /// The metric could not be registered.
+    #[error(transparent)]
+    Metric(#[from] MetricError),
+}
+
+type AutonomousStart =
+    Box<dyn FnOnce(SourceSink, Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+pub(crate) enum OutputKind {
+    Blocking(Box<dyn Output>),
+    Async(Box<dyn AsyncOutput>),
+}
+
+/// The elements registered by the plugins, before the pipeline starts.
+#[derive(Default)]
+pub(crate) struct Elements {
+    pub(crate) sources: Vec<(SourceId, ElementName, Box<dyn Source>, Trigger)>,
+    pub(crate) autonomous: Vec<(ElementName, AutonomousStart)>,
+    pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
+    pub(crate) outputs: Vec<(ElementName, OutputKind, OutputOptions)>,
+    pub(crate) subscribers: Vec<(String, crate::pipeline::Subscriber)>,
+    /// The names of the sources (managed and autonomous), for duplicates in O(1).
+    source_names: HashSet<ElementName>,
+    /// How many source ids were given (by the registrars of this set, and of the sets
+    /// discarded before, whose ids are never given again).
+    pub(crate) ids_given: u32,
+}
+
+impl Elements {
+    /// Takes `other`'s elements (a plugin that started).
+    pub(crate) fn append(&mut self, other: Elements) {
+        self.source_names.extend(other.source_names);
+        self.ids_given += other.ids_given;
+        self.sources.extend(other.sources);
+        self.autonomous.extend(other.autonomous);
+        self.transforms.extend(other.transforms);
+        self.outputs.extend(other.outputs);
+        self.subscribers.extend(other.subscribers);
+    }
+
+    /// Drops `other`'s elements (a plugin that is unavailable), but not the ids it gave:
+    /// they are never given again, so none of them can address a later source.
+    pub(crate) fn discard(&mut self, other: Elements) {
+        self.ids_given += other.ids_given;
+    }
+}
+
+/// Through it, a starting plugin creates metrics and adds its elements.
+pub struct Registrar<'a> {
+    plugin: &'a str,
+    run_mode: RunMode,
+    metrics: &'a mut MetricRegistry,
+    committed: &'a Elements,
+    staged: Elements,
+}
+
+impl<'a> Registrar<'a> {
+    pub(crate) fn new(
+        plugin: &'a str,
+        metrics: &'a mut MetricRegistry,
+        committed: &'a Elements,
+    ) -> Self {
+        Registrar {
+            plugin,
+            run_mode: RunMode::Run,
+            metrics,
+            committed,
+            staged: Elements::default(),
+        }
+    }
+
+    pub(crate) fn with_run_mode(mut self, run_mode: RunMode) -> Self {
+        self.run_mode = run_mode;
+        self
+    }
+
+    pub(crate) fn into_staged(self) -> Elements {
+        self.staged
+    }
+
+    /// The name of the plugin being started: the name of its instance, when the agent
+    /// runs several (`influx_eu` for `[plugins.influx_eu]` with `plugin = "influxdb"`).
+    pub fn plugin_name(&self) -> &str {
+        self.plugin
+    }
+
+    /// What the agent runs for: the machine until stopped, or one command or process
+    /// (see [`RunMode`]).
+    pub fn run_mode(&self) -> RunMode {
+        self.run_mode
+    }
+
+    /// The metrics registered so far (by this plugin and the ones started before it).
+    pub fn metrics(&self) -> &MetricRegistry {
+        self.metrics
+    }
+
+    /// Creates a metric, or returns the id of the same metric created by another plugin.
+    pub fn create_metric<T: MeasurementType>(
+        &mut self,
+        name: &str,
+        unit: Unit,
+        description: &str,
+    ) -> Result<MetricId<T>, MetricError> {
+        self.metrics.register(name, unit, description)
+    }
+
+    fn name(&self, kind: &'static str, name: &str) -> Result<ElementName, RegistrationError> {
+        let full = ElementName::new(self.plugin, name);
+        let taken = match kind {
+            "source" => {
+                self.committed.source_names.contains(&full)
+                    || self.staged.source_names.contains(&full)
+            }
+            "transform" => [self.committed, &self.staged]
+                .iter()
+                .any(|e| e.transforms.iter().any(|t| t.0 == full)),
+            _ => [self.committed, &self.staged]
+                .iter()
+                .any(|e| e.outputs.iter().any(|t| t.0 == full)),
+        };
+        if taken {
+            Err(RegistrationError::DuplicateName { kind, name: full })
+        } else {
+            Ok(full)
+        }
+    }
+
+    /// Adds a source polled by the pipeline according to `trigger`. Returns its id: keep
+    /// it to pause, trigger or remove the source later through the control handle, in
+    /// O(1) (selectors such as `plugin/name` are for people).
+    pub fn add_source(
+        &mut self,
+        name: &str,
+        source: impl Source + 'static,
+        trigger: Trigger,
+    ) -> Result<SourceId, RegistrationError> {
+        let full = self.name("source", name)?;
+        let zero = |d: Option<std::time::Duration>| d.is_some_and(|d| d.is_zero());
+        if zero(trigger.poll_interval) || zero(trigger.flush_interval) {
+            return Err(RegistrationError::ZeroInterval(full));
+        }
+        let id = SourceId {
+            index: self.committed.ids_given + self.staged.ids_given,
+            generation: 0,
+        };
+        self.staged.ids_given += 1;
+        self.staged.source_names.insert(full.clone());
+        self.staged
+            .sources
+            .push((id, full, Box::new(source), trigger));
+        Ok(id)
+    }
+
+    /// Adds a source that produces on its own, as an async task: `start` receives where to
+    /// send its buffers and a [`Shutdown`] signal; it must return once shutdown begins.
+    pub fn add_autonomous_source<F, Fut>(
+        &mut self,
+        name: &str,
+        start: F,
+    ) -> Result<(), RegistrationError>
+    where
+        F: FnOnce(SourceSink, Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let full = self.name("source", name)?;
+        self.staged.source_names.insert(full.clone());
+        self.staged.autonomous.push((
+            full,
+            Box::new(move |sink, shutdown| Box::pin(start(sink, shutdown))),
+        ));
+        Ok(())
+    }
+
+    /// Adds a transform; transforms run in registration order.
+    pub fn add_transform(
+        &mut self,
+        name: &str,
+        transform: impl Transform + 'static,
+    ) -> Result<(), RegistrationError> {
+        let full = self.name("transform", name)?;
+        self.staged.transforms.push((full, Box::new(transform)));
+        Ok(())
+    }
+
+    /// Adds a blocking output, run on its own thread, with the default queue.
+    pub fn add_output(
+        &mut self,
+        name: &str,
+        output: impl Output + 'static,
+    ) -> Result<(), RegistrationError> {
+        self.add_output_with(name, output, OutputOptions::default())
+    }
+
+    /// Adds a blocking output with options.
+    pub fn add_output_with(
+        &mut self,
+        name: &str,
+        output: impl Output + 'static,
+        options: OutputOptions,
+    ) -> Result<(), RegistrationError> {
+        let full = self.name("output", name)?;
+        self.staged
+            .outputs
+            .push((full, OutputKind::Blocking(Box::new(output)), options));
+        Ok(())
+    }
+
+    /// Adds an async output, run as a task on the pipeline's runtime, with the default queue.
+    pub fn add_async_output(
+        &mut self,
+        name: &str,
+        output: impl AsyncOutput + 'static,
+    ) -> Result<(), RegistrationError> {
+        self.add_async_output_with(name, output, OutputOptions::default())
+    }
+
+    /// Adds an async output with options.
+    pub fn add_async_output_with(
+        &mut self,
+        name: &str,
+        output: impl AsyncOutput + 'static,
+        options: OutputOptions,
+    ) -> Result<(), RegistrationError> {
+        let full = self.name("output", name)?;
+        self.staged
+            .outputs
+            .push((full, OutputKind::Async(Box::new(output)), options));
+        Ok(())
+    }
+
+    /// Subscribes to [`Event`]s; the handler runs in the thread that emits the event and
+    /// may use the control handle (to add a source for a new consumer, say).
+    pub fn on_event(&mut self, handler: impl Fn(&Event, &PipelineControl) + Send + Sync + 'static) {
+        self.staged
+            .subscribers
+            .push((self.plugin.to_owned(), Box::new(handler)));
+    }
+}
+
+/// Runs a plugin's `start` against a scratch registrar and drops what it registered: tells
+/// whether the plugin can run here (an [`Unavailable`] error says why not) without
+/// starting a pipeline. Used to generate a config that disables absent hardware.
+pub fn probe_start(plugin: &mut dyn AnyPlugin) -> anyhow::Result<()> {
+    let name = plugin.name().to_owned();
+    let mut metrics = MetricRegistry::new();
+    let committed = Elements::default();
+    let mut registrar = Registrar::new(&name, &mut metrics, &committed);
+    plugin.start(&mut registrar)
+}
