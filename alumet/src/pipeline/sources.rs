@@ -54,13 +54,20 @@ impl GroupShared {
     }
 
     /// Hands `command` to the group: applied at once, on the calling thread, while the
-    /// group's thread has not taken its sources; queued for the thread otherwise.
+    /// group's thread has not taken its sources; queued for the thread otherwise;
+    /// dropped unanswered once the thread is stopping.
     pub(crate) fn submit(&self, command: Command, dispatcher: &Dispatcher) {
         let mut inbox = self.lock();
         if !inbox.thread_started {
             if let Some(slots) = inbox.parked.as_mut() {
                 command::apply(slots, command, dispatcher, true);
             }
+            return;
+        }
+        if self.stop.load(Ordering::Acquire) {
+            // Stopping (shut down, or retired): nobody would answer; dropping the command
+            // tells the caller at once. Checked under the lock the thread takes to drop
+            // what came too late, so no command is left waiting for a thread that is gone.
             return;
         }
         inbox.commands.push(command);
