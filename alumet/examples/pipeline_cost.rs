@@ -1,12 +1,12 @@
 //! CPU cost of the pipeline per poll: a synthetic source (N points per poll, flushed every
 //! poll) into a null output, against the floor of an empty periodic wake-up at the same
-//! frequency. `cargo run --release -p alumet --example pipeline_cost -- [HZ] [POINTS] [SECONDS] [inline|thread]`
+//! frequency. `cargo run --release -p alumet --example pipeline_cost -- [HZ] [POINTS] [SECONDS]`
 //!
 //! The `bench/` crate turns this into the project's benchmark suite.
 
 use std::time::{Duration, Instant};
 
-use alumet::pipeline::{OutputOptions, PipelineBuilder};
+use alumet::pipeline::PipelineBuilder;
 use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
 
@@ -17,7 +17,6 @@ fn main() -> anyhow::Result<()> {
     let hz: u64 = args.first().map_or(Ok(1000), |a| a.parse())?;
     let points: u64 = args.get(1).map_or(Ok(10), |a| a.parse())?;
     let secs: u64 = args.get(2).map_or(Ok(5), |a| a.parse())?;
-    let inline = args.get(3).is_none_or(|a| a != "thread");
     let period = Duration::from_nanos(1_000_000_000 / hz);
     let run = Duration::from_secs(secs);
 
@@ -31,12 +30,7 @@ fn main() -> anyhow::Result<()> {
         let source = synthetic_source(m, points, polls2);
         alumet.add_source("synthetic", source, Trigger::every(period))?;
         let null = |_b: &MeasurementBuffer, _c: &OutputContext| Ok(());
-        let options = if inline {
-            OutputOptions::default().inline_when_idle()
-        } else {
-            OutputOptions::default()
-        };
-        alumet.add_output_with("null", null, options)?;
+        alumet.add_output("null", null)?;
         Ok(())
     })));
     let mut pipeline = builder.start()?;
@@ -56,13 +50,8 @@ fn main() -> anyhow::Result<()> {
     let n = (polls1 - polls0) as f64;
     let us_per_poll = (cpu1 - cpu0).as_secs_f64() * 1e6 / n;
     println!(
-        "{hz} Hz, {points} points/poll, flush every poll, null output ({}): achieved {:.0} Hz, \
+        "{hz} Hz, {points} points/poll, flush every poll, null output: achieved {:.0} Hz, \
          {us_per_poll:.1} µs CPU/poll, floor {floor_us:.1} µs ({:.2}x), {:.0} ns/point, dropped {}",
-        if inline {
-            "inline when idle"
-        } else {
-            "own thread"
-        },
         n / (t1 - t0).as_secs_f64(),
         us_per_poll / floor_us,
         us_per_poll * 1000.0 / points as f64,

@@ -57,7 +57,7 @@ impl Outcome {
 
 /// Source `p/bad` (fails per `source`), source `p/good`, a transform adding 1000 (fails per
 /// `transform`), output `p/tested` (fails per `output`) and a healthy output. Triggers
-/// `p/*` four times; each poll of `bad` gives one point valued by its poll number, `good`
+/// `p/bad` then `p/good`, four times; each poll of `bad` gives one point valued by its poll number, `good`
 /// gives values 100+.
 fn run(source: Option<Failure>, transform: Option<Failure>, output: Option<Failure>) -> Outcome {
     let (healthy, tested) = (Collected::default(), Collected::default());
@@ -117,8 +117,11 @@ fn run(source: Option<Failure>, transform: Option<Failure>, output: Option<Failu
         Ok(())
     }));
     let run = tester.start().unwrap();
+    // One source per trigger: the sources of one tick reach the transforms and outputs
+    // in one buffer, and these tests count failures per source buffer.
     for _ in 0..4 {
-        run.trigger("p/*");
+        run.trigger("p/bad");
+        run.trigger("p/good");
     }
     let source_active = run
         .control()

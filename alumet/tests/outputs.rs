@@ -228,8 +228,8 @@ fn shutdown_deadline_reports_what_a_stuck_output_did_not_deliver() {
 }
 
 /// Starts a pipeline of one manual source `p/src` (`per_poll` points a poll) and one output
-/// `name`, written inline when idle.
-fn with_inline_output(
+/// `name`.
+fn with_output(
     name: &'static str,
     output: impl Output + 'static,
     per_poll: u64,
@@ -248,120 +248,10 @@ fn with_inline_output(
             Trigger::manual(),
         )?;
         let output = output.take().expect("the plugin starts once");
-        alumet.add_output_with(name, output, OutputOptions::default().inline_when_idle())?;
+        alumet.add_output(name, output)?;
         Ok(())
     }));
     tester.start().unwrap()
-}
-
-/// Which thread wrote which values.
-type Write = (String, Vec<u64>);
-
-#[test]
-fn inline_output_writes_in_the_flushing_thread_until_a_write_is_slow() {
-    let writers: Arc<Mutex<Vec<Write>>> = Arc::default();
-    let writers2 = writers.clone();
-    let slow_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let slow_next2 = slow_next.clone();
-    let out = move |b: &MeasurementBuffer, _c: &OutputContext| {
-        let thread = std::thread::current().name().unwrap_or("").to_owned();
-        let values = b.iter().map(|p| p.value.as_f64() as u64).collect();
-        writers2.lock().unwrap().push((thread, values));
-        if slow_next2.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    };
-    let run = with_inline_output("inline", out, 2, None);
-    let last_writer = || {
-        writers
-            .lock()
-            .unwrap()
-            .last()
-            .map(|w| w.0.clone())
-            .unwrap_or_default()
-    };
-    // The output's thread is idle once it has started: the source's thread writes itself.
-    wait_until("an inline write", || {
-        run.trigger("p/src");
-        wait_until("the write", || writers.lock().unwrap().len() as u64 >= 1);
-        last_writer().starts_with("alumet-src")
-    });
-    // A slow write: the next buffer goes to the output's own thread.
-    // (Inline when the last write was quick, else on the output's thread: under load a
-    // quick write may take over 100 µs. Either way the 20 ms write marks the output slow.)
-    slow_next.store(true, std::sync::atomic::Ordering::SeqCst);
-    let before = writers.lock().unwrap().len();
-    run.trigger("p/src");
-    wait_until("the slow write", || {
-        writers.lock().unwrap().len() == before + 1
-    });
-    run.trigger("p/src");
-    wait_until("the handed-off write", || {
-        writers.lock().unwrap().len() == before + 2
-    });
-    assert!(last_writer().starts_with("alumet-out"), "{}", last_writer());
-    let (report, _) = run.shutdown();
-    // Every point, in order, whichever thread wrote it.
-    let all: Vec<u64> = writers
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|w| w.1.clone())
-        .collect();
-    assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
-    let stats = output_stats(&report, "inline");
-    assert_eq!(stats.written_points as usize, all.len());
-}
-
-/// The names of this process's threads.
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-        .map(|c| c.trim_end().to_owned())
-        .collect()
-}
-
-#[test]
-fn an_inline_output_that_never_waits_gets_no_thread_and_is_finished_at_shutdown() {
-    struct Recorder(Arc<Mutex<Vec<String>>>);
-    impl Output for Recorder {
-        fn write(&mut self, b: &MeasurementBuffer, _: &OutputContext) -> Result<(), ElementError> {
-            let thread = std::thread::current().name().unwrap_or("").to_owned();
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{} points from {thread}", b.len()));
-            Ok(())
-        }
-        fn finish(&mut self, _: &OutputContext) -> Result<(), ElementError> {
-            self.0.lock().unwrap().push("finish".into());
-            Ok(())
-        }
-    }
-    let events: Arc<Mutex<Vec<String>>> = Arc::default();
-    let recorder = Recorder(Arc::clone(&events));
-    let run = with_inline_output("lz", recorder, 2, None);
-    // One poll: its buffer is written inline, as no worker is busy.
-    assert_eq!(run.trigger("p/src"), 1);
-    assert!(
-        !thread_names().iter().any(|n| n == "alumet-out-lz"),
-        "{:?}",
-        thread_names()
-    );
-    let (report, _) = run.shutdown();
-    let events = events.lock().unwrap().clone();
-    assert_eq!(events.len(), 2, "{events:?}");
-    assert!(
-        events[0].starts_with("2 points from alumet-src"),
-        "{events:?}"
-    );
-    assert_eq!(events[1], "finish");
-    let stats = output_stats(&report, "lz");
-    assert_eq!(stats.written_points, 2);
-    assert!(!stats.finish_failed);
 }
 
 /// An output whose writes succeed and whose final write fails (`Err`) or panics, like a
@@ -383,7 +273,7 @@ impl Output for FailingFinish {
 #[test]
 fn a_final_write_that_fails_or_panics_is_in_the_output_statistics() {
     for panics in [false, true] {
-        let run = with_inline_output("ff", FailingFinish { panics }, 2, None);
+        let run = with_output("ff", FailingFinish { panics }, 2, None);
         assert_eq!(run.trigger("p/src"), 1);
         let (report, _) = run.shutdown();
         let stats = output_stats(&report, "ff");
@@ -421,13 +311,13 @@ fn a_final_write_that_fails_or_panics_is_in_the_output_statistics() {
 }
 
 #[test]
-fn shutdown_gives_up_on_an_inline_write_that_blocks() {
+fn shutdown_gives_up_on_a_write_that_blocks() {
     let (entered_tx, entered_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel();
     let collected = Collected::default();
     let gated = gated_output(&collected, entered_tx, release_rx);
-    let run = with_inline_output("gated", gated, 3, Some(Duration::from_millis(300)));
-    // The poll's buffer is written inline by the source thread, which blocks in it.
+    let run = with_output("gated", gated, 3, Some(Duration::from_millis(300)));
+    // The poll's buffer is written by the output's thread, which blocks in it.
     drop(run.control().trigger_now(sel("p/src")));
     entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();
     let (report, _) = run.shutdown();

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alumet::pipeline::{OutputOptions, PipelineBuilder};
+use alumet::pipeline::PipelineBuilder;
 use alumet::plugin::{AnyPlugin, PluginMetadata};
 use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
@@ -75,11 +75,7 @@ fn synthetic(points: u64, period: Duration, polls: PollCount) -> TestPlugin {
 fn probe(latencies: &Latencies) -> TestPlugin {
     let output = latencies.probe();
     TestPlugin::new("probe", move |alumet| {
-        alumet.add_output_with(
-            "latency",
-            output,
-            OutputOptions::default().inline_when_idle(),
-        )?;
+        alumet.add_output("latency", output)?;
         Ok(())
     })
 }

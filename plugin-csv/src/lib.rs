@@ -38,14 +38,8 @@ impl Plugin for CsvPlugin {
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         // Opened here, not in `init`: an unwritable path stops the agent before it measures.
         let output = CsvOutput::open(&self.config)?;
-        // Buffered writes to a file are quick: let the flushing thread write them. A pipe
-        // or a device may block: it gets its own thread.
-        let options = match output.is_regular_file() {
-            true => OutputOptions::default().inline_when_idle(),
-            false => OutputOptions::default(),
-        }
         // A row counts as written once it is in the file (see `output.rs`).
-        .reports_delivery();
+        let options = OutputOptions::default().reports_delivery();
         alumet.add_output_with("csv", output, options)?;
         Ok(())
     }

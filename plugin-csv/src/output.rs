@@ -41,8 +41,6 @@ pub struct CsvOutput {
     format: Option<RowFormat>,
     /// The escaped `metric` field of each metric, by [`RawMetricId::index`].
     metric_fields: Vec<Option<Box<[u8]>>>,
-    /// Whether `file` is a regular file (from its metadata at open).
-    regular_file: bool,
     /// Bytes of `pending` written to the file so far, since the start.
     flushed: u64,
     /// Rows waiting in `pending`: (where the last of them ends, counted as `flushed`
@@ -53,12 +51,6 @@ pub struct CsvOutput {
 }
 
 impl CsvOutput {
-    /// Whether the output is a regular file (not a pipe or a device, whose writes may
-    /// wait for a reader).
-    pub fn is_regular_file(&self) -> bool {
-        self.regular_file
-    }
-
     /// Opens the file of `config.output_path` for appending, creating it if needed; if it
     /// already has a header, reads its attribute columns so that new rows line up.
     pub fn open(config: &Config) -> anyhow::Result<Self> {
@@ -106,7 +98,6 @@ impl CsvOutput {
             late_delimiter: config.csv_late_delimiter,
             format,
             metric_fields: Vec::new(),
-            regular_file: meta.is_file(),
             flushed: 0,
             marks: VecDeque::new(),
             delivery: None,

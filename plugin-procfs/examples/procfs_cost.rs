@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alumet::pipeline::{OutputOptions, PipelineBuilder};
+use alumet::pipeline::PipelineBuilder;
 use alumet::plugin::PluginMetadata;
 use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
     let mut builder = PipelineBuilder::new();
     builder.plugin(procfs(period, &flush)?);
     builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
-        alumet.add_output_with("null", null, OutputOptions::default().inline_when_idle())?;
+        alumet.add_output("null", null)?;
         Ok(())
     })));
     let mut pipeline = builder.start()?;

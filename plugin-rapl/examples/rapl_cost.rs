@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alumet::pipeline::{OutputOptions, PipelineBuilder};
+use alumet::pipeline::PipelineBuilder;
 use alumet::prelude::*;
 use alumet::test_util::TestPlugin;
 use plugin_rapl::{Config, RaplPlugin, RaplSource};
@@ -70,7 +70,7 @@ fn run_pipeline(config: Config, run: Duration) -> anyhow::Result<(Duration, u64,
             counter.fetch_add(b.len() as u64, Ordering::Relaxed);
             Ok(())
         };
-        alumet.add_output_with("null", null, OutputOptions::default().inline_when_idle())?;
+        alumet.add_output("null", null)?;
         Ok(())
     })));
     let mut pipeline = builder.start()?;

@@ -10,7 +10,6 @@ mod config;
 mod format;
 mod output;
 
-use alumet::pipeline::OutputOptions;
 use alumet::prelude::*;
 
 pub use config::{Config, Format};
@@ -34,26 +33,7 @@ impl Plugin for StdoutPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let output = StdoutOutput::new(self.config.format, std::io::stdout());
-        // Written by the flushing thread only when stdout is a regular file, whose writes
-        // are quick. A pipe or a terminal gets the output's own thread: a reader that
-        // stops reading (`alumet-agent | less`, paused) must not stop the measurements.
-        let options = if stdout_is_regular_file() {
-            OutputOptions::default().inline_when_idle()
-        } else {
-            OutputOptions::default()
-        };
-        alumet.add_output_with("stdout", output, options)?;
+        alumet.add_output("stdout", output)?;
         Ok(())
     }
-}
-
-/// Whether standard output is a regular file (not a pipe, a terminal or a socket).
-fn stdout_is_regular_file() -> bool {
-    use std::os::fd::AsFd;
-    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
-        return false;
-    };
-    std::fs::File::from(fd)
-        .metadata()
-        .is_ok_and(|m| m.file_type().is_file())
 }

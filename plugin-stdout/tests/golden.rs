@@ -7,7 +7,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use alumet::pipeline::OutputOptions;
 use alumet::prelude::*;
 use alumet::test_util::{PipelineTester, TestPlugin};
 use plugin_stdout::{Format, StdoutOutput, StdoutPlugin};
@@ -48,8 +47,7 @@ fn output_plugin<W: Write + Send + 'static>(format: Format, writer: W) -> TestPl
         alumet.create_metric::<f64>("rapl_consumed_energy", Unit::Joule, "energy")?;
         alumet.create_metric::<u64>("memory_usage", Unit::Byte, "memory")?;
         let output = StdoutOutput::new(format, writer);
-        let options = OutputOptions::default().inline_when_idle();
-        alumet.add_output_with("stdout", output, options)?;
+        alumet.add_output("stdout", output)?;
         Ok(())
     })
 }

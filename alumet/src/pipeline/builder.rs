@@ -11,7 +11,7 @@ use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, RunMode, Unavail
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
-use super::output::{run_async, OutputSlot, OutputStats};
+use super::output::{run_async, start_blocking, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
 use super::registry::{Registry, SourceEntry};
 use super::runtime::AsyncRuntime;
@@ -229,11 +229,8 @@ fn launch(
         let done = done_tx.clone();
         let slot = match output {
             OutputKind::Blocking(output) => {
-                let slot = OutputSlot::new(name, &options, Some((output, done)), out_ctx(&metrics));
-                // An output written inline gets its thread only when a buffer must wait.
-                if slot.needs_worker_now() {
-                    slot.start_worker()?;
-                }
+                let slot = OutputSlot::new(name, &options, Some(output), out_ctx(&metrics));
+                start_blocking(Arc::clone(&slot), done)?;
                 slot
             }
             OutputKind::Async(output) => {
@@ -473,6 +470,11 @@ impl RunningPipeline {
         let inner = Arc::clone(&self.control.inner);
         inner.closing.store(true, Ordering::SeqCst);
         let groups = inner.take_groups();
+        // Every group stops at once: one whose source is blocked does not keep the others
+        // polling until the deadline, with their last points still to be written.
+        for group in &groups {
+            group.shared().request_stop();
+        }
         let mut unflushed = 0;
         let mut all_stopped = true;
         for mut group in groups {

@@ -175,14 +175,6 @@ pub trait AsyncOutput: Send {
 pub struct OutputOptions {
     /// How many points may wait in the output's queue before the oldest are dropped.
     pub queue_capacity: usize,
-    /// Let the thread that flushed a buffer write it itself when the output is idle and
-    /// its last write took under 100 µs, instead of waking up the output's own thread
-    /// (which costs about as much CPU as the poll's own wake-up). Off by default: turn it
-    /// on only for an output whose write is quick and does not wait on anything outside
-    /// the process (a buffered local file, memory). A write that turns out slow still
-    /// delays the sources of that flush once; after it, buffers go to the output's thread
-    /// until a write is quick again.
-    pub inline_when_idle: bool,
     /// The output says itself, through [`OutputContext::delivery`], which points were
     /// written, dropped or lost, because it delivers them after `write` returns (a queue
     /// and a sender of its own, rows kept for a retry after a failed write). The core then
@@ -197,7 +189,6 @@ impl Default for OutputOptions {
     fn default() -> Self {
         OutputOptions {
             queue_capacity: 1 << 16,
-            inline_when_idle: false,
             reports_delivery: false,
         }
     }
@@ -207,12 +198,6 @@ impl OutputOptions {
     /// Sets the queue capacity, in points.
     pub fn queue_capacity(mut self, points: usize) -> Self {
         self.queue_capacity = points;
-        self
-    }
-
-    /// Writes from the flushing thread when possible (see [`OutputOptions::inline_when_idle`]).
-    pub fn inline_when_idle(mut self) -> Self {
-        self.inline_when_idle = true;
         self
     }
 

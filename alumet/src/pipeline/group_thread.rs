@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::measurement::Timestamp;
 
 use super::command::{self, Command};
-use super::dispatch::Dispatcher;
+use super::dispatch::{Dispatcher, TickBuffer};
 use super::group_slots::GroupSlots;
 use super::slot::SourceSlot;
 use super::sources::GroupShared;
@@ -18,6 +18,7 @@ pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
     let mut slots = shared.take_parked();
     // Swapped with the inbox's list, so that taking the commands allocates nothing.
     let mut commands: Vec<Command> = Vec::new();
+    let mut tick = TickBuffer::default();
     loop {
         if shared.pending.load(Ordering::Acquire) {
             apply_commands(shared, &mut slots, &mut commands, dispatcher);
@@ -25,7 +26,12 @@ pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
-        let next = poll_due(&mut slots, shared, dispatcher);
+        let next = poll_due(&mut slots, shared, &mut tick);
+        tick.dispatch(dispatcher);
+        // Dropping the acks after the dispatch tells trigger_now that the points are queued.
+        for slot in slots.iter_mut() {
+            slot.triggers.clear();
+        }
         let buffered: usize = slots.iter().map(|s| s.buffer.len()).sum();
         set_buffered(shared, dispatcher, buffered as u64);
         sleep_until(shared, next);
@@ -106,12 +112,12 @@ fn set_buffered(shared: &GroupShared, dispatcher: &Dispatcher, n: u64) {
     }
 }
 
-/// Polls every source that is due or triggered, and sees the stop between two polls;
-/// returns the earliest next deadline.
+/// Polls every source that is due or triggered, moves what is to be flushed into the
+/// tick's buffer, and sees the stop between two polls; returns the earliest next deadline.
 fn poll_due(
     slots: &mut [SourceSlot],
     shared: &GroupShared,
-    dispatcher: &Dispatcher,
+    tick: &mut TickBuffer,
 ) -> Option<Instant> {
     let now = Instant::now();
     let mut timestamp = None;
@@ -137,10 +143,8 @@ fn poll_due(
                 .flush_interval
                 .is_none_or(|f| now.duration_since(slot.last_flush) >= f);
             if triggered || flush_due || slot.source.is_none() {
-                slot.flush(dispatcher, now);
+                slot.flush_into(tick.points(), now);
             }
-            // Dropping the acks after the flush tells trigger_now that the points are queued.
-            slot.triggers.clear();
         }
         if slot.active() {
             if let Some(t) = slot.next_poll {

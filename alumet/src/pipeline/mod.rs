@@ -39,6 +39,7 @@ mod element;
 mod group_slots;
 mod group_thread;
 mod output;
+mod output_worker;
 mod ratelimit;
 mod registry;
 mod runtime;

@@ -141,6 +141,17 @@ impl SourceSlot {
         }
     }
 
+    /// Moves the buffered points into the buffer of the group's tick, which is handed on
+    /// once for every source it flushes.
+    pub(super) fn flush_into(&mut self, tick: &mut MeasurementBuffer, now: Instant) {
+        self.last_flush = now;
+        if self.buffer.is_empty() {
+            return;
+        }
+        let points = Arc::make_mut(&mut self.buffer).as_mut_vec();
+        tick.as_mut_vec().append(points);
+    }
+
     /// Moves the next poll one interval on, after a poll of the tick that began at
     /// `tick` and ended at `ended`. Deadlines that passed are skipped, not polled back to
     /// back, and counted: those up to `ended` when the poll overran its interval (logged

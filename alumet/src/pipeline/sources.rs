@@ -250,7 +250,7 @@ impl SourceGroup {
                     .map_or_else(|| "manual".to_owned(), |i| format!("{i:?}"));
                 log::error!(
                     "the thread of the sources polled every {group} did not stop in time: \
-                     a source or an output it writes to is blocked"
+                     a source is blocked"
                 );
                 self.thread = None;
                 Err(self.shared.buffered.load(Ordering::Relaxed))
