@@ -136,6 +136,9 @@ fn deferred_source_threads_poll_on_their_interval_only_once_started() {
     assert_eq!(get(&tick), 1);
     run.start_source_threads().unwrap();
     wait_until("polls on the interval", || get(&tick) >= 5);
+    wait_until("the queued point reaches the output", || {
+        collected.len() > 5
+    });
     let report = run.shutdown();
     assert!(!report.timed_out);
     assert_eq!(
@@ -182,9 +185,16 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
     );
     waiter.join().unwrap().unwrap();
     assert_eq!(get(&m1), 1);
-    // Queued for the output when the trigger resolves (written there or by the output's
-    // own thread, when a write took long).
-    wait_until("the point reaches the output", || collected.len() == 1);
+    // Queued for the output when the trigger resolves; the output's thread starts with
+    // the source threads (or at shutdown), so the point waits in its queue until then.
+    let queued: u64 = run
+        .control()
+        .output_stats()
+        .iter()
+        .map(|s| s.queued_points)
+        .sum();
+    assert_eq!(queued, 1);
+    assert_eq!(collected.len(), 0);
     // A source added now, with an interval no group has, waits for the threads too.
     let tick = counter();
     let m = run.metrics().typed_id::<u64>("value").unwrap();
@@ -201,6 +211,9 @@ fn before_the_source_threads_start_a_trigger_is_answered_on_the_calling_thread()
     assert_eq!(get(&tick), 0, "no thread polls before start_source_threads");
     run.start_source_threads().unwrap();
     wait_until("polls on the interval", || get(&tick) >= 5);
+    wait_until("the queued point reaches the output", || {
+        collected.len() > 5
+    });
     // Once started, triggers go to the threads, as before.
     assert_eq!(run.control().trigger_now(sel("p/m1")).wait(), 1);
     assert_eq!(get(&m1), 2);

@@ -33,7 +33,11 @@ fn a_source_thread_never_runs_an_output_write() {
         let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
         let every = Trigger::every(Duration::from_millis(1));
         alumet.add_source("fast", counting_source(m, 2, counter()), every)?;
-        alumet.add_source("manual", counting_source(m, 2, counter()), Trigger::manual())?;
+        alumet.add_source(
+            "manual",
+            counting_source(m, 2, counter()),
+            Trigger::manual(),
+        )?;
         alumet.add_output("a", a)?;
         alumet.add_output("b", b)?;
         Ok(())
@@ -75,8 +79,16 @@ fn a_blocked_output_delays_no_source_group_and_no_other_output() {
         let m1 = alumet.create_metric::<u64>("one", Unit::Unity, "a value")?;
         let m3 = alumet.create_metric::<u64>("three", Unit::Unity, "a value")?;
         let (ms1, ms3) = (Duration::from_millis(1), Duration::from_millis(3));
-        alumet.add_source("one", counting_source(m1, 1, counter()), Trigger::every(ms1))?;
-        alumet.add_source("three", counting_source(m3, 1, counter()), Trigger::every(ms3))?;
+        alumet.add_source(
+            "one",
+            counting_source(m1, 1, counter()),
+            Trigger::every(ms1),
+        )?;
+        alumet.add_source(
+            "three",
+            counting_source(m3, 1, counter()),
+            Trigger::every(ms3),
+        )?;
         alumet.add_output("blocked", blocked)?;
         Ok(())
     }));
@@ -127,6 +139,9 @@ fn sources_sharing_a_tick_reach_the_outputs_in_one_buffer() {
         assert_eq!(run.trigger("p/*"), SOURCES as usize);
     }
     let (report, _) = run.shutdown();
-    assert_eq!(output_stats(&report, "sizes").written_points, 2 * SOURCES * TICKS as u64);
+    assert_eq!(
+        output_stats(&report, "sizes").written_points,
+        2 * SOURCES * TICKS as u64
+    );
     assert_eq!(*sizes.lock().unwrap(), vec![2 * SOURCES as usize; TICKS]);
 }

@@ -1,7 +1,7 @@
 //! CPU cost of the rapl plugin per poll, on a copy of a fixture sysfs tree (powercap files
 //! on tmpfs or disk: the syscalls are those of a real machine, the kernel's RAPL read is
 //! not). Prints the cost of `poll` alone, then of the whole pipeline at HZ (the plugin into
-//! a null output written inline) against the floor of an empty periodic wake-up.
+//! a null output) against the floor of an empty periodic wake-up.
 //!
 //! ```sh
 //! cargo run --release -p plugin-rapl --example rapl_cost -- [HZ] [SECONDS] [CASE] [FLUSH]
@@ -58,7 +58,7 @@ fn bare_poll(config: &Config) -> anyhow::Result<(f64, usize)> {
     ))
 }
 
-/// The plugin in a pipeline into a null output written inline, for `run` after a warm-up:
+/// The plugin in a pipeline into a null output, for `run` after a warm-up:
 /// the CPU time of the process, the points received and the time elapsed.
 fn run_pipeline(config: Config, run: Duration) -> anyhow::Result<(Duration, u64, Duration)> {
     let received = Arc::new(AtomicU64::new(0));

@@ -11,7 +11,7 @@ use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, RunMode, Unavail
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
-use super::output::{run_async, start_blocking, OutputSlot, OutputStats};
+use super::output::{run_async, OutputSlot, OutputStats};
 use super::ratelimit::RateLimited;
 use super::registry::{Registry, SourceEntry};
 use super::runtime::AsyncRuntime;
@@ -229,9 +229,8 @@ fn launch(
         let done = done_tx.clone();
         let slot = match output {
             OutputKind::Blocking(output) => {
-                let slot = OutputSlot::new(name, &options, Some(output), out_ctx(&metrics));
-                start_blocking(Arc::clone(&slot), done)?;
-                slot
+                // Its thread starts with the source threads, or at shutdown.
+                OutputSlot::new(name, &options, Some((output, done)), out_ctx(&metrics))
             }
             OutputKind::Async(output) => {
                 let slot = OutputSlot::new(name, &options, None, out_ctx(&metrics));
@@ -400,9 +399,14 @@ impl RunningPipeline {
         &self.metrics
     }
 
-    /// Starts the threads that poll sources on their intervals (see
-    /// [`PipelineBuilder::defer_source_threads`]); does nothing for threads already started.
+    /// Starts the threads that poll sources on their intervals, and those of the blocking
+    /// outputs (see [`PipelineBuilder::defer_source_threads`]: until then, the readings of
+    /// `poll_now` wait in the output queues); does nothing for threads already started.
     pub fn start_source_threads(&self) -> std::io::Result<()> {
+        // The outputs' threads first: the sources' first buffers may wake them.
+        for output in &self.control.inner.dispatcher.outputs {
+            output.start_worker()?;
+        }
         let mut groups = self.control.inner.groups();
         self.control
             .inner

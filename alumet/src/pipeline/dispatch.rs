@@ -136,7 +136,10 @@ impl TickBuffer {
             return;
         }
         let capacity = self.current.len();
-        let free = self.spare.front().is_some_and(|b| Arc::strong_count(b) == 1);
+        let free = self
+            .spare
+            .front()
+            .is_some_and(|b| Arc::strong_count(b) == 1);
         let reused = if free { self.spare.pop_front() } else { None };
         let next = match reused {
             Some(mut b) => {

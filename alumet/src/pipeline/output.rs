@@ -8,7 +8,8 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use crate::measurement::MeasurementBuffer;
@@ -19,7 +20,7 @@ use super::ratelimit::{suppressed_note, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
-pub(crate) use super::output_worker::{run_async, start_blocking};
+pub(crate) use super::output_worker::run_async;
 
 /// How long a worker that has written what was queued waits before it looks at the queue
 /// again, without being woken: at 1 kHz, the buffers of 10 polls are written in one batch.
@@ -159,6 +160,9 @@ impl Queue {
 /// The queue of one output, shared by the flushing threads and the output's worker.
 pub(crate) struct OutputSlot {
     pub(crate) name: ElementName,
+    me: Weak<OutputSlot>,
+    /// What the blocking worker's thread drops when it is done, until it is started.
+    worker: Mutex<Option<Sender<()>>>,
     capacity: usize,
     /// The blocking output (`None` for an async output, or once stopped).
     pub(crate) output: Mutex<Option<Box<dyn Output>>>,
@@ -176,17 +180,21 @@ pub(crate) struct OutputSlot {
 }
 
 impl OutputSlot {
-    /// A slot for a blocking output (its worker thread is started by [`start_blocking`])
-    /// or, with `output` `None`, for an async output (its task drains the queue).
+    /// A slot for a blocking output, whose worker thread is started by
+    /// [`OutputSlot::start_worker`] and drops `done` when it is done; or, with `output`
+    /// `None`, for an async output (its task drains the queue).
     pub(crate) fn new(
         name: ElementName,
         options: &OutputOptions,
-        output: Option<Box<dyn Output>>,
+        output: Option<(Box<dyn Output>, Sender<()>)>,
         ctx: OutputContext,
     ) -> Arc<Self> {
         let counters = Arc::new(Counters::of_output(ctx.delivery.clone()));
-        Arc::new(OutputSlot {
+        let (output, done) = output.unzip();
+        Arc::new_cyclic(|me| OutputSlot {
             name,
+            me: me.clone(),
+            worker: Mutex::new(done),
             capacity: options.queue_capacity.max(1),
             blocking: output.is_some(),
             output: Mutex::new(output),
@@ -204,6 +212,17 @@ impl OutputSlot {
             finish_failed: AtomicBool::new(false),
             counters,
         })
+    }
+
+    /// Starts the blocking worker's thread (once; nothing for an async output). Until
+    /// then, buffers wait in the queue: a pipeline whose source threads are deferred
+    /// starts it with them, or at [`OutputSlot::close`].
+    pub(crate) fn start_worker(&self) -> std::io::Result<()> {
+        let done = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match (done, self.me.upgrade()) {
+            (Some(done), Some(slot)) => super::output_worker::spawn(slot, done),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -264,9 +283,18 @@ impl OutputSlot {
         }
     }
 
-    /// No more buffers will come: the worker drains the queue, finishes and exits.
+    /// No more buffers will come: the worker drains the queue, finishes and exits (its
+    /// thread starts now if it has not yet: a short `exec` never needed it before).
     pub(crate) fn close(&self) {
         self.lock().state.close();
+        if let Err(e) = self.start_worker() {
+            log::error!(
+                "output {}: cannot start its thread to finish: {e}",
+                self.name
+            );
+            self.abandon();
+            return;
+        }
         self.wake();
     }
 

@@ -18,7 +18,7 @@ enum Next {
 }
 
 /// Starts the thread of a blocking output; `done` is dropped when it is done.
-pub(crate) fn start_blocking(slot: Arc<OutputSlot>, done: Sender<()>) -> std::io::Result<()> {
+pub(crate) fn spawn(slot: Arc<OutputSlot>, done: Sender<()>) -> std::io::Result<()> {
     let name = format!("alumet-out-{}", slot.name.element);
     std::thread::Builder::new().name(name).spawn(move || {
         let _done = done;
