@@ -1,6 +1,6 @@
 //! CPU cost per poll of the procfs kernel and memory sections (`/proc/stat` and
-//! `/proc/meminfo`, default metrics), run by the real pipeline into a null output written
-//! inline, against the floor of an empty periodic wake-up at the same frequency.
+//! `/proc/meminfo`, default metrics), run by the real pipeline into a null output (on its own
+//! thread, as every output), against the floor of an empty periodic wake-up at the same frequency.
 //!
 //! ```sh
 //! cargo run --release -p plugin-procfs --example procfs_cost -- [HZ] [SECONDS] [FLUSH]

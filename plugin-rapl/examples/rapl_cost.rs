@@ -121,7 +121,7 @@ fn main() -> anyhow::Result<()> {
     };
     let us_per_poll = cpu.as_secs_f64() * 1e6 / polls;
     println!(
-        "{hz} Hz, flush every {}, null output inline: achieved {:.0} Hz, {us_per_poll:.1} µs \
+        "{hz} Hz, flush every {}, null output: achieved {:.0} Hz, {us_per_poll:.1} µs \
          CPU/poll, floor {floor_us:.1} µs ({:.2}x)",
         alumet::humantime_serde::re::humantime::format_duration(flush),
         polls / elapsed.as_secs_f64(),
