@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::pipeline::PipelineControl;
+use crate::pipeline::PluginControl;
 pub use registrar::{probe_start, Registrar, RegistrationError};
 pub(crate) use registrar::{Elements, OutputKind};
 pub use run_mode::RunMode;
@@ -37,8 +37,9 @@ pub trait Plugin: Sized + Send + 'static {
     /// Any other error stops the agent.
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()>;
 
-    /// Called once every plugin has started, with the pipeline's control handle.
-    fn post_start(&mut self, _control: &PipelineControl) -> anyhow::Result<()> {
+    /// Called once every plugin has started, with the plugin's control handle: it reaches
+    /// the plugin's own sources only, and reads every element's statistics.
+    fn post_start(&mut self, _control: &PluginControl) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -86,7 +87,7 @@ pub trait AnyPlugin: Send {
     /// See [`Plugin::start`].
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()>;
     /// See [`Plugin::post_start`].
-    fn post_start(&mut self, control: &PipelineControl) -> anyhow::Result<()>;
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()>;
     /// See [`Plugin::stop`].
     fn stop(&mut self) -> anyhow::Result<()>;
 }
@@ -98,7 +99,7 @@ impl<P: Plugin> AnyPlugin for P {
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         Plugin::start(self, alumet)
     }
-    fn post_start(&mut self, control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
         Plugin::post_start(self, control)
     }
     fn stop(&mut self) -> anyhow::Result<()> {

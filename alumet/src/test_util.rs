@@ -26,8 +26,8 @@ use crate::measurement::{
 };
 use crate::metrics::{MetricId, MetricRegistry, Unit};
 use crate::pipeline::{
-    ElementError, OutputContext, PipelineBuilder, PipelineControl, PipelineError, RunningPipeline,
-    ShutdownReport, Trigger,
+    ElementError, OutputContext, PipelineBuilder, PipelineControl, PipelineError, PluginControl,
+    RunningPipeline, ShutdownReport, Trigger,
 };
 use crate::plugin::{parse_config, AnyPlugin, Plugin, PluginInitError, Registrar};
 
@@ -68,7 +68,7 @@ impl AnyPlugin for TestPlugin {
             None => Ok(()),
         }
     }
-    fn post_start(&mut self, _control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, _control: &PluginControl) -> anyhow::Result<()> {
         Ok(())
     }
     fn stop(&mut self) -> anyhow::Result<()> {

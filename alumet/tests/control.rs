@@ -288,12 +288,7 @@ fn sources_added_while_running_and_by_event_handlers() {
             if let Event::ConsumerStarted(ResourceConsumer::Process { pid }) = event {
                 let source = counting_source(m, 1, polled2.clone());
                 control
-                    .add_source(
-                        "proc",
-                        &format!("pid-{pid}"),
-                        Box::new(source),
-                        Trigger::manual(),
-                    )
+                    .add_source(&format!("pid-{pid}"), source, Trigger::manual())
                     .expect("unique name");
             }
         });

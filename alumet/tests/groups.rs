@@ -35,7 +35,7 @@ impl AnyPlugin for StopRecorder {
             None => Ok(()),
         }
     }
-    fn post_start(&mut self, _control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, _control: &PluginControl) -> anyhow::Result<()> {
         Ok(())
     }
     fn stop(&mut self) -> anyhow::Result<()> {

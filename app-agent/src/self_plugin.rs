@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use alumet::pipeline::PipelineControl;
+use alumet::pipeline::PluginControl;
 use alumet::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ impl Default for Config {
 /// The agent's own metrics.
 pub struct AgentPlugin {
     config: Config,
-    control: Arc<OnceLock<PipelineControl>>,
+    control: Arc<OnceLock<PluginControl>>,
 }
 
 impl Plugin for AgentPlugin {
@@ -97,7 +97,7 @@ impl Plugin for AgentPlugin {
         Ok(())
     }
 
-    fn post_start(&mut self, control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
         let _ = self.control.set(control.clone());
         Ok(())
     }
@@ -108,7 +108,7 @@ struct SelfSource {
     dropped: MetricId<u64>,
     failed: MetricId<u64>,
     cpu: MetricId<u64>,
-    control: Arc<OnceLock<PipelineControl>>,
+    control: Arc<OnceLock<PluginControl>>,
     output_attrs: Vec<Attributes>,
     me: ResourceConsumer,
 }

@@ -17,7 +17,6 @@ use crate::{trigger, Env};
 
 /// The per-process sources: the plugin's event handler.
 pub(crate) struct EventHandler {
-    plugin: String,
     env: Arc<Env>,
     metrics: ProcessMetrics,
     config: EventsConfig,
@@ -28,14 +27,12 @@ pub(crate) struct EventHandler {
 
 impl EventHandler {
     pub(crate) fn new(
-        plugin: &str,
         env: Arc<Env>,
         metrics: ProcessMetrics,
         config: EventsConfig,
         refresh: Duration,
     ) -> Self {
         EventHandler {
-            plugin: plugin.to_owned(),
             env,
             metrics,
             config,
@@ -44,7 +41,7 @@ impl EventHandler {
         }
     }
 
-    pub(crate) fn handle(&self, event: &Event, control: &PipelineControl) {
+    pub(crate) fn handle(&self, event: &Event, control: &PluginControl) {
         match event {
             Event::ConsumerStarted(ResourceConsumer::Process { pid }) => {
                 self.started(*pid, CountFrom::Start, control)
@@ -58,7 +55,7 @@ impl EventHandler {
     }
 
     /// Adds the source `procfs/process-PID-STARTTIME` and polls it at once.
-    fn started(&self, pid: u32, from: CountFrom, control: &PipelineControl) {
+    fn started(&self, pid: u32, from: CountFrom, control: &PluginControl) {
         let starttime = match starttime_of(&self.env, pid) {
             Ok(Some(s)) => s,
             Ok(None) => return,
@@ -106,7 +103,7 @@ impl EventHandler {
         let ended = source.ended_flag();
         let name = format!("process-{pid}-{starttime}");
         let trigger = trigger(self.config.poll_interval, self.config.flush_interval);
-        let id = match control.add_source(&self.plugin, &name, Box::new(source), trigger) {
+        let id = match control.add_source(&name, source, trigger) {
             Ok(id) => id,
             Err(e) => {
                 log::warn!("procfs: cannot measure process {pid}: {e}");
@@ -118,13 +115,15 @@ impl EventHandler {
         // `Now`, it is the baseline (what the process used so far is not counted); a
         // process measured from its start needs it too: the attribution splits the
         // intervals between readings, and the first one starts there.
-        drop(control.trigger_now(id));
+        if let Err(e) = control.trigger_now(id) {
+            log::warn!("procfs: first reading of process {pid}: {e}");
+        }
     }
 
     /// Polls the process's source one last time (its group polls at once and this waits
     /// for it), then removes it. A source blocked past the control deadline is logged; the
     /// removal still applies once its poll returns.
-    fn ended(&self, pid: u32, control: &PipelineControl) {
+    fn ended(&self, pid: u32, control: &PluginControl) {
         let Some((id, ended)) = self.lock().remove(&pid) else {
             return;
         };

@@ -264,9 +264,7 @@ pub(crate) fn start(
             }
         }
         Strategy::Event => {
-            let plugin = alumet.plugin_name().to_owned();
             let handler = EventHandler::new(
-                &plugin,
                 Arc::clone(env),
                 metrics,
                 config.events.clone(),

@@ -80,7 +80,7 @@ impl Plugin for PrometheusPlugin {
         Ok(())
     }
 
-    fn post_start(&mut self, control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
         if let Some(page) = &self.page {
             let _ = page.control.set(control.clone());
         }

@@ -15,7 +15,7 @@ pub struct Page {
     /// The series, updated by the output.
     pub state: Arc<Mutex<State>>,
     /// Set in `post_start`.
-    pub control: OnceLock<PipelineControl>,
+    pub control: OnceLock<PluginControl>,
     /// Prefix of the health metrics' names.
     pub prefix: String,
     /// Write each series' timestamp.

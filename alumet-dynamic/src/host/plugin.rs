@@ -118,7 +118,7 @@ impl AnyPlugin for DynamicPlugin {
         Ok(())
     }
 
-    fn post_start(&mut self, _control: &alumet::pipeline::PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, _control: &alumet::pipeline::PluginControl) -> anyhow::Result<()> {
         Ok(())
     }
 

@@ -166,7 +166,7 @@ impl PipelineBuilder {
         }
         let control = running.control.clone();
         for plugin in running.plugins.iter_mut() {
-            if let Err(error) = plugin.post_start(&control) {
+            if let Err(error) = plugin.post_start(&control.plugin_control(plugin.name())) {
                 let plugin = plugin.name().to_owned();
                 running.shutdown();
                 return Err(PipelineError::PostStart { plugin, error });

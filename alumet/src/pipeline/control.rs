@@ -1,5 +1,6 @@
-//! The control handle: pause, resume, re-time, trigger and add sources while running;
-//! dispatch events to plugins; ask for shutdown.
+//! The agent's control handle: pause, resume, re-time, trigger, add and remove any
+//! plugin's sources while running; dispatch events to plugins; ask for shutdown. (A
+//! plugin gets a [`PluginControl`], confined to its own sources.)
 //!
 //! A call on sources becomes a [`Command`] for each group that holds a matching source,
 //! applied by the group's thread between two ticks; the call waits for the answers until
@@ -17,14 +18,12 @@ use super::completion::Completion;
 pub(crate) use super::control_inner::ControlInner;
 use super::element::{Event, Source, Trigger};
 use super::output::OutputStats;
+use super::plugin_control::PluginControl;
 use super::ratelimit::panic_message;
 use super::registry::{SourceId, Target};
-use super::selector::ElementName;
+use super::selector::{ElementName, Selector};
 use super::slot::TriggerAck;
 use super::stats::{ElementKind, ElementStats};
-
-/// A plugin's event handler.
-pub(crate) type Subscriber = Box<dyn Fn(&Event, &PipelineControl) + Send + Sync>;
 
 /// Why a control command failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +43,15 @@ pub enum ControlError {
     /// No source has this id: it was removed (ids are never reused).
     #[error("no source has the id {0}: it was removed")]
     NoSuchSource(SourceId),
+    /// A plugin's control handle was given another plugin's element: a source's id, a
+    /// selector that names other plugins only, an event handler.
+    #[error("{what} is not an element of plugin `{plugin}`: a plugin controls only its own")]
+    NotOwned {
+        /// What was given.
+        what: String,
+        /// The plugin whose handle was used.
+        plugin: String,
+    },
     /// Some source threads did not answer before the deadline: a source slow or blocked
     /// in its poll (or the call came from a poll of that thread). The command stays
     /// queued there and applies once the poll returns.
@@ -179,15 +187,40 @@ impl PipelineControl {
         self.inner.registry().id_of(name)
     }
 
-    /// Announces an event to every plugin that subscribed, in plugin order. A panicking
-    /// handler is logged and skipped.
+    /// Removes every source of plugin `plugin` (an instance's name), as one
+    /// [`remove_source`](Self::remove_source): each group flushes what they buffered first,
+    /// so none of their points is lost. The plugin's other elements stay. Returns how many
+    /// sources were removed.
+    pub fn remove_plugin_sources(&self, plugin: &str) -> Result<usize, ControlError> {
+        self.inner
+            .remove(&Target::Matching(Selector::plugin(plugin)))
+    }
+
+    /// Removes every event handler of plugin `plugin`; returns how many. Emits that start
+    /// afterwards do not call them.
+    pub fn remove_plugin_subscribers(&self, plugin: &str) -> usize {
+        self.inner.subscribers.remove(|s| &*s.plugin == plugin)
+    }
+
+    /// The control handle of plugin `plugin`, confined to its own sources, as the plugin
+    /// gets it: for the agent to act on a plugin's behalf.
+    pub fn plugin_control(&self, plugin: &str) -> PluginControl {
+        PluginControl::new(Arc::from(plugin), self.clone())
+    }
+
+    /// Announces an event to every plugin that subscribed, in the order the handlers were
+    /// registered; each gets its plugin's [`PluginControl`]. A panicking handler is logged
+    /// and skipped. A handler may subscribe or unsubscribe: that applies from the next emit.
     pub fn emit(&self, event: &Event) {
-        for (plugin, handler) in &self.inner.subscribers {
+        for subscriber in self.inner.subscribers.current().iter() {
+            let control = PluginControl::new(Arc::clone(&subscriber.plugin), self.clone());
+            let handler = &subscriber.handler;
             let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event, self)));
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(event, &control)));
             if let Err(panic) = result {
                 log::error!(
-                    "event handler of plugin {plugin} panicked on {event:?}: {}",
+                    "event handler of plugin {} panicked on {event:?}: {}",
+                    subscriber.plugin,
                     panic_message(&*panic)
                 );
             }

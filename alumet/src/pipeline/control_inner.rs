@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::command::{self, Command, Reply};
-use super::control::{ControlError, Subscriber};
+use super::control::ControlError;
 use super::dispatch::Dispatcher;
 use super::element::{Source, Trigger};
 use super::registry::{Registry, SourceEntry, SourceId, Target};
@@ -15,6 +15,7 @@ use super::selector::ElementName;
 use super::slot::SourceSlot;
 use super::sources::{GroupShared, SourceGroup};
 use super::stats::{Counters, ElementKind};
+use super::subscribers::{Subscriber, Subscribers};
 
 /// A command sent to the groups: where their answers come, how many will, and how many
 /// cannot come before the call returns (the calling thread's own group).
@@ -30,7 +31,8 @@ pub(crate) struct ControlInner {
     /// stopped with the others at shutdown.
     retired: Mutex<Vec<SourceGroup>>,
     pub(crate) dispatcher: Arc<Dispatcher>,
-    pub(crate) subscribers: Vec<(String, Subscriber)>,
+    /// The plugins' event handlers.
+    pub(crate) subscribers: Subscribers,
     pub(crate) closing: AtomicBool,
     /// Whether the source threads were started ([`RunningPipeline::start_source_threads`](super::RunningPipeline::start_source_threads)):
     /// until then, a group added while running waits for them too. (A trigger goes by each
@@ -55,7 +57,7 @@ impl ControlInner {
     pub(crate) fn new(
         (groups, registry): (Vec<SourceGroup>, Registry),
         dispatcher: Arc<Dispatcher>,
-        subscribers: Vec<(String, Subscriber)>,
+        subscribers: Vec<Subscriber>,
         stats: Vec<(ElementName, ElementKind, Arc<Counters>)>,
         timeout: Duration,
     ) -> Self {
@@ -63,7 +65,7 @@ impl ControlInner {
             groups: Mutex::new(groups),
             retired: Mutex::default(),
             dispatcher,
-            subscribers,
+            subscribers: Subscribers::new(subscribers),
             closing: AtomicBool::new(false),
             threads_started: AtomicBool::new(false),
             registry: Mutex::new(registry),

@@ -20,9 +20,11 @@
 //!   slow output never delays the sources or the other outputs.
 //! - Blocking outputs run on their own thread, async outputs as tasks on the pipeline's
 //!   tokio runtime.
-//! - [`PipelineControl`] pauses, resumes, re-times, triggers and removes sources by
-//!   [`SourceId`] (what adding a source returns; O(1)) or by [`Selector`] (for people),
-//!   adds sources while running and dispatches [`Event`]s to plugins.
+//! - [`PipelineControl`] (the agent's) pauses, resumes, re-times, triggers and removes
+//!   sources by [`SourceId`] (what adding a source returns; O(1)) or by [`Selector`] (for
+//!   people), adds sources while running, removes a plugin's sources as a unit and
+//!   dispatches [`Event`]s to plugins. A plugin gets a [`PluginControl`]: the same calls,
+//!   confined to its own sources, and the statistics to read.
 //!
 //! Failures stay local: a retryable [`ElementError`] is logged and the element keeps
 //! going, a fatal one stops that element only, and a panic is caught, logged with the
@@ -40,6 +42,7 @@ mod group_slots;
 mod group_thread;
 mod output;
 mod output_worker;
+mod plugin_control;
 mod ratelimit;
 mod registry;
 mod runtime;
@@ -47,10 +50,10 @@ mod selector;
 mod slot;
 mod sources;
 mod stats;
+mod subscribers;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
 pub use completion::Completion;
-pub(crate) use control::Subscriber;
 pub use control::{ControlError, PipelineControl};
 pub use delivery::Delivery;
 pub use dispatch::SourceSink;
@@ -59,6 +62,9 @@ pub use element::{
     OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
 };
 pub use output::OutputStats;
+pub use plugin_control::PluginControl;
 pub use registry::{SourceId, Target};
 pub use selector::{ElementName, Selector, SelectorError};
 pub use stats::{ElementKind, ElementStats};
+pub(crate) use subscribers::Subscriber;
+pub use subscribers::SubscriberId;

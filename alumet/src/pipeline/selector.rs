@@ -34,6 +34,9 @@ impl fmt::Display for ElementName {
 pub struct Selector {
     plugin: String,
     element: String,
+    /// Whether `plugin` is a plain name, not a pattern (a selector confined to one plugin:
+    /// see [`Selector::within`]).
+    literal_plugin: bool,
 }
 
 /// Why a selector could not be read.
@@ -76,6 +79,7 @@ impl Selector {
         Ok(Selector {
             plugin: plugin.to_owned(),
             element: element.to_owned(),
+            literal_plugin: false,
         })
     }
 
@@ -84,12 +88,46 @@ impl Selector {
         Selector {
             plugin: "*".to_owned(),
             element: "*".to_owned(),
+            literal_plugin: false,
+        }
+    }
+
+    /// Every element of plugin `plugin` (an instance's name), taken as a plain name, not
+    /// as a pattern.
+    pub fn plugin(plugin: &str) -> Self {
+        Selector {
+            plugin: plugin.to_owned(),
+            element: "*".to_owned(),
+            literal_plugin: true,
+        }
+    }
+
+    /// This selector confined to the elements of `plugin`: `None` when its plugin part
+    /// cannot match `plugin` (it names other plugins only), otherwise a selector for the
+    /// elements of `plugin` that this one matches (`*/kernel` within `procfs` is
+    /// `procfs/kernel`).
+    pub fn within(&self, plugin: &str) -> Option<Selector> {
+        if !self.matches_plugin(plugin) {
+            return None;
+        }
+        Some(Selector {
+            plugin: plugin.to_owned(),
+            element: self.element.clone(),
+            literal_plugin: true,
+        })
+    }
+
+    fn matches_plugin(&self, plugin: &str) -> bool {
+        if self.literal_plugin {
+            self.plugin == plugin
+        } else {
+            glob_match(&self.plugin, plugin)
         }
     }
 
     /// Whether the selector matches this element.
     pub fn matches(&self, name: &ElementName) -> bool {
-        glob_match(&self.plugin, &name.plugin) && glob_match(&self.element, &name.element)
+        self.matches_plugin(&name.plugin) && glob_match(&self.element, &name.element)
     }
 }
 
@@ -161,6 +199,28 @@ mod tests {
         assert!(!sel("procfs/memory").matches(&name));
         assert!(!sel("rapl").matches(&name));
         assert_eq!(sel("rapl").to_string(), "rapl/*");
+    }
+
+    #[test]
+    fn a_selector_within_a_plugin_matches_only_its_elements() {
+        let kernel = ElementName::new("procfs", "kernel");
+        let other = ElementName::new("procfs2", "kernel");
+        let within = |p: &str| sel(p).within("procfs");
+        assert_eq!(
+            within("*/kernel"),
+            Some(sel("procfs/kernel").within("procfs").unwrap())
+        );
+        assert!(within("*").unwrap().matches(&kernel));
+        assert!(!within("*").unwrap().matches(&other));
+        assert!(!within("proc*").unwrap().matches(&other));
+        assert!(!within("procfs/mem*").unwrap().matches(&kernel));
+        assert_eq!(within("rapl"), None);
+        assert_eq!(within("procfs2/*"), None);
+        // A plugin name is not a pattern, even with a `*` in it.
+        let star = Selector::plugin("a*");
+        assert!(star.matches(&ElementName::new("a*", "x")));
+        assert!(!star.matches(&ElementName::new("ab", "x")));
+        assert_eq!(star.within("ab"), None);
     }
 
     #[test]

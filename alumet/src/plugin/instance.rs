@@ -2,7 +2,7 @@
 //! same plugin (`[plugins.influx_eu]` with `plugin = "influxdb"` in the agent's config).
 
 use super::{AnyPlugin, Registrar};
-use crate::pipeline::PipelineControl;
+use crate::pipeline::PluginControl;
 
 /// A plugin under the name of its instance: its elements are named `INSTANCE/element`,
 /// and the pipeline's logs and reports use that name.
@@ -23,7 +23,7 @@ impl AnyPlugin for Instance {
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         self.plugin.start(alumet)
     }
-    fn post_start(&mut self, control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
         self.plugin.post_start(control)
     }
     fn stop(&mut self) -> anyhow::Result<()> {

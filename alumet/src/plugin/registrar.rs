@@ -7,8 +7,8 @@ use std::future::Future;
 use crate::measurement::MeasurementType;
 use crate::metrics::{MetricError, MetricId, MetricRegistry, Unit};
 use crate::pipeline::{
-    AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PipelineControl, Shutdown,
-    Source, SourceId, SourceSink, Transform, Trigger,
+    AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PluginControl, Shutdown,
+    Source, SourceId, SourceSink, Subscriber, SubscriberId, Transform, Trigger,
 };
 
 use super::{AnyPlugin, RunMode};
@@ -47,7 +47,7 @@ pub(crate) struct Elements {
     pub(crate) autonomous: Vec<(ElementName, AutonomousStart)>,
     pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
     pub(crate) outputs: Vec<(ElementName, OutputKind, OutputOptions)>,
-    pub(crate) subscribers: Vec<(String, crate::pipeline::Subscriber)>,
+    pub(crate) subscribers: Vec<Subscriber>,
     /// The names of the sources (managed and autonomous), for duplicates in O(1).
     source_names: HashSet<ElementName>,
     /// How many source ids were given (by the registrars of this set, and of the sets
@@ -259,11 +259,20 @@ impl<'a> Registrar<'a> {
     }
 
     /// Subscribes to [`Event`]s; the handler runs in the thread that emits the event and
-    /// may use the control handle (to add a source for a new consumer, say).
-    pub fn on_event(&mut self, handler: impl Fn(&Event, &PipelineControl) + Send + Sync + 'static) {
-        self.staged
-            .subscribers
-            .push((self.plugin.to_owned(), Box::new(handler)));
+    /// may use the plugin's control handle, confined to its own sources (to add a source
+    /// for a new consumer, say). The id removes it while running
+    /// ([`PluginControl::remove_subscriber`]).
+    pub fn on_event(
+        &mut self,
+        handler: impl Fn(&Event, &PluginControl) + Send + Sync + 'static,
+    ) -> SubscriberId {
+        let id = SubscriberId::next();
+        self.staged.subscribers.push(Subscriber {
+            id,
+            plugin: self.plugin.into(),
+            handler: Box::new(handler),
+        });
+        id
     }
 }
 

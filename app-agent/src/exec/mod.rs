@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use alumet::measurement::{ResourceConsumer, Timestamp};
-use alumet::pipeline::{Event, PipelineBuilder, PipelineControl, RunningPipeline};
+use alumet::pipeline::{Event, PipelineBuilder, PipelineControl, PluginControl, RunningPipeline};
 use alumet::plugin::{AnyPlugin, Registrar, RunMode};
 use anyhow::Context;
 
@@ -71,7 +71,7 @@ impl AnyPlugin for ExecPlugin {
         alumet.add_transform("summary", self.0.transform())?;
         Ok(())
     }
-    fn post_start(&mut self, _control: &PipelineControl) -> anyhow::Result<()> {
+    fn post_start(&mut self, _control: &PluginControl) -> anyhow::Result<()> {
         Ok(())
     }
     fn stop(&mut self) -> anyhow::Result<()> {
