@@ -415,22 +415,6 @@ fn per_process_memory_and_utilization_are_reported_per_pid() {
     assert!(consumers.iter().all(|k| *k == "process"), "{consumers:?}");
 }
 
-/// A procfs tree where 11 is the child of 10, and 20 is unrelated.
-fn process_tree(test: &str) -> alumet::test_util::TempDir {
-    let dir = alumet::test_util::TempDir::new(test);
-    for (pid, ppid) in [(10, 1), (11, 10), (20, 1)] {
-        let d = dir.path().join(pid.to_string());
-        std::fs::create_dir_all(&d).unwrap();
-        // A whole line, as the kernel writes it.
-        let stat = format!(
-            "{pid} (worker x) S {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 100 \
-             1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
-        );
-        std::fs::write(d.join("stat"), stat).unwrap();
-    }
-    dir
-}
-
 #[test]
 fn in_event_mode_only_the_announced_process_tree_is_reported() {
     // Exec mode announces the process it starts, watch mode one already running: the

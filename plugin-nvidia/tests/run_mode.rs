@@ -8,22 +8,6 @@ use alumet::prelude::*;
 use common::*;
 use plugin_nvidia::backend::ProcessMemory;
 
-/// A procfs tree where 11 is the child of 10, and 20 is unrelated.
-fn process_tree(test: &str) -> alumet::test_util::TempDir {
-    let dir = alumet::test_util::TempDir::new(test);
-    for (pid, ppid) in [(10, 1), (11, 10), (20, 1)] {
-        let d = dir.path().join(pid.to_string());
-        std::fs::create_dir_all(&d).unwrap();
-        // A whole line, as the kernel writes it.
-        let stat = format!(
-            "{pid} (worker x) S {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 100 \
-             1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
-        );
-        std::fs::write(d.join("stat"), stat).unwrap();
-    }
-    dir
-}
-
 /// The pids with `nvml_used_gpu_memory` points after a run in `mode` with the file's
 /// `processes` line, where 11 and 20 use the GPU and 10 (11's parent) is announced.
 fn reported_pids(mode: RunMode, processes: &str) -> Vec<String> {

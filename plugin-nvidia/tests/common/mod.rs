@@ -91,3 +91,19 @@ impl Measured {
             .collect()
     }
 }
+
+/// A procfs tree where 11 is the child of 10, and 20 is unrelated.
+pub fn process_tree(test: &str) -> alumet::test_util::TempDir {
+    let dir = alumet::test_util::TempDir::new(test);
+    for (pid, ppid) in [(10, 1), (11, 10), (20, 1)] {
+        let d = dir.path().join(pid.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        // A whole line, as the kernel writes it.
+        let stat = format!(
+            "{pid} (worker x) S {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 100 \
+             1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
+        std::fs::write(d.join("stat"), stat).unwrap();
+    }
+    dir
+}
