@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::pipeline::PluginControl;
 pub use registrar::{probe_start, Registrar, RegistrationError};
-pub(crate) use registrar::{Elements, OutputKind};
+pub(crate) use registrar::{Elements, OutputKind, TaskStart};
 pub use run_mode::RunMode;
 
 /// A plugin: a statically linked crate that registers sources, transforms and outputs.

@@ -19,6 +19,7 @@ use super::selector::ElementName;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
 use super::stats::{Counters, ElementKind};
+use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +202,6 @@ fn drop_plugins(plugins: Vec<Box<dyn AnyPlugin>>) {
     }
 }
 
-type AutonomousTask = (ElementName, tokio::task::JoinHandle<anyhow::Result<()>>);
-
 fn launch(
     elements: Elements,
     metrics: Arc<MetricRegistry>,
@@ -214,6 +213,7 @@ fn launch(
     // The async runtime exists only for async outputs and autonomous sources: without
     // them, no thread is started for it (a short exec run saves its start and stop).
     let needs_runtime = !elements.autonomous.is_empty()
+        || !elements.tasks.is_empty()
         || elements
             .outputs
             .iter()
@@ -292,7 +292,7 @@ fn launch(
     let (groups, registry) = registry_of(by_interval, &dispatcher, elements.ids_given);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let autonomous = elements
+    let mut autonomous: Vec<RunningTask> = elements
         .autonomous
         .into_iter()
         .filter_map(|(name, start)| {
@@ -309,9 +309,12 @@ fn launch(
             // `needs_runtime` holds whenever there is an autonomous source.
             let runtime = runtime.as_ref()?;
             let task = runtime.spawn(start(sink, Shutdown(shutdown_rx.clone())));
-            Some((name, task))
+            Some(("source", name, task))
         })
         .collect();
+    if let Some(runtime) = &runtime {
+        autonomous.extend(spawn_tasks(runtime, elements.tasks, &shutdown_rx));
+    }
 
     let control = PipelineControl {
         inner: Arc::new(ControlInner::new(
@@ -381,7 +384,8 @@ pub struct RunningPipeline {
     unavailable: Vec<(String, Unavailable)>,
     metrics: Arc<MetricRegistry>,
     runtime: Option<AsyncRuntime>,
-    autonomous: Vec<AutonomousTask>,
+    /// Autonomous sources and the plugins' tasks.
+    autonomous: Vec<RunningTask>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     workers_done: std::sync::mpsc::Receiver<()>,
     shutdown_timeout: Duration,
@@ -530,20 +534,7 @@ impl RunningPipeline {
     fn stop_autonomous(&mut self, deadline: Instant) {
         let _ = self.shutdown_tx.send(true);
         let Some(runtime) = &self.runtime else { return };
-        for (name, task) in self.autonomous.drain(..) {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let abort = task.abort_handle();
-            match runtime.block_on(async { tokio::time::timeout(remaining, task).await }) {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => log::error!("source {name} failed: {e:#}"),
-                Ok(Err(e)) if e.is_panic() => log::error!("source {name} panicked and is stopped"),
-                Ok(Err(_)) => {}
-                Err(_) => {
-                    log::error!("source {name} did not stop within the shutdown deadline");
-                    abort.abort();
-                }
-            }
-        }
+        wait_for_tasks(runtime, std::mem::take(&mut self.autonomous), deadline);
     }
 
     /// Whether every output worker finished before the deadline.

@@ -51,6 +51,7 @@ mod slot;
 mod sources;
 mod stats;
 mod subscribers;
+mod tasks;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
 pub use completion::Completion;

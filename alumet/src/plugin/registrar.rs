@@ -19,7 +19,7 @@ pub enum RegistrationError {
     /// Another element of the same kind has this name.
     #[error("a {kind} named `{name}` exists already; choose another name")]
     DuplicateName {
-        /// source, transform or output.
+        /// source, transform, output or task.
         kind: &'static str,
         /// The full name.
         name: ElementName,
@@ -34,6 +34,8 @@ pub enum RegistrationError {
 
 type AutonomousStart =
     Box<dyn FnOnce(SourceSink, Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+pub(crate) type TaskStart =
+    Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
 
 pub(crate) enum OutputKind {
     Blocking(Box<dyn Output>),
@@ -45,6 +47,8 @@ pub(crate) enum OutputKind {
 pub(crate) struct Elements {
     pub(crate) sources: Vec<(SourceId, ElementName, Box<dyn Source>, Trigger)>,
     pub(crate) autonomous: Vec<(ElementName, AutonomousStart)>,
+    /// Loops the plugins own ([`Registrar::add_task`]).
+    pub(crate) tasks: Vec<(ElementName, TaskStart)>,
     pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
     pub(crate) outputs: Vec<(ElementName, OutputKind, OutputOptions)>,
     pub(crate) subscribers: Vec<Subscriber>,
@@ -62,6 +66,7 @@ impl Elements {
         self.ids_given += other.ids_given;
         self.sources.extend(other.sources);
         self.autonomous.extend(other.autonomous);
+        self.tasks.extend(other.tasks);
         self.transforms.extend(other.transforms);
         self.outputs.extend(other.outputs);
         self.subscribers.extend(other.subscribers);
@@ -144,6 +149,9 @@ impl<'a> Registrar<'a> {
             "transform" => [self.committed, &self.staged]
                 .iter()
                 .any(|e| e.transforms.iter().any(|t| t.0 == full)),
+            "task" => [self.committed, &self.staged]
+                .iter()
+                .any(|e| e.tasks.iter().any(|t| t.0 == full)),
             _ => [self.committed, &self.staged]
                 .iter()
                 .any(|e| e.outputs.iter().any(|t| t.0 == full)),
@@ -198,6 +206,24 @@ impl<'a> Registrar<'a> {
             full,
             Box::new(move |sink, shutdown| Box::pin(start(sink, shutdown))),
         ));
+        Ok(())
+    }
+
+    /// Adds a loop the plugin owns (a server, a sender, a scanner), as an async task on
+    /// the pipeline's runtime, started with the pipeline. `start` receives a [`Shutdown`]
+    /// signal; the task must return once it fires. At shutdown the pipeline signals every
+    /// task with the autonomous sources, waits for them until the shutdown deadline (a
+    /// task still running then is logged and aborted), and only then calls the plugins'
+    /// `stop`. Blocking work inside the task goes through `tokio::task::spawn_blocking`.
+    pub fn add_task<F, Fut>(&mut self, name: &str, start: F) -> Result<(), RegistrationError>
+    where
+        F: FnOnce(Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let full = self.name("task", name)?;
+        self.staged
+            .tasks
+            .push((full, Box::new(move |shutdown| Box::pin(start(shutdown)))));
         Ok(())
     }
 

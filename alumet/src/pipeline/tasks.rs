@@ -1,0 +1,48 @@
+//! The async tasks the pipeline starts for the plugins (autonomous sources and the loops
+//! registered with [`Registrar::add_task`](crate::plugin::Registrar::add_task)), and how
+//! shutdown waits for them.
+
+use std::time::Instant;
+
+use tokio::task::JoinHandle;
+
+use super::runtime::AsyncRuntime;
+use super::{ElementName, Shutdown};
+use crate::plugin::TaskStart;
+
+/// A running task: what it is (for logs), its name and its handle.
+pub(crate) type RunningTask = (&'static str, ElementName, JoinHandle<anyhow::Result<()>>);
+
+/// Starts the plugins' tasks on the runtime, each with its own [`Shutdown`].
+pub(crate) fn spawn_tasks(
+    runtime: &AsyncRuntime,
+    tasks: Vec<(ElementName, TaskStart)>,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<RunningTask> {
+    tasks
+        .into_iter()
+        .map(|(name, start)| {
+            let handle = runtime.spawn(start(Shutdown(shutdown.clone())));
+            ("task", name, handle)
+        })
+        .collect()
+}
+
+/// Waits for every task (whose [`Shutdown`] has fired) until `deadline`: one that fails
+/// or panics is logged; one still running at the deadline is logged and aborted.
+pub(crate) fn wait_for_tasks(runtime: &AsyncRuntime, tasks: Vec<RunningTask>, deadline: Instant) {
+    for (kind, name, task) in tasks {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let abort = task.abort_handle();
+        match runtime.block_on(async { tokio::time::timeout(remaining, task).await }) {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => log::error!("{kind} {name} failed: {e:#}"),
+            Ok(Err(e)) if e.is_panic() => log::error!("{kind} {name} panicked and is stopped"),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                log::error!("{kind} {name} did not stop within the shutdown deadline");
+                abort.abort();
+            }
+        }
+    }
+}
