@@ -13,13 +13,14 @@ use alumet::prelude::*;
 use alumet::test_util::{logs, PipelineTester};
 
 type Journal = Arc<Mutex<Vec<&'static str>>>;
+type Register = Box<dyn FnOnce(&mut Registrar<'_>, Journal) + Send>;
 
 /// A plugin whose `start` registers one task built by `task`, and whose `stop` writes
 /// `plugin stopped` in the journal.
 struct Looper {
     name: &'static str,
     journal: Journal,
-    task: Option<Box<dyn FnOnce(&mut Registrar<'_>, Journal) + Send>>,
+    task: Option<Register>,
 }
 
 impl AnyPlugin for Looper {
