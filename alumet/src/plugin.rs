@@ -1,6 +1,7 @@
 //! The plugin API: a [`Plugin`] has a typed config, starts by registering its elements
 //! through a [`Registrar`], and may say that its hardware is [`Unavailable`].
 
+pub mod host_paths;
 mod instance;
 mod registrar;
 mod run_mode;
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::pipeline::PluginControl;
+pub use host_paths::HostPaths;
 pub use registrar::{probe_start, Registrar, RegistrationError};
 pub(crate) use registrar::{Elements, OutputKind, TaskStart};
 pub use run_mode::RunMode;

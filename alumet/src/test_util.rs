@@ -132,6 +132,7 @@ pub struct PipelineTester {
     feeders: Vec<(String, Feeder)>,
     shutdown_timeout: Option<std::time::Duration>,
     run_mode: crate::plugin::RunMode,
+    host_paths: crate::plugin::HostPaths,
 }
 
 impl PipelineTester {
@@ -194,6 +195,13 @@ impl PipelineTester {
         self
     }
 
+    /// Sets where the host's kernel trees are, handed to the plugins (default `/proc`,
+    /// `/sys`, `/sys/fs/cgroup`): a fixture tree given as the agent's general keys give it.
+    pub fn host_paths(&mut self, paths: crate::plugin::HostPaths) -> &mut Self {
+        self.host_paths = paths;
+        self
+    }
+
     /// Starts the pipeline.
     pub fn start(self) -> Result<TestRun, PipelineError> {
         let collected = Collected::default();
@@ -223,6 +231,7 @@ impl PipelineTester {
         }
         builder.plugin(Box::new(test));
         builder.run_mode(self.run_mode);
+        builder.host_paths(self.host_paths);
         if let Some(timeout) = self.shutdown_timeout {
             builder.shutdown_timeout(timeout);
         }

@@ -18,6 +18,7 @@ pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
     let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
+    builder.host_paths(loaded.general.host_paths());
     for plugin in loaded.plugins {
         builder.plugin(plugin);
     }

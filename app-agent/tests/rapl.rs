@@ -1,6 +1,7 @@
 //! The RAPL plugin through the agent binary: `--plugins rapl,csv` with `sysfs_root` at one
 //! of plugin-rapl's fixture trees writes the exact joules to the CSV; without any RAPL
-//! interface the agent says so in one line and keeps running.
+//! interface the agent says so in one line and keeps running; the general `sys_root` alone
+//! points rapl at the tree as well.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -162,4 +163,34 @@ fn without_rapl_the_agent_says_so_in_one_line_and_keeps_running() {
         "{stderr}"
     );
     assert!(rapl[0].contains("set sysfs_root"), "{stderr}");
+}
+
+#[test]
+fn the_general_sys_root_alone_points_rapl_at_the_host_tree() {
+    let sysfs = fixture("intel-server-2s");
+    let pkg0 = sysfs
+        .path()
+        .join("devices/virtual/powercap/intel-rapl/intel-rapl:0/energy_uj");
+    set(&pkg0, 1_000_000_000);
+    let dir = TempDir::new("rapl-agent-sys-root");
+    // `sys_root` among the general keys, no `sysfs_root` in the plugin's table.
+    let config = format!(
+        "sys_root = '{}'\n[plugins.rapl]\npoll_interval = '20ms'\nflush_interval = '20ms'\nno_perf_events = true\n[plugins.csv]\noutput_path = 'out.csv'\n",
+        sysfs.path().display()
+    );
+    std::fs::write(dir.path().join("alumet-config.toml"), config).unwrap();
+    let csv = dir.path().join("out.csv");
+    let mut agent = spawn(
+        dir.path(),
+        &["--no-default-config", "--plugins", "rapl,csv"],
+    );
+    agent.wait_until("rows in the CSV", |_| csv_rows(&csv) >= 8);
+    set(&pkg0, 1_002_500_000);
+    let pkg0_energy = |csv: &Path| csv_energy(csv).get("cpu_package/0/package").copied();
+    agent.wait_until("the change in the CSV", |_| {
+        pkg0_energy(&csv) == Some(2_500_000)
+    });
+    let (code, stderr) = stop(agent);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(pkg0_energy(&csv), Some(2_500_000), "{stderr}");
 }

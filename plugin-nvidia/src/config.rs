@@ -23,7 +23,7 @@ pub struct Config {
     pub mode: Mode,
     /// Which processes get per-process metrics: "all" (every process using a GPU), "event" (the processes announced by exec and watch modes, and their descendants) or "none".
     pub processes: Processes,
-    /// Where procfs is mounted, to find the descendants of announced processes (`/proc`, or the host's `/host/proc` in a container).
+    /// Where procfs is mounted, to find the descendants of announced processes: `/proc` takes the general `proc_root`; another path (a container's `/host/proc`) overrides it for this plugin.
     pub procfs_root: PathBuf,
     /// The NVML library to load; empty: the driver's `libnvidia-ml.so.1` from the library path.
     pub nvml_library: PathBuf,

@@ -117,7 +117,7 @@ impl NvidiaPlugin {
                 });
                 ProcessFilter::Announced(Announced {
                     roots,
-                    procfs_root: self.config.procfs_root.clone(),
+                    procfs_root: alumet.host_paths().proc_root_or(&self.config.procfs_root),
                 })
             }
         }

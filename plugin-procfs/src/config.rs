@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where procfs is mounted: `/proc`, or `/host/proc` in a container that mounts the host's there.
+    /// Where procfs is mounted: `/proc` takes the general `proc_root` (itself `/proc` by default); another path (a container's `/host/proc`) overrides it for this plugin.
     pub procfs_root: PathBuf,
     /// System-wide CPU time, context switches, forks and runnable or blocked tasks, from `/proc/stat`.
     pub kernel: KernelConfig,

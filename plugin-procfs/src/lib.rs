@@ -61,7 +61,7 @@ impl Plugin for ProcfsPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let c = &self.config;
-        let (env, stat) = Env::new(&c.procfs_root)?;
+        let (env, stat) = Env::new(&alumet.host_paths().proc_root_or(&c.procfs_root))?;
         let env = Arc::new(env);
         if c.kernel.enabled {
             kernel::start(&c.kernel, &env, stat, alumet).context("kernel section")?;
@@ -116,7 +116,7 @@ impl Env {
         let file = opened.map_err(|e| {
             Unavailable::new(
                 format!("cannot read {}: {e}", stat.display()),
-                "set procfs_root to the directory where procfs is mounted (`/host/proc` in a container that mounts the host's there)",
+                "set the general proc_root (or this plugin's procfs_root) to the directory where procfs is mounted (`/host/proc` in a container that mounts the host's there)",
             )
         })?;
         let env = Env {

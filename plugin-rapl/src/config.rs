@@ -19,7 +19,7 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Never use perf_event (the `power` PMU), always read the powercap sysfs files.
     pub no_perf_events: bool,
-    /// Where sysfs is mounted: `/sys`, or the host's sysfs inside a container (`/host/sys`).
+    /// Where sysfs is mounted: `/sys` takes the general `sys_root` (itself `/sys` by default); another path (a container's `/host/sys`) overrides it for this plugin.
     pub sysfs_root: PathBuf,
 }
 

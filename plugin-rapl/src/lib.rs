@@ -48,7 +48,9 @@ impl Plugin for RaplPlugin {
     }
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
-        let opened = setup::open(&self.config)?;
+        let mut config = self.config.clone();
+        config.sysfs_root = alumet.host_paths().sys_root_or(&config.sysfs_root);
+        let opened = setup::open(&config)?;
         let metric = alumet.create_metric::<f64>(
             METRIC,
             Unit::Joule,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::MetricRegistry;
-use crate::plugin::{AnyPlugin, Elements, OutputKind, Registrar, RunMode, Unavailable};
+use crate::plugin::{AnyPlugin, Elements, HostPaths, OutputKind, Registrar, RunMode, Unavailable};
 
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
@@ -52,6 +52,7 @@ pub struct PipelineBuilder {
     control_timeout: Duration,
     defer_source_threads: bool,
     run_mode: RunMode,
+    host_paths: HostPaths,
 }
 
 impl Default for PipelineBuilder {
@@ -62,6 +63,7 @@ impl Default for PipelineBuilder {
             control_timeout: Duration::from_secs(5),
             defer_source_threads: false,
             run_mode: RunMode::Run,
+            host_paths: HostPaths::default(),
         }
     }
 }
@@ -102,6 +104,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// Where the host's kernel trees are, handed to the plugins' `start` (by default
+    /// `/proc`, `/sys`, `/sys/fs/cgroup`).
+    pub fn host_paths(&mut self, paths: HostPaths) -> &mut Self {
+        self.host_paths = paths;
+        self
+    }
+
     /// How long a control call on sources ([`PipelineControl::pause`], `poll_now`, ...)
     /// waits for the groups' threads to apply it (default 5 seconds): a source blocked in
     /// its poll makes the call return [`ControlError::Pending`](super::ControlError::Pending)
@@ -129,8 +138,9 @@ impl PipelineBuilder {
         let mut unavailable = Vec::new();
         for mut plugin in self.plugins {
             let name = plugin.name().to_owned();
-            let mut registrar =
-                Registrar::new(&name, &mut metrics, &elements).with_run_mode(self.run_mode);
+            let mut registrar = Registrar::new(&name, &mut metrics, &elements)
+                .with_run_mode(self.run_mode)
+                .with_host_paths(self.host_paths.clone());
             let result = plugin.start(&mut registrar);
             let staged = registrar.into_staged();
             match result {

@@ -11,7 +11,7 @@ use crate::pipeline::{
     Source, SourceId, SourceSink, Subscriber, SubscriberId, Transform, Trigger,
 };
 
-use super::{AnyPlugin, RunMode};
+use super::{AnyPlugin, HostPaths, RunMode};
 
 /// Why an element could not be registered.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,7 @@ impl Elements {
 pub struct Registrar<'a> {
     plugin: &'a str,
     run_mode: RunMode,
+    host_paths: HostPaths,
     metrics: &'a mut MetricRegistry,
     committed: &'a Elements,
     staged: Elements,
@@ -97,6 +98,7 @@ impl<'a> Registrar<'a> {
         Registrar {
             plugin,
             run_mode: RunMode::Run,
+            host_paths: HostPaths::default(),
             metrics,
             committed,
             staged: Elements::default(),
@@ -105,6 +107,11 @@ impl<'a> Registrar<'a> {
 
     pub(crate) fn with_run_mode(mut self, run_mode: RunMode) -> Self {
         self.run_mode = run_mode;
+        self
+    }
+
+    pub(crate) fn with_host_paths(mut self, host_paths: HostPaths) -> Self {
+        self.host_paths = host_paths;
         self
     }
 
@@ -122,6 +129,12 @@ impl<'a> Registrar<'a> {
     /// (see [`RunMode`]).
     pub fn run_mode(&self) -> RunMode {
         self.run_mode
+    }
+
+    /// Where the measured host's `/proc`, `/sys` and cgroup tree are (see [`HostPaths`]):
+    /// the agent's general config sets them once for every plugin.
+    pub fn host_paths(&self) -> &HostPaths {
+        &self.host_paths
     }
 
     /// The metrics registered so far (by this plugin and the ones started before it).

@@ -37,6 +37,12 @@ pub struct GeneralConfig {
     pub shutdown_timeout: Duration,
     /// Directories searched for plugin libraries: `libNAME.so` is loaded for a [plugins.NAME] table that has no `path` (see docs/developer/dynamic-plugins.md).
     pub plugin_dirs: Vec<PathBuf>,
+    /// Where the measured host's procfs is mounted, for every plugin that reads it (`/host/proc` in a container that mounts the host's there); a plugin's own `procfs_root`, set elsewhere than `/proc`, wins.
+    pub proc_root: PathBuf,
+    /// Where the measured host's sysfs is mounted, for every plugin that reads it (`/host/sys` in a container); a plugin's own `sysfs_root`, set elsewhere than `/sys`, wins.
+    pub sys_root: PathBuf,
+    /// Where the measured host's cgroup tree is mounted, for the plugins that read it (`/host/sys/fs/cgroup` in a container).
+    pub cgroup_root: PathBuf,
 }
 
 impl Default for GeneralConfig {
@@ -44,6 +50,20 @@ impl Default for GeneralConfig {
         GeneralConfig {
             shutdown_timeout: Duration::from_secs(5),
             plugin_dirs: Vec::new(),
+            proc_root: PathBuf::from(alumet::plugin::host_paths::PROC_ROOT),
+            sys_root: PathBuf::from(alumet::plugin::host_paths::SYS_ROOT),
+            cgroup_root: PathBuf::from(alumet::plugin::host_paths::CGROUP_ROOT),
+        }
+    }
+}
+
+impl GeneralConfig {
+    /// The host root paths, for [`alumet::pipeline::PipelineBuilder::host_paths`].
+    pub fn host_paths(&self) -> alumet::plugin::HostPaths {
+        alumet::plugin::HostPaths {
+            proc_root: self.proc_root.clone(),
+            sys_root: self.sys_root.clone(),
+            cgroup_root: self.cgroup_root.clone(),
         }
     }
 }

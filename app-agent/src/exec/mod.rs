@@ -90,6 +90,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
     builder.shutdown_timeout(loaded.general.shutdown_timeout);
+    builder.host_paths(loaded.general.host_paths());
     // Per-process sources (procfs, nvidia) follow the processes announced below.
     builder.run_mode(match opts.target {
         Target::Command { .. } => RunMode::Exec,
