@@ -41,7 +41,7 @@ pub struct GeneralConfig {
     pub proc_root: PathBuf,
     /// Where the measured host's sysfs is mounted, for every plugin that reads it (`/host/sys` in a container); a plugin's own `sysfs_root`, set elsewhere than `/sys`, wins.
     pub sys_root: PathBuf,
-    /// Where the measured host's cgroup tree is mounted, for the plugins that read it (`/host/sys/fs/cgroup` in a container).
+    /// Where the measured host's cgroup tree is mounted (`/host/sys/fs/cgroup` in a container), for the plugins that read cgroups.
     pub cgroup_root: PathBuf,
 }
 
