@@ -9,15 +9,15 @@ use crate::metrics::MetricRegistry;
 use crate::plugin::{AnyPlugin, Elements, HostPaths, OutputKind, Registrar, RunMode, Unavailable};
 
 use super::control::{ControlInner, PipelineControl};
-use super::dispatch::{Dispatcher, SourceSink, TransformSlot};
+use super::dispatch::{Dispatcher, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{run_async, OutputSlot, OutputStats};
-use super::ratelimit::RateLimited;
 use super::registry::{Registry, SourceEntry};
 use super::runtime::AsyncRuntime;
 use super::selector::ElementName;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
+use super::tick::SourceSink;
 use super::stats::{Counters, ElementKind};
 use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
 
@@ -262,22 +262,18 @@ fn launch(
     let transforms = elements
         .transforms
         .into_iter()
-        .map(|(name, t)| TransformSlot {
-            name,
-            transform: Some(t),
-            log: RateLimited::default(),
-            counters: Arc::default(),
-        })
+        .map(|(name, t)| TransformSlot::new(name, t))
         .collect();
     let ctx = TransformContext {
         metrics: Arc::clone(&metrics),
     };
     let dispatcher = Arc::new(Dispatcher::new(transforms, slots, ctx));
     let mut stats: Vec<(ElementName, ElementKind, Arc<Counters>)> = Vec::new();
-    for (name, counters) in dispatcher.transform_counters() {
-        stats.push((name, ElementKind::Transform, counters));
+    let set = dispatcher.current();
+    for slot in &set.transforms {
+        stats.push((slot.name.clone(), ElementKind::Transform, Arc::clone(&slot.counters)));
     }
-    for slot in &dispatcher.outputs {
+    for slot in &set.outputs {
         stats.push((
             slot.name.clone(),
             ElementKind::Output,
@@ -417,15 +413,15 @@ impl RunningPipeline {
     /// outputs (see [`PipelineBuilder::defer_source_threads`]: until then, the readings of
     /// `poll_now` wait in the output queues); does nothing for threads already started.
     pub fn start_source_threads(&self) -> std::io::Result<()> {
-        // The outputs' threads first: the sources' first buffers may wake them.
-        for output in &self.control.inner.dispatcher.outputs {
-            output.start_worker()?;
-        }
         let mut groups = self.control.inner.groups();
         self.control
             .inner
             .threads_started
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // The outputs' threads first: the sources' first buffers may wake them.
+        for output in &self.control.inner.dispatcher.current().outputs {
+            output.start_worker()?;
+        }
         for group in groups.iter_mut() {
             group.start()?;
         }
@@ -488,6 +484,7 @@ impl RunningPipeline {
         let inner = Arc::clone(&self.control.inner);
         inner.closing.store(true, Ordering::SeqCst);
         let groups = inner.take_groups();
+        let outputs = inner.dispatcher.close().outputs.clone();
         // Every group stops at once: one whose source is blocked does not keep the others
         // polling until the deadline, with their last points still to be written.
         for group in &groups {
@@ -506,7 +503,7 @@ impl RunningPipeline {
         if all_stopped {
             inner.dispatcher.finish();
         }
-        for slot in &inner.dispatcher.outputs {
+        for slot in &outputs {
             slot.close();
         }
         let mut report = ShutdownReport {
@@ -514,9 +511,10 @@ impl RunningPipeline {
             undelivered_points: unflushed,
             timed_out: unflushed > 0,
         };
-        if !self.wait_for_outputs(deadline) {
+        let added_done = outputs.iter().all(|o| o.wait_done(deadline));
+        if !self.wait_for_outputs(deadline) || !added_done {
             report.timed_out = true;
-            for slot in &inner.dispatcher.outputs {
+            for slot in &outputs {
                 let lost = slot.abandon();
                 if lost > 0 {
                     log::error!(

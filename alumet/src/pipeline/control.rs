@@ -28,8 +28,8 @@ use super::stats::{ElementKind, ElementStats};
 /// Why a control command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    /// A source with this name exists already.
-    #[error("a source named `{0}` exists already; choose another name")]
+    /// A source (or a transform, or an output) with this name exists already.
+    #[error("an element named `{0}` exists already; choose another name")]
     DuplicateName(ElementName),
     /// The interval is zero.
     #[error("invalid poll interval for `{0}`: it must be longer than zero")]
@@ -246,12 +246,8 @@ impl PipelineControl {
 
     /// What happened so far to the points of each output.
     pub fn output_stats(&self) -> Vec<OutputStats> {
-        self.inner
-            .dispatcher
-            .outputs
-            .iter()
-            .map(|o| o.stats())
-            .collect()
+        let outputs = self.inner.dispatcher.all_outputs();
+        outputs.iter().map(|o| o.stats()).collect()
     }
 
     /// The figures of each output if the process exited now, without draining anything

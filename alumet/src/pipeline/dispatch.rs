@@ -1,9 +1,15 @@
 //! From a flushed buffer to the output queues: transforms in order, then one shared
 //! reference per output.
+//!
+//! The transforms and outputs in use form one immutable [`DispatchSet`], read with one
+//! pointer load per dispatch ([`ArcSwap`]) and replaced as a whole when an element is added
+//! or removed while running (read-copy-update, `dispatch_change.rs`): a flushing thread
+//! takes no lock shared with other threads to find them.
 
-use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
 
 use crate::measurement::MeasurementBuffer;
 
@@ -13,64 +19,139 @@ use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
+/// One transform; its lock is taken only while it runs (by one flushing thread at a time).
 pub(crate) struct TransformSlot {
     pub(crate) name: ElementName,
-    /// `None` once the transform is stopped.
-    pub(crate) transform: Option<Box<dyn Transform>>,
-    pub(crate) log: RateLimited,
+    state: Mutex<TransformState>,
     pub(crate) counters: Arc<Counters>,
+}
+
+struct TransformState {
+    /// `None` once the transform is stopped or finished.
+    transform: Option<Box<dyn Transform>>,
+    log: RateLimited,
+}
+
+impl TransformSlot {
+    pub(crate) fn new(name: ElementName, transform: Box<dyn Transform>) -> Arc<Self> {
+        Arc::new(TransformSlot {
+            name,
+            state: Mutex::new(TransformState {
+                transform: Some(transform),
+                log: RateLimited::default(),
+            }),
+            counters: Arc::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TransformState> {
+        // A panic in the transform is caught: the lock is never poisoned by it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn apply(&self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) {
+        run(self, &mut self.lock(), buffer, ctx, Step::Apply);
+    }
+
+    /// Passes `buffer` (the points of the transforms finished before it) through the
+    /// transform, then calls its `finish`, which may add points to it; then drops it.
+    pub(crate) fn finish(&self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) {
+        let mut state = self.lock();
+        if !buffer.is_empty() {
+            run(self, &mut state, buffer, ctx, Step::Apply);
+        }
+        run(self, &mut state, buffer, ctx, Step::Finish);
+        let finished = state.transform.take();
+        drop(state);
+        if caught(|| drop(finished)).is_err() {
+            log::error!("transform {} panicked while being dropped", self.name);
+        }
+    }
+}
+
+/// The transforms (in order) and the outputs that a dispatch uses. Never changed: a change
+/// makes a new set.
+#[derive(Default)]
+pub(crate) struct DispatchSet {
+    pub(crate) transforms: Vec<Arc<TransformSlot>>,
+    pub(crate) outputs: Vec<Arc<OutputSlot>>,
+}
+
+/// What changes the set, one change at a time.
+#[derive(Default)]
+pub(crate) struct Changes {
+    /// The shutdown has taken the set: nothing is added any more.
+    pub(crate) closed: bool,
+    /// The outputs removed while running (done), for the statistics and the final report.
+    pub(crate) retired: Vec<Arc<OutputSlot>>,
 }
 
 /// Runs the transforms and fills the output queues; shared by every flushing thread.
 pub(crate) struct Dispatcher {
-    transforms: Mutex<Vec<TransformSlot>>,
-    has_transforms: bool,
-    pub(crate) outputs: Vec<Arc<OutputSlot>>,
-    ctx: TransformContext,
+    pub(crate) set: ArcSwap<DispatchSet>,
+    pub(crate) changes: Mutex<Changes>,
+    pub(crate) ctx: TransformContext,
     /// Points polled by the source threads and not flushed yet, all groups together.
     pub(crate) in_sources: AtomicU64,
 }
 
 impl Dispatcher {
-    /// The counters of the transforms, for the statistics.
-    pub(crate) fn transform_counters(&self) -> Vec<(ElementName, Arc<Counters>)> {
-        let transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
-        transforms
-            .iter()
-            .map(|t| (t.name.clone(), Arc::clone(&t.counters)))
-            .collect()
-    }
-
     pub(crate) fn new(
-        transforms: Vec<TransformSlot>,
+        transforms: Vec<Arc<TransformSlot>>,
         outputs: Vec<Arc<OutputSlot>>,
         ctx: TransformContext,
     ) -> Self {
-        Dispatcher {
-            has_transforms: !transforms.is_empty(),
-            transforms: Mutex::new(transforms),
+        let set = DispatchSet {
+            transforms,
             outputs,
+        };
+        Dispatcher {
+            set: ArcSwap::from_pointee(set),
+            changes: Mutex::default(),
             ctx,
             in_sources: AtomicU64::new(0),
         }
     }
 
+    /// The current set (a snapshot: a change made later does not show in it).
+    pub(crate) fn current(&self) -> Arc<DispatchSet> {
+        self.set.load_full()
+    }
+
+    /// The outputs in use, then those removed while running.
+    pub(crate) fn all_outputs(&self) -> Vec<Arc<OutputSlot>> {
+        let mut all = self.current().outputs.clone();
+        all.extend(self.changes().retired.iter().cloned());
+        all
+    }
+
+    pub(crate) fn changes(&self) -> MutexGuard<'_, Changes> {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Transforms the buffer (cloned first only if it is shared, which the pipeline avoids)
     /// and queues it for every output.
     pub(crate) fn dispatch(&self, buffer: &mut Arc<MeasurementBuffer>) {
-        if self.has_transforms {
+        let set = self.set.load();
+        if !set.transforms.is_empty() {
             let points = Arc::make_mut(buffer);
-            let mut transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
-            for slot in transforms.iter_mut() {
-                apply(slot, points, &self.ctx);
+            for slot in &set.transforms {
+                slot.apply(points, &self.ctx);
             }
         }
         if buffer.is_empty() {
             return;
         }
-        for output in &self.outputs {
+        for output in &set.outputs {
             output.push(buffer);
         }
+    }
+
+    /// At shutdown: no element is added or removed any more; returns the last set.
+    pub(crate) fn close(&self) -> Arc<DispatchSet> {
+        let mut changes = self.changes();
+        changes.closed = true;
+        self.current()
     }
 
     /// At shutdown, once no source flushes any more: each transform's
@@ -78,80 +159,23 @@ impl Dispatcher {
     /// transforms, then queued for every output. The transforms are then dropped (the
     /// dispatcher may outlive the pipeline, in a control handle kept by another thread).
     pub(crate) fn finish(&self) {
+        let set = self.current();
         let mut buffer = MeasurementBuffer::new();
-        let mut transforms = self.transforms.lock().unwrap_or_else(|e| e.into_inner());
-        for slot in transforms.iter_mut() {
-            if !buffer.is_empty() {
-                apply(slot, &mut buffer, &self.ctx);
-            }
-            run(slot, &mut buffer, &self.ctx, Step::Finish);
+        for slot in &set.transforms {
+            slot.finish(&mut buffer, &self.ctx);
         }
-        let finished: Vec<Box<dyn Transform>> = transforms
-            .iter_mut()
-            .filter_map(|slot| slot.transform.take())
-            .collect();
-        drop(transforms);
-        if caught(|| drop(finished)).is_err() {
-            log::error!("a transform panicked while being dropped");
-        }
-        if buffer.is_empty() {
-            return;
-        }
-        let buffer = Arc::new(buffer);
-        for output in &self.outputs {
-            output.push(&buffer);
-        }
+        push_all(&set.outputs, buffer);
     }
 }
 
-/// How many sent buffers a group keeps to reuse once the outputs are done with them: as
-/// many as its ticks flush while an output worker lingers ([`LINGER`](super::output::LINGER)),
-/// 100 at 10 kHz.
-const SPARE_TICK_BUFFERS: usize = 128;
-
-/// The one buffer a group's tick fills with the points of every source it flushes, handed
-/// on once; and the sent buffers it reuses, oldest first, once every output is done with
-/// them (no allocation per tick once they are warm).
-#[derive(Default)]
-pub(crate) struct TickBuffer {
-    current: Arc<MeasurementBuffer>,
-    spare: VecDeque<Arc<MeasurementBuffer>>,
-}
-
-impl TickBuffer {
-    /// The buffer of this tick (never shared until it is dispatched).
-    pub(crate) fn points(&mut self) -> &mut MeasurementBuffer {
-        Arc::make_mut(&mut self.current)
+/// Queues `buffer` for every output in `outputs` (nothing when it is empty).
+pub(crate) fn push_all(outputs: &[Arc<OutputSlot>], buffer: MeasurementBuffer) {
+    if buffer.is_empty() {
+        return;
     }
-
-    /// Hands the tick's points to the transforms and outputs, then takes a free buffer.
-    pub(crate) fn dispatch(&mut self, dispatcher: &Dispatcher) {
-        if self.current.is_empty() {
-            return;
-        }
-        dispatcher.dispatch(&mut self.current);
-        if let Some(points) = Arc::get_mut(&mut self.current) {
-            // No output took it (the transforms emptied it): reuse it at once.
-            points.clear();
-            return;
-        }
-        let capacity = self.current.len();
-        let free = self
-            .spare
-            .front()
-            .is_some_and(|b| Arc::strong_count(b) == 1);
-        let reused = if free { self.spare.pop_front() } else { None };
-        let next = match reused {
-            Some(mut b) => {
-                Arc::make_mut(&mut b).clear();
-                b
-            }
-            None => Arc::new(MeasurementBuffer::with_capacity(capacity)),
-        };
-        let sent = std::mem::replace(&mut self.current, next);
-        if self.spare.len() < SPARE_TICK_BUFFERS {
-            self.spare.push_back(sent);
-        }
+    let buffer = Arc::new(buffer);
+    for output in outputs {
+        output.push(&buffer);
     }
 }
 
@@ -161,17 +185,14 @@ enum Step {
     Finish,
 }
 
-fn apply(slot: &mut TransformSlot, buffer: &mut MeasurementBuffer, ctx: &TransformContext) {
-    run(slot, buffer, ctx, Step::Apply)
-}
-
 fn run(
-    slot: &mut TransformSlot,
+    slot: &TransformSlot,
+    state: &mut TransformState,
     buffer: &mut MeasurementBuffer,
     ctx: &TransformContext,
     step: Step,
 ) {
-    let Some(transform) = slot.transform.as_mut() else {
+    let Some(transform) = state.transform.as_mut() else {
         return;
     };
     let call = || match step {
@@ -180,41 +201,13 @@ fn run(
     };
     let failed = "failed on a buffer, passing it on";
     match judge("transform", &slot.name, caught(call), failed, || {
-        slot.log.check()
+        state.log.check()
     }) {
         Called::Done => {}
         Called::Failed => slot.counters.retryable(),
         Called::Stopped => {
-            slot.transform = None;
+            state.transform = None;
             slot.counters.stopped();
         }
-    }
-}
-
-/// Where an autonomous source sends the points it measures.
-#[derive(Clone)]
-pub struct SourceSink {
-    pub(crate) dispatcher: Arc<Dispatcher>,
-    pub(crate) name: ElementName,
-    pub(crate) counters: Arc<Counters>,
-}
-
-impl SourceSink {
-    /// Hands a buffer to the transforms and outputs. It never blocks on an output.
-    pub fn send(&self, buffer: MeasurementBuffer) {
-        if buffer.is_empty() {
-            return;
-        }
-        let at = buffer
-            .iter()
-            .next()
-            .map_or_else(crate::measurement::Timestamp::now, |p| p.timestamp);
-        self.counters.success(buffer.len(), at);
-        self.dispatcher.dispatch(&mut Arc::new(buffer));
-    }
-
-    /// The source's name.
-    pub fn name(&self) -> &ElementName {
-        &self.name
     }
 }

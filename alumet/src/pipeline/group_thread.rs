@@ -7,7 +7,8 @@ use std::time::Instant;
 use crate::measurement::Timestamp;
 
 use super::command::{self, Command};
-use super::dispatch::{Dispatcher, TickBuffer};
+use super::dispatch::Dispatcher;
+use super::tick::TickBuffer;
 use super::group_slots::GroupSlots;
 use super::slot::SourceSlot;
 use super::sources::GroupShared;

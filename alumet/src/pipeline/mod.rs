@@ -34,9 +34,11 @@ mod builder;
 mod command;
 mod completion;
 mod control;
+mod control_elements;
 mod control_inner;
 mod delivery;
 mod dispatch;
+mod dispatch_change;
 mod element;
 mod group_slots;
 mod group_thread;
@@ -52,12 +54,14 @@ mod sources;
 mod stats;
 mod subscribers;
 mod tasks;
+mod tick;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
 pub use completion::Completion;
 pub use control::{ControlError, PipelineControl};
+pub use control_elements::RemovedPlugin;
 pub use delivery::Delivery;
-pub use dispatch::SourceSink;
+pub use tick::SourceSink;
 pub use element::{
     AsyncOutput, BoxFuture, ElementError, ElementResultExt, ErrorKind, Event, Output,
     OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,

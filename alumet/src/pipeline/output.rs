@@ -177,6 +177,9 @@ pub(crate) struct OutputSlot {
     pub(crate) reports: bool,
     finish_failed: AtomicBool,
     pub(crate) counters: Arc<Counters>,
+    /// Set once the worker is done (the output finished or stopped, and was dropped).
+    done: Mutex<bool>,
+    done_cv: Condvar,
 }
 
 impl OutputSlot {
@@ -211,6 +214,8 @@ impl OutputSlot {
             reports: options.reports_delivery,
             finish_failed: AtomicBool::new(false),
             counters,
+            done: Mutex::new(false),
+            done_cv: Condvar::new(),
         })
     }
 
@@ -293,6 +298,7 @@ impl OutputSlot {
                 self.name
             );
             self.abandon();
+            self.mark_done();
             return;
         }
         self.wake();
@@ -344,6 +350,28 @@ impl OutputSlot {
             queued_points: f.pending,
             finish_failed: self.finish_failed.load(Ordering::Relaxed),
         }
+    }
+
+    /// The worker is done: the output finished or stopped, and was dropped.
+    pub(crate) fn mark_done(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.done_cv.notify_all();
+    }
+
+    /// Waits until the worker is done or `deadline` passes; returns whether it is done.
+    pub(crate) fn wait_done(&self, deadline: std::time::Instant) -> bool {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = match self.done_cv.wait_timeout(done, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
     }
 
     /// Stops the output: what is queued or comes later is counted as failed.

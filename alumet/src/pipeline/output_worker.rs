@@ -139,6 +139,7 @@ fn finish_blocking(slot: &OutputSlot) {
         log::error!("output {} panicked while being dropped", slot.name);
     }
     slot.settle();
+    slot.mark_done();
 }
 
 /// The next buffer for an async output's task (it parks at once when the queue is empty:
@@ -169,10 +170,14 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
             .map_err(|p| panic_message(&*p).to_owned());
         if let Next::Stop = after_write(&slot, buffer.len(), result) {
             slot.stop();
+            drop(output);
+            slot.mark_done();
             return;
         }
     }
     if slot.lock().state == super::output::State::Stopped {
+        drop(output);
+        slot.mark_done();
         return;
     }
     let result = AssertUnwindSafe(output.finish(&ctx)).catch_unwind().await;
@@ -187,4 +192,5 @@ pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOu
     // Dropped before the pipeline learns that the output is done (`_done` of its task).
     drop(output);
     slot.settle();
+    slot.mark_done();
 }
