@@ -23,8 +23,11 @@
 //! - [`PipelineControl`] (the agent's) pauses, resumes, re-times, triggers and removes
 //!   sources by [`SourceId`] (what adding a source returns; O(1)) or by [`Selector`] (for
 //!   people), adds sources while running, removes a plugin's sources as a unit and
-//!   dispatches [`Event`]s to plugins. A plugin gets a [`PluginControl`]: the same calls,
-//!   confined to its own sources, and the statistics to read.
+//!   dispatches [`Event`]s to plugins; it adds transforms and outputs while running (the
+//!   dispatch set is copied on write, read with one pointer load per tick) and removes a
+//!   plugin instance's elements as a unit ([`PipelineControl::remove_plugin`]). A plugin
+//!   gets a [`PluginControl`]: the same calls, confined to its own sources, and the
+//!   statistics to read.
 //!
 //! Failures stay local: a retryable [`ElementError`] is logged and the element keeps
 //! going, a fatal one stops that element only, and a panic is caught, logged with the
