@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alumet::metrics::RawMetricId;
 use alumet::pipeline::{ControlError, OutputOptions};
 use alumet::plugin::{AnyPlugin, Registrar};
-use alumet::metrics::RawMetricId;
 use alumet::prelude::*;
 use alumet::test_util::PipelineTester;
 use common::*;
@@ -39,7 +39,9 @@ impl Output for Recorder {
             .iter()
             .filter(|p| Some(p.metric) == self.watched)
             .count();
-        self.seen.watched.fetch_add(watched as u64, Ordering::SeqCst);
+        self.seen
+            .watched
+            .fetch_add(watched as u64, Ordering::SeqCst);
         let n = buffer.len() as u64;
         self.seen.points.fetch_add(n, Ordering::SeqCst);
         Ok(())
@@ -64,11 +66,19 @@ struct Marking {
 }
 
 impl Transform for Marking {
-    fn apply(&mut self, b: &mut MeasurementBuffer, _: &TransformContext) -> Result<(), ElementError> {
+    fn apply(
+        &mut self,
+        b: &mut MeasurementBuffer,
+        _: &TransformContext,
+    ) -> Result<(), ElementError> {
         self.seen.fetch_add(b.len() as u64, Ordering::SeqCst);
         Ok(())
     }
-    fn finish(&mut self, b: &mut MeasurementBuffer, _: &TransformContext) -> Result<(), ElementError> {
+    fn finish(
+        &mut self,
+        b: &mut MeasurementBuffer,
+        _: &TransformContext,
+    ) -> Result<(), ElementError> {
         b.push(point(self.marker, 0));
         Ok(())
     }
@@ -129,7 +139,9 @@ fn removing_a_plugin_while_running_loses_none_of_its_points() {
         stopped: Arc::clone(&stopped),
     };
     let mut tester = PipelineTester::new();
-    tester.any_plugin(gone).any_plugin(kept(Arc::clone(&kept_polls)));
+    tester
+        .any_plugin(gone)
+        .any_plugin(kept(Arc::clone(&kept_polls)));
     let run = tester.start().unwrap();
     let control = run.control();
     wait_until("both sources polled", || {
@@ -145,26 +157,44 @@ fn removing_a_plugin_while_running_loses_none_of_its_points() {
     let out = &removed.outputs[0];
     assert_eq!(out.name.to_string(), "gone/out");
     // Its finish ran, it was dropped, and its figures add up to what it was given.
-    assert!(seen.finished.load(Ordering::SeqCst), "finish of the removed output");
-    assert!(seen.dropped.load(Ordering::SeqCst), "drop of the removed output");
+    assert!(
+        seen.finished.load(Ordering::SeqCst),
+        "finish of the removed output"
+    );
+    assert!(
+        seen.dropped.load(Ordering::SeqCst),
+        "drop of the removed output"
+    );
     assert_eq!(out.queued_points, 0);
     assert_eq!((out.dropped_points, out.failed_points), (0, 0));
     assert_eq!(out.written_points, get(&seen.points));
     assert_eq!(get(&seen.watched), polled, "every point of its own source");
-    assert!(!stopped.load(Ordering::SeqCst), "stop is not called by remove_plugin");
+    assert!(
+        !stopped.load(Ordering::SeqCst),
+        "stop is not called by remove_plugin"
+    );
     assert!(control.sources().iter().all(|(n, _)| n.plugin == "kept"));
-    assert!(control.element_stats().iter().all(|s| s.name.plugin != "gone"));
+    assert!(control
+        .element_stats()
+        .iter()
+        .all(|s| s.name.plugin != "gone"));
     assert_eq!(control.remove_plugin("gone").unwrap().sources, 0);
 
     let kept_before = get(&kept_polls);
-    wait_until("the other plugin polls on", || get(&kept_polls) > kept_before + 5);
+    wait_until("the other plugin polls on", || {
+        get(&kept_polls) > kept_before + 5
+    });
     assert_eq!(get(&gone_polls), polled, "a removed source was polled");
     let written_at_removal = get(&seen.points);
     let value = run.metric::<u64>("gone_value").unwrap().raw();
     let marker = run.metric::<u64>("gone_finish").unwrap().raw();
     let (report, points) = run.shutdown();
     assert!(stopped.load(Ordering::SeqCst), "stop at shutdown");
-    assert_eq!(get(&seen.points), written_at_removal, "a removed output wrote");
+    assert_eq!(
+        get(&seen.points),
+        written_at_removal,
+        "a removed output wrote"
+    );
     // The other plugin's output received every point of the removed source, and the
     // point of the removed transform's finish.
     let count = |m| points.iter().filter(|p| p.metric == m).count() as u64;
@@ -209,18 +239,34 @@ fn outputs_and_transforms_added_while_running_get_the_points_flushed_after() {
         t2.fetch_add(b.len() as u64, Ordering::SeqCst);
         Ok(())
     };
-    control.add_transform("late", "t", Box::new(transform)).unwrap();
+    control
+        .add_transform("late", "t", Box::new(transform))
+        .unwrap();
     // Names are unique among transforms and outputs.
     let again = control.add_output("late", "out", Box::new(recorder(&seen)), options.clone());
     assert!(matches!(again, Err(ControlError::DuplicateName(_))));
     for _ in 0..5 {
         assert_eq!(run.trigger("a/s"), 1);
     }
-    let (report, points) = run.shutdown();
-    assert_eq!(points.len(), 16, "the collector got every point");
-    assert_eq!(get(&seen.points), 10, "the added output got the points flushed after");
-    assert_eq!(get(&transformed), 10, "the added transform saw the points flushed after");
+    // Elements added while running are removed like the others.
+    let removed = control.remove_plugin("late").unwrap();
+    assert_eq!((removed.sources, removed.transforms.len()), (0, 1));
+    let out = &removed.outputs[0];
+    assert_eq!((out.written_points, out.queued_points), (10, 0));
     assert!(seen.finished.load(Ordering::SeqCst) && seen.dropped.load(Ordering::SeqCst));
+    assert_eq!(run.trigger("a/s"), 1);
+    let (report, points) = run.shutdown();
+    assert_eq!(points.len(), 18, "the collector got every point");
+    assert_eq!(
+        get(&seen.points),
+        10,
+        "the added output got the points flushed after"
+    );
+    assert_eq!(
+        get(&transformed),
+        10,
+        "the added transform saw the points flushed after"
+    );
     let out = output_stats(&report, "out");
     assert_eq!((out.written_points, out.queued_points), (10, 0));
     // Nothing is added once the pipeline has shut down.

@@ -14,11 +14,10 @@ use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{run_async, OutputSlot, OutputStats};
 use super::registry::{Registry, SourceEntry};
 use super::runtime::AsyncRuntime;
-use super::selector::ElementName;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
+use super::stats::ElementKind;
 use super::tick::SourceSink;
-use super::stats::{Counters, ElementKind};
 use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
 
 /// Why the pipeline could not start.
@@ -268,18 +267,7 @@ fn launch(
         metrics: Arc::clone(&metrics),
     };
     let dispatcher = Arc::new(Dispatcher::new(transforms, slots, ctx));
-    let mut stats: Vec<(ElementName, ElementKind, Arc<Counters>)> = Vec::new();
-    let set = dispatcher.current();
-    for slot in &set.transforms {
-        stats.push((slot.name.clone(), ElementKind::Transform, Arc::clone(&slot.counters)));
-    }
-    for slot in &set.outputs {
-        stats.push((
-            slot.name.clone(),
-            ElementKind::Output,
-            Arc::clone(&slot.counters),
-        ));
-    }
+    let mut stats = dispatcher.element_counters();
 
     // One thread per poll interval: sources that share it share the wake-up.
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
@@ -511,8 +499,8 @@ impl RunningPipeline {
             undelivered_points: unflushed,
             timed_out: unflushed > 0,
         };
-        let added_done = outputs.iter().all(|o| o.wait_done(deadline));
-        if !self.wait_for_outputs(deadline) || !added_done {
+        let all_done = outputs.iter().all(|o| o.wait_done(deadline));
+        if !self.wait_for_outputs(deadline) || !all_done {
             report.timed_out = true;
             for slot in &outputs {
                 let lost = slot.abandon();

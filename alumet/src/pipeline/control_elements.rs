@@ -54,7 +54,11 @@ impl PipelineControl {
         let slot = OutputSlot::new(name.clone(), &options, Some((output, done)), ctx);
         self.inner.dispatcher.add_output(Arc::clone(&slot))?;
         self.record(name, ElementKind::Output, &slot.counters);
-        if self.inner.threads_started.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .inner
+            .threads_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             slot.start_worker()?;
         }
         Ok(())
@@ -82,11 +86,13 @@ impl PipelineControl {
     /// deadline); then its event handlers. Autonomous sources are not removed. The
     /// plugin's `stop` is **not** called: the plugin value stays with the pipeline, which
     /// calls `stop` at shutdown. When a group does not answer in time
-    /// ([`ControlError::Pending`]), nothing else is removed: call it again.
+    /// ([`ControlError::Pending`]), nothing else is removed: call it again. Once the
+    /// shutdown has begun, the transforms and outputs stay ([`ControlError::ShuttingDown`]):
+    /// the shutdown finishes them.
     pub fn remove_plugin(&self, plugin: &str) -> Result<RemovedPlugin, ControlError> {
         let sources = self.remove_plugin_sources(plugin)?;
         let deadline = super::slot::after(Instant::now(), self.inner.timeout);
-        let removed = self.inner.dispatcher.remove_plugin(plugin, deadline);
+        let removed = self.inner.dispatcher.remove_plugin(plugin, deadline)?;
         self.inner
             .stats
             .lock()
@@ -100,12 +106,7 @@ impl PipelineControl {
         })
     }
 
-    fn record(
-        &self,
-        name: ElementName,
-        kind: ElementKind,
-        counters: &Arc<super::stats::Counters>,
-    ) {
+    fn record(&self, name: ElementName, kind: ElementKind, counters: &Arc<super::stats::Counters>) {
         let mut stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.push((name, kind, Arc::clone(counters)));
     }

@@ -17,7 +17,7 @@ use super::element::{Transform, TransformContext};
 use super::output::OutputSlot;
 use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
-use super::stats::Counters;
+use super::stats::{Counters, ElementKind};
 
 /// One transform; its lock is taken only while it runs (by one flushing thread at a time).
 pub(crate) struct TransformSlot {
@@ -123,6 +123,16 @@ impl Dispatcher {
         let mut all = self.current().outputs.clone();
         all.extend(self.changes().retired.iter().cloned());
         all
+    }
+
+    /// The counters of the transforms and outputs in use, for the statistics.
+    pub(crate) fn element_counters(&self) -> Vec<(ElementName, ElementKind, Arc<Counters>)> {
+        let set = self.current();
+        let transforms = set.transforms.iter().map(|t| (t, ElementKind::Transform));
+        let t = transforms.map(|(t, k)| (t.name.clone(), k, Arc::clone(&t.counters)));
+        let outputs = set.outputs.iter();
+        let o = outputs.map(|o| (o.name.clone(), ElementKind::Output, Arc::clone(&o.counters)));
+        t.chain(o).collect()
     }
 
     pub(crate) fn changes(&self) -> MutexGuard<'_, Changes> {

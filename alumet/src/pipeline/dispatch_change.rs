@@ -13,7 +13,7 @@ use super::dispatch::{push_all, DispatchSet, Dispatcher, TransformSlot};
 use super::output::{OutputSlot, OutputStats};
 use super::selector::ElementName;
 
-/// Why a transform or an output cannot be added.
+/// Why a transform or an output cannot be added (or removed).
 pub(crate) enum AddError {
     Duplicate(ElementName),
     Closed,
@@ -65,35 +65,53 @@ impl Dispatcher {
     /// after its `finish` (whose points go on through the later transforms to the outputs,
     /// the plugin's included); then the outputs, closed: each drains its queue and
     /// finishes, until `deadline`, when what it has not written is abandoned (counted
-    /// lost). Waits for both.
-    pub(crate) fn remove_plugin(&self, plugin: &str, deadline: Instant) -> RemovedElements {
-        let changes = self.changes();
+    /// lost). Waits for both. Refused once the shutdown has taken the set.
+    pub(crate) fn remove_plugin(
+        &self,
+        plugin: &str,
+        deadline: Instant,
+    ) -> Result<RemovedElements, AddError> {
+        let mut changes = self.changes();
+        if changes.closed {
+            return Err(AddError::Closed);
+        }
         let mut removed = RemovedElements::default();
-        let old = self.current();
-        if old.transforms.iter().any(|t| t.name.plugin == plugin) {
-            let mut new = copy(&old);
-            new.transforms.retain(|t| t.name.plugin != plugin);
-            drop(old);
-            let old = self.publish(new, deadline);
+        let theirs = |name: &ElementName| name.plugin == plugin;
+        let edit = |set: &mut DispatchSet| {
+            let before = set.transforms.len();
+            set.transforms.retain(|t| !theirs(&t.name));
+            set.transforms.len() != before
+        };
+        if let Some(old) = self.replace_if(edit, deadline) {
             removed.transforms = self.finish_removed(&old.transforms, plugin);
         }
-        let old = self.current();
-        if old.outputs.iter().any(|o| o.name.plugin == plugin) {
-            let mut new = copy(&old);
-            new.outputs.retain(|o| o.name.plugin != plugin);
-            drop(old);
-            let old = self.publish(new, deadline);
+        let edit = |set: &mut DispatchSet| {
+            let before = set.outputs.len();
+            set.outputs.retain(|o| !theirs(&o.name));
+            set.outputs.len() != before
+        };
+        if let Some(old) = self.replace_if(edit, deadline) {
             let gone: Vec<_> = old
                 .outputs
                 .iter()
-                .filter(|o| o.name.plugin == plugin)
+                .filter(|o| theirs(&o.name))
                 .cloned()
                 .collect();
             removed.outputs = close_all(&gone, deadline);
-            drop(changes);
-            self.changes().retired.extend(gone);
+            changes.retired.extend(gone);
         }
-        removed
+        Ok(removed)
+    }
+
+    /// Publishes a copy of the current set edited by `edit`, if `edit` says it changed it;
+    /// returns the set it replaced, unused by then (see [`Dispatcher::publish`]).
+    fn replace_if(
+        &self,
+        edit: impl FnOnce(&mut DispatchSet) -> bool,
+        deadline: Instant,
+    ) -> Option<Arc<DispatchSet>> {
+        let mut new = copy(&self.current());
+        edit(&mut new).then(|| self.publish(new, deadline))
     }
 
     /// Finishes the transforms of `plugin` (no longer in the set) in the order of `old`,

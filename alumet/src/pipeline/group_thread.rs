@@ -8,10 +8,10 @@ use crate::measurement::Timestamp;
 
 use super::command::{self, Command};
 use super::dispatch::Dispatcher;
-use super::tick::TickBuffer;
 use super::group_slots::GroupSlots;
 use super::slot::SourceSlot;
 use super::sources::GroupShared;
+use super::tick::TickBuffer;
 
 pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
     precise_timers();

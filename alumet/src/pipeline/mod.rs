@@ -64,7 +64,6 @@ pub use completion::Completion;
 pub use control::{ControlError, PipelineControl};
 pub use control_elements::RemovedPlugin;
 pub use delivery::Delivery;
-pub use tick::SourceSink;
 pub use element::{
     AsyncOutput, BoxFuture, ElementError, ElementResultExt, ErrorKind, Event, Output,
     OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
@@ -76,3 +75,4 @@ pub use selector::{ElementName, Selector, SelectorError};
 pub use stats::{ElementKind, ElementStats};
 pub(crate) use subscribers::Subscriber;
 pub use subscribers::SubscriberId;
+pub use tick::SourceSink;
