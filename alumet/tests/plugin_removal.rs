@@ -242,9 +242,18 @@ fn outputs_and_transforms_added_while_running_get_the_points_flushed_after() {
     control
         .add_transform("late", "t", Box::new(transform))
         .unwrap();
-    // Names are unique among transforms and outputs.
+    // Names are unique among transforms and outputs; a plugin's handle adds its own.
     let again = control.add_output("late", "out", Box::new(recorder(&seen)), options.clone());
     assert!(matches!(again, Err(ControlError::DuplicateName(_))));
+    let late = control.plugin_control("late");
+    let again = late.add_transform(
+        "t",
+        |_: &mut MeasurementBuffer, _: &TransformContext| Ok(()),
+    );
+    assert!(matches!(again, Err(ControlError::DuplicateName(_))));
+    let other = Seen::default();
+    late.add_output("other", recorder(&other), options.clone())
+        .unwrap();
     for _ in 0..5 {
         assert_eq!(run.trigger("a/s"), 1);
     }
@@ -254,6 +263,12 @@ fn outputs_and_transforms_added_while_running_get_the_points_flushed_after() {
     let out = &removed.outputs[0];
     assert_eq!((out.written_points, out.queued_points), (10, 0));
     assert!(seen.finished.load(Ordering::SeqCst) && seen.dropped.load(Ordering::SeqCst));
+    assert_eq!(
+        get(&other.points),
+        10,
+        "the output added by the plugin's handle"
+    );
+    assert_eq!(removed.outputs.len(), 2);
     assert_eq!(run.trigger("a/s"), 1);
     let (report, points) = run.shutdown();
     assert_eq!(points.len(), 18, "the collector got every point");

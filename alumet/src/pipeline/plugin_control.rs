@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::completion::Completion;
 use super::control::{ControlError, PipelineControl};
-use super::element::{Event, Source, Trigger};
+use super::element::{Event, Output, OutputOptions, Source, Transform, Trigger};
 use super::output::OutputStats;
 use super::registry::{SourceId, Target};
 use super::selector::ElementName;
@@ -116,6 +116,29 @@ impl PluginControl {
     ) -> Result<SourceId, ControlError> {
         self.pipeline
             .add_source(&self.plugin, name, Box::new(source), trigger)
+    }
+
+    /// Adds a blocking output of this plugin while running, named `PLUGIN/name` (see
+    /// [`PipelineControl::add_output`]).
+    pub fn add_output(
+        &self,
+        name: &str,
+        output: impl Output + 'static,
+        options: OutputOptions,
+    ) -> Result<(), ControlError> {
+        self.pipeline
+            .add_output(&self.plugin, name, Box::new(output), options)
+    }
+
+    /// Adds a transform of this plugin while running, after the others, named
+    /// `PLUGIN/name` (see [`PipelineControl::add_transform`]).
+    pub fn add_transform(
+        &self,
+        name: &str,
+        transform: impl Transform + 'static,
+    ) -> Result<(), ControlError> {
+        self.pipeline
+            .add_transform(&self.plugin, name, Box::new(transform))
     }
 
     /// This plugin's sources, with whether each is active, in the order of their ids'
