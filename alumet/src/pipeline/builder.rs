@@ -17,8 +17,8 @@ use super::runtime::AsyncRuntime;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
 use super::stats::ElementKind;
-use super::tick::SourceSink;
 use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
+use super::tick::SourceSink;
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
