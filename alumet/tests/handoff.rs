@@ -145,3 +145,121 @@ fn sources_sharing_a_tick_reach_the_outputs_in_one_buffer() {
     );
     assert_eq!(*sizes.lock().unwrap(), vec![2 * SOURCES as usize; TICKS]);
 }
+
+/// A pipeline with a source polled every millisecond (one point per poll) and a transform
+/// that blocks in its first call until `release` sends or is dropped, recording the
+/// threads it runs on.
+struct Gated {
+    run: alumet::test_util::TestRun,
+    polls: Arc<std::sync::atomic::AtomicU64>,
+    release: mpsc::Sender<()>,
+    threads: Arc<Mutex<BTreeSet<String>>>,
+}
+
+fn gated(shutdown_timeout: Duration) -> Gated {
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let threads: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let mut gate = Some((entered_tx, release_rx));
+    let threads2 = Arc::clone(&threads);
+    let transform = move |_b: &mut MeasurementBuffer, _c: &TransformContext| {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        threads2.lock().unwrap().insert(name);
+        if let Some((entered, release)) = gate.take() {
+            entered.send(()).unwrap();
+            let _ = release.recv();
+        }
+        Ok(())
+    };
+    let polls = counter();
+    let polls2 = Arc::clone(&polls);
+    let mut tester = PipelineTester::new();
+    tester.shutdown_timeout(shutdown_timeout);
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        let every = Trigger::every(Duration::from_millis(1));
+        alumet.add_source("fast", counting_source(m, 1, polls2), every)?;
+        alumet.add_transform("gate", transform)?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    entered_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    Gated {
+        run,
+        polls,
+        release: release_tx,
+        threads,
+    }
+}
+
+#[test]
+fn a_blocked_transform_delays_no_poll_and_its_points_arrive_once_released() {
+    let Gated {
+        run,
+        polls,
+        release,
+        threads,
+    } = gated(Duration::from_secs(10));
+    // While the transform is blocked, the source keeps its schedule: its points wait in
+    // the transforms' queue.
+    let at_block = get(&polls);
+    wait_until("50 polls during the block", || get(&polls) >= at_block + 50);
+    let stalled = run.collected().len();
+    release.send(()).unwrap();
+    wait_until("the points of the block reach the output", || {
+        run.collected().len() as u64 >= at_block + 50
+    });
+    let (report, points) = run.shutdown();
+    assert!(!report.timed_out, "{report:?}");
+    assert!(
+        stalled < points.len(),
+        "{stalled} points before the release"
+    );
+    // Every poll's point reached the output, none dropped or lost.
+    assert_eq!(points.len() as u64, get(&polls));
+    for s in &report.outputs {
+        assert_eq!(s.written_points, get(&polls), "{s:?}");
+        assert_eq!(s.dropped_points + s.failed_points + s.queued_points, 0);
+    }
+    let threads = threads.lock().unwrap().clone();
+    assert_eq!(
+        threads,
+        BTreeSet::from(["alumet-transforms".to_owned()]),
+        "every transform call on the transforms' thread"
+    );
+}
+
+#[test]
+fn a_transform_blocked_past_the_shutdown_deadline_is_abandoned_and_its_points_counted_lost() {
+    // Not released while the pipeline runs.
+    let Gated {
+        run,
+        polls,
+        release,
+        threads: _,
+    } = gated(Duration::from_millis(500));
+    let at_block = get(&polls);
+    wait_until("20 polls during the block", || get(&polls) >= at_block + 20);
+    let (report, points) = run.shutdown();
+    drop(release);
+    assert!(report.timed_out, "{report:?}");
+    let polled = get(&polls);
+    assert!(
+        points.is_empty(),
+        "{} points passed the blocked transform",
+        points.len()
+    );
+    assert!(
+        report.undelivered_points >= polled,
+        "{report:?}, {polled} polls"
+    );
+    // Every polled point is counted lost for each output, the one in the blocked call too.
+    for s in &report.outputs {
+        assert_eq!(s.failed_points, polled, "{s:?}");
+        assert_eq!(
+            s.written_points + s.dropped_points + s.queued_points,
+            0,
+            "{s:?}"
+        );
+    }
+}

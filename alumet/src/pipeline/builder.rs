@@ -266,7 +266,7 @@ fn launch(
     let ctx = TransformContext {
         metrics: Arc::clone(&metrics),
     };
-    let dispatcher = Arc::new(Dispatcher::new(transforms, slots, ctx));
+    let dispatcher = Dispatcher::new(transforms, slots, ctx);
     let mut stats = dispatcher.element_counters();
 
     // One thread per poll interval: sources that share it share the wake-up.
@@ -407,9 +407,11 @@ impl RunningPipeline {
             .threads_started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         // The outputs' threads first: the sources' first buffers may wake them.
-        for output in &self.control.inner.dispatcher.current().outputs {
+        let dispatcher = &self.control.inner.dispatcher;
+        for output in &dispatcher.current().outputs {
             output.start_worker()?;
         }
+        dispatcher.stage.allow_start(dispatcher);
         for group in groups.iter_mut() {
             group.start()?;
         }
@@ -479,26 +481,33 @@ impl RunningPipeline {
             group.shared().request_stop();
         }
         let mut unflushed = 0;
-        let mut all_stopped = true;
         for mut group in groups {
             if let Err(points) = group.stop_until(deadline) {
                 unflushed += points;
-                all_stopped = false;
             }
         }
         self.stop_autonomous(deadline);
-        // A source thread still blocked (past the deadline) may hold the transforms.
-        if all_stopped {
-            inner.dispatcher.finish();
-        }
-        for slot in &outputs {
-            slot.close();
-        }
         let mut report = ShutdownReport {
             outputs: Vec::new(),
             undelivered_points: unflushed,
             timed_out: unflushed > 0,
         };
+        // The transforms' stage drains its queue and calls `finish` before the outputs
+        // close (what a source thread blocked past the deadline flushes later is lost).
+        let dispatcher = &inner.dispatcher;
+        dispatcher.stage.close(dispatcher);
+        if !dispatcher.stage.wait_done(deadline) {
+            let lost = dispatcher.stage.abandon(dispatcher);
+            log::error!(
+                "the transforms did not finish within {:?}: {lost} points were not delivered",
+                self.shutdown_timeout
+            );
+            report.undelivered_points += lost;
+            report.timed_out = true;
+        }
+        for slot in &outputs {
+            slot.close();
+        }
         let all_done = outputs.iter().all(|o| o.wait_done(deadline));
         if !self.wait_for_outputs(deadline) || !all_done {
             report.timed_out = true;

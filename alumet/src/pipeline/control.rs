@@ -251,10 +251,12 @@ impl PipelineControl {
     }
 
     /// The figures of each output if the process exited now, without draining anything
-    /// (a forced exit): the points still queued for it, and those its sources have polled
-    /// but not flushed yet, count as lost.
+    /// (a forced exit): the points still queued for it, those its sources have polled
+    /// but not flushed yet, and those waiting for the transforms, count as lost.
     pub fn output_stats_at_forced_exit(&self) -> Vec<OutputStats> {
-        let in_sources = self.inner.dispatcher.in_sources.load(Ordering::Relaxed);
+        let dispatcher = &self.inner.dispatcher;
+        let in_sources =
+            dispatcher.in_sources.load(Ordering::Relaxed) + dispatcher.stage.queued_points();
         let mut stats = self.output_stats();
         for s in &mut stats {
             s.failed_points += s.queued_points + in_sources;

@@ -1,5 +1,5 @@
-//! From a flushed buffer to the output queues: transforms in order, then one shared
-//! reference per output.
+//! From a flushed buffer to the output queues: through the transforms' stage when there
+//! are transforms (`transform_stage.rs`), then one shared reference per output.
 //!
 //! The transforms and outputs in use form one immutable [`DispatchSet`], read with one
 //! pointer load per dispatch ([`ArcSwap`]) and replaced as a whole when an element is added
@@ -7,7 +7,7 @@
 //! takes no lock shared with other threads to find them.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
 
@@ -18,8 +18,10 @@ use super::output::OutputSlot;
 use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
 use super::stats::{Counters, ElementKind};
+use super::transform_stage::TransformStage;
 
-/// One transform; its lock is taken only while it runs (by one flushing thread at a time).
+/// One transform; its lock is taken only while it runs (on the transforms' thread, or by a
+/// change that finishes it).
 pub(crate) struct TransformSlot {
     pub(crate) name: ElementName,
     state: Mutex<TransformState>,
@@ -86,13 +88,17 @@ pub(crate) struct Changes {
     pub(crate) retired: Vec<Arc<OutputSlot>>,
 }
 
-/// Runs the transforms and fills the output queues; shared by every flushing thread.
+/// Hands flushed buffers to the transforms' stage or the output queues; shared by every
+/// flushing thread.
 pub(crate) struct Dispatcher {
     pub(crate) set: ArcSwap<DispatchSet>,
     pub(crate) changes: Mutex<Changes>,
     pub(crate) ctx: TransformContext,
     /// Points polled by the source threads and not flushed yet, all groups together.
     pub(crate) in_sources: AtomicU64,
+    /// The transforms' queue and thread.
+    pub(crate) stage: TransformStage,
+    pub(crate) me: Weak<Dispatcher>,
 }
 
 impl Dispatcher {
@@ -100,17 +106,19 @@ impl Dispatcher {
         transforms: Vec<Arc<TransformSlot>>,
         outputs: Vec<Arc<OutputSlot>>,
         ctx: TransformContext,
-    ) -> Self {
+    ) -> Arc<Self> {
         let set = DispatchSet {
             transforms,
             outputs,
         };
-        Dispatcher {
+        Arc::new_cyclic(|me| Dispatcher {
             set: ArcSwap::from_pointee(set),
             changes: Mutex::default(),
             ctx,
             in_sources: AtomicU64::new(0),
-        }
+            stage: TransformStage::default(),
+            me: me.clone(),
+        })
     }
 
     /// The current set (a snapshot: a change made later does not show in it).
@@ -139,22 +147,40 @@ impl Dispatcher {
         self.changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Transforms the buffer (cloned first only if it is shared, which the pipeline avoids)
-    /// and queues it for every output.
+    /// Hands a tick's buffer on: to the transforms' stage when there are transforms (the
+    /// buffer is taken, and replaced by a free one), or else straight to every output's
+    /// queue (shared by reference). Never runs a transform or an output here.
     pub(crate) fn dispatch(&self, buffer: &mut Arc<MeasurementBuffer>) {
-        let set = self.set.load();
-        if !set.transforms.is_empty() {
-            let points = Arc::make_mut(buffer);
-            for slot in &set.transforms {
-                slot.apply(points, &self.ctx);
-            }
-        }
         if buffer.is_empty() {
             return;
         }
-        for output in &set.outputs {
-            output.push(buffer);
+        let set = self.set.load();
+        if set.transforms.is_empty() {
+            for output in &set.outputs {
+                output.push(buffer);
+            }
+            return;
         }
+        drop(set);
+        let fresh = self.stage.fresh_buffer(buffer.len());
+        let taken = std::mem::replace(buffer, fresh);
+        self.stage.push(taken, self);
+    }
+
+    /// Hands on a buffer that the caller gives up (an autonomous source's).
+    pub(crate) fn dispatch_owned(&self, buffer: Arc<MeasurementBuffer>) {
+        if buffer.is_empty() {
+            return;
+        }
+        let set = self.set.load();
+        if set.transforms.is_empty() {
+            for output in &set.outputs {
+                output.push(&buffer);
+            }
+            return;
+        }
+        drop(set);
+        self.stage.push(buffer, self);
     }
 
     /// At shutdown: no element is added or removed any more; returns the last set.

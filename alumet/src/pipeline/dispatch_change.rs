@@ -75,6 +75,14 @@ impl Dispatcher {
         if changes.closed {
             return Err(AddError::Closed);
         }
+        // What the plugin's sources flushed before their removal goes through the
+        // transforms and reaches the outputs before either is removed.
+        if !self.stage.sync(deadline) {
+            log::warn!(
+                "the transforms had not caught up with their queue at the deadline; \
+                 removing plugin {plugin} anyway"
+            );
+        }
         let mut removed = RemovedElements::default();
         let theirs = |name: &ElementName| name.plugin == plugin;
         let edit = |set: &mut DispatchSet| {

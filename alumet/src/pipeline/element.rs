@@ -60,7 +60,9 @@ impl TransformContext {
 /// Closures `FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError>`
 /// are transforms too.
 pub trait Transform: Send {
-    /// Transforms the buffer in place. It runs in the flushing thread: keep it quick.
+    /// Transforms the buffer in place. It runs on the transforms' own thread
+    /// (`alumet-transforms`), never on a source thread: a slow transform delays the
+    /// buffers behind it (and drops the oldest once their queue is full), not the polls.
     fn apply(
         &mut self,
         buffer: &mut MeasurementBuffer,

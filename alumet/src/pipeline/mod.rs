@@ -1,23 +1,25 @@
 //! The measurement pipeline: sources, transforms, outputs, and how they run.
 //!
 //! ```text
-//!  source threads (one per poll interval)         tokio runtime / output threads
+//!  source threads (one per poll interval)     transforms' thread     output threads / tasks
 //!  ┌──────────────────────────────┐
-//!  │ poll ─> accumulate ─> flush ─┼─> transforms ─> ┬─> queue ─> output A (own thread)
-//!  │ (sources sharing an interval │   (in order,    ├─> queue ─> output B (async task)
-//!  │  share one wake-up)          │    same thread) └─> queue ─> output C ...
+//!  │ poll ─> accumulate ─> flush ─┼─> queue ─> transforms ─> ┬─> queue ─> output A (own thread)
+//!  │ (sources sharing an interval │   (only when there are   ├─> queue ─> output B (async task)
+//!  │  share one wake-up)          │    transforms; in order) └─> queue ─> output C ...
 //!  └──────────────────────────────┘
-//!  autonomous sources (async tasks) ─> SourceSink ─> transforms ─> same queues
+//!  autonomous sources (async tasks) ─> SourceSink ─> same queues
 //! ```
 //!
 //! - **Sources** with a [`Trigger`] are polled by a dedicated thread per poll interval,
 //!   woken by an absolute deadline on the monotonic clock with a 1 ns timer slack: sources
 //!   that share an interval are polled in the same wake-up, and no poll allocates once the
 //!   buffers are warm (they are recycled when every output is done with them).
-//! - On flush, the **transforms** run in order in the flushing thread (no hop), then the
-//!   buffer is shared (by reference count, not copied) with one bounded queue per
+//! - On flush, a source thread only queues: the buffer goes to the **transforms'** thread
+//!   (a bounded queue; the transforms run there, in order) when there are transforms, and
+//!   is then shared (by reference count, not copied) with one bounded queue per
 //!   **output**. A full queue drops its oldest buffers and counts the dropped points, so a
-//!   slow output never delays the sources or the other outputs.
+//!   slow transform or output never delays the sources, and a slow output never delays
+//!   the other outputs.
 //! - Blocking outputs run on their own thread, async outputs as tasks on the pipeline's
 //!   tokio runtime.
 //! - [`PipelineControl`] (the agent's) pauses, resumes, re-times, triggers and removes
@@ -58,6 +60,7 @@ mod stats;
 mod subscribers;
 mod tasks;
 mod tick;
+mod transform_stage;
 
 pub use builder::{PipelineBuilder, PipelineError, RunningPipeline, ShutdownReport};
 pub use completion::Completion;

@@ -84,7 +84,7 @@ impl State {
     }
 
     /// A buffer was queued: whether the worker must be woken for it.
-    fn pushed(&mut self, half_full: bool) -> bool {
+    pub(crate) fn pushed(&mut self, half_full: bool) -> bool {
         let wake = match *self {
             State::Parked => true,
             State::Lingering => half_full,
@@ -97,7 +97,7 @@ impl State {
     }
 
     /// The worker took a buffer.
-    fn popped(&mut self) {
+    pub(crate) fn popped(&mut self) {
         if matches!(self, State::Parked | State::Lingering) {
             *self = State::Draining;
         }
@@ -119,13 +119,13 @@ impl State {
         }
     }
 
-    fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         if *self != State::Stopped {
             *self = State::Closed;
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         *self = State::Stopped;
     }
 }

@@ -80,7 +80,7 @@ impl SourceSink {
             .next()
             .map_or_else(crate::measurement::Timestamp::now, |p| p.timestamp);
         self.counters.success(buffer.len(), at);
-        self.dispatcher.dispatch(&mut Arc::new(buffer));
+        self.dispatcher.dispatch_owned(Arc::new(buffer));
     }
 
     /// The source's name.
