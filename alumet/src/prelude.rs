@@ -7,7 +7,8 @@ pub use crate::measurement::{
 };
 pub use crate::metrics::{MetricId, Unit};
 pub use crate::pipeline::{
-    AsyncOutput, ElementError, ElementResultExt, Event, Output, OutputContext, PluginControl,
-    Selector, Shutdown, Source, SourceId, SourceSink, Target, Transform, TransformContext, Trigger,
+    AsyncOutput, Clock, ElementError, ElementResultExt, Event, Output, OutputContext,
+    PluginControl, Selector, Shutdown, Source, SourceId, SourceSink, Target, Transform,
+    TransformContext, Trigger,
 };
 pub use crate::plugin::{Plugin, Registrar, RunMode, Unavailable};

@@ -376,28 +376,68 @@ fn counting_source_dummy() -> impl Source {
 }
 
 #[test]
-fn sources_sharing_an_interval_share_the_poll_timestamp() {
+fn sources_sharing_an_interval_share_a_wake_up_and_each_carries_its_own_reading_time() {
+    const SLOW: Duration = Duration::from_millis(3);
+    type Ticks = Arc<std::sync::Mutex<Vec<Vec<(String, Timestamp)>>>>;
+    let buffers: Ticks = Arc::default();
+    let buffers2 = Arc::clone(&buffers);
+    let names: Arc<std::sync::Mutex<std::collections::HashMap<u64, String>>> = Arc::default();
+    let names2 = Arc::clone(&names);
+    let record = move |b: &MeasurementBuffer, _c: &OutputContext| {
+        let names = names2.lock().unwrap();
+        let tick = b
+            .iter()
+            .map(|p| (names[&p.value.as_f64().to_bits()].clone(), p.timestamp));
+        buffers2.lock().unwrap().push(tick.collect());
+        Ok(())
+    };
     let mut tester = PipelineTester::new();
     tester.any_plugin(TestPlugin::new("p", move |alumet| {
         let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        for name in ["a", "b", "c"] {
-            alumet.add_source(
-                name,
-                counting_source(m, 1, counter()),
-                Trigger::every(Duration::from_millis(2)),
-            )?;
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            let value = i as u64;
+            names
+                .lock()
+                .unwrap()
+                .insert((value as f64).to_bits(), name.to_owned());
+            let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+                if name == "a" {
+                    // A slow reading: the sources polled after it read later.
+                    std::thread::sleep(SLOW);
+                }
+                let p = MeasurementPoint::new(
+                    t,
+                    m,
+                    Resource::LocalMachine,
+                    ResourceConsumer::LocalMachine,
+                    value,
+                );
+                acc.push(p);
+                Ok(())
+            };
+            alumet.add_source(name, source, Trigger::every(Duration::from_millis(20)))?;
         }
+        alumet.add_output("record", record)?;
         Ok(())
     }));
     let run = tester.start().unwrap();
-    wait_until("some polls", || run.collected().len() >= 30);
-    let (_, points) = run.shutdown();
-    let mut by_time = std::collections::BTreeMap::<Timestamp, usize>::new();
-    for p in &points {
-        *by_time.entry(p.timestamp).or_default() += 1;
+    wait_until("some polls", || run.collected().len() >= 15);
+    run.shutdown();
+    let buffers = buffers.lock().unwrap();
+    // Polled in the same wake-up: one buffer per tick with a point of each source (the
+    // last tick may be cut by the shutdown)...
+    let full: Vec<_> = buffers.iter().filter(|b| b.len() == 3).collect();
+    assert!(full.len() + 1 >= buffers.len(), "{buffers:?}");
+    assert!(full.len() >= 4, "{buffers:?}");
+    for tick in full {
+        let names: Vec<&str> = tick.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"], "in registration order");
+        // ...each stamped when it was read: b and c after a's slow reading.
+        let since_a = |i: usize| {
+            let (a, x) = (tick[0].1.to_system_time(), tick[i].1.to_system_time());
+            x.duration_since(a).unwrap_or_default()
+        };
+        assert!(since_a(1) >= SLOW, "{tick:?}");
+        assert!(since_a(2) >= since_a(1), "{tick:?}");
     }
-    // Polled in the same wake-up: each timestamp carries one point of each source (the
-    // last wake-up may be cut by shutdown).
-    let full = by_time.values().filter(|&&n| n == 3).count();
-    assert!(full >= by_time.len() - 1, "{by_time:?}");
 }

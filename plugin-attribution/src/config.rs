@@ -40,7 +40,7 @@ pub struct Config {
     pub idle: IdleMode,
     /// Idle power in watts per domain (`package`, `dram`, ..., `gpu`), for idle = "fixed"; a domain not listed has 0 W.
     pub idle_power: BTreeMap<String, f64>,
-    /// How long (in measurement time) an interval may wait for CPU data that has not arrived, from the machine or from a process that may have ended, before it is attributed with what has arrived; keep it above the flush_interval of the procfs sources.
+    /// How long (in measurement time) an interval may wait for CPU data that has not arrived before it is attributed with what has arrived: a bound for a stalled source; a consumer that ended is known from the pipeline's watermark (flush intervals included) without waiting for it.
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub max_delay: Duration,

@@ -74,6 +74,21 @@ impl Attribution {
         buffer.as_mut_vec().append(&mut self.out);
     }
 
+    /// The pipeline's clock ticked: a consumer last read before `watermark` was not in
+    /// its source's later readings (it has vanished), so the intervals that waited for
+    /// it can be attributed; appends what is ready to `buffer`.
+    pub fn tick(&mut self, buffer: &mut MeasurementBuffer, watermark: Option<Timestamp>) {
+        if let Some(w) = watermark {
+            self.cpu.set_watermark(w.unix_nanos());
+        }
+        let Some(inputs) = self.inputs else {
+            return;
+        };
+        self.settle(&inputs, false);
+        self.prune();
+        buffer.as_mut_vec().append(&mut self.out);
+    }
+
     /// Attributes every pending interval with the data that has arrived (at shutdown: no
     /// more will come) and appends the points to `buffer`. Intervals without CPU data
     /// become `unattributed_energy` (`reason = no_usage_data`).
@@ -242,6 +257,17 @@ impl Transform for AttributionTransform {
         ctx: &TransformContext,
     ) -> Result<(), ElementError> {
         self.0.process(buffer, ctx.metrics());
+        Ok(())
+    }
+
+    /// The watermark tells which consumers have vanished (see [`Attribution::tick`]).
+    fn on_tick(
+        &mut self,
+        buffer: &mut MeasurementBuffer,
+        clock: &Clock,
+        _ctx: &TransformContext,
+    ) -> Result<(), ElementError> {
+        self.0.tick(buffer, clock.watermark());
         Ok(())
     }
 

@@ -42,6 +42,9 @@ pub(crate) struct CpuUsage {
     /// Times of consumer readings that some consumer read then was read again after:
     /// its source polled again, so a consumer last read at such a time has vanished.
     continued: BTreeSet<u64>,
+    /// The pipeline's watermark (0 when unknown): every reading up to it has arrived, so
+    /// a consumer last read before it, by a source that polled since, has vanished.
+    watermark: u64,
 }
 
 impl CpuUsage {
@@ -73,11 +76,19 @@ impl CpuUsage {
     }
 
     /// Whether a reading of `series` may still come: its source has not been read since
-    /// without it, and its last reading is at most `max_delay` older than `newest`.
+    /// without it (as far as the readings sharing its time, and the pipeline's watermark,
+    /// tell), and its last reading is at most `max_delay` older than `newest`.
     fn may_come(&self, series: &Series, newest: u64, max_delay: u64) -> bool {
         series.last_time().is_some_and(|last| {
-            !self.continued.contains(&last) && newest.saturating_sub(last) <= max_delay
+            !self.continued.contains(&last)
+                && last >= self.watermark
+                && newest.saturating_sub(last) <= max_delay
         })
+    }
+
+    /// Records the pipeline's watermark (it only moves forward).
+    pub(crate) fn set_watermark(&mut self, watermark: u64) {
+        self.watermark = self.watermark.max(watermark);
     }
 
     /// Intervals ending at or before the returned time have all their CPU data: the
@@ -95,7 +106,8 @@ impl CpuUsage {
         }
         let mut until = self.machine.last_time().unwrap_or(0);
         if has_consumers {
-            let Some(frontier) = self.polls.cur else {
+            // Consumer readings are known up to the latest one, and up to the watermark.
+            let Some(frontier) = self.polls.cur.map(|cur| cur.max(self.watermark)) else {
                 return 0;
             };
             until = until.min(frontier);

@@ -125,6 +125,16 @@ fn a_process_that_exits_mid_interval_leaves_its_unread_time_untracked() {
     assert!(out.max_imbalance() <= TOL);
 }
 
+/// Origins at 0, then process 30 alone, read at 1 s, with all of the energy of (0, 1 s].
+fn process_30_read_once(h: &mut Harness) {
+    let i = h.inputs;
+    origins(h, &[30]);
+    let mut points = vec![i.rapl(1000, "package", 4.0)];
+    points.extend(i.kernel(1000, 400, 4000));
+    points.extend(i.proc(1000, 30, 400, 0));
+    close(h.feed(points).process(30, "package"), 4.0, TOL);
+}
+
 #[test]
 fn a_lone_process_that_ends_is_waited_for_max_delay_then_attributed() {
     let mut h = Harness::new(Config {
@@ -132,11 +142,7 @@ fn a_lone_process_that_ends_is_waited_for_max_delay_then_attributed() {
         ..config(&[])
     });
     let i = h.inputs;
-    origins(&mut h, &[30]);
-    let mut points = vec![i.rapl(1000, "package", 4.0)];
-    points.extend(i.kernel(1000, 400, 4000));
-    points.extend(i.proc(1000, 30, 400, 0));
-    close(h.feed(points).process(30, "package"), 4.0, TOL);
+    process_30_read_once(&mut h);
     // 30 is not read any more: its data might be late, so the interval waits.
     let mut emitted = Vec::new();
     for t in [2000, 3000, 4000, 5000] {
@@ -160,6 +166,36 @@ fn a_lone_process_that_ends_is_waited_for_max_delay_then_attributed() {
     assert_eq!(rest.intervals(), [3000, 4000, 5000]);
     close(rest.unattributed("package", "untracked"), 12.0, TOL);
     assert!(rest.max_imbalance() <= TOL);
+}
+
+#[test]
+fn a_lone_process_that_ends_is_known_gone_once_the_watermark_passes_its_last_reading() {
+    // No max_delay to wait for: the pipeline's watermark says when every source that
+    // could still read the process has polled without it.
+    let mut h = Harness::new(Config {
+        max_delay: Duration::from_secs(3600),
+        ..config(&[])
+    });
+    let i = h.inputs;
+    process_30_read_once(&mut h);
+    // 30 is not read any more.
+    let mut points = vec![i.rapl(2000, "package", 4.0)];
+    points.extend(i.kernel(2000, 100, 4000));
+    assert!(h.feed(points).points.is_empty(), "waits for 30's data");
+    // A watermark at its last reading: its source may not have polled since.
+    assert!(h.tick(Some(1000)).points.is_empty());
+    assert!(h.tick(None).points.is_empty());
+    assert_eq!(h.attribution.pending_intervals(), 1);
+    // Past it, every source polled after 1 s, without 30; but a new consumer's reading
+    // could still cover (1 s, 2 s] until the watermark reaches 2 s.
+    assert!(h.tick(Some(1500)).points.is_empty());
+    // Then the interval is attributed at this tick, without a new buffer.
+    let out = h.tick(Some(2000));
+    assert_eq!(out.intervals(), [2000]);
+    close(out.process(30, "package"), 0.0, TOL);
+    close(out.unattributed("package", "untracked"), 4.0, TOL);
+    assert!(out.max_imbalance() <= TOL);
+    assert_eq!(h.attribution.pending_intervals(), 0);
 }
 
 #[test]

@@ -5,9 +5,10 @@
 
 mod common;
 
+use alumet::measurement::Timestamp;
 use alumet::plugin::{probe_start, Unavailable};
 use alumet::test_util::PipelineTester;
-use common::{by_poll, fixture, ms, sync_tree, TempDir};
+use common::{by_trigger, fixture, ms, sync_tree, TempDir};
 use plugin_procfs::{Config, ProcfsPlugin};
 
 const STATES: [&str; 9] = [
@@ -77,11 +78,12 @@ fn fixture_tree_gives_exactly_its_values_and_differences() {
     let run = tester.start().unwrap();
     sync_tree(&fixture("system/poll2"), root.path());
     assert_eq!(run.trigger("procfs/*"), 3);
+    let between = Timestamp::now();
     sync_tree(&fixture("system/poll3"), root.path());
     assert_eq!(run.trigger("procfs/*"), 3);
     let metrics = run.metrics().clone();
     let (_report, points) = run.shutdown();
-    let polls = by_poll(&points, &metrics);
+    let polls = by_trigger(&points, &metrics, &[between]);
     assert_eq!(polls.len(), 2, "{polls:#?}");
 
     let mut poll2 = cpu("local_machine:", [100, 0, 30, 150, 2, 1, 0, 0, 0]);

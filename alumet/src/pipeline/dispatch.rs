@@ -6,17 +6,18 @@
 //! or removed while running (read-copy-update, `dispatch_change.rs`): a flushing thread
 //! takes no lock shared with other threads to find them.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
 
-use crate::measurement::MeasurementBuffer;
+use crate::measurement::{MeasurementBuffer, Timestamp};
 
-use super::element::{Transform, TransformContext};
+use super::element::{Clock, Transform, TransformContext};
 use super::output::OutputSlot;
 use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
+use super::sources::GroupShared;
 use super::stats::{Counters, ElementKind};
 use super::transform_stage::TransformStage;
 
@@ -53,6 +54,21 @@ impl TransformSlot {
 
     pub(crate) fn apply(&self, buffer: &mut MeasurementBuffer, ctx: &TransformContext) {
         run(self, &mut self.lock(), buffer, ctx, Step::Apply);
+    }
+
+    /// Passes `buffer` (the points of the transforms ticked before it) through the
+    /// transform, then calls its `on_tick`, which may add points to it.
+    pub(crate) fn tick(
+        &self,
+        buffer: &mut MeasurementBuffer,
+        clock: &Clock,
+        ctx: &TransformContext,
+    ) {
+        let mut state = self.lock();
+        if !buffer.is_empty() {
+            run(self, &mut state, buffer, ctx, Step::Apply);
+        }
+        run(self, &mut state, buffer, ctx, Step::Tick(clock));
     }
 
     /// Passes `buffer` (the points of the transforms finished before it) through the
@@ -99,6 +115,8 @@ pub(crate) struct Dispatcher {
     /// The transforms' queue and thread.
     pub(crate) stage: TransformStage,
     pub(crate) me: Weak<Dispatcher>,
+    /// The groups' parts of the watermark ([`Dispatcher::watermark`]).
+    clocks: Mutex<Vec<Weak<GroupShared>>>,
 }
 
 impl Dispatcher {
@@ -118,7 +136,28 @@ impl Dispatcher {
             in_sources: AtomicU64::new(0),
             stage: TransformStage::default(),
             me: me.clone(),
+            clocks: Mutex::default(),
         })
+    }
+
+    /// Counts `group` in the watermark from now on (until it stops or is dropped).
+    pub(crate) fn add_clock(&self, group: &Arc<GroupShared>) {
+        let mut clocks = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        clocks.retain(|g| g.strong_count() > 0);
+        clocks.push(Arc::downgrade(group));
+    }
+
+    /// The pipeline's watermark: every reading that an active source polled on a schedule
+    /// took at or before this time has been dispatched (those of paused sources, of
+    /// sources polled only on trigger, and of autonomous sources are not covered).
+    /// `None` when no such source exists. Read it before taking what was dispatched: the
+    /// groups publish it after their dispatch.
+    pub(crate) fn watermark(&self) -> Option<Timestamp> {
+        let clocks = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        let live = clocks.iter().filter_map(Weak::upgrade);
+        let running = live.filter(|g| !g.stop.load(Ordering::Acquire));
+        let min = running.map(|g| g.watermark.load(Ordering::Acquire)).min()?;
+        (min != u64::MAX).then(|| Timestamp::from_unix_nanos(min))
     }
 
     /// The current set (a snapshot: a change made later does not show in it).
@@ -190,6 +229,23 @@ impl Dispatcher {
         self.current()
     }
 
+    /// Each transform's [`on_tick`](Transform::on_tick), in order, its points passed
+    /// through the later transforms, then queued for every output. `scratch` is empty
+    /// and is left empty.
+    pub(crate) fn tick(&self, scratch: &mut MeasurementBuffer, watermark: Option<Timestamp>) {
+        let set = self.set.load();
+        if set.transforms.is_empty() {
+            return;
+        }
+        let clock = Clock::new(Timestamp::now(), watermark);
+        for slot in &set.transforms {
+            slot.tick(scratch, &clock, &self.ctx);
+        }
+        if !scratch.is_empty() {
+            push_all(&set.outputs, std::mem::take(scratch));
+        }
+    }
+
     /// At shutdown, once no source flushes any more: each transform's
     /// [`finish`](Transform::finish), in order, its points passed through the later
     /// transforms, then queued for every output. The transforms are then dropped (the
@@ -216,8 +272,9 @@ pub(crate) fn push_all(outputs: &[Arc<OutputSlot>], buffer: MeasurementBuffer) {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Step {
+enum Step<'a> {
     Apply,
+    Tick(&'a Clock),
     Finish,
 }
 
@@ -226,13 +283,14 @@ fn run(
     state: &mut TransformState,
     buffer: &mut MeasurementBuffer,
     ctx: &TransformContext,
-    step: Step,
+    step: Step<'_>,
 ) {
     let Some(transform) = state.transform.as_mut() else {
         return;
     };
     let call = || match step {
         Step::Apply => transform.apply(buffer, ctx),
+        Step::Tick(clock) => transform.on_tick(buffer, clock, ctx),
         Step::Finish => transform.finish(buffer, ctx),
     };
     let failed = "failed on a buffer, passing it on";

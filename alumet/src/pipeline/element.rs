@@ -55,6 +55,35 @@ impl TransformContext {
     }
 }
 
+/// The pipeline's clock, as the transforms see it ([`Transform::on_tick`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    now: Timestamp,
+    watermark: Option<Timestamp>,
+}
+
+impl Clock {
+    /// A clock at `now`, with `watermark` (for tests and benchmarks that drive a transform
+    /// directly).
+    pub fn new(now: Timestamp, watermark: Option<Timestamp>) -> Self {
+        Clock { now, watermark }
+    }
+
+    /// The wall-clock time of the tick.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Every reading that an active source polled on a schedule took at or before this
+    /// time has reached the transform: a consumer of such a source last read before it,
+    /// and not read since, was not in its source's later polls. `None` when the pipeline
+    /// has no such source. The readings of paused sources, of sources polled only on
+    /// trigger and of autonomous sources are not covered.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+}
+
 /// Changes, adds or drops points of every flushed buffer, in registration order.
 ///
 /// Closures `FnMut(&mut MeasurementBuffer, &TransformContext) -> Result<(), ElementError>`
@@ -68,6 +97,21 @@ pub trait Transform: Send {
         buffer: &mut MeasurementBuffer,
         ctx: &TransformContext,
     ) -> Result<(), ElementError>;
+
+    /// Called on the transforms' thread after each batch of buffers it transformed, and
+    /// about once a second while no buffer comes: `clock` says what time it is and up to
+    /// when every reading of the sources polled on a schedule has reached this transform
+    /// (its [watermark](Clock::watermark)). Push into `buffer` what is ready (a window
+    /// that no late reading can change any more); the points go through the transforms
+    /// registered after this one, then to every output. Does nothing by default.
+    fn on_tick(
+        &mut self,
+        _buffer: &mut MeasurementBuffer,
+        _clock: &Clock,
+        _ctx: &TransformContext,
+    ) -> Result<(), ElementError> {
+        Ok(())
+    }
 
     /// Called once at shutdown, after the sources' final flush and before the outputs
     /// close: push into `buffer` what the transform still holds (an aggregation's last

@@ -29,6 +29,11 @@ pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
         }
         let next = poll_due(&mut slots, shared, &mut tick);
         tick.dispatch(dispatcher);
+        // After the dispatch: what the watermark covers is queued by then.
+        let watermark = slots.iter().map(SourceSlot::watermark).min();
+        shared
+            .watermark
+            .store(watermark.unwrap_or(u64::MAX), Ordering::Release);
         // Dropping the acks after the dispatch tells trigger_now that the points are queued.
         for slot in slots.iter_mut() {
             slot.triggers.clear();
@@ -121,7 +126,7 @@ fn poll_due(
     tick: &mut TickBuffer,
 ) -> Option<Instant> {
     let now = Instant::now();
-    let mut timestamp = None;
+    let mut polled = false;
     let mut earliest: Option<Instant> = None;
     for slot in slots.iter_mut() {
         if !slot.active() {
@@ -131,11 +136,12 @@ fn poll_due(
         let triggered = !slot.triggers.is_empty();
         let due = slot.next_poll.is_some_and(|t| t <= now);
         if due || triggered {
-            if timestamp.is_some() && shared.stop.load(Ordering::Relaxed) {
+            if polled && shared.stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let ts = *timestamp.get_or_insert_with(Timestamp::now);
-            slot.poll(ts);
+            polled = true;
+            // Each source's points carry the time of its own reading, not the tick's.
+            slot.poll(Timestamp::now());
             if due {
                 // From the time the poll ended: what it overran is skipped, not made up.
                 slot.advance(now, Instant::now());

@@ -68,7 +68,7 @@ pub use control::{ControlError, PipelineControl};
 pub use control_elements::RemovedPlugin;
 pub use delivery::Delivery;
 pub use element::{
-    AsyncOutput, BoxFuture, ElementError, ElementResultExt, ErrorKind, Event, Output,
+    AsyncOutput, BoxFuture, Clock, ElementError, ElementResultExt, ErrorKind, Event, Output,
     OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
 };
 pub use output::OutputStats;

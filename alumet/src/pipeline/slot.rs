@@ -58,6 +58,11 @@ pub(crate) struct SourceSlot {
     /// Whether the overrun of its interval was logged (once per source).
     overrun_logged: bool,
     pub(crate) counters: Arc<Counters>,
+    /// The timestamp of its last poll (Unix nanoseconds; 0 before the first).
+    polled_at: u64,
+    /// Every reading it took up to this time (Unix nanoseconds) is flushed: the time of
+    /// its last flushed poll, or of its creation (see [`Dispatcher::watermark`]).
+    pub(super) delivered_until: u64,
 }
 
 impl SourceSlot {
@@ -84,6 +89,8 @@ impl SourceSlot {
             error_log: RateLimited::default(),
             overrun_logged: false,
             counters: Arc::default(),
+            polled_at: 0,
+            delivered_until: Timestamp::now().unix_nanos(),
         }
     }
 
@@ -91,11 +98,23 @@ impl SourceSlot {
         self.source.is_some() && !self.paused
     }
 
+    /// What this source adds to its group's watermark: the time up to which its readings
+    /// are flushed, when it is active and polled on a schedule (`u64::MAX` otherwise: a
+    /// paused or manual source holds nothing back).
+    pub(super) fn watermark(&self) -> u64 {
+        if self.active() && self.poll_interval.is_some() {
+            self.delivered_until
+        } else {
+            u64::MAX
+        }
+    }
+
     /// Polls once; a fatal error or a panic stops the source (what it measured is kept).
     pub(super) fn poll(&mut self, timestamp: Timestamp) {
         let Some(source) = self.source.as_mut() else {
             return;
         };
+        self.polled_at = timestamp.unix_nanos();
         let before = self.buffer.len();
         let acc = Arc::make_mut(&mut self.buffer).as_accumulator();
         let result = caught(|| source.poll(acc, timestamp));
@@ -121,6 +140,7 @@ impl SourceSlot {
     /// Hands the buffered points on, then takes a free buffer (a recycled one if possible).
     pub(super) fn flush(&mut self, dispatcher: &Dispatcher, now: Instant) {
         self.last_flush = now;
+        self.delivered_until = self.delivered_until.max(self.polled_at);
         if self.buffer.is_empty() {
             return;
         }
@@ -145,6 +165,7 @@ impl SourceSlot {
     /// once for every source it flushes.
     pub(super) fn flush_into(&mut self, tick: &mut MeasurementBuffer, now: Instant) {
         self.last_flush = now;
+        self.delivered_until = self.delivered_until.max(self.polled_at);
         if self.buffer.is_empty() {
             return;
         }

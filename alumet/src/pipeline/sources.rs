@@ -46,6 +46,10 @@ pub(crate) struct GroupShared {
     /// How many sources the registry places in this group (changed under its lock): the
     /// group goes away with its last source.
     pub(crate) members: AtomicUsize,
+    /// The group's part of the pipeline's watermark (Unix nanoseconds): every reading of
+    /// its active periodic sources up to this time is dispatched; `u64::MAX` when it has
+    /// none. Published by its thread after each tick.
+    pub(crate) watermark: AtomicU64,
 }
 
 impl GroupShared {
@@ -119,14 +123,17 @@ impl SourceGroup {
         slots: Vec<SourceSlot>,
         dispatcher: Arc<Dispatcher>,
     ) -> Self {
+        let watermark = slots.iter().map(SourceSlot::watermark).min();
         let shared = Arc::new(GroupShared {
             inbox: Mutex::new(Inbox {
                 commands: Vec::new(),
                 parked: Some(GroupSlots::new(slots)),
                 thread_started: false,
             }),
+            watermark: AtomicU64::new(watermark.unwrap_or(u64::MAX)),
             ..GroupShared::default()
         });
+        dispatcher.add_clock(&shared);
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
         SourceGroup {
             interval,

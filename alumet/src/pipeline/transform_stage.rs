@@ -283,69 +283,119 @@ impl TransformStage {
     }
 }
 
-/// The worker: transforms every queued buffer and queues it for the outputs; at the end,
-/// the transforms' `finish`.
+/// The worker: transforms every queued buffer and queues it for the outputs; after each
+/// batch (and about once a second while idle), the transforms' `on_tick`; at the end,
+/// their `finish`.
 fn run(dispatcher: Weak<Dispatcher>) {
     let Some(d) = dispatcher.upgrade() else {
         return;
     };
     let stage = &d.stage;
-    while let Some(mut buffer) = next(stage) {
-        let set = d.set.load();
-        if !set.transforms.is_empty() {
-            let points = Arc::make_mut(&mut buffer);
-            for slot in &set.transforms {
-                slot.apply(points, &d.ctx);
+    let mut scratch = MeasurementBuffer::new();
+    let mut lingered = false;
+    loop {
+        // Read before taking the buffers: the groups publish it after they dispatch.
+        let watermark = d.watermark();
+        let mut took = false;
+        let end = loop {
+            match pop(stage) {
+                Pop::Buffer(buffer) => {
+                    took = true;
+                    lingered = false;
+                    if !transform_one(&d, buffer) {
+                        break Pop::Stopped;
+                    }
+                }
+                other => break other,
             }
-        }
-        let mut q = stage.lock();
-        if q.state == State::Stopped {
-            // Abandoned during the call: its points were counted lost then.
-            break;
-        }
-        stage.in_flight.store(0, Ordering::Relaxed);
-        if !buffer.is_empty() {
-            for output in &set.outputs {
-                output.push(&buffer);
+        };
+        match end {
+            Pop::Stopped => break,
+            Pop::Closed => {
+                d.tick(&mut scratch, watermark);
+                d.finish();
+                break;
             }
+            _ => {}
         }
-        q.handled += 1;
-        drop(q);
-        drop(set);
-        stage.handled_cv.notify_all();
-        stage.keep_spare(buffer);
-    }
-    if stage.lock().state != State::Stopped {
-        d.finish();
+        if took || lingered {
+            d.tick(&mut scratch, watermark);
+        }
+        lingered = wait(stage, lingered);
     }
     stage.mark_done();
 }
 
-fn next(stage: &TransformStage) -> Option<Arc<MeasurementBuffer>> {
-    let mut q = stage.lock();
-    let mut lingered = false;
-    loop {
-        if q.state == State::Stopped {
-            return None;
+/// Transforms one buffer and queues it for the outputs; `false` when the stage was
+/// abandoned during the call (its points were counted lost then).
+fn transform_one(d: &Dispatcher, mut buffer: Arc<MeasurementBuffer>) -> bool {
+    let stage = &d.stage;
+    let set = d.set.load();
+    if !set.transforms.is_empty() {
+        let points = Arc::make_mut(&mut buffer);
+        for slot in &set.transforms {
+            slot.apply(points, &d.ctx);
         }
-        if let Some(b) = q.buffers.pop_front() {
+    }
+    let mut q = stage.lock();
+    if q.state == State::Stopped {
+        return false;
+    }
+    stage.in_flight.store(0, Ordering::Relaxed);
+    if !buffer.is_empty() {
+        for output in &set.outputs {
+            output.push(&buffer);
+        }
+    }
+    q.handled += 1;
+    drop(q);
+    drop(set);
+    stage.handled_cv.notify_all();
+    stage.keep_spare(buffer);
+    true
+}
+
+enum Pop {
+    Buffer(Arc<MeasurementBuffer>),
+    Empty,
+    Closed,
+    Stopped,
+}
+
+fn pop(stage: &TransformStage) -> Pop {
+    let mut q = stage.lock();
+    if q.state == State::Stopped {
+        return Pop::Stopped;
+    }
+    match q.buffers.pop_front() {
+        Some(b) => {
             q.points -= b.len();
             stage.in_flight.store(b.len() as u64, Ordering::Relaxed);
             stage.queued.store(q.points as u64, Ordering::Relaxed);
             q.state.popped();
-            return Some(b);
+            Pop::Buffer(b)
         }
-        q = match q.state.emptied(lingered, true) {
-            Idle::Exit => return None,
-            Idle::Linger => {
-                lingered = true;
-                let waited = stage.cv.wait_timeout(q, LINGER);
-                waited.map_or_else(|e| e.into_inner().0, |(g, _)| g)
-            }
-            Idle::Park => {
-                lingered = false;
-                stage.cv.wait(q).unwrap_or_else(|e| e.into_inner())
-            }
-        };
+        None if q.state == State::Closed => Pop::Closed,
+        None => Pop::Empty,
     }
+}
+
+/// How long a parked worker waits before it ticks the transforms anyway.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits for buffers: lingers for [`LINGER`] after a batch, then parks (woken by a push,
+/// or after [`IDLE_TICK`]); returns whether it has lingered since its last buffer.
+fn wait(stage: &TransformStage, lingered: bool) -> bool {
+    let q = stage.lock();
+    if !q.buffers.is_empty() || matches!(q.state, State::Closed | State::Stopped) {
+        return lingered;
+    }
+    let mut q = q;
+    let timeout = match q.state.emptied(lingered, true) {
+        Idle::Exit => return lingered,
+        Idle::Linger => LINGER,
+        Idle::Park => IDLE_TICK,
+    };
+    drop(stage.cv.wait_timeout(q, timeout));
+    true
 }

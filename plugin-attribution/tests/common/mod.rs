@@ -182,6 +182,16 @@ impl Harness {
         }
     }
 
+    /// A tick of the pipeline's clock, with its watermark; returns the points it added.
+    pub fn tick(&mut self, watermark_ms: Option<u64>) -> Out {
+        let mut buffer = MeasurementBuffer::new();
+        self.attribution.tick(&mut buffer, watermark_ms.map(ts));
+        Out {
+            points: buffer.as_slice().to_vec(),
+            outputs: self.outputs,
+        }
+    }
+
     /// Shutdown.
     pub fn finish(&mut self) -> Out {
         let mut buffer = MeasurementBuffer::new();

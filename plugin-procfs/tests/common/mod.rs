@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use alumet::measurement::MeasurementPoint;
+use alumet::measurement::{MeasurementPoint, Timestamp};
 use alumet::metrics::MetricRegistry;
 
 pub use alumet::test_util::TempDir;
@@ -64,6 +64,24 @@ pub fn line(p: &MeasurementPoint, metrics: &MetricRegistry) -> String {
 }
 
 /// The points of each poll (points that share a timestamp), sorted, polls in time order.
+/// The points as lines, one sorted list per trigger: `bounds` are times taken between
+/// two triggers (each source of a trigger is stamped with the time of its own reading).
+pub fn by_trigger(
+    points: &[MeasurementPoint],
+    metrics: &MetricRegistry,
+    bounds: &[Timestamp],
+) -> Vec<Vec<String>> {
+    let mut polls = vec![Vec::new(); bounds.len() + 1];
+    for p in points {
+        let i = bounds.iter().filter(|b| **b <= p.timestamp).count();
+        polls[i].push(line(p, metrics));
+    }
+    for lines in &mut polls {
+        lines.sort();
+    }
+    polls
+}
+
 pub fn by_poll(points: &[MeasurementPoint], metrics: &MetricRegistry) -> Vec<Vec<String>> {
     let mut polls: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for p in points {
