@@ -7,8 +7,7 @@ pub use crate::measurement::{
 };
 pub use crate::metrics::{MetricId, Unit};
 pub use crate::pipeline::{
-    AsyncOutput, Clock, ElementError, ElementResultExt, Event, Output, OutputContext,
-    PluginControl, Selector, Shutdown, Source, SourceId, SourceSink, Target, Transform,
-    TransformContext, Trigger,
+    Clock, ElementError, ElementResultExt, Event, Output, OutputContext, PluginControl, Selector,
+    Shutdown, Source, SourceId, SourceSink, Target, Transform, TransformContext, Trigger,
 };
 pub use crate::plugin::{Plugin, Registrar, RunMode, Unavailable};

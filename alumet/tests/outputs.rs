@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alumet::pipeline::{BoxFuture, OutputOptions};
+use alumet::pipeline::OutputOptions;
 use alumet::prelude::*;
 use alumet::test_util::{Collected, PipelineTester, TestPlugin, TestRun};
 use common::*;
@@ -153,7 +153,7 @@ fn shutdown_right_after_many_polls_delivers_every_point_to_every_output() {
             Trigger::every(Duration::from_micros(200)).flush_every(Duration::from_secs(3600));
         alumet.add_source("fast", counting_source(m, 3, polls2), trigger)?;
         alumet.add_output("a", oa)?;
-        alumet.add_async_output("b", AsyncCollector(ob))?;
+        alumet.add_output("b", ob)?;
         Ok(())
     }));
     let run = tester.start().unwrap();
@@ -165,25 +165,6 @@ fn shutdown_right_after_many_polls_delivers_every_point_to_every_output() {
     assert_eq!(report.undelivered_points, 0);
     for stats in &report.outputs {
         assert_eq!(stats.dropped_points + stats.failed_points, 0, "{stats:?}");
-    }
-}
-
-/// An async output that forwards to a blocking collector closure.
-struct AsyncCollector<F>(F);
-
-impl<F> AsyncOutput for AsyncCollector<F>
-where
-    F: FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError> + Send,
-{
-    fn write<'a>(
-        &'a mut self,
-        buffer: &'a MeasurementBuffer,
-        ctx: &'a OutputContext,
-    ) -> BoxFuture<'a, Result<(), ElementError>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            (self.0)(buffer, ctx)
-        })
     }
 }
 
@@ -280,34 +261,6 @@ fn a_final_write_that_fails_or_panics_is_in_the_output_statistics() {
         assert_eq!(stats.written_points, 2, "panics: {panics}");
         assert!(stats.finish_failed, "panics: {panics}");
     }
-    // An async output too.
-    struct AsyncFailingFinish;
-    impl AsyncOutput for AsyncFailingFinish {
-        fn write<'a>(
-            &'a mut self,
-            _: &'a MeasurementBuffer,
-            _: &'a OutputContext,
-        ) -> BoxFuture<'a, Result<(), ElementError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn finish<'a>(
-            &'a mut self,
-            _: &'a OutputContext,
-        ) -> BoxFuture<'a, Result<(), ElementError>> {
-            Box::pin(async { Err(ElementError::fatal(anyhow::anyhow!("server gone"))) })
-        }
-    }
-    let mut tester = PipelineTester::new();
-    tester.any_plugin(TestPlugin::new("p", move |alumet| {
-        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
-        alumet.add_source("src", counting_source(m, 2, counter()), Trigger::manual())?;
-        alumet.add_async_output("af", AsyncFailingFinish)?;
-        Ok(())
-    }));
-    let run = tester.start().unwrap();
-    assert_eq!(run.trigger("p/src"), 1);
-    let (report, _) = run.shutdown();
-    assert!(output_stats(&report, "af").finish_failed);
 }
 
 #[test]

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::MetricRegistry;
-use crate::plugin::{AnyPlugin, Elements, HostPaths, OutputKind, Registrar, RunMode, Unavailable};
+use crate::plugin::{AnyPlugin, Elements, HostPaths, Registrar, RunMode, Unavailable};
 
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
-use super::output::{run_async, OutputSlot, OutputStats};
+use super::output::{OutputSlot, OutputStats};
 use super::registry::{Registry, SourceEntry};
 use super::runtime::AsyncRuntime;
 use super::slot::SourceSlot;
@@ -219,14 +219,9 @@ fn launch(
     shutdown_timeout: Duration,
     control_timeout: Duration,
 ) -> Result<RunningPipeline, PipelineError> {
-    // The async runtime exists only for async outputs and autonomous sources: without
-    // them, no thread is started for it (a short exec run saves its start and stop).
-    let needs_runtime = !elements.autonomous.is_empty()
-        || !elements.tasks.is_empty()
-        || elements
-            .outputs
-            .iter()
-            .any(|(_, kind, _)| matches!(kind, OutputKind::Async(_)));
+    // The async runtime exists only for autonomous sources and tasks: without them, no
+    // thread is started for it (a short exec run saves its start and stop).
+    let needs_runtime = !elements.autonomous.is_empty() || !elements.tasks.is_empty();
     let runtime = if needs_runtime {
         Some(AsyncRuntime::start()?)
     } else {
@@ -235,26 +230,9 @@ fn launch(
     let (done_tx, workers_done) = std::sync::mpsc::channel::<()>();
     let mut slots = Vec::new();
     for (name, output, options) in elements.outputs {
-        let done = done_tx.clone();
-        let slot = match output {
-            OutputKind::Blocking(output) => {
-                // Its thread starts with the source threads, or at shutdown.
-                OutputSlot::new(name, &options, Some((output, done)), out_ctx(&metrics))
-            }
-            OutputKind::Async(output) => {
-                let slot = OutputSlot::new(name, &options, None, out_ctx(&metrics));
-                let worker_slot = Arc::clone(&slot);
-                // `needs_runtime` holds whenever there is an async output.
-                if let Some(runtime) = &runtime {
-                    runtime.spawn(async move {
-                        let _done = done;
-                        run_async(worker_slot, output).await;
-                    });
-                }
-                slot
-            }
-        };
-        slots.push(slot);
+        // Its thread starts with the source threads, or at shutdown.
+        let worker = (output, done_tx.clone());
+        slots.push(OutputSlot::new(name, &options, worker, out_ctx(&metrics)));
     }
     drop(done_tx);
 

@@ -11,7 +11,7 @@ use crate::metrics::MetricRegistry;
 
 use super::delivery::Delivery;
 
-/// A boxed future, for [`AsyncOutput`].
+/// A boxed future, for autonomous sources and tasks.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Measures something when polled.
@@ -167,7 +167,9 @@ impl OutputContext {
     }
 }
 
-/// Writes buffers somewhere, blocking: it runs on its own thread.
+/// Writes buffers somewhere, blocking: it runs on its own thread (`alumet-out-NAME`), so
+/// a slow disk or server delays only this output. A network output sends from there (or
+/// from a sender thread of its own, reporting through [`OutputContext::delivery`]).
 ///
 /// Closures `FnMut(&MeasurementBuffer, &OutputContext) -> Result<(), ElementError>`
 /// are outputs too.
@@ -195,24 +197,6 @@ where
         ctx: &OutputContext,
     ) -> Result<(), ElementError> {
         self(buffer, ctx)
-    }
-}
-
-/// Writes buffers somewhere, asynchronously: it runs as a task on the pipeline's runtime.
-pub trait AsyncOutput: Send {
-    /// Writes one buffer.
-    fn write<'a>(
-        &'a mut self,
-        buffer: &'a MeasurementBuffer,
-        ctx: &'a OutputContext,
-    ) -> BoxFuture<'a, Result<(), ElementError>>;
-
-    /// Called once after the last buffer at shutdown.
-    fn finish<'a>(
-        &'a mut self,
-        _ctx: &'a OutputContext,
-    ) -> BoxFuture<'a, Result<(), ElementError>> {
-        Box::pin(async { Ok(()) })
     }
 }
 

@@ -4,7 +4,7 @@
 //!  source threads (one per poll interval)     transforms' thread     output threads / tasks
 //!  ┌──────────────────────────────┐
 //!  │ poll ─> accumulate ─> flush ─┼─> queue ─> transforms ─> ┬─> queue ─> output A (own thread)
-//!  │ (sources sharing an interval │   (only when there are   ├─> queue ─> output B (async task)
+//!  │ (sources sharing an interval │   (only when there are   ├─> queue ─> output B (own thread)
 //!  │  share one wake-up)          │    transforms; in order) └─> queue ─> output C ...
 //!  └──────────────────────────────┘
 //!  autonomous sources (async tasks) ─> SourceSink ─> same queues
@@ -20,8 +20,8 @@
 //!   **output**. A full queue drops its oldest buffers and counts the dropped points, so a
 //!   slow transform or output never delays the sources, and a slow output never delays
 //!   the other outputs.
-//! - Blocking outputs run on their own thread, async outputs as tasks on the pipeline's
-//!   tokio runtime.
+//! - Outputs run on their own thread each (a network output too: there is no async
+//!   output); the pipeline's tokio runtime runs autonomous sources and plugin tasks.
 //! - [`PipelineControl`] (the agent's) pauses, resumes, re-times, triggers and removes
 //!   sources by [`SourceId`] (what adding a source returns; O(1)) or by [`Selector`] (for
 //!   people), adds sources while running, removes a plugin's sources as a unit and
@@ -68,8 +68,8 @@ pub use control::{ControlError, PipelineControl};
 pub use control_elements::RemovedPlugin;
 pub use delivery::Delivery;
 pub use element::{
-    AsyncOutput, BoxFuture, Clock, ElementError, ElementResultExt, ErrorKind, Event, Output,
-    OutputContext, OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
+    BoxFuture, Clock, ElementError, ElementResultExt, ErrorKind, Event, Output, OutputContext,
+    OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
 };
 pub use output::OutputStats;
 pub use plugin_control::PluginControl;

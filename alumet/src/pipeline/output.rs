@@ -20,8 +20,6 @@ use super::ratelimit::{suppressed_note, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
 
-pub(crate) use super::output_worker::run_async;
-
 /// How long a worker that has written what was queued waits before it looks at the queue
 /// again, without being woken: at 1 kHz, the buffers of 10 polls are written in one batch.
 /// The queue filling past half its capacity wakes it earlier.
@@ -164,15 +162,12 @@ pub(crate) struct OutputSlot {
     /// What the blocking worker's thread drops when it is done, until it is started.
     worker: Mutex<Option<Sender<()>>>,
     capacity: usize,
-    /// The blocking output (`None` for an async output, or once stopped).
+    /// The output (`None` once stopped or done).
     pub(crate) output: Mutex<Option<Box<dyn Output>>>,
-    /// Whether the worker is a thread (woken through `cv`) or a task (through `notify`).
-    blocking: bool,
     pub(crate) ctx: OutputContext,
     pub(crate) write_log: Mutex<RateLimited>,
     queue: Mutex<Queue>,
     pub(crate) cv: Condvar,
-    pub(crate) notify: tokio::sync::Notify,
     /// The output counts its own deliveries ([`OutputOptions::reports_delivery`]).
     pub(crate) reports: bool,
     finish_failed: AtomicBool,
@@ -183,24 +178,21 @@ pub(crate) struct OutputSlot {
 }
 
 impl OutputSlot {
-    /// A slot for a blocking output, whose worker thread is started by
-    /// [`OutputSlot::start_worker`] and drops `done` when it is done; or, with `output`
-    /// `None`, for an async output (its task drains the queue).
+    /// A slot for an output, whose worker thread is started by
+    /// [`OutputSlot::start_worker`] and drops `done` when it is done.
     pub(crate) fn new(
         name: ElementName,
         options: &OutputOptions,
-        output: Option<(Box<dyn Output>, Sender<()>)>,
+        (output, done): (Box<dyn Output>, Sender<()>),
         ctx: OutputContext,
     ) -> Arc<Self> {
         let counters = Arc::new(Counters::of_output(ctx.delivery.clone()));
-        let (output, done) = output.unzip();
         Arc::new_cyclic(|me| OutputSlot {
             name,
             me: me.clone(),
-            worker: Mutex::new(done),
+            worker: Mutex::new(Some(done)),
             capacity: options.queue_capacity.max(1),
-            blocking: output.is_some(),
-            output: Mutex::new(output),
+            output: Mutex::new(Some(output)),
             ctx,
             write_log: Mutex::new(RateLimited::default()),
             queue: Mutex::new(Queue {
@@ -210,7 +202,6 @@ impl OutputSlot {
                 drop_log: RateLimited::default(),
             }),
             cv: Condvar::new(),
-            notify: tokio::sync::Notify::new(),
             reports: options.reports_delivery,
             finish_failed: AtomicBool::new(false),
             counters,
@@ -219,7 +210,7 @@ impl OutputSlot {
         })
     }
 
-    /// Starts the blocking worker's thread (once; nothing for an async output). Until
+    /// Starts the worker's thread (once). Until
     /// then, buffers wait in the queue: a pipeline whose source threads are deferred
     /// starts it with them, or at [`OutputSlot::close`].
     pub(crate) fn start_worker(&self) -> std::io::Result<()> {
@@ -280,12 +271,7 @@ impl OutputSlot {
     }
 
     fn wake(&self) {
-        if self.blocking {
-            self.cv.notify_one();
-        } else {
-            // notify_one stores a permit when no task waits, so no wake-up is missed.
-            self.notify.notify_one();
-        }
+        self.cv.notify_one();
     }
 
     /// No more buffers will come: the worker drains the queue, finishes and exits (its

@@ -1,15 +1,14 @@
-//! The workers that drain the output queues: a thread per blocking output, a task per
-//! async output. Output code runs here only, never on a source thread.
+//! The workers that drain the output queues: a thread per output. Output code runs here
+//! only, never on a source thread.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use crate::measurement::MeasurementBuffer;
 
-use super::element::{AsyncOutput, ElementError};
+use super::element::ElementError;
 use super::output::{Idle, OutputSlot, LINGER};
-use super::ratelimit::{caught, judge, panic_message, Called};
+use super::ratelimit::{caught, judge, Called};
 
 /// What a worker does after one write.
 enum Next {
@@ -138,59 +137,6 @@ fn finish_blocking(slot: &OutputSlot) {
     if caught(|| drop(done)).is_err() {
         log::error!("output {} panicked while being dropped", slot.name);
     }
-    slot.settle();
-    slot.mark_done();
-}
-
-/// The next buffer for an async output's task (it parks at once when the queue is empty:
-/// its wake-ups go through the runtime's own thread, which is awake for it anyway).
-async fn next_async(slot: &OutputSlot) -> Option<Arc<MeasurementBuffer>> {
-    loop {
-        {
-            let mut q = slot.lock();
-            if let Some(next) = q.pop() {
-                return next.ok();
-            }
-            if let Idle::Exit = q.state.emptied(true, false) {
-                return None;
-            }
-        }
-        slot.notify.notified().await;
-    }
-}
-
-/// Drains the queue into an async output until the queue is closed; runs as a task.
-pub(crate) async fn run_async(slot: Arc<OutputSlot>, mut output: Box<dyn AsyncOutput>) {
-    let ctx = slot.ctx.clone();
-    use futures_lite::FutureExt as _;
-    while let Some(buffer) = next_async(&slot).await {
-        let result = AssertUnwindSafe(output.write(&buffer, &ctx))
-            .catch_unwind()
-            .await
-            .map_err(|p| panic_message(&*p).to_owned());
-        if let Next::Stop = after_write(&slot, buffer.len(), result) {
-            slot.stop();
-            drop(output);
-            slot.mark_done();
-            return;
-        }
-    }
-    if slot.lock().state == super::output::State::Stopped {
-        drop(output);
-        slot.mark_done();
-        return;
-    }
-    let result = AssertUnwindSafe(output.finish(&ctx)).catch_unwind().await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => slot.record_finish_failure(format_args!("failed to finish: {e}")),
-        Err(p) => slot.record_finish_failure(format_args!(
-            "panicked while finishing: {}",
-            panic_message(&*p)
-        )),
-    }
-    // Dropped before the pipeline learns that the output is done (`_done` of its task).
-    drop(output);
     slot.settle();
     slot.mark_done();
 }

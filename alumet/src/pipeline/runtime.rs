@@ -1,4 +1,4 @@
-//! The pipeline's async runtime, for async outputs and autonomous sources: a
+//! The pipeline's async runtime, for autonomous sources and plugin tasks: a
 //! current-thread tokio runtime driven by one thread of its own ("alumet-rt").
 //!
 //! It does what a multi-thread runtime with one worker did, without tokio's multi-thread

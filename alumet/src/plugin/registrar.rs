@@ -7,8 +7,8 @@ use std::future::Future;
 use crate::measurement::MeasurementType;
 use crate::metrics::{MetricError, MetricId, MetricRegistry, Unit};
 use crate::pipeline::{
-    AsyncOutput, BoxFuture, ElementName, Event, Output, OutputOptions, PluginControl, Shutdown,
-    Source, SourceId, SourceSink, Subscriber, SubscriberId, Transform, Trigger,
+    BoxFuture, ElementName, Event, Output, OutputOptions, PluginControl, Shutdown, Source,
+    SourceId, SourceSink, Subscriber, SubscriberId, Transform, Trigger,
 };
 
 use super::{AnyPlugin, HostPaths, RunMode};
@@ -37,11 +37,6 @@ type AutonomousStart =
 pub(crate) type TaskStart =
     Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
 
-pub(crate) enum OutputKind {
-    Blocking(Box<dyn Output>),
-    Async(Box<dyn AsyncOutput>),
-}
-
 /// The elements registered by the plugins, before the pipeline starts.
 #[derive(Default)]
 pub(crate) struct Elements {
@@ -50,7 +45,7 @@ pub(crate) struct Elements {
     /// Loops the plugins own ([`Registrar::add_task`]).
     pub(crate) tasks: Vec<(ElementName, TaskStart)>,
     pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
-    pub(crate) outputs: Vec<(ElementName, OutputKind, OutputOptions)>,
+    pub(crate) outputs: Vec<(ElementName, Box<dyn Output>, OutputOptions)>,
     pub(crate) subscribers: Vec<Subscriber>,
     /// The names of the sources (managed and autonomous), for duplicates in O(1).
     source_names: HashSet<ElementName>,
@@ -268,32 +263,7 @@ impl<'a> Registrar<'a> {
         options: OutputOptions,
     ) -> Result<(), RegistrationError> {
         let full = self.name("output", name)?;
-        self.staged
-            .outputs
-            .push((full, OutputKind::Blocking(Box::new(output)), options));
-        Ok(())
-    }
-
-    /// Adds an async output, run as a task on the pipeline's runtime, with the default queue.
-    pub fn add_async_output(
-        &mut self,
-        name: &str,
-        output: impl AsyncOutput + 'static,
-    ) -> Result<(), RegistrationError> {
-        self.add_async_output_with(name, output, OutputOptions::default())
-    }
-
-    /// Adds an async output with options.
-    pub fn add_async_output_with(
-        &mut self,
-        name: &str,
-        output: impl AsyncOutput + 'static,
-        options: OutputOptions,
-    ) -> Result<(), RegistrationError> {
-        let full = self.name("output", name)?;
-        self.staged
-            .outputs
-            .push((full, OutputKind::Async(Box::new(output)), options));
+        self.staged.outputs.push((full, Box::new(output), options));
         Ok(())
     }
 
