@@ -17,11 +17,7 @@ pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
     // default action would end the agent at once, losing what is buffered.
     let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
     let mut builder = PipelineBuilder::new();
-    builder.shutdown_timeout(loaded.general.shutdown_timeout);
-    builder.host_paths(loaded.general.host_paths());
-    for plugin in loaded.plugins {
-        builder.plugin(plugin);
-    }
+    loaded.configure(&mut builder);
     let pipeline = builder.start()?;
     let started = pipeline.plugin_names();
     log::info!(

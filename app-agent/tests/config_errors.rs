@@ -312,3 +312,39 @@ fn an_instance_s_errors_name_its_table_and_plugins_accepts_its_name() {
         &["--plugins: unknown plugin `csv_c`", "Did you mean `csv_b`?"],
     );
 }
+
+#[test]
+fn inputs_must_be_a_list_of_producing_plugins_on_an_output() {
+    let config = format!("{CSV}inputs = ['procfz']\n[plugins.procfs]\n");
+    assert_config_error(
+        "inputs-unknown",
+        &config,
+        &[],
+        &[
+            "line 3",
+            "`inputs` names `procfz`, which is no plugin",
+            "Did you mean `procfs`?",
+        ],
+    );
+    let config = format!("{CSV}inputs = 'procfs'\n");
+    assert_config_error(
+        "inputs-type",
+        &config,
+        &[],
+        &["line 3", "must be a list of plugin names"],
+    );
+    let config = format!("{CSV}[plugins.procfs]\ninputs = ['agent']\n");
+    assert_config_error(
+        "inputs-on-a-source",
+        &config,
+        &[],
+        &["line 4", "`inputs` is for outputs, and `procfs` is not one"],
+    );
+    let config = format!("{CSV}inputs = ['csv']\n");
+    assert_config_error(
+        "inputs-an-output",
+        &config,
+        &[],
+        &["`inputs` names `csv`, an output"],
+    );
+}

@@ -54,6 +54,7 @@ fn run_with(repeat: u32, name: &str, plugins: Vec<Box<dyn AnyPlugin>>) -> serde_
     let loaded = Loaded {
         general: GeneralConfig::default(),
         plugins,
+        inputs: Vec::new(),
     };
     let opts = ExecOptions {
         target: Target::Command {

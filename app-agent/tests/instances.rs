@@ -160,3 +160,31 @@ fn two_influxdb_instances_log_under_their_own_names() {
     }
     assert!(!stderr.contains("] influxdb: "), "{stderr}");
 }
+
+#[test]
+fn an_output_with_inputs_writes_only_the_points_of_those_plugins() {
+    let dir = temp_dir("instances-inputs");
+    let config = "[plugins.agent]\npoll_interval = '10ms'\n\
+        [plugins.procfs.kernel]\npoll_interval = '10ms'\n\
+        [plugins.csv]\noutput_path = 'a.csv'\n\
+        [plugins.csv_b]\nplugin = 'csv'\noutput_path = 'b.csv'\ninputs = ['procfs']\n";
+    let (code, stderr) = run_a_while(&dir, config, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let a = rows(&dir.join("a.csv"));
+    let b = rows(&dir.join("b.csv"));
+    let is_agent = |r: &String| r.starts_with("alumet_");
+    assert!(a.iter().any(is_agent), "the agent's points reach csv");
+    assert!(
+        !b.iter().any(is_agent),
+        "csv_b gets procfs's points only: {b:?}"
+    );
+    assert!(b.iter().any(|r| r.starts_with("kernel_cpu_time")), "{b:?}");
+    // Every procfs point, and only those; and the report counts just them.
+    let procfs: BTreeSet<String> = a.iter().filter(|r| !is_agent(r)).cloned().collect();
+    assert_eq!(b, procfs);
+    assert_eq!(
+        logged_written(&stderr, "csv_b/csv"),
+        b.len() as u64,
+        "{stderr}"
+    );
+}

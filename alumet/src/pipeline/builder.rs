@@ -52,6 +52,7 @@ pub struct PipelineBuilder {
     defer_source_threads: bool,
     run_mode: RunMode,
     host_paths: HostPaths,
+    inputs: Vec<(String, Vec<String>)>,
 }
 
 impl Default for PipelineBuilder {
@@ -63,6 +64,7 @@ impl Default for PipelineBuilder {
             defer_source_threads: false,
             run_mode: RunMode::Run,
             host_paths: HostPaths::default(),
+            inputs: Vec::new(),
         }
     }
 }
@@ -107,6 +109,14 @@ impl PipelineBuilder {
     /// `/proc`, `/sys`, `/sys/fs/cgroup`).
     pub fn host_paths(&mut self, paths: HostPaths) -> &mut Self {
         self.host_paths = paths;
+        self
+    }
+
+    /// The outputs of plugin instance `output` receive only the points of the metrics that
+    /// the plugin instances in `inputs` created (their sources' and transforms' points),
+    /// instead of every point. The other points are not counted as given to them.
+    pub fn output_inputs(&mut self, output: &str, inputs: &[String]) -> &mut Self {
+        self.inputs.push((output.to_owned(), inputs.to_vec()));
         self
     }
 
@@ -163,6 +173,7 @@ impl PipelineBuilder {
                 },
             }
         }
+        elements.inputs = self.inputs;
         let mut running = launch(
             elements,
             Arc::new(metrics),
@@ -227,12 +238,20 @@ fn launch(
     } else {
         None
     };
+    let filters = super::inputs::filters(&elements.inputs, &elements.metric_owners);
     let (done_tx, workers_done) = std::sync::mpsc::channel::<()>();
     let mut slots = Vec::new();
     for (name, output, options) in elements.outputs {
         // Its thread starts with the source threads, or at shutdown.
         let worker = (output, done_tx.clone());
-        slots.push(OutputSlot::new(name, &options, worker, out_ctx(&metrics)));
+        let filter = filters.get(&name.plugin).cloned();
+        slots.push(OutputSlot::new(
+            name,
+            &options,
+            worker,
+            out_ctx(&metrics),
+            filter,
+        ));
     }
     drop(done_tx);
 
@@ -244,7 +263,7 @@ fn launch(
     let ctx = TransformContext {
         metrics: Arc::clone(&metrics),
     };
-    let dispatcher = Dispatcher::new(transforms, slots, ctx);
+    let dispatcher = Dispatcher::new(transforms, slots, ctx, filters);
     let mut stats = dispatcher.element_counters();
 
     // One thread per poll interval: sources that share it share the wake-up.

@@ -51,7 +51,8 @@ impl PipelineControl {
         let ctx = OutputContext::new(Arc::clone(&self.inner.dispatcher.ctx.metrics));
         // The shutdown waits for it through its own flag, not this channel.
         let (done, _) = std::sync::mpsc::channel();
-        let slot = OutputSlot::new(name.clone(), &options, (output, done), ctx);
+        let filter = self.inner.dispatcher.filters.get(plugin).cloned();
+        let slot = OutputSlot::new(name.clone(), &options, (output, done), ctx, filter);
         self.inner.dispatcher.add_output(Arc::clone(&slot))?;
         self.record(name, ElementKind::Output, &slot.counters);
         if self

@@ -68,6 +68,11 @@ impl Delivery {
     }
 
     /// `n` points were handed to an output that had already stopped: lost at once.
+    /// Points given that the output does not receive after all (not among its inputs).
+    pub(crate) fn withdraw(&self, n: u64) {
+        self.0.given.fetch_sub(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn given_lost(&self, n: u64) {
         self.0.given.fetch_add(n, Ordering::Relaxed);
         self.0.lost.fetch_add(n, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 //! or removed while running (read-copy-update, `dispatch_change.rs`): a flushing thread
 //! takes no lock shared with other threads to find them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -14,6 +15,7 @@ use arc_swap::ArcSwap;
 use crate::measurement::{MeasurementBuffer, Timestamp};
 
 use super::element::{Clock, Transform, TransformContext};
+use super::inputs::MetricFilter;
 use super::output::OutputSlot;
 use super::ratelimit::{caught, judge, Called, RateLimited};
 use super::selector::ElementName;
@@ -117,6 +119,9 @@ pub(crate) struct Dispatcher {
     pub(crate) me: Weak<Dispatcher>,
     /// The groups' parts of the watermark ([`Dispatcher::watermark`]).
     clocks: Mutex<Vec<Weak<GroupShared>>>,
+    /// The metrics received by the outputs of each plugin instance that names its inputs
+    /// (for its outputs added while running too).
+    pub(crate) filters: HashMap<String, Arc<MetricFilter>>,
 }
 
 impl Dispatcher {
@@ -124,6 +129,7 @@ impl Dispatcher {
         transforms: Vec<Arc<TransformSlot>>,
         outputs: Vec<Arc<OutputSlot>>,
         ctx: TransformContext,
+        filters: HashMap<String, Arc<MetricFilter>>,
     ) -> Arc<Self> {
         let set = DispatchSet {
             transforms,
@@ -137,6 +143,7 @@ impl Dispatcher {
             stage: TransformStage::default(),
             me: me.clone(),
             clocks: Mutex::default(),
+            filters,
         })
     }
 

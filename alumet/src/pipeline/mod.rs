@@ -47,6 +47,7 @@ mod dispatch_change;
 mod element;
 mod group_slots;
 mod group_thread;
+mod inputs;
 mod output;
 mod output_worker;
 mod plugin_control;

@@ -16,6 +16,7 @@ use crate::measurement::MeasurementBuffer;
 
 use super::delivery::Delivery;
 use super::element::{Output, OutputContext, OutputOptions};
+use super::inputs::MetricFilter;
 use super::ratelimit::{suppressed_note, RateLimited};
 use super::selector::ElementName;
 use super::stats::Counters;
@@ -170,6 +171,8 @@ pub(crate) struct OutputSlot {
     pub(crate) cv: Condvar,
     /// The output counts its own deliveries ([`OutputOptions::reports_delivery`]).
     pub(crate) reports: bool,
+    /// The metrics it receives, when it names its inputs (its worker filters).
+    pub(crate) filter: Option<Arc<MetricFilter>>,
     finish_failed: AtomicBool,
     pub(crate) counters: Arc<Counters>,
     /// Set once the worker is done (the output finished or stopped, and was dropped).
@@ -185,6 +188,7 @@ impl OutputSlot {
         options: &OutputOptions,
         (output, done): (Box<dyn Output>, Sender<()>),
         ctx: OutputContext,
+        filter: Option<Arc<MetricFilter>>,
     ) -> Arc<Self> {
         let counters = Arc::new(Counters::of_output(ctx.delivery.clone()));
         Arc::new_cyclic(|me| OutputSlot {
@@ -203,6 +207,7 @@ impl OutputSlot {
             }),
             cv: Condvar::new(),
             reports: options.reports_delivery,
+            filter,
             finish_failed: AtomicBool::new(false),
             counters,
             done: Mutex::new(false),
@@ -242,7 +247,7 @@ impl OutputSlot {
                 break;
             };
             q.points -= old.len();
-            dropped += old.len();
+            dropped += self.received(&old);
         }
         q.buffers.push_back(Arc::clone(buffer));
         q.points += n;
@@ -255,6 +260,17 @@ impl OutputSlot {
         if wake {
             self.wake();
         }
+    }
+
+    /// How many points of a queued buffer the output receives (all, unless it names its
+    /// inputs); the others are withdrawn from what it was given.
+    pub(crate) fn received(&self, buffer: &MeasurementBuffer) -> usize {
+        let Some(filter) = &self.filter else {
+            return buffer.len();
+        };
+        let kept = filter.count(buffer);
+        self.delivery().withdraw((buffer.len() - kept) as u64);
+        kept
     }
 
     fn log_dropped(&self, q: &mut Queue, dropped: usize) {

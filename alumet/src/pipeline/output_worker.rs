@@ -22,8 +22,9 @@ pub(crate) fn spawn(slot: Arc<OutputSlot>, done: Sender<()>) -> std::io::Result<
     std::thread::Builder::new().name(name).spawn(move || {
         let _done = done;
         coarse_timers();
+        let mut scratch = MeasurementBuffer::new();
         while let Some(buffer) = next_blocking(&slot) {
-            write(&slot, &buffer);
+            write(&slot, &buffer, &mut scratch);
         }
         finish_blocking(&slot);
     })?;
@@ -68,8 +69,20 @@ fn next_blocking(slot: &OutputSlot) -> Option<Arc<MeasurementBuffer>> {
     }
 }
 
-/// Writes one buffer into the blocking output, on its thread.
-fn write(slot: &OutputSlot, buffer: &MeasurementBuffer) {
+/// Writes one buffer into the output, on its thread: only the points of its inputs when
+/// it names them (copied into `scratch`).
+fn write(slot: &OutputSlot, buffer: &MeasurementBuffer, scratch: &mut MeasurementBuffer) {
+    let buffer = match &slot.filter {
+        Some(filter) => match slot.received(buffer) {
+            0 => return,
+            n if n == buffer.len() => buffer,
+            _ => {
+                filter.copy(buffer, scratch);
+                &*scratch
+            }
+        },
+        None => buffer,
+    };
     let mut output = slot.output.lock().unwrap_or_else(|e| e.into_inner());
     let Some(out) = output.as_mut() else {
         slot.delivery().lost(buffer.len() as u64);

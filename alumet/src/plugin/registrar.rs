@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::future::Future;
 
 use crate::measurement::MeasurementType;
-use crate::metrics::{MetricError, MetricId, MetricRegistry, Unit};
+use crate::metrics::{MetricError, MetricId, MetricRegistry, RawMetricId, Unit};
 use crate::pipeline::{
     BoxFuture, ElementName, Event, Output, OutputOptions, PluginControl, Shutdown, Source,
     SourceId, SourceSink, Subscriber, SubscriberId, Transform, Trigger,
@@ -47,6 +47,12 @@ pub(crate) struct Elements {
     pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
     pub(crate) outputs: Vec<(ElementName, Box<dyn Output>, OutputOptions)>,
     pub(crate) subscribers: Vec<Subscriber>,
+    /// The metrics each plugin created (a metric two instances share is in both lists),
+    /// for the outputs that receive the points of some plugins only.
+    pub(crate) metric_owners: Vec<(String, RawMetricId)>,
+    /// The output plugin instances that receive the points of some plugins only, with
+    /// those plugins ([`PipelineBuilder::output_inputs`](crate::pipeline::PipelineBuilder::output_inputs)).
+    pub(crate) inputs: Vec<(String, Vec<String>)>,
     /// The names of the sources (managed and autonomous), for duplicates in O(1).
     source_names: HashSet<ElementName>,
     /// How many source ids were given (by the registrars of this set, and of the sets
@@ -65,6 +71,7 @@ impl Elements {
         self.transforms.extend(other.transforms);
         self.outputs.extend(other.outputs);
         self.subscribers.extend(other.subscribers);
+        self.metric_owners.extend(other.metric_owners);
     }
 
     /// Drops `other`'s elements (a plugin that is unavailable), but not the ids it gave:
@@ -144,7 +151,11 @@ impl<'a> Registrar<'a> {
         unit: Unit,
         description: &str,
     ) -> Result<MetricId<T>, MetricError> {
-        self.metrics.register(name, unit, description)
+        let id = self.metrics.register(name, unit, description)?;
+        self.staged
+            .metric_owners
+            .push((self.plugin.to_owned(), id.raw()));
+        Ok(id)
     }
 
     fn name(&self, kind: &'static str, name: &str) -> Result<ElementName, RegistrationError> {

@@ -120,7 +120,8 @@ impl<'a> Located<'a> {
             .collect();
         let setting = live.iter().rev().find(|o| is_prefix(&o.key, &segments));
         // Keys set inside `path` by live overrides (so after whatever set `path`); a
-        // plugin's `enable`, `path` and `plugin` are the agent's, not passed to the plugin.
+        // plugin's `enable`, `path`, `plugin` and `inputs` are the agent's, not passed to the
+        // plugin.
         let plugin_table = segments.len() == 2 && segments[0] == "plugins";
         let inside: Vec<&str> = live
             .iter()
@@ -128,7 +129,7 @@ impl<'a> Located<'a> {
             .filter(|o| {
                 !(plugin_table
                     && o.key.len() == 3
-                    && ["enable", "path", "plugin"].contains(&o.key[2].as_str()))
+                    && ["enable", "path", "plugin", "inputs"].contains(&o.key[2].as_str()))
             })
             .map(|o| o.flag.as_str())
             .collect();

@@ -20,7 +20,7 @@ use crate::cli::CommonArgs;
 use crate::plugins::Entry;
 pub use dynamic::DynamicSelection;
 use locate::{closest, expected_fields, suggestion, Located, Override};
-pub use select::{Selected, PLUGIN_KEY};
+pub use select::{Selected, INPUTS_KEY, PLUGIN_KEY};
 
 /// A config problem: the agent exits with code 78 (EX_CONFIG).
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,22 @@ pub struct Loaded {
     pub general: GeneralConfig,
     /// The enabled plugins, in start order.
     pub plugins: Vec<Box<dyn AnyPlugin>>,
+    /// The outputs that receive the points of some plugins only, with those plugins.
+    pub inputs: Vec<(String, Vec<String>)>,
+}
+
+impl Loaded {
+    /// Hands the general settings, the plugins and the outputs' inputs to `builder`.
+    pub fn configure(self, builder: &mut alumet::pipeline::PipelineBuilder) {
+        builder.shutdown_timeout(self.general.shutdown_timeout);
+        builder.host_paths(self.general.host_paths());
+        for plugin in self.plugins {
+            builder.plugin(plugin);
+        }
+        for (output, inputs) in &self.inputs {
+            builder.output_inputs(output, inputs);
+        }
+    }
 }
 
 /// Which plugins the config enables, and their tables (before creating them).
@@ -143,7 +159,11 @@ pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError>
         args.plugins.as_deref(),
     );
     let mut plugins = Vec::new();
+    let mut inputs = Vec::new();
     for selected in selection.plugins.into_iter().filter(|s| s.enabled) {
+        if let Some(from) = &selected.inputs {
+            inputs.push((selected.name.clone(), from.clone()));
+        }
         let plugin = (selected.entry.meta)
             .init_instance(&selected.name, selected.table)
             .map_err(|e| init_error(e, &located))?;
@@ -155,6 +175,7 @@ pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError>
     Ok(Loaded {
         general: selection.general,
         plugins,
+        inputs,
     })
 }
 

@@ -10,6 +10,9 @@ use crate::plugins::{Entry, Role};
 /// The agent's key that makes a table an instance of a plugin.
 pub const PLUGIN_KEY: &str = "plugin";
 
+/// The agent's key that makes an output receive the points of some plugins only.
+pub const INPUTS_KEY: &str = "inputs";
+
 /// One instance of a built-in plugin, with its table.
 #[derive(Debug, Clone)]
 pub struct Selected {
@@ -19,10 +22,13 @@ pub struct Selected {
     /// plugin's own name unless the table says `plugin = "..."`. Its elements are named
     /// `NAME/element`.
     pub name: String,
-    /// Its table, without the agent's keys (`enable`, `plugin`).
+    /// Its table, without the agent's keys (`enable`, `plugin`, `inputs`).
     pub table: toml::Table,
     /// Whether it runs.
     pub enabled: bool,
+    /// For an output: the plugin instances whose points it receives (`inputs = [...]`);
+    /// `None`: every point.
+    pub inputs: Option<Vec<String>>,
 }
 
 impl Selected {
@@ -90,6 +96,7 @@ pub(super) fn select_plugins(
         }
     }
     check_some_output(&selected, entries, dynamic)?;
+    check_inputs(&selected, dynamic, located)?;
     Ok(selected)
 }
 
@@ -117,12 +124,99 @@ fn selection(
         Some(list) => list.contains(&name),
         None => enable,
     };
+    let inputs = take_inputs(&mut table, &name, located)?;
     Ok(Selected {
         entry,
         name,
         table,
         enabled,
+        inputs,
     })
+}
+
+/// The agent's key `inputs`: a list of plugin instance names.
+fn take_inputs(
+    table: &mut toml::Table,
+    name: &str,
+    located: &Located<'_>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(value) = table.remove(INPUTS_KEY) else {
+        return Ok(None);
+    };
+    let place = || located.place(&["plugins", name, INPUTS_KEY]);
+    let list = match value {
+        toml::Value::Array(list) => list,
+        other => {
+            return Err(ConfigError(format!(
+                "{}: key `plugins.{name}.inputs` must be a list of plugin names, like [\"rapl\", \"attribution\"], not {other}",
+                place()
+            )))
+        }
+    };
+    let mut names = Vec::new();
+    for item in list {
+        match item {
+            toml::Value::String(s) => names.push(s),
+            other => {
+                return Err(ConfigError(format!(
+                    "{}: `plugins.{name}.inputs` holds {other}: write plugin names as strings",
+                    place()
+                )))
+            }
+        }
+    }
+    Ok(Some(names))
+}
+
+/// `inputs` is for outputs, and names plugins that run and produce points.
+fn check_inputs(
+    selected: &[Selected],
+    dynamic: &[DynamicSelection],
+    located: &Located<'_>,
+) -> Result<(), ConfigError> {
+    for s in selected {
+        let Some(inputs) = &s.inputs else { continue };
+        let place = || located.place(&["plugins", &s.name, INPUTS_KEY]);
+        if s.entry.role != Role::Output {
+            return Err(ConfigError(format!(
+                "{}: `inputs` is for outputs, and `{}` is not one: remove the key",
+                place(),
+                s.name
+            )));
+        }
+        let producers: Vec<&str> = (selected.iter())
+            .filter(|p| p.entry.role != Role::Output)
+            .map(|p| p.name.as_str())
+            .chain(dynamic.iter().map(|d| d.name.as_str()))
+            .collect();
+        for input in inputs {
+            match selected.iter().find(|p| p.name == *input) {
+                None if dynamic.iter().any(|d| d.name == *input) => {}
+                None => {
+                    return Err(ConfigError(format!(
+                        "{}: `inputs` names `{input}`, which is no plugin; the plugins that produce points are: {}.{}",
+                        place(),
+                        producers.join(", "),
+                        suggestion(closest(input, producers.iter().copied()))
+                    )))
+                }
+                Some(p) if p.entry.role == Role::Output => {
+                    return Err(ConfigError(format!(
+                        "{}: `inputs` names `{input}`, an output: name the plugins whose points `{}` should receive",
+                        place(),
+                        s.name
+                    )))
+                }
+                Some(p) if s.enabled && !p.enabled => log::warn!(
+                    "{}: `inputs` names `{input}`, which is not enabled: `{}` receives none of its points",
+                    place(),
+                    s.name
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Takes out of `tables` those with `plugin = "NAME"` (less that key): the instances, as

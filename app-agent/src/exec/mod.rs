@@ -89,8 +89,6 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     let summary_file = create_summary_file(opts)?;
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
-    builder.shutdown_timeout(loaded.general.shutdown_timeout);
-    builder.host_paths(loaded.general.host_paths());
     // Per-process sources (procfs, nvidia) follow the processes announced below.
     builder.run_mode(match opts.target {
         Target::Command { .. } => RunMode::Exec,
@@ -103,9 +101,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     // first point (its interval has no known start): with it, a second baseline reading
     // makes the command's interval the second one.
     let two_baselines = (loaded.plugins.iter()).any(|p| p.plugin_name() == "attribution");
-    for plugin in loaded.plugins {
-        builder.plugin(plugin);
-    }
+    loaded.configure(&mut builder);
     builder.plugin(Box::new(ExecPlugin(aggregator.clone())));
     let mut pipeline = builder.start()?;
     log::info!(
