@@ -35,17 +35,17 @@ impl ProcessMetrics {
             cpu_time: alumet.create_metric(
                 "cpu_time_delta",
                 Unit::Millisecond,
-                "CPU time used by the process since the previous measurement (attribute kind)",
+                "CPU time used by the consumer (a process or a control group) since the previous measurement (attribute kind)",
             )?,
             cpu_percent: alumet.create_metric(
                 "cpu_percent",
                 Unit::Percent,
-                "CPU time used by the process (user and system) over wall time since the previous measurement; 100 is one full CPU",
+                "CPU time used by the consumer (user and system) over wall time since the previous measurement; 100 is one full CPU",
             )?,
             memory: alumet.create_metric(
                 "memory_usage",
                 Unit::Byte,
-                "memory of the process (attribute kind: resident, shared, virtual)",
+                "memory used by the consumer (a process: attribute kind resident, shared, virtual; a control group: all the memory charged to it)",
             )?,
             cpu_kinds: kinds(["user", "system", "guest"]),
             memory_kinds: kinds(["resident", "shared", "virtual"]),

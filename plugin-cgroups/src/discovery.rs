@@ -1,0 +1,203 @@
+//! Which cgroups are measured, and following them while the agent runs: one source per
+//! measured cgroup (`cgroups/system.slice:nginx.service`), added when the cgroup appears
+//! and removed, after a last reading, when it goes away.
+//!
+//! The tree is listed at start, then again whenever inotify reports a directory created,
+//! removed or renamed under a watched cgroup, and every `rescan_interval` in any case (the
+//! kernel drops events when its queue overflows, and watches can run out).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alumet::prelude::*;
+use inotify::{Inotify, WatchMask, Watches};
+
+use crate::hierarchy::{self, Hierarchy};
+use crate::metrics::Metrics;
+use crate::pattern::{selected, PathPattern};
+use crate::resolve::resolve;
+use crate::source::CgroupSource;
+
+/// What is measured, and how to find more.
+pub(crate) struct Discovery {
+    pub(crate) hierarchies: Vec<Hierarchy>,
+    pub(crate) include: Vec<PathPattern>,
+    pub(crate) exclude: Vec<PathPattern>,
+    pub(crate) max_depth: usize,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trigger: Trigger,
+    pub(crate) rescan_interval: Duration,
+    /// Path → the id of its source.
+    measured: HashMap<String, SourceId>,
+    watches: Option<Watches>,
+    /// A watch could not be added (limit reached): said once.
+    watch_warned: bool,
+}
+
+/// The name of the source of the cgroup at `path`: the path without its leading `/`, with
+/// `:` for `/` (a source name holds no `/`) and `_` for blanks; `root` for `/`.
+pub fn source_name(path: &str) -> String {
+    let trimmed = path.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return "root".to_owned();
+    }
+    (trimmed.chars())
+        .map(|c| match c {
+            '/' => ':',
+            c if c.is_whitespace() || c.is_control() => '_',
+            c => c,
+        })
+        .collect()
+}
+
+impl Discovery {
+    pub(crate) fn new(
+        hierarchies: Vec<Hierarchy>,
+        (include, exclude): (Vec<PathPattern>, Vec<PathPattern>),
+        max_depth: usize,
+        metrics: Metrics,
+        trigger: Trigger,
+        rescan_interval: Duration,
+    ) -> Self {
+        Discovery {
+            hierarchies,
+            include,
+            exclude,
+            max_depth,
+            metrics: Arc::new(metrics),
+            trigger,
+            rescan_interval,
+            measured: HashMap::new(),
+            watches: None,
+            watch_warned: false,
+        }
+    }
+
+    /// Follows the tree with `inotify` from now on (watches are added while listing).
+    pub(crate) fn watch_with(&mut self, inotify: &Inotify) {
+        self.watches = Some(inotify.watches());
+    }
+
+    /// The selected cgroups now, over every hierarchy; watches every directory listed
+    /// whose children are within `max_depth`.
+    fn scan(&mut self) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let hierarchies = std::mem::take(&mut self.hierarchies);
+        for h in &hierarchies {
+            hierarchy::walk(h, self.max_depth, &mut |path: &str, dir: &Path| {
+                let depth = path.split('/').filter(|s| !s.is_empty()).count();
+                if depth < self.max_depth {
+                    self.watch(dir);
+                }
+                if selected(path, &self.include, &self.exclude) {
+                    found.insert(path.to_owned());
+                }
+            });
+        }
+        self.hierarchies = hierarchies;
+        found
+    }
+
+    fn watch(&mut self, dir: &Path) {
+        let Some(w) = &mut self.watches else { return };
+        let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVE | WatchMask::ONLYDIR;
+        if let Err(e) = w.add(dir, mask) {
+            if !self.watch_warned && !crate::source::is_gone(&e) {
+                self.watch_warned = true;
+                log::warn!(
+                    "cgroups: cannot watch {}: {e}; cgroups created there are found by the rescan every {:?} instead (raise the sysctl fs.inotify.max_user_watches); this warning is not repeated",
+                    dir.display(),
+                    self.rescan_interval
+                );
+            }
+        }
+    }
+
+    /// The source of the cgroup at `path`, or `None` when no hierarchy gives any figure
+    /// of it (or it vanished meanwhile).
+    fn source(&self, path: &str, from_zero: bool) -> Option<CgroupSource> {
+        let files = hierarchy::locate(&self.hierarchies, path);
+        if files.is_empty() {
+            return None;
+        }
+        let attrs = Attributes::new(resolve(path));
+        let metrics = Arc::clone(&self.metrics);
+        Some(CgroupSource::open(path, files, metrics, attrs, from_zero))
+    }
+
+    /// Lists the tree and adds a source per selected cgroup, at start.
+    pub(crate) fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        for path in self.scan() {
+            if let Some(source) = self.source(&path, false) {
+                let id = alumet.add_source(&source_name(&path), source, self.trigger.clone())?;
+                self.measured.insert(path, id);
+            }
+        }
+        log::debug!("cgroups: measuring {} cgroups", self.measured.len());
+        Ok(())
+    }
+
+    /// Lists the tree again: removes the sources of the cgroups that are gone (after a
+    /// last reading) and adds one for each new cgroup, measured from its creation (a first
+    /// reading now).
+    pub(crate) fn update(&mut self, control: &PluginControl) {
+        let now = self.scan();
+        let gone: Vec<String> = (self.measured.keys())
+            .filter(|p| !now.contains(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            let Some(id) = self.measured.remove(&path) else {
+                continue;
+            };
+            // Its files answer ENODEV once it is removed: the source then pushes nothing.
+            let _ = control.poll_now(id);
+            if let Err(e) = control.remove_source(id) {
+                log::warn!("cgroups: removing the source of {path}: {e}");
+            }
+            log::debug!("cgroups: {path} is gone");
+        }
+        for path in now {
+            if self.measured.contains_key(&path) {
+                continue;
+            }
+            let Some(source) = self.source(&path, true) else {
+                continue;
+            };
+            match control.add_source(&source_name(&path), source, self.trigger.clone()) {
+                Ok(id) => {
+                    self.measured.insert(path.clone(), id);
+                    // Counted from zero: the first reading says what it used so far.
+                    let _ = control.trigger_now(id);
+                    log::debug!("cgroups: measuring {path}");
+                }
+                Err(e) => log::warn!("cgroups: cannot measure {path}: {e}"),
+            }
+        }
+    }
+}
+
+/// The root's hierarchies, or why the plugin is unavailable.
+pub(crate) fn hierarchies(root: &Path) -> anyhow::Result<Vec<Hierarchy>> {
+    let fix = "set the general cgroup_root (or this plugin's cgroup_root) to the directory where the cgroup tree is mounted (`/host/sys/fs/cgroup` in a container that mounts the host's there)";
+    let found = hierarchy::detect(root)
+        .map_err(|e| Unavailable::new(format!("cannot list {}: {e}", root.display()), fix))?;
+    if found.is_empty() {
+        let reason = format!(
+            "no cgroup hierarchy under {}: neither cgroup.controllers (v2) nor v1 hierarchies with cpuacct, memory or blkio",
+            root.display()
+        );
+        return Err(Unavailable::new(reason, fix).into());
+    }
+    Ok(found)
+}
+
+/// The hierarchies, for the log line at start.
+pub(crate) fn shown(hierarchies: &[Hierarchy]) -> String {
+    let names: Vec<String> = (hierarchies.iter())
+        .map(|h| format!("{} ({:?})", h.dir.display(), h.version))
+        .collect();
+    names.join(", ")
+}

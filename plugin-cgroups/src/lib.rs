@@ -1,0 +1,95 @@
+//! CPU, memory, I/O and pressure of the host's control groups: the plugin `cgroups` (see
+//! `README.md`).
+//!
+//! At start it finds the hierarchies under the cgroup root (v2, v1, or hybrid:
+//! [`hierarchy`]), lists the cgroups that `include` selects, and adds one source per
+//! cgroup; a task then follows the tree with inotify (and a periodic rescan), adding a
+//! source for each new cgroup and removing, after a last reading, the source of each
+//! removed one. [`resolve`] turns a path into attributes (pod, container, unit, job).
+
+mod config;
+mod cpu;
+mod discovery;
+mod follow;
+pub mod hierarchy;
+mod metrics;
+pub mod parse;
+pub mod pattern;
+pub mod resolve;
+mod source;
+
+use alumet::prelude::*;
+use tokio::sync::oneshot;
+
+pub use config::{Config, DEFAULT_INCLUDE};
+pub use discovery::source_name;
+
+/// The `cgroups` plugin.
+pub struct CgroupsPlugin {
+    config: Config,
+    /// Hands the control handle from `post_start` to the discovery task.
+    control: Option<oneshot::Sender<PluginControl>>,
+}
+
+impl Plugin for CgroupsPlugin {
+    type Config = Config;
+
+    fn name() -> &'static str {
+        "cgroups"
+    }
+
+    fn init(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        Ok(CgroupsPlugin {
+            config,
+            control: None,
+        })
+    }
+
+    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
+        let c = &self.config;
+        let root = alumet.host_paths().cgroup_root_or(&c.cgroup_root);
+        let hierarchies = discovery::hierarchies(&root)?;
+        log::debug!("cgroups: hierarchies {}", discovery::shown(&hierarchies));
+        let trigger = if c.flush_interval > c.poll_interval {
+            Trigger::every(c.poll_interval).flush_every(c.flush_interval)
+        } else {
+            Trigger::every(c.poll_interval)
+        };
+        let metrics = metrics::Metrics::register(alumet)?;
+        let patterns = c.patterns()?;
+        let mut discovery = discovery::Discovery::new(
+            hierarchies,
+            patterns,
+            c.max_depth,
+            metrics,
+            trigger,
+            c.rescan_interval,
+        );
+        let inotify = match inotify::Inotify::init() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                log::warn!("cgroups: inotify is not available ({e}): new and removed cgroups are found by the rescan every {:?}", c.rescan_interval);
+                None
+            }
+        };
+        if let Some(i) = &inotify {
+            discovery.watch_with(i);
+        }
+        discovery.start(alumet)?;
+        let (tx, rx) = oneshot::channel();
+        self.control = Some(tx);
+        alumet.add_task("discovery", move |shutdown| {
+            follow::run(discovery, inotify, rx, shutdown)
+        })?;
+        Ok(())
+    }
+
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
+        if let Some(tx) = self.control.take() {
+            // The task is gone only if the pipeline is stopping: nothing to follow then.
+            let _ = tx.send(control.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! The metrics of the plugin, registered once.
+//!
+//! `cpu_time_delta`, `cpu_percent` and `memory_usage` are also the procfs plugin's (for
+//! processes): same name, unit, type and description, so that both plugins run together
+//! (`tests/with_procfs.rs` checks it).
+
+use alumet::prelude::*;
+
+/// The metric ids.
+pub(crate) struct Metrics {
+    pub(crate) cpu_time: MetricId<u64>,
+    pub(crate) cpu_percent: MetricId<f64>,
+    pub(crate) memory: MetricId<u64>,
+    pub(crate) memory_max: MetricId<u64>,
+    pub(crate) io: MetricId<u64>,
+    pub(crate) pressure: MetricId<u64>,
+}
+
+impl Metrics {
+    pub(crate) fn register(alumet: &mut Registrar<'_>) -> anyhow::Result<Self> {
+        Ok(Metrics {
+            cpu_time: alumet.create_metric(
+                "cpu_time_delta",
+                Unit::Millisecond,
+                "CPU time used by the consumer (a process or a control group) since the previous measurement (attribute kind)",
+            )?,
+            cpu_percent: alumet.create_metric(
+                "cpu_percent",
+                Unit::Percent,
+                "CPU time used by the consumer (user and system) over wall time since the previous measurement; 100 is one full CPU",
+            )?,
+            memory: alumet.create_metric(
+                "memory_usage",
+                Unit::Byte,
+                "memory used by the consumer (a process: attribute kind resident, shared, virtual; a control group: all the memory charged to it)",
+            )?,
+            memory_max: alumet.create_metric(
+                "memory_max",
+                Unit::Byte,
+                "memory limit of the control group (memory.max, memory.limit_in_bytes), where one is set",
+            )?,
+            io: alumet.create_metric(
+                "io_bytes_delta",
+                Unit::Byte,
+                "bytes the control group read from or wrote to block devices since the previous measurement (attribute kind: read, write)",
+            )?,
+            pressure: alumet.create_metric(
+                "pressure_stall_time_delta",
+                Unit::Microsecond,
+                "time the tasks of the control group stalled waiting for a resource since the previous measurement (PSI; attributes pressure: cpu, memory, io; kind: some, full)",
+            )?,
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! The source of one cgroup: its files, opened once and re-read from offset 0 with `pread`
+//! into one buffer the source keeps (no allocation per poll once it is warm).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use alumet::prelude::*;
+
+use crate::cpu::Split;
+use crate::hierarchy::{CgroupFiles, CpuFiles, IoFile};
+use crate::metrics::Metrics;
+use crate::parse::{self, UserSystem};
+
+/// An open cgroup file.
+struct KFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl KFile {
+    fn open(path: PathBuf) -> io::Result<Self> {
+        Ok(KFile {
+            file: File::open(&path)?,
+            path,
+        })
+    }
+
+    /// The whole file, read from offset 0 into `buf` (which only grows).
+    fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
+        if buf.is_empty() {
+            buf.resize(4096, 0);
+        }
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match self.file.read_at(&mut buf[filled..], filled as u64) {
+                Ok(0) => return Ok(&buf[..filled]),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Whether a read error means that the cgroup was removed (kernfs answers ENODEV on the
+/// files of a removed cgroup that stay open).
+pub(crate) fn is_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
+}
+
+enum CpuReader {
+    V1 { usage: KFile, stat: Option<KFile> },
+    V2(KFile),
+}
+
+/// CPU of the cgroup: the reader, the v1 split, and the counters in ms (user, system).
+struct Cpu {
+    reader: CpuReader,
+    split: Split,
+    ms: [CounterDiff; 2],
+    /// The previous total (ns) and when it was read, for `cpu_percent`.
+    last: Option<(Instant, u64)>,
+    /// `kind` = user, system (with the cgroup's attributes).
+    attrs: [Attributes; 2],
+}
+
+/// A pair of counters (read/write, some/full) with their attribute sets.
+struct Pair {
+    file: KFile,
+    diffs: [CounterDiff; 2],
+    attrs: [Attributes; 2],
+}
+
+/// Measures one cgroup.
+pub(crate) struct CgroupSource {
+    consumer: ResourceConsumer,
+    metrics: Arc<Metrics>,
+    attrs: Attributes,
+    buf: Vec<u8>,
+    cpu: Option<Cpu>,
+    memory: Option<KFile>,
+    memory_max: Option<KFile>,
+    /// `blkio.*` (v1) or `io.stat` (v2), read and write bytes.
+    io: Option<(bool, Pair)>,
+    /// Per `*.pressure` file, the totals of `some` and `full` stall time (µs).
+    pressure: Vec<Pair>,
+    /// The cgroup was removed: nothing more to read.
+    gone: bool,
+}
+
+fn counters(from_zero: bool) -> [CounterDiff; 2] {
+    std::array::from_fn(|_| {
+        let mut c = CounterDiff::without_wrap();
+        if from_zero {
+            c.update(0);
+        }
+        c
+    })
+}
+
+fn pair(attrs: &Attributes, key: &str, values: [&'static str; 2]) -> [Attributes; 2] {
+    values.map(|v| attrs.with(key, v))
+}
+
+impl CgroupSource {
+    /// Opens the files of the cgroup at `path`. With `from_zero`, the cgroup is new (it
+    /// appeared while the plugin runs): its counters are counted from zero, so that its
+    /// first reading counts what it used since its creation. A file that cannot be opened
+    /// is left out (and logged at debug level): the cgroup may be going away.
+    pub(crate) fn open(
+        path: &str,
+        files: CgroupFiles,
+        metrics: Arc<Metrics>,
+        attrs: Attributes,
+        from_zero: bool,
+    ) -> Self {
+        let open = |p: PathBuf| match KFile::open(p.clone()) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::debug!("cgroups: cannot open {}: {e}", p.display());
+                None
+            }
+        };
+        let cpu_reader = match files.cpu {
+            Some(CpuFiles::V1 { usage, stat }) => open(usage).map(|usage| CpuReader::V1 {
+                usage,
+                stat: stat.and_then(open),
+            }),
+            Some(CpuFiles::V2(stat)) => open(stat).map(CpuReader::V2),
+            None => None,
+        };
+        let cpu = cpu_reader.map(|reader| Cpu {
+            reader,
+            split: Split::default(),
+            ms: counters(from_zero),
+            last: None,
+            attrs: pair(&attrs, "kind", ["user", "system"]),
+        });
+        let io = files.io.and_then(|io| {
+            let (v1, p) = match io {
+                IoFile::V1(p) => (true, p),
+                IoFile::V2(p) => (false, p),
+            };
+            let attrs = pair(&attrs, "kind", ["read", "write"]);
+            open(p).map(|file| {
+                (
+                    v1,
+                    Pair {
+                        file,
+                        diffs: counters(from_zero),
+                        attrs,
+                    },
+                )
+            })
+        });
+        let pressure = (files.pressure.into_iter())
+            .filter_map(|(res, p)| {
+                let base = attrs.with("pressure", res);
+                let attrs = pair(&base, "kind", ["some", "full"]);
+                open(p).map(|file| Pair {
+                    file,
+                    diffs: counters(from_zero),
+                    attrs,
+                })
+            })
+            .collect();
+        CgroupSource {
+            consumer: ResourceConsumer::ControlGroup { path: path.into() },
+            metrics,
+            attrs,
+            buf: Vec::new(),
+            cpu,
+            memory: files.memory.and_then(open),
+            memory_max: files.memory_max.and_then(open),
+            io,
+            pressure,
+            gone: false,
+        }
+    }
+
+    fn point<T: MeasurementType>(
+        &self,
+        t: Timestamp,
+        m: MetricId<T>,
+        v: T,
+        a: &Attributes,
+    ) -> MeasurementPoint {
+        MeasurementPoint::new(t, m, Resource::LocalMachine, self.consumer.clone(), v)
+            .with_attributes(a.clone())
+    }
+
+    fn measure(&mut self, acc: &mut MeasurementAccumulator, t: Timestamp) -> anyhow::Result<()> {
+        self.measure_cpu(acc, t)?;
+        if let Some(f) = &self.memory {
+            let v = read_with(f, &mut self.buf, parse::parse_single)?;
+            acc.push(self.point(t, self.metrics.memory, v, &self.attrs));
+        }
+        if let Some(f) = &self.memory_max {
+            if let Some(v) = read_with(f, &mut self.buf, parse::parse_limit)? {
+                acc.push(self.point(t, self.metrics.memory_max, v, &self.attrs));
+            }
+        }
+        if let Some((v1, p)) = &mut self.io {
+            let parser = if *v1 {
+                parse::parse_blkio_bytes
+            } else {
+                parse::parse_io_stat
+            };
+            let io = read_with(&p.file, &mut self.buf, parser)?;
+            push_pair(
+                acc,
+                t,
+                &self.consumer,
+                self.metrics.io,
+                p,
+                [Some(io.read), Some(io.write)],
+            );
+        }
+        for p in &mut self.pressure {
+            let psi = read_with(&p.file, &mut self.buf, parse::parse_pressure)?;
+            push_pair(
+                acc,
+                t,
+                &self.consumer,
+                self.metrics.pressure,
+                p,
+                [psi.some, psi.full],
+            );
+        }
+        Ok(())
+    }
+
+    fn measure_cpu(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        t: Timestamp,
+    ) -> anyhow::Result<()> {
+        let Some(cpu) = &mut self.cpu else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (total, split) = match &cpu.reader {
+            CpuReader::V1 { usage, stat } => {
+                let total = read_with(usage, &mut self.buf, parse::parse_single)?;
+                let ticks = match stat {
+                    Some(stat) => read_with(stat, &mut self.buf, parse::parse_cpuacct_stat)?,
+                    None => UserSystem::default(),
+                };
+                (total, cpu.split.update(total, ticks))
+            }
+            CpuReader::V2(stat) => {
+                let s = read_with(stat, &mut self.buf, parse::parse_cpu_stat)?;
+                let us = s.split.unwrap_or(UserSystem {
+                    user: s.usage,
+                    system: 0,
+                });
+                let ns = |v: u64| v.saturating_mul(1000);
+                (
+                    ns(s.usage),
+                    UserSystem {
+                        user: ns(us.user),
+                        system: ns(us.system),
+                    },
+                )
+            }
+        };
+        // Cumulated ns to cumulated ms, then differences: no rounding error piles up.
+        for (i, v) in [split.user, split.system].into_iter().enumerate() {
+            if let Some(d) = cpu.ms[i].update(v / 1_000_000).difference() {
+                let p = MeasurementPoint::new(
+                    t,
+                    self.metrics.cpu_time,
+                    Resource::LocalMachine,
+                    self.consumer.clone(),
+                    d,
+                );
+                acc.push(p.with_attributes(cpu.attrs[i].clone()));
+            }
+        }
+        if let Some((last, last_total)) = cpu.last {
+            let wall = now.duration_since(last).as_nanos() as f64;
+            if wall > 0.0 && total >= last_total {
+                let percent = (total - last_total) as f64 / wall * 100.0;
+                let p = MeasurementPoint::new(
+                    t,
+                    self.metrics.cpu_percent,
+                    Resource::LocalMachine,
+                    self.consumer.clone(),
+                    percent,
+                );
+                acc.push(p.with_attributes(self.attrs.clone()));
+            }
+        }
+        cpu.last = Some((now, total));
+        Ok(())
+    }
+}
+
+/// Reads `f` and parses it; an error names the file.
+fn read_with<T>(f: &KFile, buf: &mut Vec<u8>, parse: fn(&[u8]) -> Option<T>) -> anyhow::Result<T> {
+    let text = f
+        .read(buf)
+        .map_err(|e| anyhow::Error::new(e).context(format!("reading {}", f.path.display())))?;
+    parse(text).ok_or_else(|| {
+        let shown = String::from_utf8_lossy(&text[..text.len().min(120)]).into_owned();
+        anyhow::anyhow!(
+            "cannot parse {}: {shown:?} is not what this kernel file holds",
+            f.path.display()
+        )
+    })
+}
+
+fn push_pair(
+    acc: &mut MeasurementAccumulator,
+    t: Timestamp,
+    consumer: &ResourceConsumer,
+    metric: MetricId<u64>,
+    p: &mut Pair,
+    values: [Option<u64>; 2],
+) {
+    for ((v, diff), attrs) in values.iter().zip(&mut p.diffs).zip(&p.attrs) {
+        if let Some(d) = v.and_then(|v| diff.update(v).difference()) {
+            let point =
+                MeasurementPoint::new(t, metric, Resource::LocalMachine, consumer.clone(), d);
+            acc.push(point.with_attributes(attrs.clone()));
+        }
+    }
+}
+
+impl Source for CgroupSource {
+    fn poll(&mut self, acc: &mut MeasurementAccumulator, t: Timestamp) -> Result<(), ElementError> {
+        if self.gone {
+            return Ok(());
+        }
+        match self.measure(acc, t) {
+            Ok(()) => Ok(()),
+            Err(e) if e.downcast_ref::<io::Error>().is_some_and(is_gone) => {
+                // Removed: the discovery task removes this source; until then, silence.
+                self.gone = true;
+                Ok(())
+            }
+            Err(e) => Err(ElementError::retryable(e)),
+        }
+    }
+}
