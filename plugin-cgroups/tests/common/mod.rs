@@ -1,0 +1,63 @@
+//! Helpers of the integration tests: fixture trees, the plugin in a pipeline, points as
+//! one line each.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use alumet::measurement::MeasurementPoint;
+use alumet::metrics::MetricRegistry;
+
+/// A fixture tree, `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The plugin's config for a test: polled only when the test triggers it, never rescanned
+/// by the timer, on `root`, with `extra` TOML lines.
+pub fn config(root: &Path, extra: &str) -> String {
+    format!(
+        "cgroup_root = {:?}\npoll_interval = \"1h\"\nflush_interval = \"1h\"\nrescan_interval = \"1h\"\n{extra}",
+        root.display().to_string()
+    )
+}
+
+/// `metric [attrs] = value` for each point of `consumer` (a cgroup path), sorted.
+pub fn lines_of(
+    points: &[MeasurementPoint],
+    metrics: &MetricRegistry,
+    consumer: &str,
+) -> Vec<String> {
+    let mut out: Vec<String> = points
+        .iter()
+        .filter(|p| p.consumer.kind() == "cgroup" && p.consumer.id().to_string() == consumer)
+        .map(|p| {
+            let name = &metrics.get(p.metric).unwrap().name;
+            let attrs: Vec<String> = p
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("{name} [{}] = {}", attrs.join(","), p.value)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The cgroup paths that have points, sorted, each once.
+pub fn consumers(points: &[MeasurementPoint]) -> Vec<String> {
+    let mut out: Vec<String> = (points.iter())
+        .filter(|p| p.consumer.kind() == "cgroup")
+        .map(|p| p.consumer.id().to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Rewrites `file` under `root` in place (same inode, as a kernel file that stays open).
+pub fn rewrite(root: &Path, file: &str, text: &str) {
+    std::fs::write(root.join(file), text).unwrap();
+}

@@ -1,0 +1,333 @@
+//! The plugin in a real pipeline on fixture trees of real layouts (v2, v1 with `cpu,cpuacct`
+//! co-mounted, hybrid), polled twice with the counters changed in between.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use alumet::test_util::{PipelineTester, TempDir};
+use common::{config, consumers, fixture, lines_of, rewrite};
+use plugin_cgroups::CgroupsPlugin;
+
+const NGINX: &str = "/system.slice/nginx.service";
+const POD_V2: &str = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3b8e6f4c_91c2_4d1e_a5b1_0c2d6a3f9e10.slice";
+const PSI: &str = "some avg10=0.00 avg60=0.00 avg300=0.00 total={some}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total={full}\n";
+
+fn psi(some: u64, full: u64) -> String {
+    PSI.replace("{some}", &some.to_string())
+        .replace("{full}", &full.to_string())
+}
+
+#[test]
+fn v2_default_include_measures_workloads_with_their_attributes() {
+    let tree = TempDir::copy_of(&fixture("v2"), "cgroups-v2");
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
+        .unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 6);
+    let nginx = tree.path().join("system.slice/nginx.service");
+    rewrite(
+        &nginx,
+        "cpu.stat",
+        "usage_usec 1500000\nuser_usec 900000\nsystem_usec 600000\n",
+    );
+    rewrite(&nginx, "memory.current", "2097152\n");
+    rewrite(
+        &nginx,
+        "io.stat",
+        "8:0 rbytes=12288 wbytes=1000 rios=5 wios=2 dbytes=0 dios=0\n",
+    );
+    rewrite(&nginx, "cpu.pressure", &psi(350, 10));
+    assert_eq!(run.trigger("cgroups/*"), 6);
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+
+    assert_eq!(
+        consumers(&points),
+        [
+            POD_V2.to_string(),
+            format!("{POD_V2}/cri-containerd-4f7d1e2a9b.scope"),
+            "/system.slice/docker-6a7c1f0b3e2d.scope".into(),
+            NGINX.into(),
+            "/system.slice/slurmstepd.scope/job_4242".into(),
+            "/system.slice/slurmstepd.scope/job_4242/step_0".into(),
+        ]
+    );
+    let nginx = lines_of(&points, &metrics, NGINX);
+    let with = |s: &str| {
+        nginx
+            .iter()
+            .filter(|l| l.starts_with(s))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        with("cpu_time_delta"),
+        [
+            "cpu_time_delta [unit=nginx.service,kind=system] = 200",
+            "cpu_time_delta [unit=nginx.service,kind=user] = 300"
+        ]
+    );
+    assert_eq!(
+        with("memory_"),
+        [
+            "memory_max [unit=nginx.service] = 536870912",
+            "memory_max [unit=nginx.service] = 536870912",
+            "memory_usage [unit=nginx.service] = 1048576",
+            "memory_usage [unit=nginx.service] = 2097152",
+        ]
+    );
+    assert_eq!(
+        with("io_bytes_delta"),
+        [
+            "io_bytes_delta [unit=nginx.service,kind=read] = 8192",
+            "io_bytes_delta [unit=nginx.service,kind=write] = 1000"
+        ]
+    );
+    // Only cpu.pressure changed; memory and io stalls did not grow.
+    assert_eq!(
+        with("pressure_stall_time_delta [unit=nginx.service,pressure=cpu"),
+        [
+            "pressure_stall_time_delta [unit=nginx.service,pressure=cpu,kind=full] = 10",
+            "pressure_stall_time_delta [unit=nginx.service,pressure=cpu,kind=some] = 250",
+        ]
+    );
+    assert_eq!(with("pressure_stall_time_delta").len(), 6);
+    assert_eq!(with("cpu_percent").len(), 1);
+
+    // Attributes of the other layouts, on every point.
+    let first = |consumer: &str| {
+        lines_of(&points, &metrics, consumer)
+            .into_iter()
+            .find(|l| l.starts_with("memory_usage"))
+            .unwrap()
+    };
+    assert_eq!(
+        first(&format!("{POD_V2}/cri-containerd-4f7d1e2a9b.scope")),
+        "memory_usage [uid=3b8e6f4c-91c2-4d1e-a5b1-0c2d6a3f9e10,qos=burstable,container=4f7d1e2a9b,runtime=containerd] = 31457280"
+    );
+    assert_eq!(
+        first("/system.slice/slurmstepd.scope/job_4242/step_0"),
+        "memory_usage [job_id=4242,step=0,unit=slurmstepd.scope] = 6291456"
+    );
+    assert_eq!(
+        first("/system.slice/docker-6a7c1f0b3e2d.scope"),
+        "memory_usage [container=6a7c1f0b3e2d,runtime=docker] = 4194304"
+    );
+    // memory.max = max: no memory_max point.
+    assert!(
+        !lines_of(&points, &metrics, "/system.slice/docker-6a7c1f0b3e2d.scope")
+            .iter()
+            .any(|l| l.starts_with("memory_max"))
+    );
+}
+
+#[test]
+fn v1_cgroupfs_kubelet_docker_slurm_and_oar() {
+    let tree = TempDir::copy_of(&fixture("v1"), "cgroups-v1");
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
+        .unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 6);
+    let job = tree.path().join("cpu,cpuacct/slurm/uid_1000/job_77");
+    // +100 ms, with 3 user ticks for 1 system tick: the total splits 75/25 overall.
+    rewrite(&job, "cpuacct.usage", "500000000\n");
+    rewrite(&job, "cpuacct.stat", "user 30\nsystem 10\n");
+    let blkio = tree.path().join("blkio/docker/0123456789abcdef");
+    rewrite(
+        &blkio,
+        "blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 10240\n8:0 Write 4096\n8:16 Read 1\n8:16 Write 0\nTotal 14337\n",
+    );
+    assert_eq!(run.trigger("cgroups/*"), 6);
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+
+    let pod = "/kubepods/burstable/pod3b8e6f4c-91c2-4d1e-a5b1-0c2d6a3f9e10";
+    assert_eq!(
+        consumers(&points),
+        [
+            "/docker/0123456789abcdef".to_string(),
+            pod.into(),
+            format!("{pod}/5d2c7be4f1a3"),
+            "/oar/alice_4217".into(),
+            "/slurm/uid_1000/job_77".into(),
+            "/slurm/uid_1000/job_77/step_0".into(),
+        ]
+    );
+    let job = lines_of(&points, &metrics, "/slurm/uid_1000/job_77");
+    // 400 ms at 30:10 is 300/100; 500 ms at 30:10 is 375/125.
+    assert!(
+        job.contains(&"cpu_time_delta [job_id=77,user_id=1000,kind=user] = 75".to_string()),
+        "{job:#?}"
+    );
+    assert!(
+        job.contains(&"cpu_time_delta [job_id=77,user_id=1000,kind=system] = 25".to_string()),
+        "{job:#?}"
+    );
+    assert!(
+        job.contains(&"memory_max [job_id=77,user_id=1000] = 1073741824".to_string()),
+        "{job:#?}"
+    );
+    let docker = lines_of(&points, &metrics, "/docker/0123456789abcdef");
+    assert!(
+        docker.contains(
+            &"io_bytes_delta [container=0123456789abcdef,runtime=docker,kind=read] = 2049"
+                .to_string()
+        ),
+        "{docker:#?}"
+    );
+    assert!(
+        docker.contains(
+            &"io_bytes_delta [container=0123456789abcdef,runtime=docker,kind=write] = 0"
+                .to_string()
+        ),
+        "{docker:#?}"
+    );
+    // The v1 "unlimited" limit is no limit.
+    assert!(
+        !docker.iter().any(|l| l.starts_with("memory_max")),
+        "{docker:#?}"
+    );
+    let oar = lines_of(&points, &metrics, "/oar/alice_4217");
+    assert!(
+        oar.contains(&"memory_usage [job_id=4217,user=alice] = 1048576".to_string()),
+        "{oar:#?}"
+    );
+    let container = lines_of(&points, &metrics, &format!("{pod}/5d2c7be4f1a3"));
+    assert!(container.iter().any(|l| l.starts_with(
+        "memory_usage [uid=3b8e6f4c-91c2-4d1e-a5b1-0c2d6a3f9e10,qos=burstable,container=5d2c7be4f1a3] ="
+    )), "{container:#?}");
+}
+
+#[test]
+fn hybrid_reads_v1_controllers_and_v2_pressure_for_one_consumer() {
+    let tree = TempDir::copy_of(&fixture("hybrid"), "cgroups-hybrid");
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
+        .unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 2);
+    let nginx = "system.slice/nginx.service";
+    rewrite(
+        &tree.path().join("cpuacct").join(nginx),
+        "cpuacct.usage",
+        "2400000000\n",
+    );
+    rewrite(
+        &tree.path().join("cpuacct").join(nginx),
+        "cpuacct.stat",
+        "user 300\nsystem 100\n",
+    );
+    rewrite(
+        &tree.path().join("unified").join(nginx),
+        "io.pressure",
+        &psi(1600, 250),
+    );
+    rewrite(
+        &tree.path().join("unified/system.slice/cron.service"),
+        "cpu.stat",
+        "usage_usec 52000\nuser_usec 49000\nsystem_usec 3000\n",
+    );
+    assert_eq!(run.trigger("cgroups/*"), 2);
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+
+    assert_eq!(consumers(&points), ["/system.slice/cron.service", NGINX]);
+    let lines = lines_of(&points, &metrics, NGINX);
+    // CPU from cpuacct (v1, precise total +400 ms), not from the v2 cpu.stat.
+    assert!(
+        lines.contains(&"cpu_time_delta [unit=nginx.service,kind=user] = 300".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"cpu_time_delta [unit=nginx.service,kind=system] = 100".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"memory_usage [unit=nginx.service] = 3145728".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(
+            &"pressure_stall_time_delta [unit=nginx.service,pressure=io,kind=some] = 600"
+                .to_string()
+        ),
+        "{lines:#?}"
+    );
+    let cron = lines_of(&points, &metrics, "/system.slice/cron.service");
+    assert!(
+        cron.contains(&"cpu_time_delta [unit=cron.service,kind=user] = 9".to_string()),
+        "{cron:#?}"
+    );
+    assert!(
+        cron.contains(&"cpu_time_delta [unit=cron.service,kind=system] = 1".to_string()),
+        "{cron:#?}"
+    );
+}
+
+#[test]
+fn include_exclude_and_max_depth_choose_the_cgroups() {
+    let tree = TempDir::copy_of(&fixture("v2"), "cgroups-v2-include");
+    let mut tester = PipelineTester::new();
+    let extra =
+        "include = [\"/**\"]\nexclude = [\"**/kubepods*\", \"/init.scope\"]\nmax_depth = 2\n";
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), extra))
+        .unwrap();
+    let run = tester.start().unwrap();
+    run.trigger("cgroups/*");
+    // The root has only deltas (cpu.stat): it shows from the second poll on.
+    run.trigger("cgroups/*");
+    let (_report, points) = run.shutdown();
+    assert_eq!(
+        consumers(&points),
+        [
+            "/",
+            "/system.slice",
+            "/system.slice/docker-6a7c1f0b3e2d.scope",
+            "/system.slice/nginx.service",
+            "/system.slice/slurmstepd.scope",
+        ]
+    );
+}
+
+#[test]
+fn a_root_without_cgroups_makes_the_plugin_unavailable_with_the_fix() {
+    let empty = TempDir::new("cgroups-empty");
+    let mut plugin = <CgroupsPlugin as alumet::plugin::Plugin>::init(
+        toml::from_str(&config(empty.path(), "")).unwrap(),
+    )
+    .unwrap();
+    let err = alumet::plugin::probe_start(&mut plugin).unwrap_err();
+    let unavailable = alumet::plugin::Unavailable::find(&err).expect("an Unavailable error");
+    assert!(
+        unavailable.reason.contains("no cgroup hierarchy"),
+        "{}",
+        unavailable.reason
+    );
+    assert!(
+        unavailable.fix.contains("cgroup_root"),
+        "{}",
+        unavailable.fix
+    );
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let bad = |extra: &str| {
+        let c: plugin_cgroups::Config =
+            toml::from_str(&config(std::path::Path::new("/x"), extra)).unwrap();
+        c.validate().unwrap_err().to_string()
+    };
+    assert!(bad("include = [\"system.slice/*\"]").contains("include[0]"));
+    assert!(bad("exclude = [\"/a**\"]").contains("exclude[0]"));
+    assert!(bad("include = []").contains("include is empty"));
+    assert!(bad("max_depth = 0").contains("max_depth"));
+    let unknown = toml::from_str::<plugin_cgroups::Config>("includes = []").unwrap_err();
+    assert!(unknown.to_string().contains("includes"), "{unknown}");
+}

@@ -1,0 +1,78 @@
+//! Following the tree while running, on a fixture tree: a cgroup that appears (moved into
+//! place, as a fixture cannot be created atomically) gets a source, measured from zero at
+//! once; a cgroup that disappears loses its source. Found through inotify: the rescan
+//! timer is set to an hour.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use alumet::pipeline::PipelineControl;
+use alumet::test_util::{PipelineTester, TempDir};
+use common::{config, consumers, fixture, lines_of};
+use plugin_cgroups::CgroupsPlugin;
+
+/// Whether the plugin has the source `cgroups/<name>`, waiting (up to a minute, on a
+/// loaded machine) until it is `want`.
+fn wait_source(control: &PipelineControl, name: &str, want: bool) -> bool {
+    let full = format!("cgroups/{name}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let has = control.sources().iter().any(|(n, _)| n.to_string() == full);
+        if has == want || Instant::now() > deadline {
+            return has;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
+    let tree = TempDir::copy_of(&fixture("v2"), "cgroups-follow");
+    let staging = TempDir::new("cgroups-follow-staging");
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
+        .unwrap();
+    let run = tester.start().unwrap();
+    let control = run.control();
+    assert!(wait_source(&control, "system.slice:nginx.service", true));
+
+    // A new service, with its counters at what it used since its creation.
+    let new = staging.path().join("redis.service");
+    std::fs::create_dir(&new).unwrap();
+    std::fs::write(
+        new.join("cpu.stat"),
+        "usage_usec 30000\nuser_usec 20000\nsystem_usec 10000\n",
+    )
+    .unwrap();
+    std::fs::write(new.join("memory.current"), "4096\n").unwrap();
+    std::fs::rename(&new, tree.path().join("system.slice/redis.service")).unwrap();
+    assert!(
+        wait_source(&control, "system.slice:redis.service", true),
+        "no source for the new cgroup"
+    );
+
+    // A removed one: its source goes.
+    std::fs::remove_dir_all(tree.path().join("system.slice/docker-6a7c1f0b3e2d.scope")).unwrap();
+    assert!(
+        !wait_source(&control, "system.slice:docker-6a7c1f0b3e2d.scope", false),
+        "the source of the removed cgroup is still there"
+    );
+    assert!(wait_source(&control, "system.slice:nginx.service", true));
+
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+    // Measured from zero at once (the first reading is a difference, not a baseline).
+    let redis = lines_of(&points, &metrics, "/system.slice/redis.service");
+    assert_eq!(
+        redis,
+        [
+            "cpu_time_delta [unit=redis.service,kind=system] = 10",
+            "cpu_time_delta [unit=redis.service,kind=user] = 20",
+            "memory_usage [unit=redis.service] = 4096",
+        ]
+    );
+    assert!(consumers(&points).contains(&"/system.slice/redis.service".to_string()));
+}
