@@ -57,6 +57,14 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: true,
         },
         Entry {
+            meta: PluginMetadata::of::<plugin_cgroups::CgroupsPlugin>(),
+            role: Role::Source,
+            // Without a cgroup tree (some containers), it is unavailable.
+            needs_hardware: true,
+            // Every service, pod and job of the host: an operator's choice, not exec's.
+            enabled_by_default: false,
+        },
+        Entry {
             meta: PluginMetadata::of::<crate::self_plugin::AgentPlugin>(),
             role: Role::Source,
             needs_hardware: false,

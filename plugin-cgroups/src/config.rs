@@ -13,7 +13,7 @@ use crate::pattern::PathPattern;
 pub struct Config {
     /// Where the cgroup tree is mounted: `/sys/fs/cgroup` takes the general `cgroup_root` (itself `/sys/fs/cgroup` by default); another path (a container's `/host/sys/fs/cgroup`) overrides it for this plugin.
     pub cgroup_root: PathBuf,
-    /// How often to measure each cgroup; a new cgroup is measured from the next poll on.
+    /// How often to measure each cgroup (a cgroup created while running gets its first reading when it is found, counted from its creation).
     #[serde(with = "alumet::humantime_serde::interval")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
@@ -25,7 +25,7 @@ pub struct Config {
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub rescan_interval: Duration,
-    /// The cgroups to measure, as paths from the hierarchy's root: `*` matches within one path segment, `**` any number of segments; the default measures services, user sessions, pods, containers and batch jobs, not every leaf.
+    /// The cgroups to measure, as paths from the hierarchy's root: `*` matches within one path segment, `?` one character, `**` any number of segments; the default measures services, user sessions, pods, containers and batch jobs, not every leaf.
     pub include: Vec<String>,
     /// Cgroups not to measure even when `include` matches them (same syntax).
     pub exclude: Vec<String>,
