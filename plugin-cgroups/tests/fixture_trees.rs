@@ -5,7 +5,7 @@
 mod common;
 
 use alumet::test_util::{PipelineTester, TempDir};
-use common::{config, consumers, fixture, lines_of, rewrite};
+use common::{assert_has, config, consumers, fixture, lines_of, rewrite};
 use plugin_cgroups::CgroupsPlugin;
 
 const NGINX: &str = "/system.slice/nginx.service";
@@ -160,32 +160,23 @@ fn v1_cgroupfs_kubelet_docker_slurm_and_oar() {
     );
     let job = lines_of(&points, &metrics, "/slurm/uid_1000/job_77");
     // 400 ms at 30:10 is 300/100; 500 ms at 30:10 is 375/125.
-    assert!(
-        job.contains(&"cpu_time_delta [job_id=77,user_id=1000,kind=user] = 75".to_string()),
-        "{job:#?}"
+    assert_has(
+        &job,
+        "cpu_time_delta [job_id=77,user_id=1000,kind=user] = 75",
     );
-    assert!(
-        job.contains(&"cpu_time_delta [job_id=77,user_id=1000,kind=system] = 25".to_string()),
-        "{job:#?}"
+    assert_has(
+        &job,
+        "cpu_time_delta [job_id=77,user_id=1000,kind=system] = 25",
     );
-    assert!(
-        job.contains(&"memory_max [job_id=77,user_id=1000] = 1073741824".to_string()),
-        "{job:#?}"
-    );
+    assert_has(&job, "memory_max [job_id=77,user_id=1000] = 1073741824");
     let docker = lines_of(&points, &metrics, "/docker/0123456789abcdef");
-    assert!(
-        docker.contains(
-            &"io_bytes_delta [container=0123456789abcdef,runtime=docker,kind=read] = 2049"
-                .to_string()
-        ),
-        "{docker:#?}"
+    assert_has(
+        &docker,
+        "io_bytes_delta [container=0123456789abcdef,runtime=docker,kind=read] = 2049",
     );
-    assert!(
-        docker.contains(
-            &"io_bytes_delta [container=0123456789abcdef,runtime=docker,kind=write] = 0"
-                .to_string()
-        ),
-        "{docker:#?}"
+    assert_has(
+        &docker,
+        "io_bytes_delta [container=0123456789abcdef,runtime=docker,kind=write] = 0",
     );
     // The v1 "unlimited" limit is no limit.
     assert!(
@@ -193,10 +184,7 @@ fn v1_cgroupfs_kubelet_docker_slurm_and_oar() {
         "{docker:#?}"
     );
     let oar = lines_of(&points, &metrics, "/oar/alice_4217");
-    assert!(
-        oar.contains(&"memory_usage [job_id=4217,user=alice] = 1048576".to_string()),
-        "{oar:#?}"
-    );
+    assert_has(&oar, "memory_usage [job_id=4217,user=alice] = 1048576");
     let container = lines_of(&points, &metrics, &format!("{pod}/5d2c7be4f1a3"));
     assert!(container.iter().any(|l| l.starts_with(
         "memory_usage [uid=3b8e6f4c-91c2-4d1e-a5b1-0c2d6a3f9e10,qos=burstable,container=5d2c7be4f1a3] ="
@@ -240,34 +228,22 @@ fn hybrid_reads_v1_controllers_and_v2_pressure_for_one_consumer() {
     assert_eq!(consumers(&points), ["/system.slice/cron.service", NGINX]);
     let lines = lines_of(&points, &metrics, NGINX);
     // CPU from cpuacct (v1, precise total +400 ms), not from the v2 cpu.stat.
-    assert!(
-        lines.contains(&"cpu_time_delta [unit=nginx.service,kind=user] = 300".to_string()),
-        "{lines:#?}"
+    assert_has(
+        &lines,
+        "cpu_time_delta [unit=nginx.service,kind=user] = 300",
     );
-    assert!(
-        lines.contains(&"cpu_time_delta [unit=nginx.service,kind=system] = 100".to_string()),
-        "{lines:#?}"
+    assert_has(
+        &lines,
+        "cpu_time_delta [unit=nginx.service,kind=system] = 100",
     );
-    assert!(
-        lines.contains(&"memory_usage [unit=nginx.service] = 3145728".to_string()),
-        "{lines:#?}"
-    );
-    assert!(
-        lines.contains(
-            &"pressure_stall_time_delta [unit=nginx.service,pressure=io,kind=some] = 600"
-                .to_string()
-        ),
-        "{lines:#?}"
+    assert_has(&lines, "memory_usage [unit=nginx.service] = 3145728");
+    assert_has(
+        &lines,
+        "pressure_stall_time_delta [unit=nginx.service,pressure=io,kind=some] = 600",
     );
     let cron = lines_of(&points, &metrics, "/system.slice/cron.service");
-    assert!(
-        cron.contains(&"cpu_time_delta [unit=cron.service,kind=user] = 9".to_string()),
-        "{cron:#?}"
-    );
-    assert!(
-        cron.contains(&"cpu_time_delta [unit=cron.service,kind=system] = 1".to_string()),
-        "{cron:#?}"
-    );
+    assert_has(&cron, "cpu_time_delta [unit=cron.service,kind=user] = 9");
+    assert_has(&cron, "cpu_time_delta [unit=cron.service,kind=system] = 1");
 }
 
 #[test]

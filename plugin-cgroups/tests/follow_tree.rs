@@ -6,26 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use alumet::pipeline::PipelineControl;
 use alumet::test_util::{PipelineTester, TempDir};
-use common::{config, consumers, fixture, lines_of};
+use common::{config, consumers, fixture, lines_of, wait_source};
 use plugin_cgroups::CgroupsPlugin;
-
-/// Whether the plugin has the source `cgroups/<name>`, waiting (up to a minute, on a
-/// loaded machine) until it is `want`.
-fn wait_source(control: &PipelineControl, name: &str, want: bool) -> bool {
-    let full = format!("cgroups/{name}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let has = control.sources().iter().any(|(n, _)| n.to_string() == full);
-        if has == want || Instant::now() > deadline {
-            return has;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
@@ -37,7 +20,7 @@ fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
         .unwrap();
     let run = tester.start().unwrap();
     let control = run.control();
-    assert!(wait_source(&control, "system.slice:nginx.service", true));
+    assert!(wait_source(&control, "/system.slice/nginx.service", true));
 
     // A new service, with its counters at what it used since its creation.
     let new = staging.path().join("redis.service");
@@ -50,17 +33,17 @@ fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
     std::fs::write(new.join("memory.current"), "4096\n").unwrap();
     std::fs::rename(&new, tree.path().join("system.slice/redis.service")).unwrap();
     assert!(
-        wait_source(&control, "system.slice:redis.service", true),
+        wait_source(&control, "/system.slice/redis.service", true),
         "no source for the new cgroup"
     );
 
     // A removed one: its source goes.
     std::fs::remove_dir_all(tree.path().join("system.slice/docker-6a7c1f0b3e2d.scope")).unwrap();
     assert!(
-        !wait_source(&control, "system.slice:docker-6a7c1f0b3e2d.scope", false),
+        !wait_source(&control, "/system.slice/docker-6a7c1f0b3e2d.scope", false),
         "the source of the removed cgroup is still there"
     );
-    assert!(wait_source(&control, "system.slice:nginx.service", true));
+    assert!(wait_source(&control, "/system.slice/nginx.service", true));
 
     let metrics = run.metrics().clone();
     let (_report, points) = run.shutdown();

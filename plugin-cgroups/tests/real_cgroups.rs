@@ -17,12 +17,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alumet::pipeline::PipelineControl;
 use alumet::test_util::skip::{missing_root, should_run};
 use alumet::test_util::{logs, PipelineTester};
-use common::{config, lines_of};
+use common::{config, lines_of, wait_source};
 use plugin_cgroups::CgroupsPlugin;
 
 const BURN: &str = "CGROUPS_TEST_BURN";
@@ -209,20 +208,6 @@ fn setup(test: &str) -> Vec<CpuHierarchy> {
         return Vec::new();
     }
     found
-}
-
-/// Whether the plugin has the source of the cgroup at `path`, waiting (up to a minute,
-/// on a loaded machine) until it is `want`.
-fn wait_source(control: &PipelineControl, path: &str, want: bool) -> bool {
-    let full = format!("cgroups/{}", plugin_cgroups::source_name(path));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let has = control.sources().iter().any(|(n, _)| n.to_string() == full);
-        if has == want || Instant::now() > deadline {
-            return has;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn sum_cpu(lines: &[String]) -> u64 {

@@ -3,6 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alumet::pipeline::PipelineControl;
 
 use alumet::measurement::MeasurementPoint;
 use alumet::metrics::MetricRegistry;
@@ -60,4 +63,24 @@ pub fn consumers(points: &[MeasurementPoint]) -> Vec<String> {
 /// Rewrites `file` under `root` in place (same inode, as a kernel file that stays open).
 pub fn rewrite(root: &Path, file: &str, text: &str) {
     std::fs::write(root.join(file), text).unwrap();
+}
+
+/// Fails, showing `lines`, unless `lines` holds `line`.
+#[track_caller]
+pub fn assert_has(lines: &[String], line: &str) {
+    assert!(lines.iter().any(|l| l == line), "no `{line}` in {lines:#?}");
+}
+
+/// Whether the plugin has the source of the cgroup at `path`, waiting (up to a minute, on
+/// a loaded machine) until it is `want`.
+pub fn wait_source(control: &PipelineControl, path: &str, want: bool) -> bool {
+    let full = format!("cgroups/{}", plugin_cgroups::source_name(path));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let has = control.sources().iter().any(|(n, _)| n.to_string() == full);
+        if has == want || Instant::now() > deadline {
+            return has;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
