@@ -115,11 +115,16 @@ struct TestCgroups {
 impl TestCgroups {
     fn new(hierarchy: PathBuf) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "alumet-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Self::named(
+            hierarchy,
+            &format!("alumet-test-{}-{n}", std::process::id()),
+        )
+    }
+
+    /// The test's parent `name` in another hierarchy.
+    fn named(hierarchy: PathBuf, name: &str) -> Self {
+        let name = name.to_owned();
         let mut t = TestCgroups {
             hierarchy,
             name,
@@ -350,4 +355,75 @@ fn follows_a_new_cgroup(h: CpuHierarchy) {
         "{:#?}",
         logs::lines_with(&cg.name)
     );
+}
+
+/// The hierarchy that accounts memory and lets the test set a limit: v1 `memory`, or v2
+/// at the root with the memory controller enabled for its children.
+fn memory_hierarchy() -> Option<(PathBuf, &'static str, &'static str)> {
+    let root = Path::new(ROOT);
+    if root.join("memory/memory.usage_in_bytes").is_file() {
+        return Some((
+            root.join("memory"),
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+        ));
+    }
+    let subtree = std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+    subtree
+        .split_whitespace()
+        .any(|c| c == "memory")
+        .then(|| (root.to_owned(), "memory.current", "memory.max"))
+}
+
+#[test]
+fn memory_usage_and_limit_of_a_real_cgroup_with_its_cpu_on_one_consumer() {
+    let test = "memory_usage_and_limit_of_a_real_cgroup_with_its_cpu_on_one_consumer";
+    if !should_run(test, missing_root("creating cgroups")) {
+        return;
+    }
+    let found = memory_hierarchy();
+    let missing = found
+        .is_none()
+        .then(|| format!("no v1 memory hierarchy nor v2 memory controller under {ROOT}"));
+    if !should_run(test, missing) {
+        return;
+    }
+    let (dir, usage_file, limit_file) = found.unwrap();
+    let mut memory = TestCgroups::new(dir);
+    let service = memory.mkdir("system.slice/mem.service");
+    std::fs::write(service.join(limit_file), "67108864").unwrap();
+    // The same path in the CPU hierarchies (v1): one consumer, both figures.
+    let mut cpu: Vec<TestCgroups> = CpuHierarchy::all()
+        .into_iter()
+        .filter(|h| matches!(h, CpuHierarchy::V1))
+        .map(|h| TestCgroups::named(h.dir(), &memory.name))
+        .collect();
+    cpu.iter_mut().for_each(|c| {
+        c.mkdir("system.slice/mem.service");
+    });
+    let include = format!("include = [\"/{}/system.slice/*.service\"]\n", memory.name);
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(Path::new(ROOT), &include))
+        .unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 1);
+    assert_eq!(run.trigger("cgroups/*"), 1);
+    let usage: u64 = std::fs::read_to_string(service.join(usage_file))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+
+    let lines = lines_of(&points, &metrics, &memory.path("system.slice/mem.service"));
+    common::assert_has(&lines, "memory_max [unit=mem.service] = 67108864");
+    common::assert_has(
+        &lines,
+        &format!("memory_usage [unit=mem.service] = {usage}"),
+    );
+    if !cpu.is_empty() {
+        common::assert_has(&lines, "cpu_time_delta [unit=mem.service,kind=user] = 0");
+    }
 }
