@@ -4,18 +4,21 @@
 //!
 //! The tree is listed at start, then again whenever inotify reports a directory created,
 //! removed or renamed under a watched cgroup, and every `rescan_interval` in any case (the
-//! kernel drops events when its queue overflows, and watches can run out).
+//! kernel drops events when its queue overflows, and watches can run out). The v2
+//! `cgroup.events` of each measured cgroup is watched too: when it says that no process
+//! is left, the cgroup gets a reading at once, with its final counters.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use alumet::prelude::*;
-use inotify::{Inotify, WatchMask, Watches};
+use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
 
 use crate::hierarchy::{self, Hierarchy};
 use crate::metrics::Metrics;
+use crate::parse::parse_populated;
 use crate::pattern::{selected, PathPattern};
 use crate::resolve::resolve;
 use crate::source::CgroupSource;
@@ -29,11 +32,25 @@ pub(crate) struct Discovery {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trigger: Trigger,
     pub(crate) rescan_interval: Duration,
-    /// Path → the id of its source.
-    measured: HashMap<String, SourceId>,
+    /// Path → its source.
+    measured: HashMap<String, Measured>,
     watches: Option<Watches>,
     /// A watch could not be added (limit reached): said once.
     watch_warned: bool,
+    /// The watch of a `cgroup.events` → the cgroup's path.
+    by_watch: HashMap<WatchDescriptor, String>,
+}
+
+/// A measured cgroup.
+struct Measured {
+    id: SourceId,
+    /// v2 `cgroup.events`, watched: when its last process exits, the cgroup gets a reading
+    /// at once (its counters are final; it may be removed before the next poll).
+    events: Option<(PathBuf, WatchDescriptor)>,
+}
+
+fn read_populated(events: &Path) -> Option<bool> {
+    std::fs::read(events).ok().and_then(|t| parse_populated(&t))
 }
 
 /// The name of the source of the cgroup at `path`: the path without its leading `/`, with
@@ -72,6 +89,7 @@ impl Discovery {
             measured: HashMap::new(),
             watches: None,
             watch_warned: false,
+            by_watch: HashMap::new(),
         }
     }
 
@@ -89,7 +107,8 @@ impl Discovery {
             hierarchy::walk(h, self.max_depth, &mut |path: &str, dir: &Path| {
                 let depth = path.split('/').filter(|s| !s.is_empty()).count();
                 if depth < self.max_depth {
-                    self.watch(dir);
+                    let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVE;
+                    self.watch(dir, mask | WatchMask::ONLYDIR);
                 }
                 if selected(path, &self.include, &self.exclude) {
                     found.insert(path.to_owned());
@@ -100,10 +119,13 @@ impl Discovery {
         found
     }
 
-    fn watch(&mut self, dir: &Path) {
-        let Some(w) = &mut self.watches else { return };
-        let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVE | WatchMask::ONLYDIR;
-        if let Err(e) = w.add(dir, mask) {
+    fn watch(&mut self, dir: &Path, mask: WatchMask) -> Option<WatchDescriptor> {
+        let w = self.watches.as_mut()?;
+        let e = match w.add(dir, mask) {
+            Ok(wd) => return Some(wd),
+            Err(e) => e,
+        };
+        {
             if !self.watch_warned && !crate::source::is_gone(&e) {
                 self.watch_warned = true;
                 log::warn!(
@@ -113,45 +135,86 @@ impl Discovery {
                 );
             }
         }
+        None
     }
 
     /// The source of the cgroup at `path`, or `None` when no hierarchy gives any figure
     /// of it (or it vanished meanwhile).
-    fn source(&self, path: &str, from_zero: bool) -> Option<CgroupSource> {
-        let files = hierarchy::locate(&self.hierarchies, path);
+    /// Also returns its `cgroup.events` (v2).
+    fn source(&self, path: &str, from_zero: bool) -> Option<(CgroupSource, Option<PathBuf>)> {
+        let mut files = hierarchy::locate(&self.hierarchies, path);
         if files.is_empty() {
             return None;
         }
+        let events = files.events.take();
         let attrs = Attributes::new(resolve(path));
         let metrics = Arc::clone(&self.metrics);
-        Some(CgroupSource::open(path, files, metrics, attrs, from_zero))
+        let source = CgroupSource::open(path, files, metrics, attrs, from_zero);
+        Some((source, events))
+    }
+
+    fn track(&mut self, path: String, id: SourceId, events: Option<PathBuf>) {
+        let events = events.and_then(|e| {
+            let wd = self.watch(&e, WatchMask::MODIFY)?;
+            self.by_watch.insert(wd.clone(), path.clone());
+            Some((e, wd))
+        });
+        self.measured.insert(path, Measured { id, events });
     }
 
     /// Lists the tree and adds a source per selected cgroup, at start.
     pub(crate) fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         for path in self.scan() {
-            if let Some(source) = self.source(&path, false) {
+            if let Some((source, events)) = self.source(&path, false) {
                 let id = alumet.add_source(&source_name(&path), source, self.trigger.clone())?;
-                self.measured.insert(path, id);
+                self.track(path, id, events);
             }
         }
         log::debug!("cgroups: measuring {} cgroups", self.measured.len());
         Ok(())
     }
 
-    /// Lists the tree again: removes the sources of the cgroups that are gone (after a
-    /// last reading) and adds one for each new cgroup, measured from its creation (a first
+    /// Gives a reading to each cgroup whose `cgroup.events` changed (`changed`: their
+    /// watches) and says that no process is left in it: its counters are final, and it may
+    /// be removed before the next poll. Then, with `rescan`, lists the tree again: removes
+    /// the sources of the cgroups that are gone (after a last reading, if their files
+    /// still answer) and adds one for each new cgroup, measured from its creation (a first
     /// reading now).
-    pub(crate) fn update(&mut self, control: &PluginControl) {
+    pub(crate) fn update(
+        &mut self,
+        control: &PluginControl,
+        changed: &[WatchDescriptor],
+        rescan: bool,
+    ) {
+        for wd in changed {
+            let Some(m) = self.by_watch.get(wd).and_then(|p| self.measured.get(p)) else {
+                continue;
+            };
+            let Some((events, _)) = &m.events else {
+                continue;
+            };
+            if read_populated(events) == Some(false) {
+                let _ = control.poll_now(m.id);
+            }
+        }
+        if rescan {
+            self.rescan(control);
+        }
+    }
+
+    fn rescan(&mut self, control: &PluginControl) {
         let now = self.scan();
         let gone: Vec<String> = (self.measured.keys())
             .filter(|p| !now.contains(*p))
             .cloned()
             .collect();
         for path in gone {
-            let Some(id) = self.measured.remove(&path) else {
+            let Some(Measured { id, events }) = self.measured.remove(&path) else {
                 continue;
             };
+            if let Some((_, wd)) = events {
+                self.by_watch.remove(&wd);
+            }
             // Its files answer ENODEV once it is removed: the source then pushes nothing.
             let _ = control.poll_now(id);
             if let Err(e) = control.remove_source(id) {
@@ -163,15 +226,15 @@ impl Discovery {
             if self.measured.contains_key(&path) {
                 continue;
             }
-            let Some(source) = self.source(&path, true) else {
+            let Some((source, events)) = self.source(&path, true) else {
                 continue;
             };
             match control.add_source(&source_name(&path), source, self.trigger.clone()) {
                 Ok(id) => {
-                    self.measured.insert(path.clone(), id);
+                    log::debug!("cgroups: measuring {path}");
+                    self.track(path, id, events);
                     // Counted from zero: the first reading says what it used so far.
                     let _ = control.trigger_now(id);
-                    log::debug!("cgroups: measuring {path}");
                 }
                 Err(e) => log::warn!("cgroups: cannot measure {path}: {e}"),
             }

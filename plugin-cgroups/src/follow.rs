@@ -5,7 +5,7 @@
 use std::io;
 
 use alumet::prelude::*;
-use inotify::Inotify;
+use inotify::{EventMask, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::oneshot;
@@ -41,45 +41,72 @@ pub(crate) async fn run(
     let mut buf = vec![0u8; 4096];
     let period = discovery.rescan_interval;
     loop {
-        tokio::select! {
+        let mut changed = Vec::new();
+        let rescan = tokio::select! {
             _ = shutdown.wait() => return Ok(()),
-            r = next_events(events.as_mut(), &mut buf) => {
-                if let Err(e) = r {
+            r = next_events(events.as_mut(), &mut buf, &mut changed) => match r {
+                Ok(structural) => structural,
+                Err(e) => {
                     log::warn!("cgroups: reading inotify events: {e}; changes are found by the rescan every {period:?} from now on");
                     events = None;
+                    true
                 }
-            }
-            _ = tokio::time::sleep(period) => {}
-        }
+            },
+            _ = tokio::time::sleep(period) => true,
+        };
         let c = control.clone();
         discovery = tokio::task::spawn_blocking(move || {
-            discovery.update(&c);
+            discovery.update(&c, &changed, rescan);
             discovery
         })
         .await?;
     }
 }
 
-/// Waits for at least one event and reads every event queued; never returns without
-/// `fd`.
-async fn next_events(fd: Option<&mut AsyncFd<Inotify>>, buf: &mut [u8]) -> io::Result<()> {
+/// Waits for at least one event and reads every event queued; returns whether any is a
+/// change of the tree (a directory created, removed or renamed, or lost events), and puts
+/// in `changed` the watches of the files that changed (`cgroup.events`). Never returns
+/// without `fd`.
+async fn next_events(
+    fd: Option<&mut AsyncFd<Inotify>>,
+    buf: &mut [u8],
+    changed: &mut Vec<WatchDescriptor>,
+) -> io::Result<bool> {
     let Some(fd) = fd else {
         return std::future::pending().await;
     };
+    let mut structural = false;
+    let mut sort = |events: inotify::Events<'_>| {
+        for e in events {
+            if e.mask.contains(EventMask::MODIFY) {
+                changed.push(e.wd);
+            } else if e.mask.intersects(TREE) {
+                structural = true;
+            }
+        }
+    };
     loop {
         let mut guard = fd.readable_mut().await?;
-        match guard.try_io(|inner| inner.get_mut().read_events(buf).map(|e| e.count())) {
-            Ok(Ok(_)) => break,
+        match guard.try_io(|inner| inner.get_mut().read_events(buf).map(&mut sort)) {
+            Ok(Ok(())) => break,
             Ok(Err(e)) => return Err(e),
             Err(_would_block) => continue,
         }
     }
-    // What else is queued: one rescan covers it all.
+    // What else is queued: one update covers it all.
     loop {
         match fd.get_mut().read_events(buf) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Ok(events) => sort(events),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
     }
+    Ok(structural)
 }
+
+/// The events that change the tree.
+const TREE: EventMask = EventMask::CREATE
+    .union(EventMask::DELETE)
+    .union(EventMask::MOVED_FROM)
+    .union(EventMask::MOVED_TO)
+    .union(EventMask::Q_OVERFLOW);

@@ -149,6 +149,8 @@ pub struct CgroupFiles {
     pub io: Option<IoFile>,
     /// `cpu.pressure`, `memory.pressure`, `io.pressure`, by the first word of their name.
     pub pressure: Vec<(&'static str, PathBuf)>,
+    /// v2 `cgroup.events`: says when the last process of the cgroup exits.
+    pub events: Option<PathBuf>,
 }
 
 impl CgroupFiles {
@@ -190,6 +192,9 @@ pub fn locate(hierarchies: &[Hierarchy], path: &str) -> CgroupFiles {
                 }
             }
             Version::V2 => {
+                if f.events.is_none() {
+                    f.events = existing(&dir, "cgroup.events");
+                }
                 if f.cpu.is_none() {
                     f.cpu = existing(&dir, "cpu.stat").map(CpuFiles::V2);
                 }

@@ -175,6 +175,18 @@ pub fn parse_pressure(text: &[u8]) -> Option<Pressure> {
     (p.some.is_some() || p.full.is_some()).then_some(p)
 }
 
+/// v2 `cgroup.events`: whether a process runs in the cgroup or below (`populated 1`).
+pub fn parse_populated(text: &[u8]) -> Option<bool> {
+    lines(text).find_map(|line| {
+        let mut f = fields(line);
+        match (f.next(), f.next()) {
+            (Some(b"populated"), Some(b"1")) => Some(true),
+            (Some(b"populated"), Some(b"0")) => Some(false),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,12 +302,20 @@ mod tests {
     }
 
     #[test]
+    fn populated() {
+        assert_eq!(parse_populated(b"populated 1\nfrozen 0\n"), Some(true));
+        assert_eq!(parse_populated(b"populated 0\nfrozen 0\n"), Some(false));
+        assert_eq!(parse_populated(b"frozen 0\n"), None);
+        assert_eq!(parse_populated(b"populated 2\n"), None);
+    }
+
+    #[test]
     fn no_input_panics() {
         let inputs: [&[u8]; 6] = [b"", b"\n\n", b"=", b"a b c d", b"\xff\xfe", b"total="];
         for i in inputs {
             let _ = (parse_single(i), parse_limit(i), parse_cpuacct_stat(i));
             let _ = (parse_cpu_stat(i), parse_io_stat(i), parse_blkio_bytes(i));
-            let _ = parse_pressure(i);
+            let _ = (parse_pressure(i), parse_populated(i));
         }
     }
 }

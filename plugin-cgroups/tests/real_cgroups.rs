@@ -427,3 +427,55 @@ fn memory_usage_and_limit_of_a_real_cgroup_with_its_cpu_on_one_consumer() {
         common::assert_has(&lines, "cpu_time_delta [unit=mem.service,kind=user] = 0");
     }
 }
+
+#[test]
+fn a_v2_cgroup_whose_last_process_exits_gets_a_reading_at_once() {
+    let test = "a_v2_cgroup_whose_last_process_exits_gets_a_reading_at_once";
+    if !should_run(test, missing_root("creating cgroups")) {
+        return;
+    }
+    let v2 = CpuHierarchy::all()
+        .into_iter()
+        .find(|h| matches!(h, CpuHierarchy::V2 | CpuHierarchy::Unified));
+    let missing = v2
+        .is_none()
+        .then(|| format!("no v2 hierarchy under {ROOT} (cgroup.events)"));
+    if !should_run(test, missing) {
+        return;
+    }
+    let h = v2.unwrap();
+    let mut cg = TestCgroups::new(h.dir());
+    let dir = cg.mkdir("system.slice/last.service");
+    let path = cg.path("system.slice/last.service");
+    let include = format!("include = [\"/{}/system.slice/*.service\"]\n", cg.name);
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(Path::new(ROOT), &include))
+        .unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 1, "the baseline");
+    let before = h.total_ns(&dir);
+    cg.burn_in(&dir, 300);
+    let counter_ms = (h.total_ns(&dir) - before) / 1_000_000;
+    // No trigger from the test: the polls are an hour apart, the reading comes from the
+    // plugin seeing `populated 0` in cgroup.events. Wait for it (up to a minute).
+    let metrics = run.metrics().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut measured = 0;
+    while measured == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        measured = sum_cpu(&lines_of(&run.collected().points(), &metrics, &path));
+    }
+    let (_report, points) = run.shutdown();
+    let lines = lines_of(&points, &metrics, &path);
+    eprintln!("{h:?} {path}: last reading {measured} ms, the cgroup's counter {counter_ms} ms");
+    assert!(
+        counter_ms >= 250,
+        "the cgroup's counter grew by {counter_ms} ms only"
+    );
+    assert!(
+        within_2_percent(sum_cpu(&lines), counter_ms),
+        "the plugin says {} ms, the cgroup's counter {counter_ms} ms: {lines:#?}",
+        sum_cpu(&lines)
+    );
+}
