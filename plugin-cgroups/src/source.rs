@@ -64,11 +64,12 @@ enum CpuReader {
 struct Cpu {
     reader: CpuReader,
     split: Split,
-    ms: [CounterDiff; 2],
+    /// User, system, and the total where the kernel gives no split.
+    ms: [CounterDiff; 3],
     /// The previous total (ns) and when it was read, for `cpu_percent`.
     last: Option<(Instant, u64)>,
-    /// `kind` = user, system (with the cgroup's attributes).
-    attrs: [Attributes; 2],
+    /// `kind` = user, system (with the cgroup's attributes), and the cgroup's alone.
+    attrs: [Attributes; 3],
 }
 
 /// A pair of counters (read/write, some/full) with their attribute sets.
@@ -95,7 +96,7 @@ pub(crate) struct CgroupSource {
     gone: bool,
 }
 
-fn counters(from_zero: bool) -> [CounterDiff; 2] {
+fn counters<const N: usize>(from_zero: bool) -> [CounterDiff; N] {
     std::array::from_fn(|_| {
         let mut c = CounterDiff::without_wrap();
         if from_zero {
@@ -136,12 +137,15 @@ impl CgroupSource {
             Some(CpuFiles::V2(stat)) => open(stat).map(CpuReader::V2),
             None => None,
         };
-        let cpu = cpu_reader.map(|reader| Cpu {
-            reader,
-            split: Split::default(),
-            ms: counters(from_zero),
-            last: None,
-            attrs: pair(&attrs, "kind", ["user", "system"]),
+        let cpu = cpu_reader.map(|reader| {
+            let [user, system] = pair(&attrs, "kind", ["user", "system"]);
+            Cpu {
+                reader,
+                split: Split::default(),
+                ms: counters(from_zero),
+                last: None,
+                attrs: [user, system, attrs.clone()],
+            }
         });
         let io = files.io.and_then(|io| {
             let (v1, p) = match io {
@@ -249,30 +253,34 @@ impl CgroupSource {
         let (total, split) = match &cpu.reader {
             CpuReader::V1 { usage, stat } => {
                 let total = read_with(usage, &mut self.buf, parse::parse_single)?;
-                let ticks = match stat {
-                    Some(stat) => read_with(stat, &mut self.buf, parse::parse_cpuacct_stat)?,
-                    None => UserSystem::default(),
+                let split = match stat {
+                    Some(stat) => {
+                        let ticks = read_with(stat, &mut self.buf, parse::parse_cpuacct_stat)?;
+                        Some(cpu.split.update(total, ticks))
+                    }
+                    None => None,
                 };
-                (total, cpu.split.update(total, ticks))
+                (total, split)
             }
             CpuReader::V2(stat) => {
                 let s = read_with(stat, &mut self.buf, parse::parse_cpu_stat)?;
-                let us = s.split.unwrap_or(UserSystem {
-                    user: s.usage,
-                    system: 0,
-                });
                 let ns = |v: u64| v.saturating_mul(1000);
-                (
-                    ns(s.usage),
-                    UserSystem {
-                        user: ns(us.user),
-                        system: ns(us.system),
-                    },
-                )
+                let split = (s.split).map(|us| UserSystem {
+                    user: ns(us.user),
+                    system: ns(us.system),
+                });
+                (ns(s.usage), split)
             }
         };
+        // User and system where the kernel splits, else the total without `kind`.
+        let values = [
+            split.map(|s| s.user),
+            split.map(|s| s.system),
+            split.is_none().then_some(total),
+        ];
         // Cumulated ns to cumulated ms, then differences: no rounding error piles up.
-        for (i, v) in [split.user, split.system].into_iter().enumerate() {
+        for (i, v) in values.into_iter().enumerate() {
+            let Some(v) = v else { continue };
             if let Some(d) = cpu.ms[i].update(v / 1_000_000).difference() {
                 let p = MeasurementPoint::new(
                     t,

@@ -307,3 +307,45 @@ fn config_errors_name_the_key() {
     let unknown = toml::from_str::<plugin_cgroups::Config>("includes = []").unwrap_err();
     assert!(unknown.to_string().contains("includes"), "{unknown}");
 }
+
+#[test]
+fn without_a_user_system_split_the_total_has_no_kind() {
+    let tree = TempDir::copy_of(&fixture("v1"), "cgroups-v1-nosplit");
+    let oar = tree.path().join("cpu,cpuacct/oar/alice_4217");
+    std::fs::remove_file(oar.join("cpuacct.stat")).unwrap();
+    let mut tester = PipelineTester::new();
+    let extra = "include = [\"/oar/*\"]\n";
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), extra))
+        .unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 1);
+    rewrite(&oar, "cpuacct.usage", "260000000\n");
+    assert_eq!(run.trigger("cgroups/*"), 1);
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+    let lines = lines_of(&points, &metrics, "/oar/alice_4217");
+    let cpu: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("cpu_time_delta"))
+        .collect();
+    assert_eq!(cpu, ["cpu_time_delta [job_id=4217,user=alice] = 60"]);
+}
+
+#[test]
+fn the_general_cgroup_root_applies_while_the_plugin_key_is_left_at_its_default() {
+    let tree = TempDir::copy_of(&fixture("hybrid"), "cgroups-host-paths");
+    let mut tester = PipelineTester::new();
+    tester.host_paths(alumet::plugin::HostPaths {
+        cgroup_root: tree.path().to_owned(),
+        ..Default::default()
+    });
+    let own = "poll_interval = \"1h\"\nrescan_interval = \"1h\"\n";
+    tester.plugin_toml::<CgroupsPlugin>(own).unwrap();
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("cgroups/*"), 2);
+    // cron.service has only deltas: it shows from the second poll on.
+    assert_eq!(run.trigger("cgroups/*"), 2);
+    let (_report, points) = run.shutdown();
+    assert_eq!(consumers(&points), ["/system.slice/cron.service", NGINX]);
+}
