@@ -2,6 +2,8 @@
 //! one line each.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod real;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
