@@ -5,7 +5,7 @@
 mod common;
 
 use alumet::test_util::{PipelineTester, TempDir};
-use common::{assert_has, config, consumers, fixture, lines_of, rewrite};
+use common::{assert_has, config, consumers, fixture, lines_of, rewrite, start, start_on_copy};
 use plugin_cgroups::CgroupsPlugin;
 
 const NGINX: &str = "/system.slice/nginx.service";
@@ -19,12 +19,7 @@ fn psi(some: u64, full: u64) -> String {
 
 #[test]
 fn v2_default_include_measures_workloads_with_their_attributes() {
-    let tree = TempDir::copy_of(&fixture("v2"), "cgroups-v2");
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let (tree, run) = start_on_copy("v2", "");
     assert_eq!(run.trigger("cgroups/*"), 6);
     let nginx = tree.path().join("system.slice/nginx.service");
     rewrite(
@@ -125,12 +120,7 @@ fn v2_default_include_measures_workloads_with_their_attributes() {
 
 #[test]
 fn v1_cgroupfs_kubelet_docker_slurm_and_oar() {
-    let tree = TempDir::copy_of(&fixture("v1"), "cgroups-v1");
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let (tree, run) = start_on_copy("v1", "");
     assert_eq!(run.trigger("cgroups/*"), 6);
     let job = tree.path().join("cpu,cpuacct/slurm/uid_1000/job_77");
     // +100 ms, with 3 user ticks for 1 system tick: the total splits 75/25 overall.
@@ -193,12 +183,7 @@ fn v1_cgroupfs_kubelet_docker_slurm_and_oar() {
 
 #[test]
 fn hybrid_reads_v1_controllers_and_v2_pressure_for_one_consumer() {
-    let tree = TempDir::copy_of(&fixture("hybrid"), "cgroups-hybrid");
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let (tree, run) = start_on_copy("hybrid", "");
     assert_eq!(run.trigger("cgroups/*"), 2);
     let nginx = "system.slice/nginx.service";
     rewrite(
@@ -248,14 +233,9 @@ fn hybrid_reads_v1_controllers_and_v2_pressure_for_one_consumer() {
 
 #[test]
 fn include_exclude_and_max_depth_choose_the_cgroups() {
-    let tree = TempDir::copy_of(&fixture("v2"), "cgroups-v2-include");
-    let mut tester = PipelineTester::new();
     let extra =
         "include = [\"/**\"]\nexclude = [\"**/kubepods*\", \"/init.scope\"]\nmax_depth = 2\n";
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), extra))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let run = start(&fixture("v2"), extra);
     run.trigger("cgroups/*");
     // The root has only deltas (cpu.stat): it shows from the second poll on.
     run.trigger("cgroups/*");
@@ -313,12 +293,7 @@ fn without_a_user_system_split_the_total_has_no_kind() {
     let tree = TempDir::copy_of(&fixture("v1"), "cgroups-v1-nosplit");
     let oar = tree.path().join("cpu,cpuacct/oar/alice_4217");
     std::fs::remove_file(oar.join("cpuacct.stat")).unwrap();
-    let mut tester = PipelineTester::new();
-    let extra = "include = [\"/oar/*\"]\n";
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), extra))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let run = start(tree.path(), "include = [\"/oar/*\"]\n");
     assert_eq!(run.trigger("cgroups/*"), 1);
     rewrite(&oar, "cpuacct.usage", "260000000\n");
     assert_eq!(run.trigger("cgroups/*"), 1);

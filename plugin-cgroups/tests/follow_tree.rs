@@ -6,19 +6,13 @@
 
 mod common;
 
-use alumet::test_util::{PipelineTester, TempDir};
-use common::{config, consumers, fixture, lines_of, wait_source};
-use plugin_cgroups::CgroupsPlugin;
+use alumet::test_util::TempDir;
+use common::{consumers, lines_of, start_on_copy, wait_source};
 
 #[test]
 fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
-    let tree = TempDir::copy_of(&fixture("v2"), "cgroups-follow");
+    let (tree, run) = start_on_copy("v2", "");
     let staging = TempDir::new("cgroups-follow-staging");
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(tree.path(), ""))
-        .unwrap();
-    let run = tester.start().unwrap();
     let control = run.control();
     assert!(wait_source(&control, "/system.slice/nginx.service", true));
 

@@ -9,12 +9,11 @@ mod common;
 
 use std::path::Path;
 
-use alumet::test_util::{logs, PipelineTester};
+use alumet::test_util::logs;
 use common::real::{
     burn_if_child, setup, sum_cpu, within_2_percent, CpuHierarchy, TestCgroups, ROOT,
 };
-use common::{config, lines_of, wait_source};
-use plugin_cgroups::CgroupsPlugin;
+use common::{lines_of, start, wait_source};
 
 /// The work of a child (see `common/real.rs`); a no-op in the normal test run.
 #[test]
@@ -42,11 +41,7 @@ fn cpu_time_matches(h: CpuHierarchy) {
         "include = [\"/{0}/kubepods/*/pod*/*\", \"/{0}/system.slice/*.service\", \"/{0}/slurm/uid_*/job_*/step_*\"]\n",
         cg.name
     );
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(Path::new(ROOT), &include))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let run = start(Path::new(ROOT), &include);
     assert_eq!(run.trigger("cgroups/*"), 3, "one source per test cgroup");
     let before = dirs.clone().map(|d| h.total_ns(&d));
     for d in &dirs {
@@ -107,11 +102,7 @@ fn follows_a_new_cgroup(h: CpuHierarchy) {
     let mut cg = TestCgroups::new(h.dir());
     cg.mkdir("system.slice");
     let include = format!("include = [\"/{}/system.slice/*.service\"]\n", cg.name);
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(Path::new(ROOT), &include))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let run = start(Path::new(ROOT), &include);
     let control = run.control();
     assert_eq!(run.trigger("cgroups/*"), 0, "nothing to measure yet");
 

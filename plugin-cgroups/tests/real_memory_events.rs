@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use alumet::test_util::skip::{missing_root, should_run};
-use alumet::test_util::PipelineTester;
 use common::real::{burn_if_child, sum_cpu, within_2_percent, CpuHierarchy, TestCgroups, ROOT};
-use common::{config, lines_of};
-use plugin_cgroups::CgroupsPlugin;
+use common::{lines_of, start};
 
 /// The work of a child (see `common/real.rs`); a no-op in the normal test run.
 #[test]
@@ -65,11 +63,7 @@ fn memory_usage_and_limit_of_a_real_cgroup_with_its_cpu_on_one_consumer() {
         c.mkdir("system.slice/mem.service");
     });
     let include = format!("include = [\"/{}/system.slice/*.service\"]\n", memory.name);
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(Path::new(ROOT), &include))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let run = start(Path::new(ROOT), &include);
     assert_eq!(run.trigger("cgroups/*"), 1);
     assert_eq!(run.trigger("cgroups/*"), 1);
     let usage: u64 = std::fs::read_to_string(service.join(usage_file))
@@ -111,11 +105,7 @@ fn a_v2_cgroup_whose_last_process_exits_gets_a_reading_at_once() {
     let dir = cg.mkdir("system.slice/last.service");
     let path = cg.path("system.slice/last.service");
     let include = format!("include = [\"/{}/system.slice/*.service\"]\n", cg.name);
-    let mut tester = PipelineTester::new();
-    tester
-        .plugin_toml::<CgroupsPlugin>(&config(Path::new(ROOT), &include))
-        .unwrap();
-    let run = tester.start().unwrap();
+    let run = start(Path::new(ROOT), &include);
     assert_eq!(run.trigger("cgroups/*"), 1, "the baseline");
     let before = h.total_ns(&dir);
     cg.burn_in(&dir, 300);

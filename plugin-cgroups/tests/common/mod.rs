@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alumet::pipeline::PipelineControl;
+use alumet::test_util::{PipelineTester, TempDir, TestRun};
+use plugin_cgroups::CgroupsPlugin;
 
 use alumet::measurement::MeasurementPoint;
 use alumet::metrics::MetricRegistry;
@@ -85,4 +87,21 @@ pub fn wait_source(control: &PipelineControl, path: &str, want: bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The plugin in a pipeline on `root` (see [`config`]).
+pub fn start(root: &Path, extra: &str) -> TestRun {
+    let mut tester = PipelineTester::new();
+    tester
+        .plugin_toml::<CgroupsPlugin>(&config(root, extra))
+        .unwrap();
+    tester.start().unwrap()
+}
+
+/// The plugin in a pipeline on a copy of the fixture `case` (the copy is returned: the
+/// test changes it).
+pub fn start_on_copy(case: &str, extra: &str) -> (TempDir, TestRun) {
+    let tree = TempDir::copy_of(&fixture(case), &format!("cgroups-{case}"));
+    let run = start(tree.path(), extra);
+    (tree, run)
 }
