@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub(crate) struct Discovery {
     watch_warned: bool,
     /// The watch of a `cgroup.events` → the cgroup's path.
     by_watch: HashMap<WatchDescriptor, String>,
+    /// No file descriptor was left to open a cgroup's files: said once.
+    out_of_files: AtomicBool,
 }
 
 /// A measured cgroup.
@@ -90,6 +93,7 @@ impl Discovery {
             watches: None,
             watch_warned: false,
             by_watch: HashMap::new(),
+            out_of_files: AtomicBool::new(false),
         }
     }
 
@@ -149,7 +153,8 @@ impl Discovery {
         let events = files.events.take();
         let attrs = Attributes::new(resolve(path));
         let metrics = Arc::clone(&self.metrics);
-        let source = CgroupSource::open(path, files, metrics, attrs, from_zero);
+        let flag = &self.out_of_files;
+        let source = CgroupSource::open(path, files, metrics, attrs, from_zero, flag);
         Some((source, events))
     }
 

@@ -40,6 +40,9 @@ pub(crate) async fn run(
     };
     let mut buf = vec![0u8; 4096];
     let period = discovery.rescan_interval;
+    // A deadline, not a sleep per turn: events (a cgroup.events that changes every second)
+    // must not put the listing off for ever.
+    let mut next_listing = tokio::time::Instant::now() + period;
     loop {
         let mut changed = Vec::new();
         let rescan = tokio::select! {
@@ -52,8 +55,11 @@ pub(crate) async fn run(
                     true
                 }
             },
-            _ = tokio::time::sleep(period) => true,
+            _ = tokio::time::sleep_until(next_listing) => true,
         };
+        if rescan {
+            next_listing = tokio::time::Instant::now() + period;
+        }
         let c = control.clone();
         discovery = tokio::task::spawn_blocking(move || {
             discovery.update(&c, &changed, rescan);

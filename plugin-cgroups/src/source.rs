@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,16 +115,27 @@ impl CgroupSource {
     /// Opens the files of the cgroup at `path`. With `from_zero`, the cgroup is new (it
     /// appeared while the plugin runs): its counters are counted from zero, so that its
     /// first reading counts what it used since its creation. A file that cannot be opened
-    /// is left out (and logged at debug level): the cgroup may be going away.
+    /// is left out (and logged at debug level: the cgroup may be going away; for lack of
+    /// file descriptors, a warning, once per `out_of_files` flag).
     pub(crate) fn open(
         path: &str,
         files: CgroupFiles,
         metrics: Arc<Metrics>,
         attrs: Attributes,
         from_zero: bool,
+        out_of_files: &AtomicBool,
     ) -> Self {
         let open = |p: PathBuf| match KFile::open(p.clone()) {
             Ok(f) => Some(f),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                if !out_of_files.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "cgroups: cannot open {}: {e}; the figures of cgroups beyond this limit are not measured. Raise the open files limit (LimitNOFILE= in the systemd unit) or narrow `include`; this warning is not repeated",
+                        p.display()
+                    );
+                }
+                None
+            }
             Err(e) => {
                 log::debug!("cgroups: cannot open {}: {e}", p.display());
                 None
