@@ -212,8 +212,29 @@ impl CgroupSource {
             .with_attributes(a.clone())
     }
 
+    /// Reads every figure; one that fails does not keep the others from being pushed (the
+    /// first error is returned).
     fn measure(&mut self, acc: &mut MeasurementAccumulator, t: Timestamp) -> anyhow::Result<()> {
-        self.measure_cpu(acc, t)?;
+        let mut first = None;
+        let mut keep = |r: anyhow::Result<()>| {
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        };
+        keep(self.measure_cpu(acc, t));
+        keep(self.measure_memory(acc, t));
+        keep(self.measure_io(acc, t));
+        for i in 0..self.pressure.len() {
+            keep(self.measure_pressure(i, acc, t));
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn measure_memory(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        t: Timestamp,
+    ) -> anyhow::Result<()> {
         if let Some(f) = &self.memory {
             let v = read_with(f, &mut self.buf, parse::parse_single)?;
             acc.push(self.point(t, self.metrics.memory, v, &self.attrs));
@@ -223,33 +244,34 @@ impl CgroupSource {
                 acc.push(self.point(t, self.metrics.memory_max, v, &self.attrs));
             }
         }
-        if let Some((v1, p)) = &mut self.io {
-            let parser = if *v1 {
-                parse::parse_blkio_bytes
-            } else {
-                parse::parse_io_stat
-            };
-            let io = read_with(&p.file, &mut self.buf, parser)?;
-            push_pair(
-                acc,
-                t,
-                &self.consumer,
-                self.metrics.io,
-                p,
-                [Some(io.read), Some(io.write)],
-            );
-        }
-        for p in &mut self.pressure {
-            let psi = read_with(&p.file, &mut self.buf, parse::parse_pressure)?;
-            push_pair(
-                acc,
-                t,
-                &self.consumer,
-                self.metrics.pressure,
-                p,
-                [psi.some, psi.full],
-            );
-        }
+        Ok(())
+    }
+
+    fn measure_io(&mut self, acc: &mut MeasurementAccumulator, t: Timestamp) -> anyhow::Result<()> {
+        let Some((v1, p)) = &mut self.io else {
+            return Ok(());
+        };
+        let parser = if *v1 {
+            parse::parse_blkio_bytes
+        } else {
+            parse::parse_io_stat
+        };
+        let io = read_with(&p.file, &mut self.buf, parser)?;
+        let values = [Some(io.read), Some(io.write)];
+        push_pair(acc, t, &self.consumer, self.metrics.io, p, values);
+        Ok(())
+    }
+
+    fn measure_pressure(
+        &mut self,
+        i: usize,
+        acc: &mut MeasurementAccumulator,
+        t: Timestamp,
+    ) -> anyhow::Result<()> {
+        let p = &mut self.pressure[i];
+        let psi = read_with(&p.file, &mut self.buf, parse::parse_pressure)?;
+        let values = [psi.some, psi.full];
+        push_pair(acc, t, &self.consumer, self.metrics.pressure, p, values);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use alumet::test_util::{PipelineTester, TempDir};
+use alumet::test_util::{logs, PipelineTester, TempDir};
 use common::{assert_has, config, consumers, fixture, lines_of, rewrite, start, start_on_copy};
 use plugin_cgroups::CgroupsPlugin;
 
@@ -323,4 +323,26 @@ fn the_general_cgroup_root_applies_while_the_plugin_key_is_left_at_its_default()
     assert_eq!(run.trigger("cgroups/*"), 2);
     let (_report, points) = run.shutdown();
     assert_eq!(consumers(&points), ["/system.slice/cron.service", NGINX]);
+}
+
+#[test]
+fn a_file_that_does_not_parse_is_named_and_the_other_figures_still_come() {
+    logs::capture();
+    let (tree, run) = start_on_copy("v2", "include = [\"/init.scope\"]\n");
+    assert_eq!(run.trigger("cgroups/*"), 1);
+    rewrite(&tree.path().join("init.scope"), "memory.current", "lots\n");
+    assert_eq!(run.trigger("cgroups/*"), 1);
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+    let shown = tree.path().join("init.scope/memory.current");
+    let warnings = logs::lines_with(&shown.display().to_string());
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("cannot parse"), "{}", warnings[0]);
+    assert!(warnings[0].contains("\"lots\\n\""), "{}", warnings[0]);
+    // The second poll still has the CPU time, I/O and pressure; memory once (the first).
+    let lines = lines_of(&points, &metrics, "/init.scope");
+    let count = |m: &str| lines.iter().filter(|l| l.starts_with(m)).count();
+    assert_eq!(count("memory_usage"), 1, "{lines:#?}");
+    assert_eq!(count("cpu_time_delta"), 2, "{lines:#?}");
+    assert_eq!(count("pressure_stall_time_delta"), 6, "{lines:#?}");
 }
