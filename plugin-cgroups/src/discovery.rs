@@ -26,12 +26,12 @@ use crate::source::CgroupSource;
 
 /// What is measured, and how to find more.
 pub(crate) struct Discovery {
-    pub(crate) hierarchies: Vec<Hierarchy>,
-    pub(crate) include: Vec<PathPattern>,
-    pub(crate) exclude: Vec<PathPattern>,
-    pub(crate) max_depth: usize,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) trigger: Trigger,
+    hierarchies: Vec<Hierarchy>,
+    include: Vec<PathPattern>,
+    exclude: Vec<PathPattern>,
+    max_depth: usize,
+    metrics: Arc<Metrics>,
+    trigger: Trigger,
     pub(crate) rescan_interval: Duration,
     /// Path → its source.
     measured: HashMap<String, Measured>,
@@ -123,21 +123,20 @@ impl Discovery {
         found
     }
 
-    fn watch(&mut self, dir: &Path, mask: WatchMask) -> Option<WatchDescriptor> {
-        let w = self.watches.as_mut()?;
-        let e = match w.add(dir, mask) {
+    /// Watches `path` (a directory, or a `cgroup.events`); a failure other than a path
+    /// that vanished is said once.
+    fn watch(&mut self, path: &Path, mask: WatchMask) -> Option<WatchDescriptor> {
+        let e = match self.watches.as_mut()?.add(path, mask) {
             Ok(wd) => return Some(wd),
             Err(e) => e,
         };
-        {
-            if !self.watch_warned && !crate::source::is_gone(&e) {
-                self.watch_warned = true;
-                log::warn!(
-                    "cgroups: cannot watch {}: {e}; cgroups created there are found by the rescan every {:?} instead (raise the sysctl fs.inotify.max_user_watches); this warning is not repeated",
-                    dir.display(),
-                    self.rescan_interval
-                );
-            }
+        if !self.watch_warned && !crate::source::is_gone(&e) {
+            self.watch_warned = true;
+            log::warn!(
+                "cgroups: cannot watch {}: {e}; changes there are found by the listing every {:?} instead (raise the sysctl fs.inotify.max_user_watches); this warning is not repeated",
+                path.display(),
+                self.rescan_interval
+            );
         }
         None
     }
