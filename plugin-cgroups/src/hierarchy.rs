@@ -145,6 +145,8 @@ pub struct CgroupFiles {
     pub memory: Option<PathBuf>,
     /// `memory.limit_in_bytes` or `memory.max`.
     pub memory_max: Option<PathBuf>,
+    /// `memory.stat`, and whether it is v1's.
+    pub memory_stat: Option<(bool, PathBuf)>,
     /// I/O bytes.
     pub io: Option<IoFile>,
     /// `cpu.pressure`, `memory.pressure`, `io.pressure`, by the first word of their name.
@@ -184,6 +186,8 @@ pub fn locate(hierarchies: &[Hierarchy], path: &str) -> CgroupFiles {
                         .memory
                         .as_ref()
                         .and(existing(&dir, "memory.limit_in_bytes"));
+                    let stat = existing(&dir, "memory.stat").map(|p| (true, p));
+                    f.memory_stat = f.memory.as_ref().and(stat);
                 }
                 if f.io.is_none() {
                     f.io = existing(&dir, "blkio.throttle.io_service_bytes_recursive")
@@ -201,6 +205,8 @@ pub fn locate(hierarchies: &[Hierarchy], path: &str) -> CgroupFiles {
                 if f.memory.is_none() {
                     f.memory = existing(&dir, "memory.current");
                     f.memory_max = f.memory.as_ref().and(existing(&dir, "memory.max"));
+                    let stat = existing(&dir, "memory.stat").map(|p| (false, p));
+                    f.memory_stat = f.memory.as_ref().and(stat);
                 }
                 if f.io.is_none() {
                     f.io = existing(&dir, "io.stat").map(IoFile::V2);

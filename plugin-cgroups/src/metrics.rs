@@ -12,6 +12,8 @@ pub(crate) struct Metrics {
     pub(crate) cpu_percent: MetricId<f64>,
     pub(crate) memory: MetricId<u64>,
     pub(crate) memory_max: MetricId<u64>,
+    /// Anonymous, file, kernel stack, page tables (the public Alumet's names).
+    pub(crate) memory_parts: [MetricId<u64>; 4],
     pub(crate) io: MetricId<u64>,
     pub(crate) pressure: MetricId<u64>,
 }
@@ -39,6 +41,28 @@ impl Metrics {
                 Unit::Byte,
                 "memory limit of the control group (memory.max, memory.limit_in_bytes), where one is set",
             )?,
+            memory_parts: [
+                alumet.create_metric(
+                    "cgroup_memory_anonymous",
+                    Unit::Byte,
+                    "anonymous memory of the control group: process heaps and stacks, not backed by a file (memory.stat anon, total_rss)",
+                )?,
+                alumet.create_metric(
+                    "cgroup_memory_file",
+                    Unit::Byte,
+                    "page cache charged to the control group: file contents in memory (memory.stat file, total_cache)",
+                )?,
+                alumet.create_metric(
+                    "cgroup_memory_kernel_stack",
+                    Unit::Byte,
+                    "kernel stacks of the tasks of the control group (memory.stat kernel_stack, v2)",
+                )?,
+                alumet.create_metric(
+                    "cgroup_memory_pagetables",
+                    Unit::Byte,
+                    "page tables of the processes of the control group (memory.stat pagetables, v2)",
+                )?,
+            ],
             io: alumet.create_metric(
                 "io_bytes_delta",
                 Unit::Byte,

@@ -175,6 +175,45 @@ pub fn parse_pressure(text: &[u8]) -> Option<Pressure> {
     (p.some.is_some() || p.full.is_some()).then_some(p)
 }
 
+/// Parts of the memory charged to a cgroup, in bytes, from `memory.stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryStat {
+    /// Anonymous memory (v2 `anon`, v1 `total_rss`).
+    pub anonymous: Option<u64>,
+    /// Page cache (v2 `file`, v1 `total_cache`).
+    pub file: Option<u64>,
+    /// Kernel stacks (v2 `kernel_stack`).
+    pub kernel_stack: Option<u64>,
+    /// Page tables (v2 `pagetables`).
+    pub pagetables: Option<u64>,
+}
+
+/// `memory.stat`: v2 keys, or with `v1`, the hierarchical `total_*` keys of v1 (as
+/// `memory.usage_in_bytes`, they count the cgroups below). `None` without any of them.
+pub fn parse_memory_stat(text: &[u8], v1: bool) -> Option<MemoryStat> {
+    let mut m = MemoryStat::default();
+    let (anon, file): (&[u8], &[u8]) = if v1 {
+        (b"total_rss", b"total_cache")
+    } else {
+        (b"anon", b"file")
+    };
+    for line in lines(text) {
+        let mut f = fields(line);
+        let (Some(key), Some(v)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let slot = match key {
+            k if k == anon => &mut m.anonymous,
+            k if k == file => &mut m.file,
+            b"kernel_stack" if !v1 => &mut m.kernel_stack,
+            b"pagetables" if !v1 => &mut m.pagetables,
+            _ => continue,
+        };
+        *slot = parse_u64(v);
+    }
+    (m != MemoryStat::default()).then_some(m)
+}
+
 /// v2 `cgroup.events`: whether a process runs in the cgroup or below (`populated 1`).
 pub fn parse_populated(text: &[u8]) -> Option<bool> {
     lines(text).find_map(|line| {
@@ -302,6 +341,27 @@ mod tests {
     }
 
     #[test]
+    fn memory_stat_v2_and_v1() {
+        let v2 = b"anon 1048576\nfile 2097152\nkernel 40960\nkernel_stack 16384\npagetables 8192\nsec_pagetables 0\nfile_mapped 4096\n";
+        let expected = MemoryStat {
+            anonymous: Some(1048576),
+            file: Some(2097152),
+            kernel_stack: Some(16384),
+            pagetables: Some(8192),
+        };
+        assert_eq!(parse_memory_stat(v2, false), Some(expected));
+        // v1: this cgroup's own `rss` and `cache` are not what memory.usage_in_bytes counts.
+        let v1 = b"cache 14237696\nrss 3932160\nrss_huge 0\ntotal_cache 20757712896\ntotal_rss 195276800\n";
+        let expected = MemoryStat {
+            anonymous: Some(195276800),
+            file: Some(20757712896),
+            ..MemoryStat::default()
+        };
+        assert_eq!(parse_memory_stat(v1, true), Some(expected));
+        assert_eq!(parse_memory_stat(b"pgfault 12\n", false), None);
+    }
+
+    #[test]
     fn populated() {
         assert_eq!(parse_populated(b"populated 1\nfrozen 0\n"), Some(true));
         assert_eq!(parse_populated(b"populated 0\nfrozen 0\n"), Some(false));
@@ -315,7 +375,11 @@ mod tests {
         for i in inputs {
             let _ = (parse_single(i), parse_limit(i), parse_cpuacct_stat(i));
             let _ = (parse_cpu_stat(i), parse_io_stat(i), parse_blkio_bytes(i));
-            let _ = (parse_pressure(i), parse_populated(i));
+            let _ = (
+                parse_pressure(i),
+                parse_populated(i),
+                parse_memory_stat(i, true),
+            );
         }
     }
 }

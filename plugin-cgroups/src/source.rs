@@ -89,6 +89,8 @@ pub(crate) struct CgroupSource {
     cpu: Option<Cpu>,
     memory: Option<KFile>,
     memory_max: Option<KFile>,
+    /// `memory.stat`, and whether it is v1's.
+    memory_stat: Option<(bool, KFile)>,
     /// `blkio.*` (v1) or `io.stat` (v2), read and write bytes.
     io: Option<(bool, Pair)>,
     /// Per `*.pressure` file, the totals of `some` and `full` stall time (µs).
@@ -195,6 +197,7 @@ impl CgroupSource {
             cpu,
             memory: files.memory.and_then(open),
             memory_max: files.memory_max.and_then(open),
+            memory_stat: (files.memory_stat).and_then(|(v1, p)| Some((v1, open(p)?))),
             io,
             pressure,
             gone: false,
@@ -242,6 +245,20 @@ impl CgroupSource {
         if let Some(f) = &self.memory_max {
             if let Some(v) = read_with(f, &mut self.buf, parse::parse_limit)? {
                 acc.push(self.point(t, self.metrics.memory_max, v, &self.attrs));
+            }
+        }
+        if let Some((v1, f)) = &self.memory_stat {
+            let parser = if *v1 {
+                parse_v1_memory_stat
+            } else {
+                parse_v2_memory_stat
+            };
+            let m = read_with(f, &mut self.buf, parser)?;
+            let parts = [m.anonymous, m.file, m.kernel_stack, m.pagetables];
+            for (v, metric) in parts.into_iter().zip(self.metrics.memory_parts) {
+                if let Some(v) = v {
+                    acc.push(self.point(t, metric, v, &self.attrs));
+                }
             }
         }
         Ok(())
@@ -343,6 +360,14 @@ impl CgroupSource {
         cpu.last = Some((now, total));
         Ok(())
     }
+}
+
+fn parse_v1_memory_stat(text: &[u8]) -> Option<parse::MemoryStat> {
+    parse::parse_memory_stat(text, true)
+}
+
+fn parse_v2_memory_stat(text: &[u8]) -> Option<parse::MemoryStat> {
+    parse::parse_memory_stat(text, false)
 }
 
 /// Reads `f` and parses it; an error names the file.

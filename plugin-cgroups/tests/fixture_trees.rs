@@ -74,6 +74,19 @@ fn v2_default_include_measures_workloads_with_their_attributes() {
         ]
     );
     assert_eq!(
+        with("cgroup_memory_"),
+        [
+            "cgroup_memory_anonymous [unit=nginx.service] = 524288",
+            "cgroup_memory_anonymous [unit=nginx.service] = 524288",
+            "cgroup_memory_file [unit=nginx.service] = 409600",
+            "cgroup_memory_file [unit=nginx.service] = 409600",
+            "cgroup_memory_kernel_stack [unit=nginx.service] = 16384",
+            "cgroup_memory_kernel_stack [unit=nginx.service] = 16384",
+            "cgroup_memory_pagetables [unit=nginx.service] = 12288",
+            "cgroup_memory_pagetables [unit=nginx.service] = 12288",
+        ]
+    );
+    assert_eq!(
         with("io_bytes_delta"),
         [
             "io_bytes_delta [unit=nginx.service,kind=read] = 8192",
@@ -159,6 +172,20 @@ fn v1_cgroupfs_kubelet_docker_slurm_and_oar() {
         "cpu_time_delta [job_id=77,user_id=1000,kind=system] = 25",
     );
     assert_has(&job, "memory_max [job_id=77,user_id=1000] = 1073741824");
+    // v1's memory.stat: the hierarchical total_rss and total_cache; no kernel stack there.
+    assert_has(
+        &job,
+        "cgroup_memory_anonymous [job_id=77,user_id=1000] = 2097152",
+    );
+    assert_has(
+        &job,
+        "cgroup_memory_file [job_id=77,user_id=1000] = 1048576",
+    );
+    assert!(
+        !job.iter()
+            .any(|l| l.starts_with("cgroup_memory_kernel_stack")),
+        "{job:#?}"
+    );
     let docker = lines_of(&points, &metrics, "/docker/0123456789abcdef");
     assert_has(
         &docker,

@@ -80,6 +80,10 @@ fn memory_usage_and_limit_of_a_real_cgroup_with_its_cpu_on_one_consumer() {
         &lines,
         &format!("memory_usage [unit=mem.service] = {usage}"),
     );
+    let anonymous = (lines.iter())
+        .filter(|l| l.starts_with("cgroup_memory_anonymous [unit=mem.service] = "))
+        .count();
+    assert_eq!(anonymous, 2, "{lines:#?}");
     if !cpu.is_empty() {
         common::assert_has(&lines, "cpu_time_delta [unit=mem.service,kind=user] = 0");
     }
