@@ -223,3 +223,85 @@ pub fn locate(hierarchies: &[Hierarchy], path: &str) -> CgroupFiles {
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(case: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(case)
+    }
+
+    fn names(h: &[Hierarchy]) -> Vec<(String, Version)> {
+        let name = |h: &Hierarchy| h.dir.file_name().unwrap().to_string_lossy().into_owned();
+        h.iter().map(|h| (name(h), h.version)).collect()
+    }
+
+    #[test]
+    fn v1_hierarchies_once_each_without_links_nor_the_named_systemd_one() {
+        let found = detect(&fixture("v1")).unwrap();
+        let expected = [
+            ("blkio", Version::V1),
+            ("cpu,cpuacct", Version::V1),
+            ("memory", Version::V1),
+        ];
+        assert_eq!(names(&found), expected.map(|(n, v)| (n.to_owned(), v)));
+    }
+
+    #[test]
+    fn hybrid_lists_v1_first_then_the_unified_tree() {
+        let found = detect(&fixture("hybrid")).unwrap();
+        let expected = [
+            ("cpuacct", Version::V1),
+            ("memory", Version::V1),
+            ("unified", Version::V2),
+        ];
+        assert_eq!(names(&found), expected.map(|(n, v)| (n.to_owned(), v)));
+    }
+
+    #[test]
+    fn v2_is_the_root_itself() {
+        let found = detect(&fixture("v2")).unwrap();
+        assert_eq!(
+            found,
+            [Hierarchy {
+                dir: fixture("v2"),
+                version: Version::V2
+            }]
+        );
+    }
+
+    #[test]
+    fn locate_reads_cpu_and_memory_from_v1_and_pressure_and_events_from_v2() {
+        let root = fixture("hybrid");
+        let found = detect(&root).unwrap();
+        let f = locate(&found, "/system.slice/nginx.service");
+        let dir = |h: &str| root.join(h).join("system.slice/nginx.service");
+        assert_eq!(
+            f.cpu,
+            Some(CpuFiles::V1 {
+                usage: dir("cpuacct").join("cpuacct.usage"),
+                stat: Some(dir("cpuacct").join("cpuacct.stat")),
+            })
+        );
+        assert_eq!(f.memory, Some(dir("memory").join("memory.usage_in_bytes")));
+        let pressure: Vec<&str> = f.pressure.iter().map(|(r, _)| *r).collect();
+        assert_eq!(pressure, ["cpu", "memory", "io"]);
+        assert!(f
+            .pressure
+            .iter()
+            .all(|(_, p)| p.starts_with(dir("unified"))));
+        assert_eq!(f.events, Some(dir("unified").join("cgroup.events")));
+        // Only in the v2 tree: CPU time from its cpu.stat.
+        let cron = locate(&found, "/system.slice/cron.service");
+        assert_eq!(
+            cron.cpu,
+            Some(CpuFiles::V2(
+                root.join("unified/system.slice/cron.service/cpu.stat")
+            ))
+        );
+        assert!(locate(&found, "/nowhere").is_empty());
+    }
+}
