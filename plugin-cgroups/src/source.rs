@@ -113,6 +113,56 @@ fn pair(attrs: &Attributes, key: &str, values: [&'static str; 2]) -> [Attributes
     values.map(|v| attrs.with(key, v))
 }
 
+/// Opens a cgroup's files, saying once when file descriptors run out.
+struct Opener<'a>(&'a AtomicBool);
+
+impl Opener<'_> {
+    fn open(&self, p: PathBuf) -> Option<KFile> {
+        match KFile::open(p.clone()) {
+            Ok(f) => Some(f),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                if !self.0.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "cgroups: cannot open {}: {e}; the figures of cgroups beyond this limit are not measured. Raise the open files limit (LimitNOFILE= in the systemd unit) or narrow `include`; this warning is not repeated",
+                        p.display()
+                    );
+                }
+                None
+            }
+            Err(e) => {
+                log::debug!("cgroups: cannot open {}: {e}", p.display());
+                None
+            }
+        }
+    }
+
+    fn cpu(&self, files: Option<CpuFiles>, attrs: &Attributes, from_zero: bool) -> Option<Cpu> {
+        let reader = match files? {
+            CpuFiles::V1 { usage, stat } => CpuReader::V1 {
+                usage: self.open(usage)?,
+                stat: stat.and_then(|s| self.open(s)),
+            },
+            CpuFiles::V2(stat) => CpuReader::V2(self.open(stat)?),
+        };
+        let [user, system] = pair(attrs, "kind", ["user", "system"]);
+        Some(Cpu {
+            reader,
+            split: Split::default(),
+            ms: counters(from_zero),
+            last: None,
+            attrs: [user, system, attrs.clone()],
+        })
+    }
+
+    fn pair(&self, p: PathBuf, attrs: [Attributes; 2], from_zero: bool) -> Option<Pair> {
+        Some(Pair {
+            file: self.open(p)?,
+            diffs: counters(from_zero),
+            attrs,
+        })
+    }
+}
+
 impl CgroupSource {
     /// Opens the files of the cgroup at `path`. With `from_zero`, the cgroup is new (it
     /// appeared while the plugin runs): its counters are counted from zero, so that its
@@ -127,79 +177,32 @@ impl CgroupSource {
         from_zero: bool,
         out_of_files: &AtomicBool,
     ) -> Self {
-        let open = |p: PathBuf| match KFile::open(p.clone()) {
-            Ok(f) => Some(f),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                if !out_of_files.swap(true, Ordering::Relaxed) {
-                    log::warn!(
-                        "cgroups: cannot open {}: {e}; the figures of cgroups beyond this limit are not measured. Raise the open files limit (LimitNOFILE= in the systemd unit) or narrow `include`; this warning is not repeated",
-                        p.display()
-                    );
-                }
-                None
-            }
-            Err(e) => {
-                log::debug!("cgroups: cannot open {}: {e}", p.display());
-                None
-            }
-        };
-        let cpu_reader = match files.cpu {
-            Some(CpuFiles::V1 { usage, stat }) => open(usage).map(|usage| CpuReader::V1 {
-                usage,
-                stat: stat.and_then(open),
-            }),
-            Some(CpuFiles::V2(stat)) => open(stat).map(CpuReader::V2),
-            None => None,
-        };
-        let cpu = cpu_reader.map(|reader| {
-            let [user, system] = pair(&attrs, "kind", ["user", "system"]);
-            Cpu {
-                reader,
-                split: Split::default(),
-                ms: counters(from_zero),
-                last: None,
-                attrs: [user, system, attrs.clone()],
-            }
-        });
+        let o = Opener(out_of_files);
         let io = files.io.and_then(|io| {
             let (v1, p) = match io {
                 IoFile::V1(p) => (true, p),
                 IoFile::V2(p) => (false, p),
             };
             let attrs = pair(&attrs, "kind", ["read", "write"]);
-            open(p).map(|file| {
-                (
-                    v1,
-                    Pair {
-                        file,
-                        diffs: counters(from_zero),
-                        attrs,
-                    },
-                )
-            })
+            Some((v1, o.pair(p, attrs, from_zero)?))
         });
         let pressure = (files.pressure.into_iter())
             .filter_map(|(res, p)| {
-                let base = attrs.with("pressure", res);
-                let attrs = pair(&base, "kind", ["some", "full"]);
-                open(p).map(|file| Pair {
-                    file,
-                    diffs: counters(from_zero),
-                    attrs,
-                })
+                let attrs = pair(&attrs.with("pressure", res), "kind", ["some", "full"]);
+                o.pair(p, attrs, from_zero)
             })
             .collect();
         CgroupSource {
             consumer: ResourceConsumer::ControlGroup { path: path.into() },
             metrics,
-            attrs,
             buf: Vec::new(),
-            cpu,
-            memory: files.memory.and_then(open),
-            memory_max: files.memory_max.and_then(open),
-            memory_stat: (files.memory_stat).and_then(|(v1, p)| Some((v1, open(p)?))),
+            cpu: o.cpu(files.cpu, &attrs, from_zero),
+            memory: files.memory.and_then(|p| o.open(p)),
+            memory_max: files.memory_max.and_then(|p| o.open(p)),
+            memory_stat: (files.memory_stat).and_then(|(v1, p)| Some((v1, o.open(p)?))),
             io,
             pressure,
+            attrs,
             gone: false,
         }
     }
