@@ -292,3 +292,90 @@ fn event_handlers_are_added_and_removed_while_running() {
     assert_eq!(seen.lock().unwrap().len(), 3);
     drop(run);
 }
+
+/// A plugin `NAME` with an autonomous source `ticker` that sends one point a millisecond
+/// until its `Shutdown` fires, then one last point ([`ticker`]); returns its id's cell, how many points
+/// it sent, and whether its task has ended.
+fn ticker_plugin(
+    name: &'static str,
+) -> (
+    alumet::test_util::TestPlugin,
+    Arc<OnceLock<SourceId>>,
+    Arc<AtomicU64>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let id: Arc<OnceLock<SourceId>> = Arc::default();
+    let sent = Arc::new(AtomicU64::new(0));
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (id2, sent2, ended2) = (Arc::clone(&id), Arc::clone(&sent), Arc::clone(&ended));
+    let plugin = alumet::test_util::TestPlugin::new(name, move |alumet| {
+        let m = alumet.create_metric::<u64>("ticks", Unit::Unity, "v")?;
+        let source_id = alumet.add_autonomous_source("ticker", ticker(m, sent2, ended2))?;
+        id2.set(source_id).unwrap();
+        Ok(())
+    });
+    (plugin, id, sent, ended)
+}
+
+#[test]
+fn an_autonomous_source_has_an_id_and_is_removed_by_it_without_losing_a_point() {
+    let (plugin, id, sent, ended) = ticker_plugin("auto");
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(plugin);
+    let run = tester.start().unwrap();
+    let control = run.control();
+    let id = *id.get().unwrap();
+    wait_until("5 points", || get(&sent) >= 5);
+    // Not polled by the pipeline: only removal applies.
+    match control.pause(id) {
+        Err(ControlError::Autonomous(name)) => assert_eq!(name.to_string(), "auto/ticker"),
+        other => panic!("pause of an autonomous source: {other:?}"),
+    }
+    assert!(control
+        .sources()
+        .iter()
+        .any(|(s, _)| s.to_string() == "auto/ticker"));
+    assert_eq!(control.remove_source(id).unwrap(), 1);
+    wait_until("its task ended", || {
+        ended.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert!(matches!(
+        control.remove_source(id),
+        Err(ControlError::NoSuchSource(_))
+    ));
+    assert!(!control
+        .sources()
+        .iter()
+        .any(|(s, _)| s.to_string() == "auto/ticker"));
+    let (report, points) = run.shutdown();
+    assert_eq!(
+        points.len() as u64,
+        get(&sent),
+        "every point it sent, the last one too"
+    );
+    assert_eq!(report.undelivered_points, 0);
+}
+
+#[test]
+fn an_autonomous_source_is_removed_with_its_plugin_s_sources() {
+    let (plugin, _, sent, ended) = ticker_plugin("auto");
+    let (other, _, other_sent, other_ended) = ticker_plugin("other");
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(plugin).any_plugin(other);
+    let run = tester.start().unwrap();
+    wait_until("points of both", || {
+        get(&sent) >= 3 && get(&other_sent) >= 3
+    });
+    assert_eq!(run.control().remove_plugin_sources("auto").unwrap(), 1);
+    wait_until("its task ended", || {
+        ended.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    // The other plugin's source goes on.
+    let before = get(&other_sent);
+    wait_until("the other one still sends", || {
+        get(&other_sent) >= before + 3
+    });
+    assert!(!other_ended.load(std::sync::atomic::Ordering::SeqCst));
+    let (_, points) = run.shutdown();
+    assert_eq!(points.len() as u64, get(&sent) + get(&other_sent));
+}

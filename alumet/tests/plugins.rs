@@ -290,21 +290,9 @@ fn autonomous_source_sends_until_shutdown_and_loses_nothing() {
     let mut tester = PipelineTester::new();
     tester.any_plugin(TestPlugin::new("auto", |alumet| {
         let m = alumet.create_metric::<u64>("events", Unit::Unity, "v")?;
-        alumet.add_autonomous_source("ticker", move |sink, mut shutdown| async move {
-            let mut n = 0;
-            loop {
-                tokio::select! {
-                    _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(1)) => {
-                        sink.send(vec![point(m, n)].into());
-                        n += 1;
-                    }
-                }
-            }
-            // A last buffer after the shutdown signal still arrives.
-            sink.send(vec![point(m, u64::MAX)].into());
-            Ok(())
-        })?;
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        alumet.add_autonomous_source("ticker", ticker(m, sent, ended))?;
         Ok(())
     }));
     let run = tester.start().unwrap();

@@ -12,11 +12,10 @@ use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, TransformSlot};
 use super::element::{OutputContext, Shutdown, TransformContext};
 use super::output::{OutputSlot, OutputStats};
-use super::registry::{Registry, SourceEntry};
+use super::registry::{Registry, Runner, SourceEntry, SourceId};
 use super::runtime::AsyncRuntime;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
-use super::stats::ElementKind;
 use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
 use super::tick::SourceSink;
 
@@ -264,7 +263,7 @@ fn launch(
         metrics: Arc::clone(&metrics),
     };
     let dispatcher = Dispatcher::new(transforms, slots, ctx, filters);
-    let mut stats = dispatcher.element_counters();
+    let stats = dispatcher.element_counters();
 
     // One thread per poll interval: sources that share it share the wake-up.
     let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
@@ -280,29 +279,30 @@ fn launch(
             None => by_interval.push((trigger.poll_interval, vec![slot])),
         }
     }
-    let (groups, registry) = registry_of(by_interval, &dispatcher, elements.ids_given);
-
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let mut autonomous: Vec<RunningTask> = elements
-        .autonomous
-        .into_iter()
-        .filter_map(|(name, start)| {
-            let sink = SourceSink {
-                dispatcher: Arc::clone(&dispatcher),
-                name: name.clone(),
-                counters: Arc::default(),
-            };
-            stats.push((
-                name.clone(),
-                ElementKind::Source,
-                Arc::clone(&sink.counters),
-            ));
-            // `needs_runtime` holds whenever there is an autonomous source.
-            let runtime = runtime.as_ref()?;
-            let task = runtime.spawn(start(sink, Shutdown(shutdown_rx.clone())));
-            Some(("source", name, task))
-        })
-        .collect();
+    let mut autonomous: Vec<RunningTask> = Vec::new();
+    let mut entries = Vec::new();
+    for (id, name, start) in elements.autonomous {
+        let sink = SourceSink {
+            dispatcher: Arc::clone(&dispatcher),
+            name: name.clone(),
+            counters: Arc::default(),
+        };
+        // Its own signal: removing the source stops it.
+        let (stop, own) = tokio::sync::watch::channel(false);
+        let entry = SourceEntry {
+            name: name.clone(),
+            runner: Runner::Task(stop),
+            counters: Arc::clone(&sink.counters),
+        };
+        entries.push((id, entry));
+        // `needs_runtime` holds whenever there is an autonomous source.
+        if let Some(runtime) = &runtime {
+            let shutdown = Shutdown::new(shutdown_rx.clone(), Some(own));
+            autonomous.push(("source", name, runtime.spawn(start(sink, shutdown))));
+        }
+    }
+    let (groups, registry) = registry_of(by_interval, entries, &dispatcher, elements.ids_given);
     if let Some(runtime) = &runtime {
         autonomous.extend(spawn_tasks(runtime, elements.tasks, &shutdown_rx));
     }
@@ -334,10 +334,10 @@ fn launch(
 /// The groups of the sources registered at start, and the registry that knows them.
 fn registry_of(
     by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)>,
+    mut entries: Vec<(SourceId, SourceEntry)>,
     dispatcher: &Arc<Dispatcher>,
     ids_given: u32,
 ) -> (Vec<SourceGroup>, Registry) {
-    let mut entries = Vec::new();
     let mut groups = Vec::with_capacity(by_interval.len());
     for (interval, slots) in by_interval {
         let counters: Vec<_> = slots
@@ -353,7 +353,7 @@ fn registry_of(
                 id,
                 SourceEntry {
                     name,
-                    group,
+                    runner: Runner::Group(group),
                     counters,
                 },
             ));

@@ -43,6 +43,10 @@ pub enum ControlError {
     /// No source has this id: it was removed (ids are never reused).
     #[error("no source has the id {0}: it was removed")]
     NoSuchSource(SourceId),
+    /// A call that only polled sources answer (pause, resume, set_interval, poll_now) was
+    /// given the id of an autonomous source, which the pipeline does not poll.
+    #[error("source {0} is autonomous: the pipeline does not poll it, so it cannot be paused, resumed, re-timed or polled; remove it, or act through its plugin")]
+    Autonomous(ElementName),
     /// A plugin's control handle was given another plugin's element: a source's id, a
     /// selector that names other plugins only, an event handler.
     #[error("{what} is not an element of plugin `{plugin}`: a plugin controls only its own")]

@@ -10,7 +10,7 @@ use super::command::{self, Command, Reply};
 use super::control::ControlError;
 use super::dispatch::Dispatcher;
 use super::element::{Source, Trigger};
-use super::registry::{Registry, SourceEntry, SourceId, Target};
+use super::registry::{Registry, Runner, SourceEntry, SourceId, Target};
 use super::selector::ElementName;
 use super::slot::SourceSlot;
 use super::sources::{GroupShared, SourceGroup};
@@ -43,7 +43,7 @@ pub(crate) struct ControlInner {
     registry: Mutex<Registry>,
     /// How long a call waits for the groups' answers.
     pub(crate) timeout: Duration,
-    /// Transforms, outputs and autonomous sources (managed sources are in the registry).
+    /// Transforms and outputs (sources are in the registry).
     pub(crate) stats: Mutex<Vec<(ElementName, ElementKind, Arc<Counters>)>>,
     pub(crate) shutdown_requested: Mutex<bool>,
     pub(crate) shutdown_cv: Condvar,
@@ -98,17 +98,28 @@ impl ControlInner {
     ) -> Result<Vec<Arc<GroupShared>>, ControlError> {
         if let Target::Id(id) = target {
             let entry = registry.get(*id).ok_or(ControlError::NoSuchSource(*id))?;
-            return Ok(vec![Arc::clone(&entry.group)]);
+            return Ok(entry.group().cloned().into_iter().collect());
         }
         let mut groups: Vec<Arc<GroupShared>> = Vec::new();
         for id in registry.resolve(target) {
-            if let Some(entry) = registry.get(id) {
-                if !groups.iter().any(|g| Arc::ptr_eq(g, &entry.group)) {
-                    groups.push(Arc::clone(&entry.group));
+            if let Some(group) = registry.get(id).and_then(SourceEntry::group) {
+                if !groups.iter().any(|g| Arc::ptr_eq(g, group)) {
+                    groups.push(Arc::clone(group));
                 }
             }
         }
         Ok(groups)
+    }
+
+    /// Refuses a call that only managed sources answer for the id of an autonomous source
+    /// (a selector skips autonomous sources).
+    fn managed_only(registry: &Registry, target: &Target) -> Result<(), ControlError> {
+        if let Target::Id(id) = target {
+            if let Some(entry) = registry.get(*id).filter(|e| e.group().is_none()) {
+                return Err(ControlError::Autonomous(entry.name.clone()));
+            }
+        }
+        Ok(())
     }
 
     /// Hands a command to every group holding a source that `target` names.
@@ -149,7 +160,10 @@ impl ControlInner {
         make: impl Fn(Reply) -> Command,
     ) -> Result<usize, ControlError> {
         let start = Instant::now();
-        let sent = self.send(&self.registry(), target, make)?;
+        let registry = self.registry();
+        Self::managed_only(&registry, target)?;
+        let sent = self.send(&registry, target, make)?;
+        drop(registry);
         self.wait(sent, start)
     }
 
@@ -164,9 +178,12 @@ impl ControlInner {
 
     /// Removes the targeted sources from the registry (their names free, their ids dead)
     /// and from their groups, which flush them first; then retires the groups left empty.
+    /// An autonomous source is told to stop (its own shutdown signal): what it sends until
+    /// its task returns is still delivered.
     pub(crate) fn remove(&self, target: &Target) -> Result<usize, ControlError> {
         let start = Instant::now();
         let mut emptied: Vec<Arc<GroupShared>> = Vec::new();
+        let mut stopped = 0;
         let sent = {
             // Under the registry lock, so that no source can be added between the two.
             let mut registry = self.registry();
@@ -175,14 +192,22 @@ impl ControlInner {
                 let Some(entry) = registry.remove(id) else {
                     continue;
                 };
-                let empty = entry.group.members.load(Ordering::Relaxed) == 0;
-                if empty && !emptied.iter().any(|g| Arc::ptr_eq(g, &entry.group)) {
-                    emptied.push(entry.group);
+                let group = match entry.runner {
+                    Runner::Group(group) => group,
+                    Runner::Task(stop) => {
+                        let _ = stop.send(true);
+                        stopped += 1;
+                        continue;
+                    }
+                };
+                let empty = group.members.load(Ordering::Relaxed) == 0;
+                if empty && !emptied.iter().any(|g| Arc::ptr_eq(g, &group)) {
+                    emptied.push(group);
                 }
             }
             sent
         };
-        let result = self.wait(sent, start);
+        let result = self.wait(sent, start).map(|n| n + stopped);
         if !emptied.is_empty() {
             self.retire(&emptied);
         }
@@ -241,7 +266,7 @@ impl ControlInner {
         let counters = Arc::new(Counters::default());
         let id = registry.insert(SourceEntry {
             name: name.clone(),
-            group: Arc::clone(&group),
+            runner: Runner::Group(Arc::clone(&group)),
             counters: Arc::clone(&counters),
         });
         let mut slot = SourceSlot::new((id, name), source, trigger, Instant::now());

@@ -372,19 +372,46 @@ impl<T, E: Into<anyhow::Error>> ElementResultExt<T> for Result<T, E> {
     }
 }
 
-/// Tells an autonomous source or an output task that the pipeline is shutting down.
+/// Tells an autonomous source or a task to stop: the pipeline is shutting down, or (for an
+/// autonomous source) the source was removed.
 #[derive(Clone, Debug)]
-pub struct Shutdown(pub(crate) tokio::sync::watch::Receiver<bool>);
+pub struct Shutdown {
+    all: tokio::sync::watch::Receiver<bool>,
+    own: Option<tokio::sync::watch::Receiver<bool>>,
+}
 
 impl Shutdown {
-    /// Whether shutdown has begun.
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
+    /// The pipeline's signal, and the element's own (an autonomous source's removal).
+    pub(crate) fn new(
+        all: tokio::sync::watch::Receiver<bool>,
+        own: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Self {
+        Shutdown { all, own }
     }
 
-    /// Waits until shutdown begins.
+    /// Whether shutdown (or the removal) has begun.
+    pub fn is_triggered(&self) -> bool {
+        *self.all.borrow() || self.own.as_ref().is_some_and(|own| *own.borrow())
+    }
+
+    /// Waits until shutdown (or the removal) begins.
     pub async fn wait(&mut self) {
         // An error means the pipeline is gone: that is a shutdown too.
-        let _ = self.0.wait_for(|stop| *stop).await;
+        let Shutdown { all, own } = self;
+        let all = std::pin::pin!(all.wait_for(|stop| *stop));
+        let Some(own) = own else {
+            let _ = all.await;
+            return;
+        };
+        let own = std::pin::pin!(own.wait_for(|stop| *stop));
+        let (mut all, mut own) = (all, own);
+        std::future::poll_fn(|cx| {
+            if all.as_mut().poll(cx).is_ready() || own.as_mut().poll(cx).is_ready() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
     }
 }

@@ -1,4 +1,4 @@
-//! Which managed sources exist, known without asking their groups: a slab indexed by
+//! Which sources exist (managed and autonomous), known without asking their groups: a slab indexed by
 //! [`SourceId`] (add, find and remove in O(1)), and an index of their names (for
 //! duplicates and selectors).
 
@@ -64,12 +64,30 @@ impl fmt::Display for Target {
     }
 }
 
-/// A managed source, known without asking its group.
+/// A source, known without asking its group.
 pub(crate) struct SourceEntry {
     pub(crate) name: ElementName,
-    /// Its group: that of the poll interval it was added with.
-    pub(crate) group: Arc<GroupShared>,
+    /// What runs it.
+    pub(crate) runner: Runner,
     pub(crate) counters: Arc<Counters>,
+}
+
+/// What runs a source.
+pub(crate) enum Runner {
+    /// A managed source: the group of the poll interval it was added with.
+    Group(Arc<GroupShared>),
+    /// An autonomous source: its task, stopped through its own shutdown signal.
+    Task(tokio::sync::watch::Sender<bool>),
+}
+
+impl SourceEntry {
+    /// The group of a managed source.
+    pub(crate) fn group(&self) -> Option<&Arc<GroupShared>> {
+        match &self.runner {
+            Runner::Group(g) => Some(g),
+            Runner::Task(_) => None,
+        }
+    }
 }
 
 struct Place {
@@ -125,7 +143,9 @@ impl Registry {
 
     /// Adds a source whose name is free; returns its id.
     pub(crate) fn insert(&mut self, entry: SourceEntry) -> SourceId {
-        entry.group.members.fetch_add(1, Ordering::Relaxed);
+        if let Some(group) = entry.group() {
+            group.members.fetch_add(1, Ordering::Relaxed);
+        }
         let index = self.free.pop().unwrap_or_else(|| {
             self.places.push(Place {
                 generation: 0,
@@ -162,7 +182,9 @@ impl Registry {
             self.free.push(id.index);
         }
         self.names.remove(&entry.name);
-        entry.group.members.fetch_sub(1, Ordering::Relaxed);
+        if let Some(group) = entry.group() {
+            group.members.fetch_sub(1, Ordering::Relaxed);
+        }
         Some(entry)
     }
 
@@ -200,7 +222,7 @@ mod tests {
         let group = Arc::new(GroupShared::default());
         let entry = |n: &str| SourceEntry {
             name: ElementName::new("p", n),
-            group: Arc::clone(&group),
+            runner: Runner::Group(Arc::clone(&group)),
             counters: Arc::default(),
         };
         let mut registry = Registry::with(Vec::new(), 0);

@@ -22,7 +22,7 @@ pub(crate) fn spawn_tasks(
     tasks
         .into_iter()
         .map(|(name, start)| {
-            let handle = runtime.spawn(start(Shutdown(shutdown.clone())));
+            let handle = runtime.spawn(start(Shutdown::new(shutdown.clone(), None)));
             ("task", name, handle)
         })
         .collect()

@@ -41,7 +41,7 @@ pub(crate) type TaskStart =
 #[derive(Default)]
 pub(crate) struct Elements {
     pub(crate) sources: Vec<(SourceId, ElementName, Box<dyn Source>, Trigger)>,
-    pub(crate) autonomous: Vec<(ElementName, AutonomousStart)>,
+    pub(crate) autonomous: Vec<(SourceId, ElementName, AutonomousStart)>,
     /// Loops the plugins own ([`Registrar::add_task`]).
     pub(crate) tasks: Vec<(ElementName, TaskStart)>,
     pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
@@ -196,11 +196,7 @@ impl<'a> Registrar<'a> {
         if zero(trigger.poll_interval) || zero(trigger.flush_interval) {
             return Err(RegistrationError::ZeroInterval(full));
         }
-        let id = SourceId {
-            index: self.committed.ids_given + self.staged.ids_given,
-            generation: 0,
-        };
-        self.staged.ids_given += 1;
+        let id = self.next_id();
         self.staged.source_names.insert(full.clone());
         self.staged
             .sources
@@ -209,23 +205,36 @@ impl<'a> Registrar<'a> {
     }
 
     /// Adds a source that produces on its own, as an async task: `start` receives where to
-    /// send its buffers and a [`Shutdown`] signal; it must return once shutdown begins.
+    /// send its buffers and a [`Shutdown`] signal; it must return once that fires (at
+    /// shutdown, or when the source is removed: by its id, by a selector, or with its
+    /// plugin). Returns its id; the pipeline does not poll it, so only removal applies.
     pub fn add_autonomous_source<F, Fut>(
         &mut self,
         name: &str,
         start: F,
-    ) -> Result<(), RegistrationError>
+    ) -> Result<SourceId, RegistrationError>
     where
         F: FnOnce(SourceSink, Shutdown) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let full = self.name("source", name)?;
+        let id = self.next_id();
         self.staged.source_names.insert(full.clone());
         self.staged.autonomous.push((
+            id,
             full,
             Box::new(move |sink, shutdown| Box::pin(start(sink, shutdown))),
         ));
-        Ok(())
+        Ok(id)
+    }
+
+    fn next_id(&mut self) -> SourceId {
+        let id = SourceId {
+            index: self.committed.ids_given + self.staged.ids_given,
+            generation: 0,
+        };
+        self.staged.ids_given += 1;
+        id
     }
 
     /// Adds a loop the plugin owns (a server, a sender, a scanner), as an async task on

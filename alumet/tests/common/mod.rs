@@ -70,3 +70,36 @@ pub fn counter() -> Arc<AtomicU64> {
 pub fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::SeqCst)
 }
+
+/// An autonomous source that sends one point of `metric` a millisecond (values 0, 1, 2...)
+/// until its `Shutdown` fires, then a last point of value `u64::MAX`; `sent` counts the
+/// points sent, `ended` is set when its task returns.
+pub fn ticker(
+    metric: MetricId<u64>,
+    sent: Arc<AtomicU64>,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+) -> impl FnOnce(
+    SourceSink,
+    Shutdown,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>> {
+    move |sink, mut shutdown| {
+        Box::pin(async move {
+            let mut n = 0;
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {
+                        sink.send(vec![point(metric, n)].into());
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        n += 1;
+                    }
+                }
+            }
+            // A last buffer after the signal still arrives.
+            sink.send(vec![point(metric, u64::MAX)].into());
+            sent.fetch_add(1, Ordering::SeqCst);
+            ended.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
