@@ -326,6 +326,17 @@ pub mod cost {
         tv(usage.ru_utime) + tv(usage.ru_stime)
     }
 
+    /// A figure of `/proc/self/status`: `VmRSS` (in kB), `Threads`...
+    pub fn self_status(key: &str) -> anyhow::Result<u64> {
+        let text = std::fs::read_to_string("/proc/self/status")?;
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .ok_or_else(|| anyhow::anyhow!("no {key} in /proc/self/status"))?;
+        let digits = value.trim().trim_end_matches(" kB");
+        Ok(digits.parse()?)
+    }
+
     /// Peak resident memory of this process, in kB.
     pub fn max_rss_kb() -> u64 {
         rusage().ru_maxrss as u64

@@ -21,6 +21,10 @@ pub struct Config {
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
+    /// How often to read the costlier figures, the memory breakdown (`memory.stat`) and the pressure stall times (`*.pressure`): in whole poll intervals, at least one; the cheap ones (CPU, memory usage and limit, I/O) are read at every poll.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub details_interval: Duration,
     /// How often to list the whole tree again, besides following it with inotify (a safety net for events the kernel drops).
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
@@ -66,6 +70,7 @@ impl Default for Config {
             cgroup_root: PathBuf::from(alumet::plugin::host_paths::CGROUP_ROOT),
             poll_interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(5),
+            details_interval: Duration::from_secs(10),
             rescan_interval: Duration::from_secs(30),
             include: DEFAULT_INCLUDE.map(String::from).to_vec(),
             exclude: Vec::new(),
@@ -85,6 +90,7 @@ impl Config {
             ("poll_interval", self.poll_interval),
             ("flush_interval", self.flush_interval),
             ("rescan_interval", self.rescan_interval),
+            ("details_interval", self.details_interval),
         ] {
             anyhow::ensure!(!d.is_zero(), "{key} must be longer than zero");
         }
@@ -98,6 +104,12 @@ impl Config {
         );
         self.patterns()?;
         Ok(())
+    }
+
+    /// Every how many polls the costlier figures are read (see `details_interval`).
+    pub(crate) fn details_every(&self) -> u32 {
+        let polls = self.details_interval.as_nanos() / self.poll_interval.as_nanos().max(1);
+        u32::try_from(polls).unwrap_or(u32::MAX).max(1)
     }
 
     /// `include` and `exclude`, compiled.

@@ -56,7 +56,7 @@ impl Plugin for CgroupsPlugin {
         } else {
             Trigger::every(c.poll_interval)
         };
-        let metrics = metrics::Metrics::register(alumet)?;
+        let metrics = metrics::Metrics::register(alumet, c.details_every())?;
         let patterns = c.patterns()?;
         let mut discovery = discovery::Discovery::new(
             hierarchies,

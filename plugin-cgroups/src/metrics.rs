@@ -16,11 +16,15 @@ pub(crate) struct Metrics {
     pub(crate) memory_parts: [MetricId<u64>; 4],
     pub(crate) io: MetricId<u64>,
     pub(crate) pressure: MetricId<u64>,
+    /// Every how many polls a source reads `memory.stat` and `*.pressure` (at its first
+    /// poll, then every that many).
+    pub(crate) details_every: u32,
 }
 
 impl Metrics {
-    pub(crate) fn register(alumet: &mut Registrar<'_>) -> anyhow::Result<Self> {
+    pub(crate) fn register(alumet: &mut Registrar<'_>, details_every: u32) -> anyhow::Result<Self> {
         Ok(Metrics {
+            details_every,
             cpu_time: alumet.create_metric(
                 "cpu_time_delta",
                 Unit::Millisecond,

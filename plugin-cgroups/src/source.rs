@@ -97,6 +97,8 @@ pub(crate) struct CgroupSource {
     pressure: Vec<Pair>,
     /// The cgroup was removed: nothing more to read.
     gone: bool,
+    /// Polls until the costlier figures are read again (0: at this poll).
+    details_in: u32,
 }
 
 fn counters<const N: usize>(from_zero: bool) -> [CounterDiff; N] {
@@ -204,6 +206,7 @@ impl CgroupSource {
             pressure,
             attrs,
             gone: false,
+            details_in: 0,
         }
     }
 
@@ -227,11 +230,20 @@ impl CgroupSource {
                 first.get_or_insert(e);
             }
         };
+        // memory.stat and the pressure files cost the kernel as much as the others
+        // together: read at every `details_every`th poll only.
+        let details = self.details_in == 0;
+        self.details_in = match self.details_in {
+            0 => self.metrics.details_every - 1,
+            n => n - 1,
+        };
         keep(self.measure_cpu(acc, t));
-        keep(self.measure_memory(acc, t));
+        keep(self.measure_memory(acc, t, details));
         keep(self.measure_io(acc, t));
-        for i in 0..self.pressure.len() {
-            keep(self.measure_pressure(i, acc, t));
+        if details {
+            for i in 0..self.pressure.len() {
+                keep(self.measure_pressure(i, acc, t));
+            }
         }
         first.map_or(Ok(()), Err)
     }
@@ -240,6 +252,7 @@ impl CgroupSource {
         &mut self,
         acc: &mut MeasurementAccumulator,
         t: Timestamp,
+        details: bool,
     ) -> anyhow::Result<()> {
         if let Some(f) = &self.memory {
             let v = read_with(f, &mut self.buf, parse::parse_single)?;
@@ -250,7 +263,7 @@ impl CgroupSource {
                 acc.push(self.point(t, self.metrics.memory_max, v, &self.attrs));
             }
         }
-        if let Some((v1, f)) = &self.memory_stat {
+        if let Some((v1, f)) = self.memory_stat.as_ref().filter(|_| details) {
             let parser = if *v1 {
                 parse_v1_memory_stat
             } else {

@@ -13,7 +13,7 @@ use alumet::metrics::{MetricId, Unit};
 use alumet::pipeline::{
     ElementError, OutputContext, PipelineBuilder, PipelineControl, SourceId, Trigger,
 };
-use alumet::test_util::cost::{cpu_time, synthetic_source};
+use alumet::test_util::cost::{cpu_time, self_status as status, synthetic_source};
 use alumet::test_util::TestPlugin;
 
 fn main() -> anyhow::Result<()> {
@@ -115,15 +115,4 @@ fn remove_all(control: &PipelineControl, ids: Vec<SourceId>) -> anyhow::Result<f
         control.remove_source(id)?;
     }
     Ok(start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64)
-}
-
-/// A figure of /proc/self/status (`VmRSS` in kB, `Threads`).
-fn status(key: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string("/proc/self/status")?;
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .ok_or_else(|| anyhow::anyhow!("no {key} in /proc/self/status"))?;
-    let digits = value.trim().trim_end_matches(" kB");
-    Ok(digits.parse()?)
 }

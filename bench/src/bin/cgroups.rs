@@ -1,0 +1,275 @@
+//! The cost of measuring many cgroups: N cgroups measured by the `cgroups` plugin at 1 Hz
+//! into an output that counts the points. Prints the CPU time per cgroup per poll, the
+//! share of one core, the allocations per poll once warm, and the resident memory per
+//! cgroup.
+//!
+//! `cargo run --release -p bench --bin cgroups -- [N] [SECONDS] [--fixture]` (1000
+//! cgroups, 10 s). As root, the cgroups are real: created under `alumet-bench-PID/` in
+//! every hierarchy of `/sys/fs/cgroup` (v1 controllers and the v2 tree), and removed at
+//! the end. Without root, or with `--fixture`, they are a v2 tree of plain files in a
+//! temporary directory (the same code path, reading tmpfs files instead of the kernel's).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alumet::measurement::MeasurementBuffer;
+use alumet::pipeline::{ElementError, ElementKind, OutputContext, PipelineBuilder};
+use alumet::plugin::PluginMetadata;
+use alumet::test_util::cost::{cpu_time, self_status};
+use alumet::test_util::TestPlugin;
+
+/// Counts the allocations of the whole process.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let fixture = args.iter().any(|a| a == "--fixture");
+    let mut numbers = args.iter().filter(|a| !a.starts_with("--"));
+    let n: usize = numbers.next().map_or(Ok(1000), |a| a.parse())?;
+    let secs: u64 = numbers.next().map_or(Ok(10), |a| a.parse())?;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tree = if root && !fixture {
+        Tree::real(n)?
+    } else {
+        Tree::fixture(n)?
+    };
+    let result = measure(&tree, n, secs);
+    drop(tree);
+    result
+}
+
+fn measure(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<()> {
+    let table: toml::Table = toml::from_str(&format!(
+        "cgroup_root = {:?}\npoll_interval = '1s'\nflush_interval = '1s'\n\
+         include = ['/{}/*']\nrescan_interval = '1h'\n",
+        tree.root.display().to_string(),
+        tree.parent
+    ))?;
+    let written = Arc::new(AtomicU64::new(0));
+    let w2 = Arc::clone(&written);
+    let mut builder = PipelineBuilder::new();
+    builder.plugin(PluginMetadata::of::<plugin_cgroups::CgroupsPlugin>().init(table)?);
+    builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
+        let output = move |b: &MeasurementBuffer, _: &OutputContext| -> Result<(), ElementError> {
+            w2.fetch_add(b.len() as u64, Ordering::Relaxed);
+            Ok(())
+        };
+        alumet.add_output("count", output)?;
+        Ok(())
+    })));
+    let rss0 = self_status("VmRSS")?;
+    let mut run = builder.start()?;
+    let control = run.control();
+    let polls = || -> u64 {
+        let stats = control.element_stats();
+        let sources = stats.iter().filter(|s| s.kind == ElementKind::Source);
+        sources.map(|s| s.polls).sum()
+    };
+    // Warm: every cgroup found, read once or twice, buffers grown.
+    std::thread::sleep(Duration::from_millis(2500));
+    let sources = control.sources().len();
+    let (cpu0, polls0, allocs0) = (cpu_time(), polls(), ALLOCATIONS.load(Ordering::Relaxed));
+    let threads0 = source_threads_cpu()?;
+    std::thread::sleep(Duration::from_secs(secs));
+    let (cpu1, polls1, allocs1) = (cpu_time(), polls(), ALLOCATIONS.load(Ordering::Relaxed));
+    let threads1 = source_threads_cpu()?;
+    let rss1 = self_status("VmRSS")?;
+    let report = run.shutdown();
+    let polled = (polls1 - polls0).max(1);
+    let cpu = cpu1 - cpu0;
+    let per_poll = cpu.as_secs_f64() * 1e6 / polled as f64;
+    let per_second = cpu.as_secs_f64() / secs as f64;
+    println!(
+        "{} cgroups ({}), {sources} measured, at 1 Hz for {secs} s",
+        n, tree.kind
+    );
+    let on_threads = threads1.saturating_sub(threads0).as_secs_f64() * 1e6 / polled as f64;
+    println!(
+        "poll:   {per_poll:.2} us of CPU per cgroup per poll, the whole process \
+         ({on_threads:.2} us on the source threads alone; the rest is the discovery task \
+         and the output) ({polled} polls)"
+    );
+    println!(
+        "share:  {:.2}% of one core (the whole process: polls, the null output, the rest)",
+        per_second * 100.0
+    );
+    println!(
+        "allocs: {:.3} per cgroup poll once warm ({} in all)",
+        (allocs1 - allocs0) as f64 / polled as f64,
+        allocs1 - allocs0
+    );
+    println!(
+        "rss:    {rss0} kB before, {rss1} kB measuring them: {:.2} kB per cgroup",
+        (rss1.saturating_sub(rss0)) as f64 / n.max(1) as f64
+    );
+    println!(
+        "points: {} written, undelivered {}",
+        written.load(Ordering::Relaxed),
+        report.undelivered_points
+    );
+    anyhow::ensure!(
+        sources >= n,
+        "only {sources} of the {n} cgroups were measured"
+    );
+    Ok(())
+}
+
+/// The CPU time of the source threads (`alumet-src-*`), from `/proc/self/task`.
+fn source_threads_cpu() -> anyhow::Result<Duration> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let dir = task?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with("alumet-src-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat"))?;
+        let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of stat, 12 and 13 after the `)`.
+        for i in [11, 12] {
+            ticks += fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(Duration::from_secs_f64(ticks as f64 / hz))
+}
+
+/// The cgroups measured: `parent/c0` .. `parent/c{n-1}` under `root`, removed on drop.
+struct Tree {
+    root: PathBuf,
+    parent: String,
+    /// The directories created, deepest first at removal.
+    created: Vec<PathBuf>,
+    kind: &'static str,
+    temp: Option<PathBuf>,
+}
+
+impl Tree {
+    /// Real cgroups, in every hierarchy mounted under `/sys/fs/cgroup`.
+    fn real(n: usize) -> anyhow::Result<Self> {
+        let root = PathBuf::from("/sys/fs/cgroup");
+        let parent = format!("alumet-bench-{}", std::process::id());
+        let mut tree = Tree {
+            root: root.clone(),
+            parent: parent.clone(),
+            created: Vec::new(),
+            kind: "real",
+            temp: None,
+        };
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&root)? {
+            let dir = entry?.path();
+            let Ok(real) = dir.canonicalize() else {
+                continue;
+            };
+            let is_hierarchy = real.join("cgroup.procs").exists();
+            if !is_hierarchy || seen.contains(&real) {
+                continue;
+            }
+            seen.push(real.clone());
+            let top = real.join(&parent);
+            std::fs::create_dir(&top)?;
+            tree.created.push(top.clone());
+            for i in 0..n {
+                let c = top.join(format!("c{i}"));
+                std::fs::create_dir(&c)?;
+                tree.created.push(c);
+            }
+        }
+        if seen.is_empty() {
+            // A pure v2 host: the root is the hierarchy.
+            let top = root.join(&parent);
+            std::fs::create_dir(&top)?;
+            tree.created.push(top.clone());
+            for i in 0..n {
+                let c = top.join(format!("c{i}"));
+                std::fs::create_dir(&c)?;
+                tree.created.push(c);
+            }
+        }
+        Ok(tree)
+    }
+
+    /// A v2 tree of plain files.
+    fn fixture(n: usize) -> anyhow::Result<Self> {
+        let temp = std::env::temp_dir().join(format!("alumet-bench-cg-{}", std::process::id()));
+        let parent = "bench".to_owned();
+        write_v2(&temp, "cpu memory io\n")?;
+        let top = temp.join(&parent);
+        write_v2(&top, "cpu memory io\n")?;
+        for i in 0..n {
+            write_v2(&top.join(format!("c{i}")), "")?;
+        }
+        Ok(Tree {
+            root: temp.clone(),
+            parent,
+            created: Vec::new(),
+            kind: "fixture v2 tree",
+            temp: Some(temp),
+        })
+    }
+}
+
+/// A v2 cgroup directory with the files the plugin reads.
+fn write_v2(dir: &Path, controllers: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let files = [
+        ("cgroup.controllers", controllers),
+        ("cgroup.procs", ""),
+        ("cpu.stat", "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n"),
+        ("memory.current", "4096\n"),
+        ("memory.max", "max\n"),
+        ("memory.stat", "anon 1024\nfile 2048\nkernel_stack 16\npagetables 8\n"),
+        ("io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"),
+        ("cpu.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=10\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=5\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        for dir in self.created.iter().rev() {
+            if let Err(e) = std::fs::remove_dir(dir) {
+                eprintln!("could not remove the cgroup {}: {e}", dir.display());
+            }
+        }
+        if let Some(temp) = &self.temp {
+            let _ = std::fs::remove_dir_all(temp);
+        }
+    }
+}
