@@ -198,28 +198,27 @@ impl Tree {
             if !is_hierarchy || seen.contains(&real) {
                 continue;
             }
-            seen.push(real.clone());
-            let top = real.join(&parent);
-            std::fs::create_dir(&top)?;
-            tree.created.push(top.clone());
-            for i in 0..n {
-                let c = top.join(format!("c{i}"));
-                std::fs::create_dir(&c)?;
-                tree.created.push(c);
-            }
+            tree.create(&real, n)?;
+            seen.push(real);
         }
         if seen.is_empty() {
             // A pure v2 host: the root is the hierarchy.
-            let top = root.join(&parent);
-            std::fs::create_dir(&top)?;
-            tree.created.push(top.clone());
-            for i in 0..n {
-                let c = top.join(format!("c{i}"));
-                std::fs::create_dir(&c)?;
-                tree.created.push(c);
-            }
+            tree.create(&root, n)?;
         }
         Ok(tree)
+    }
+
+    /// `parent/c0` .. `parent/c{n-1}` in the hierarchy at `hierarchy`.
+    fn create(&mut self, hierarchy: &Path, n: usize) -> anyhow::Result<()> {
+        let top = hierarchy.join(&self.parent);
+        std::fs::create_dir(&top)?;
+        self.created.push(top.clone());
+        for i in 0..n {
+            let c = top.join(format!("c{i}"));
+            std::fs::create_dir(&c)?;
+            self.created.push(c);
+        }
+        Ok(())
     }
 
     /// A v2 tree of plain files.
