@@ -35,6 +35,101 @@ pub struct Config {
     pub exclude: Vec<String>,
     /// How deep below the root to look for cgroups (`/system.slice/nginx.service` is at depth 2).
     pub max_depth: usize,
+    /// The names of the pods (`name`, `namespace`, `node`) and of their containers (`container_name`), asked of Kubernetes for the pod uids found in the paths.
+    pub kubernetes: KubeConfig,
+}
+
+/// The `[plugins.cgroups.kubernetes]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeConfig {
+    /// `"auto"`: on when `token_file` exists (the agent runs in a pod with a service account); `true` or `false` to choose.
+    #[schemars(with = "String")]
+    pub enabled: Switch,
+    /// Where to list the pods: empty for the cluster's API server (`https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, else `https://kubernetes.default.svc`); an API server's URL, to which `/api/v1/pods?fieldSelector=spec.nodeName=NODE` is added; or a URL ending in `/pods`, taken as it is (the kubelet's `https://NODE:10250/pods`).
+    pub api_url: String,
+    /// The node whose pods are listed: empty for the environment variable `NODE_NAME` (the DaemonSet of deploy/kubernetes sets it); with neither, every pod of the cluster is listed.
+    pub node_name: String,
+    /// The bearer token sent with each request over HTTPS, read again each time (tokens rotate); empty for none.
+    pub token_file: PathBuf,
+    /// The CA certificates (PEM) that the server's certificate must chain to; empty for the public roots.
+    pub ca_file: PathBuf,
+    /// How often to list the pods again, besides when the cgroup of a pod missing from the last list appears (at most one request a second).
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh_interval: Duration,
+}
+
+/// The service account's files in a pod.
+pub const TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// The cluster's CA in a pod.
+pub const CA_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        KubeConfig {
+            enabled: Switch::Auto,
+            api_url: String::new(),
+            node_name: String::new(),
+            token_file: PathBuf::from(TOKEN_FILE),
+            ca_file: PathBuf::from(CA_FILE),
+            refresh_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl KubeConfig {
+    /// Whether to ask Kubernetes: `enabled`, or with `"auto"`, whether the token file exists.
+    pub fn is_on(&self) -> bool {
+        match self.enabled {
+            Switch::On => true,
+            Switch::Off => false,
+            Switch::Auto => !self.token_file.as_os_str().is_empty() && self.token_file.exists(),
+        }
+    }
+}
+
+/// `true`, `false`, or `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// `true`
+    On,
+    /// `false`
+    Off,
+    /// `"auto"`: decided by what the host has.
+    Auto,
+}
+
+impl Serialize for Switch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Switch::On => s.serialize_bool(true),
+            Switch::Off => s.serialize_bool(false),
+            Switch::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Switch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Switch;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Switch, E> {
+                Ok(if v { Switch::On } else { Switch::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Switch, E> {
+                match v {
+                    "auto" => Ok(Switch::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The cgroups measured by default: what a user of each system expects to see as one
@@ -75,6 +170,7 @@ impl Default for Config {
             include: DEFAULT_INCLUDE.map(String::from).to_vec(),
             exclude: Vec::new(),
             max_depth: 6,
+            kubernetes: KubeConfig::default(),
         }
     }
 }
@@ -91,6 +187,10 @@ impl Config {
             ("flush_interval", self.flush_interval),
             ("rescan_interval", self.rescan_interval),
             ("details_interval", self.details_interval),
+            (
+                "kubernetes.refresh_interval",
+                self.kubernetes.refresh_interval,
+            ),
         ] {
             anyhow::ensure!(!d.is_zero(), "{key} must be longer than zero");
         }
@@ -101,6 +201,11 @@ impl Config {
         anyhow::ensure!(
             !self.include.is_empty(),
             "include is empty: nothing would be measured; give patterns such as \"/system.slice/*.service\" (\"/**\" measures every cgroup)"
+        );
+        let url = &self.kubernetes.api_url;
+        anyhow::ensure!(
+            url.is_empty() || url.starts_with("https://") || url.starts_with("http://"),
+            "kubernetes.api_url = {url:?} is not an http:// or https:// URL"
         );
         self.patterns()?;
         Ok(())

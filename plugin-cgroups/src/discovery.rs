@@ -21,6 +21,7 @@ use crate::hierarchy::{self, Hierarchy};
 use crate::metrics::Metrics;
 use crate::parse::parse_populated;
 use crate::pattern::{selected, PathPattern};
+use crate::pods::{PodLink, PodNames};
 use crate::resolve::resolve;
 use crate::source::CgroupSource;
 
@@ -42,6 +43,8 @@ pub(crate) struct Discovery {
     by_watch: HashMap<WatchDescriptor, String>,
     /// No file descriptor was left to open a cgroup's files: said once.
     out_of_files: AtomicBool,
+    /// The pods' names from Kubernetes, where enabled.
+    pod_names: Option<Arc<PodNames>>,
 }
 
 /// A measured cgroup.
@@ -94,7 +97,13 @@ impl Discovery {
             watch_warned: false,
             by_watch: HashMap::new(),
             out_of_files: AtomicBool::new(false),
+            pod_names: None,
         }
+    }
+
+    /// Names the pods' cgroups from `names` (filled by the Kubernetes task).
+    pub(crate) fn name_pods_with(&mut self, names: Arc<PodNames>) {
+        self.pod_names = Some(names);
     }
 
     /// Follows the tree with `inotify` from now on (watches are added while listing).
@@ -150,10 +159,16 @@ impl Discovery {
             return None;
         }
         let events = files.events.take();
-        let attrs = Attributes::new(resolve(path));
+        let path_attrs = Attributes::new(resolve(path));
+        let pod = (self.pod_names.as_ref()).and_then(|n| PodLink::new(n, path_attrs.clone()));
+        let attrs = pod.as_ref().map_or(path_attrs, |(_, now)| now.clone());
         let metrics = Arc::clone(&self.metrics);
         let flag = &self.out_of_files;
         let source = CgroupSource::open(path, files, metrics, attrs, from_zero, flag);
+        let source = match pod {
+            Some((link, _)) => source.with_pod(link),
+            None => source,
+        };
         Some((source, events))
     }
 

@@ -5,23 +5,30 @@
 //! [`hierarchy`]), lists the cgroups that `include` selects, and adds one source per
 //! cgroup; a task then follows the tree with inotify (and a periodic rescan), adding a
 //! source for each new cgroup and removing, after a last reading, the source of each
-//! removed one. [`resolve`] turns a path into attributes (pod, container, unit, job).
+//! removed one. [`resolve`] turns a path into attributes (pod, container, unit, job);
+//! where Kubernetes is asked ([`kube`]), a task fills a cache of the pods' names
+//! ([`pods`]) that the sources of pods read.
 
 mod config;
 mod cpu;
 mod discovery;
 mod follow;
 pub mod hierarchy;
+pub mod kube;
 mod metrics;
 pub mod parse;
 pub mod pattern;
+pub mod podlist;
+pub mod pods;
 pub mod resolve;
 mod source;
+
+use std::sync::Arc;
 
 use alumet::prelude::*;
 use tokio::sync::oneshot;
 
-pub use config::{Config, DEFAULT_INCLUDE};
+pub use config::{Config, KubeConfig, Switch, DEFAULT_INCLUDE};
 pub use discovery::source_name;
 
 /// The `cgroups` plugin.
@@ -75,6 +82,19 @@ impl Plugin for CgroupsPlugin {
         };
         if let Some(i) = &inotify {
             discovery.watch_with(i);
+        }
+        if c.kubernetes.is_on() {
+            let names = pods::PodNames::new();
+            discovery.name_pods_with(Arc::clone(&names));
+            let client = kube::Client::new(&c.kubernetes);
+            log::info!("cgroups: pods named from {}", client.url());
+            if client.url().ends_with("/api/v1/pods") {
+                log::warn!("cgroups: no node name (node_name, or the environment variable NODE_NAME): every pod of the cluster is listed, not only this node's");
+            }
+            let refresh = c.kubernetes.refresh_interval;
+            alumet.add_task("kubernetes", move |shutdown| {
+                kube::run(client, names, refresh, shutdown)
+            })?;
         }
         discovery.start(alumet)?;
         let (tx, rx) = oneshot::channel();

@@ -15,6 +15,7 @@ use crate::cpu::Split;
 use crate::hierarchy::{CgroupFiles, CpuFiles, IoFile};
 use crate::metrics::Metrics;
 use crate::parse::{self, UserSystem};
+use crate::pods::{rebase, PodLink};
 
 /// An open cgroup file.
 struct KFile {
@@ -99,6 +100,8 @@ pub(crate) struct CgroupSource {
     gone: bool,
     /// Polls until the costlier figures are read again (0: at this poll).
     details_in: u32,
+    /// A pod's cgroup: its names, once Kubernetes gives them.
+    pod: Option<PodLink>,
 }
 
 fn counters<const N: usize>(from_zero: bool) -> [CounterDiff; N] {
@@ -207,7 +210,31 @@ impl CgroupSource {
             attrs,
             gone: false,
             details_in: 0,
+            pod: None,
         }
+    }
+
+    /// The source of a pod's cgroup, which takes the pod's names from `link` once known.
+    pub(crate) fn with_pod(mut self, link: PodLink) -> Self {
+        self.pod = Some(link);
+        self
+    }
+
+    /// Puts `attrs` instead of the cgroup's attributes on every point from now on (the
+    /// sets with `kind` or `pressure` keep those).
+    fn relabel(&mut self, attrs: Attributes) {
+        let old = self.attrs.len();
+        let re = |set: &mut Attributes| *set = rebase(set, old, &attrs);
+        if let Some(cpu) = &mut self.cpu {
+            cpu.attrs.iter_mut().for_each(re);
+        }
+        if let Some((_, p)) = &mut self.io {
+            p.attrs.iter_mut().for_each(re);
+        }
+        for p in &mut self.pressure {
+            p.attrs.iter_mut().for_each(re);
+        }
+        self.attrs = attrs;
     }
 
     fn point<T: MeasurementType>(
@@ -421,6 +448,9 @@ impl Source for CgroupSource {
     fn poll(&mut self, acc: &mut MeasurementAccumulator, t: Timestamp) -> Result<(), ElementError> {
         if self.gone {
             return Ok(());
+        }
+        if let Some(attrs) = self.pod.as_mut().and_then(PodLink::changed) {
+            self.relabel(attrs);
         }
         match self.measure(acc, t) {
             Ok(()) => Ok(()),
