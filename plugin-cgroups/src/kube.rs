@@ -134,7 +134,11 @@ impl Client {
                 failure(format!("HTTP status {code}"), status_fix(code))
             }
             ureq::Error::Transport(t) => failure(
-                t.to_string(),
+                // Without the URL, which the warning shows once.
+                match t.message() {
+                    Some(m) => format!("{}: {m}", t.kind()),
+                    None => t.kind().to_string(),
+                },
                 "check api_url (or KUBERNETES_SERVICE_HOST) and, for a certificate error, ca_file",
             ),
         })?;
@@ -196,7 +200,11 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => return Ok(()),
             // While failing, only the backoff's deadline (a new pod's cgroup waits for it).
-            _ = names.wanted(), if failures == 0 => {}
+            _ = names.wanted(), if failures == 0 => {
+                if !names.has_missing() {
+                    continue; // a wake-up for what the last answer already had
+                }
+            }
             _ = deadline => {}
         }
         if let Some(at) = last.map(|l| l + MIN_GAP).filter(|at| *at > Instant::now()) {

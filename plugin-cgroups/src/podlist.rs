@@ -17,6 +17,9 @@ pub struct Pod {
     pub namespace: String,
     /// `spec.nodeName`.
     pub node: String,
+    /// A static pod's mirror: the uid of the static pod on its node (the annotation
+    /// `kubernetes.io/config.mirror`), which its cgroup path holds.
+    pub mirror_of: Option<String>,
     /// Container id (without the runtime's `containerd://`) → container name, over the
     /// init, ordinary and ephemeral containers that have started.
     pub containers: HashMap<String, String>,
@@ -42,6 +45,7 @@ struct Metadata {
     uid: String,
     name: String,
     namespace: String,
+    annotations: HashMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -66,13 +70,17 @@ struct ContainerStatus {
     container_id: String,
 }
 
+/// The annotation of a mirror pod that holds the static pod's uid.
+const MIRROR: &str = "kubernetes.io/config.mirror";
+
 /// The pods of a PodList, those without a uid left out. Unknown fields are ignored (a
 /// PodList has many); a document that is not JSON, or has no `items`, is an error.
 pub fn parse_pod_list(json: &[u8]) -> Result<Vec<Pod>, serde_json::Error> {
     let list: PodList = serde_json::from_slice(json)?;
     let pods = (list.items.into_iter())
         .filter(|i| !i.metadata.uid.is_empty())
-        .map(|i| {
+        .map(|mut i| {
+            let mirror_of = i.metadata.annotations.remove(MIRROR);
             let statuses = (i.status.init_container_statuses.into_iter())
                 .chain(i.status.container_statuses)
                 .chain(i.status.ephemeral_container_statuses);
@@ -84,6 +92,7 @@ pub fn parse_pod_list(json: &[u8]) -> Result<Vec<Pod>, serde_json::Error> {
                 name: i.metadata.name,
                 namespace: i.metadata.namespace,
                 node: i.spec.node_name,
+                mirror_of,
                 containers,
             }
         })

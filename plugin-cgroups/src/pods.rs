@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use alumet::prelude::{AttributeValue, Attributes};
 use tokio::sync::Notify;
@@ -23,8 +23,12 @@ pub type KubeAttributes = Vec<(&'static str, AttributeValue)>;
 #[derive(Default)]
 pub struct PodNames {
     generation: AtomicU64,
-    pods: RwLock<HashMap<String, Pod>>,
-    /// A source's pod (or container) is not in the cache: the task asks again.
+    pods: RwLock<HashMap<String, Arc<Pod>>>,
+    /// The pods (and containers) that sources wanted and the cache lacks, with the
+    /// generation then: an answer drops those it has, and those older than the last
+    /// answer (a pod that the API never listed, its cgroup already gone: no leak).
+    missing: Mutex<Vec<(String, Option<String>, u64)>>,
+    /// Something was added to `missing`: the task asks again.
     wanted: Notify,
 }
 
@@ -39,11 +43,30 @@ impl PodNames {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Replaces the list with `pods` (the whole of a new answer).
+    /// Replaces the list with `pods` (the whole of a new answer). A static pod is found
+    /// by its uid on the node too (its mirror pod's `kubernetes.io/config.mirror`).
     pub fn replace(&self, pods: Vec<Pod>) {
-        let map = pods.into_iter().map(|p| (p.uid.clone(), p)).collect();
+        let mut map = HashMap::new();
+        for pod in pods.into_iter().map(Arc::new) {
+            if let Some(mirror) = &pod.mirror_of {
+                map.insert(mirror.clone(), Arc::clone(&pod));
+            }
+            map.insert(pod.uid.clone(), pod);
+        }
+        let mut missing = self.missing.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation();
+        missing.retain(|(uid, c, g)| *g == generation && !knows(&map, uid, c.as_deref()));
         *self.pods.write().unwrap_or_else(|e| e.into_inner()) = map;
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether a pod or container that a source wanted is still missing.
+    pub fn has_missing(&self) -> bool {
+        !self
+            .missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// What the cache says of pod `uid` and (if given) its container `container`; `None`
@@ -66,11 +89,16 @@ impl PodNames {
     /// Says that pod `uid` (and its `container`) should be known: wakes the task when the
     /// cache lacks it. Called where sources are made, never on a poll.
     pub fn want(&self, uid: &str, container: Option<&str>) {
+        let mut missing = self.missing.lock().unwrap_or_else(|e| e.into_inner());
         let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
-        let known = pods
-            .get(uid)
-            .is_some_and(|p| container.is_none_or(|c| p.containers.contains_key(c)));
-        if !known {
+        let listed =
+            |(u, c, _): &(String, Option<String>, u64)| u == uid && c.as_deref() == container;
+        if !knows(&pods, uid, container) && !missing.iter().any(listed) {
+            missing.push((
+                uid.to_owned(),
+                container.map(str::to_owned),
+                self.generation(),
+            ));
             self.wanted.notify_one();
         }
     }
@@ -80,6 +108,10 @@ impl PodNames {
     pub async fn wanted(&self) {
         self.wanted.notified().await
     }
+}
+
+fn knows(pods: &HashMap<String, Arc<Pod>>, uid: &str, container: Option<&str>) -> bool {
+    (pods.get(uid)).is_some_and(|p| container.is_none_or(|c| p.containers.contains_key(c)))
 }
 
 /// A source's tie to its pod in the cache.

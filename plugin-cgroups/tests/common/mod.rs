@@ -2,6 +2,7 @@
 //! one line each.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod https;
 pub mod real;
 
 use std::path::{Path, PathBuf};
