@@ -74,7 +74,8 @@ fn every_manifest_parses_and_every_check_passes() {
 /// Ways to break the manifests, each caught by one check: in `.0`, `.1` becomes `.2`;
 /// the check `.3` must then fail saying `.4`.
 #[rustfmt::skip]
-const BREAKAGES: [(&str, &str, &str, Check, &str); 16] = [
+const BREAKAGES: [(&str, &str, &str, Check, &str); 17] = [
+    ("daemonset.yaml", "- name: NODE_NAME", "- name: NODENAME", checks::references, "uses ${NODE_NAME}"),
     ("daemonset.yaml", "- name: host-cgroup\n          hostPath", "- name: cgroup\n          hostPath", checks::references, "names no volume"),
     ("daemonset.yaml", "name: alumet-agent-config", "name: other-config", checks::references, "mounts ConfigMap"),
     ("rbac.yaml", "    name: alumet-agent\n    namespace", "    name: default\n    namespace", checks::references, "does not name ServiceAccount"),
@@ -123,6 +124,12 @@ fn agent_on(m: &Manifests, dir: &Path, port: u16) -> std::process::Command {
     std::fs::create_dir_all(dir.join("sys")).unwrap();
     let mut cmd = agent(dir);
     cmd.args(container_args(m, &config));
+    // The container's environment: values as written, the downward API's (valueFrom) with
+    // a stand-in.
+    for e in list(&m.agent()["env"]) {
+        let value = e["value"].as_str().unwrap_or("k8s-manifests-test-node");
+        cmd.env(text(&e["name"]), value);
+    }
     for (key, value) in [
         ("proc_root", "/proc".to_owned()),
         ("sys_root", dir.join("sys").display().to_string()),

@@ -90,6 +90,20 @@ impl Manifests {
     }
 }
 
+/// The names of the `${VAR}` of a config text.
+pub fn config_variables(config: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = config;
+    while let Some((_, after)) = rest.split_once("${") {
+        let Some((name, tail)) = after.split_once('}') else {
+            break;
+        };
+        out.push(name.to_owned());
+        rest = tail;
+    }
+    out
+}
+
 /// The items of a YAML sequence (none when absent).
 pub fn list(y: &Yaml) -> &[Yaml] {
     y.as_vec().map_or(&[], |v| v.as_slice())
@@ -128,6 +142,15 @@ pub fn references(m: &Manifests) -> Result<(), String> {
     ensure(used, || {
         format!("no volume of the pod mounts ConfigMap {config_map}")
     })?;
+    let env: BTreeSet<&str> = list(&m.agent()["env"])
+        .iter()
+        .map(|e| text(&e["name"]))
+        .collect();
+    for var in config_variables(&m.config_text()) {
+        ensure(env.contains(var.as_str()), || {
+            format!("the config uses ${{{var}}}, which the agent's env does not set ({env:?})")
+        })?;
+    }
     let account = text(&m.one("ServiceAccount")["metadata"]["name"]);
     let pod_account = text(&m.pod()["serviceAccountName"]);
     ensure(pod_account == account, || {
