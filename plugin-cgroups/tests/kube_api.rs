@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alumet::measurement::MeasurementPoint;
+use alumet::metrics::MetricRegistry;
 use alumet::test_util::{logs, TempDir, TestRun};
 use common::https::Server;
 use common::{fixture, lines_of, start_on_copy};
@@ -48,6 +50,20 @@ fn warnings_with(url: &str) -> Vec<String> {
         .collect()
 }
 
+/// Polls once and stops; the one warning that names `url` (failing on none or more),
+/// the metrics and the points.
+fn stop_with_one_warning(
+    run: TestRun,
+    url: &str,
+) -> (String, MetricRegistry, Vec<MeasurementPoint>) {
+    assert_eq!(run.trigger("cgroups/*"), 2);
+    let metrics = run.metrics().clone();
+    let (_report, points) = run.shutdown();
+    let mut warnings = warnings_with(url);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    (warnings.remove(0), metrics, points)
+}
+
 /// Polls every source until a point of `consumer` has the attribute `key` (up to a minute).
 fn poll_until_named(run: &TestRun, consumer: &str, key: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -75,14 +91,25 @@ fn last_memory_attrs(lines: &[String]) -> String {
     with.last().map(|l| l.to_string()).unwrap_or_default()
 }
 
+/// The plugin on a copy of the v2 tree, asking `server` with `token` in its token file:
+/// the directory of the token and CA files, the tree, the run, and the server's URL.
+fn start_asking(
+    server: &Server,
+    token: &str,
+    refresh: &str,
+) -> (TempDir, TempDir, TestRun, String) {
+    let dir = TempDir::new("cgroups-kube");
+    server.write_ca(&dir.path().join("ca.crt"));
+    std::fs::write(dir.path().join("token"), token).unwrap();
+    let url = format!("https://127.0.0.1:{}", server.port);
+    let (tree, run) = start_on_copy("v2", &kube_config(&url, dir.path(), refresh));
+    (dir, tree, run, url)
+}
+
 #[test]
 fn pods_are_named_over_tls_with_the_token() {
     let server = Server::start(&pod_list());
-    let dir = TempDir::new("cgroups-kube-tls");
-    server.write_ca(&dir.path().join("ca.crt"));
-    std::fs::write(dir.path().join("token"), "secret-token-1\n").unwrap();
-    let url = format!("https://127.0.0.1:{}", server.port);
-    let (_tree, run) = start_on_copy("v2", &kube_config(&url, dir.path(), "1h"));
+    let (_dir, _tree, run, _) = start_asking(&server, "secret-token-1\n", "1h");
 
     assert!(
         poll_until_named(&run, &container(), "container_name"),
@@ -135,22 +162,13 @@ fn a_refusal_is_said_once_and_points_keep_the_uid() {
     logs::capture();
     let server = Server::start(b"{\"kind\":\"Status\",\"code\":403}");
     server.answer(403, b"{\"kind\":\"Status\",\"code\":403}");
-    let dir = TempDir::new("cgroups-kube-403");
-    server.write_ca(&dir.path().join("ca.crt"));
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    let url = format!("https://127.0.0.1:{}", server.port);
-    let (_tree, run) = start_on_copy("v2", &kube_config(&url, dir.path(), "1s"));
+    let (_dir, _tree, run, url) = start_asking(&server, "t", "1s");
     // Retried (backoff capped at refresh_interval), quietly.
     assert!(server.wait_requests(3).len() >= 3, "not retried");
-    assert_eq!(run.trigger("cgroups/*"), 2);
-    let metrics = run.metrics().clone();
-    let (_report, points) = run.shutdown();
-
-    let warnings = warnings_with(&url);
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    assert!(warnings[0].starts_with("WARN"), "{}", warnings[0]);
-    assert!(warnings[0].contains("HTTP status 403"), "{}", warnings[0]);
-    assert!(warnings[0].contains("rbac.yaml"), "{}", warnings[0]);
+    let (warning, metrics, points) = stop_with_one_warning(run, &url);
+    assert!(warning.starts_with("WARN"), "{}", warning);
+    assert!(warning.contains("HTTP status 403"), "{}", warning);
+    assert!(warning.contains("rbac.yaml"), "{}", warning);
     let pod = lines_of(&points, &metrics, POD);
     assert!(
         pod.contains(&format!(
@@ -185,13 +203,8 @@ fn an_unreachable_server_is_said_once_and_points_keep_the_uid() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(tries.load(Ordering::SeqCst) >= 2, "not retried");
-    assert_eq!(run.trigger("cgroups/*"), 2);
-    let metrics = run.metrics().clone();
-    let (_report, points) = run.shutdown();
-
-    let warnings = warnings_with(&url);
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    assert!(warnings[0].contains("check api_url"), "{}", warnings[0]);
+    let (warning, metrics, points) = stop_with_one_warning(run, &url);
+    assert!(warning.contains("check api_url"), "{}", warning);
     let c = lines_of(&points, &metrics, &container());
     let uid_only = format!(
         "memory_usage [uid={UID},qos=burstable,container=4f7d1e2a9b,runtime=containerd] = 31457280"
@@ -203,11 +216,7 @@ fn an_unreachable_server_is_said_once_and_points_keep_the_uid() {
 #[test]
 fn a_rotated_token_is_read_again_for_a_new_pod() {
     let server = Server::start(&pod_list());
-    let dir = TempDir::new("cgroups-kube-rotate");
-    server.write_ca(&dir.path().join("ca.crt"));
-    std::fs::write(dir.path().join("token"), "first-token").unwrap();
-    let url = format!("https://127.0.0.1:{}", server.port);
-    let (tree, run) = start_on_copy("v2", &kube_config(&url, dir.path(), "1h"));
+    let (dir, tree, run, _) = start_asking(&server, "first-token", "1h");
     assert!(poll_until_named(&run, POD, "name"));
 
     // The kubelet rotates the token; a new pod starts, which the next list has.
