@@ -139,7 +139,7 @@ impl Discovery {
             Ok(wd) => return Some(wd),
             Err(e) => e,
         };
-        if !self.watch_warned && !crate::source::is_gone(&e) {
+        if !self.watch_warned && !crate::kfile::is_gone(&e) {
             self.watch_warned = true;
             log::warn!(
                 "cgroups: cannot watch {}: {e}; changes there are found by the listing every {:?} instead (raise the sysctl fs.inotify.max_user_watches); this warning is not repeated",

@@ -181,67 +181,113 @@ fn tls_config(ca: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
 
 /// The task: fills `names` until shutdown (see the module's doc).
 pub async fn run(
-    mut client: Client,
+    client: Client,
     names: Arc<PodNames>,
     refresh: Duration,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let mut last: Option<Instant> = None;
-    // The next request in any case: none before a pod's cgroup is found.
-    let mut next: Option<Instant> = None;
-    let mut failures: u32 = 0;
-    loop {
-        let deadline = async {
-            match next {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = shutdown.wait() => return Ok(()),
-            // While failing, only the backoff's deadline (a new pod's cgroup waits for it).
-            _ = names.wanted(), if failures == 0 => {
-                if !names.has_missing() {
-                    continue; // a wake-up for what the last answer already had
+    let mut r = Refresher {
+        client: Some(client),
+        names,
+        refresh,
+        last: None,
+        next: None,
+        failures: 0,
+    };
+    while r.wait(&mut shutdown).await {
+        let mut client = r
+            .client
+            .take()
+            .expect("the client is back after each request");
+        let (client, result) = tokio::task::spawn_blocking(move || {
+            let result = client.fetch();
+            (client, result)
+        })
+        .await?;
+        r.client = Some(client);
+        r.record(result);
+    }
+    Ok(())
+}
+
+/// The state of the task between requests.
+struct Refresher {
+    /// `None` while a request is made on a blocking thread.
+    client: Option<Client>,
+    names: Arc<PodNames>,
+    refresh: Duration,
+    /// When the last request was made.
+    last: Option<Instant>,
+    /// The next request in any case: none before a pod's cgroup is found.
+    next: Option<Instant>,
+    /// Requests failed in a row.
+    failures: u32,
+}
+
+impl Refresher {
+    /// Waits until the next request is due (a missing pod, the refresh or the backoff,
+    /// and at least [`MIN_GAP`] after the last one); `false` at shutdown.
+    async fn wait(&mut self, shutdown: &mut Shutdown) -> bool {
+        loop {
+            let next = self.next;
+            let deadline = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-            }
-            _ = deadline => {}
-        }
-        if let Some(at) = last.map(|l| l + MIN_GAP).filter(|at| *at > Instant::now()) {
+            };
             tokio::select! {
-                _ = shutdown.wait() => return Ok(()),
+                _ = shutdown.wait() => return false,
+                // While failing, only the backoff's deadline (a new pod's cgroup waits for it).
+                _ = self.names.wanted(), if self.failures == 0 => {
+                    if !self.names.has_missing() {
+                        continue; // a wake-up for what the last answer already had
+                    }
+                }
+                _ = deadline => {}
+            }
+            break;
+        }
+        if let Some(at) = self
+            .last
+            .map(|l| l + MIN_GAP)
+            .filter(|at| *at > Instant::now())
+        {
+            tokio::select! {
+                _ = shutdown.wait() => return false,
                 _ = tokio::time::sleep_until(at) => {}
             }
         }
-        last = Some(Instant::now());
-        let (c, result) = tokio::task::spawn_blocking(move || {
-            let r = client.fetch();
-            (client, r)
-        })
-        .await?;
-        client = c;
+        self.last = Some(Instant::now());
+        true
+    }
+
+    /// Keeps the pods of an answer, or says why there are none (once in a row of failures)
+    /// and backs off.
+    fn record(&mut self, result: Result<Vec<Pod>, Failure>) {
+        let url = self.client.as_ref().map_or("", Client::url);
         match result {
             Ok(pods) => {
-                if failures > 0 {
-                    log::info!("cgroups: {} answers again", client.url());
+                if self.failures > 0 {
+                    log::info!("cgroups: {url} answers again");
                 }
-                log::debug!("cgroups: {} pods from {}", pods.len(), client.url());
-                names.replace(pods);
-                failures = 0;
-                next = Some(Instant::now() + refresh);
+                log::debug!("cgroups: {} pods from {url}", pods.len());
+                self.names.replace(pods);
+                self.failures = 0;
+                self.next = Some(Instant::now() + self.refresh);
             }
             Err(f) => {
-                if failures == 0 {
+                if self.failures == 0 {
                     log::warn!(
-                        "cgroups: cannot list the pods at {}: {}; the points of pods carry their uid only until it answers ({}); retrying quietly",
-                        client.url(), f.reason, f.fix
+                        "cgroups: cannot list the pods at {url}: {}; the points of pods carry their uid only until it answers ({}); retrying quietly",
+                        f.reason, f.fix
                     );
                 } else {
-                    log::debug!("cgroups: {} still fails: {}", client.url(), f.reason);
+                    log::debug!("cgroups: {url} still fails: {}", f.reason);
                 }
-                failures = failures.saturating_add(1);
-                let backoff = MIN_GAP.saturating_mul(1 << failures.min(16));
-                next = Some(Instant::now() + backoff.min(refresh));
+                self.failures = self.failures.saturating_add(1);
+                let backoff = MIN_GAP.saturating_mul(1 << self.failures.min(16));
+                self.next = Some(Instant::now() + backoff.min(self.refresh));
             }
         }
     }

@@ -14,6 +14,7 @@ mod cpu;
 mod discovery;
 mod follow;
 pub mod hierarchy;
+mod kfile;
 pub mod kube;
 mod metrics;
 pub mod parse;

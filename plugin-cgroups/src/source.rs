@@ -1,9 +1,7 @@
-//! The source of one cgroup: its files, opened once and re-read from offset 0 with `pread`
-//! into one buffer the source keeps (no allocation per poll once it is warm).
+//! The source of one cgroup: its files ([`KFile`]), opened once and re-read into one
+//! buffer the source keeps (no allocation per poll once it is warm).
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,49 +11,10 @@ use alumet::prelude::*;
 
 use crate::cpu::Split;
 use crate::hierarchy::{CgroupFiles, CpuFiles, IoFile};
+use crate::kfile::{is_gone, read_with, KFile};
 use crate::metrics::Metrics;
 use crate::parse::{self, UserSystem};
 use crate::pods::{rebase, PodLink};
-
-/// An open cgroup file.
-struct KFile {
-    file: File,
-    path: PathBuf,
-}
-
-impl KFile {
-    fn open(path: PathBuf) -> io::Result<Self> {
-        Ok(KFile {
-            file: File::open(&path)?,
-            path,
-        })
-    }
-
-    /// The whole file, read from offset 0 into `buf` (which only grows).
-    fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
-        if buf.is_empty() {
-            buf.resize(4096, 0);
-        }
-        let mut filled = 0;
-        loop {
-            if filled == buf.len() {
-                buf.resize(buf.len() * 2, 0);
-            }
-            match self.file.read_at(&mut buf[filled..], filled as u64) {
-                Ok(0) => return Ok(&buf[..filled]),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Whether a read error means that the cgroup was removed (kernfs answers ENODEV on the
-/// files of a removed cgroup that stay open).
-pub(crate) fn is_gone(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
-}
 
 enum CpuReader {
     V1 { usage: KFile, stat: Option<KFile> },
@@ -411,20 +370,6 @@ fn parse_v1_memory_stat(text: &[u8]) -> Option<parse::MemoryStat> {
 
 fn parse_v2_memory_stat(text: &[u8]) -> Option<parse::MemoryStat> {
     parse::parse_memory_stat(text, false)
-}
-
-/// Reads `f` and parses it; an error names the file.
-fn read_with<T>(f: &KFile, buf: &mut Vec<u8>, parse: fn(&[u8]) -> Option<T>) -> anyhow::Result<T> {
-    let text = f
-        .read(buf)
-        .map_err(|e| anyhow::Error::new(e).context(format!("reading {}", f.path.display())))?;
-    parse(text).ok_or_else(|| {
-        let shown = String::from_utf8_lossy(&text[..text.len().min(120)]).into_owned();
-        anyhow::anyhow!(
-            "cannot parse {}: {shown:?} is not what this kernel file holds",
-            f.path.display()
-        )
-    })
 }
 
 fn push_pair(
