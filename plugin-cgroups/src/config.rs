@@ -232,3 +232,54 @@ impl Config {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kube(toml_text: &str) -> Result<KubeConfig, toml::de::Error> {
+        toml::from_str(toml_text)
+    }
+
+    #[test]
+    fn enabled_is_true_false_or_auto() {
+        assert_eq!(kube("enabled = true").unwrap().enabled, Switch::On);
+        assert_eq!(kube("enabled = false").unwrap().enabled, Switch::Off);
+        assert_eq!(kube("enabled = \"auto\"").unwrap().enabled, Switch::Auto);
+        assert_eq!(kube("").unwrap().enabled, Switch::Auto);
+        let e = kube("enabled = \"yes\"").unwrap_err().to_string();
+        assert!(e.contains("true, false or \"auto\""), "{e}");
+        assert!(kube("enable = true").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn auto_is_on_where_the_token_file_exists() {
+        let dir = std::env::temp_dir().join(format!("cgroups-switch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        let _ = std::fs::remove_file(&token);
+        let mut c = KubeConfig {
+            token_file: token.clone(),
+            ..KubeConfig::default()
+        };
+        assert!(!c.is_on(), "no token file: off");
+        std::fs::write(&token, "t").unwrap();
+        assert!(c.is_on(), "a token file: on");
+        c.enabled = Switch::Off;
+        assert!(!c.is_on());
+        c.enabled = Switch::On;
+        c.token_file = dir.join("absent");
+        assert!(c.is_on(), "true is on without a token file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_api_url_must_be_http() {
+        let mut c = Config::default();
+        c.kubernetes.api_url = "kubernetes.default.svc".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("kubernetes.api_url"), "{e}");
+        c.kubernetes.api_url = "https://10.0.0.1:6443".into();
+        c.validate().unwrap();
+    }
+}

@@ -98,10 +98,20 @@ fn start_asking(
     token: &str,
     refresh: &str,
 ) -> (TempDir, TempDir, TestRun, String) {
+    start_asking_at(server, "", token, refresh)
+}
+
+/// [`start_asking`], with `path` after the server's address in `api_url`.
+fn start_asking_at(
+    server: &Server,
+    path: &str,
+    token: &str,
+    refresh: &str,
+) -> (TempDir, TempDir, TestRun, String) {
     let dir = TempDir::new("cgroups-kube");
     server.write_ca(&dir.path().join("ca.crt"));
     std::fs::write(dir.path().join("token"), token).unwrap();
-    let url = format!("https://127.0.0.1:{}", server.port);
+    let url = format!("https://127.0.0.1:{}{path}", server.port);
     let (tree, run) = start_on_copy("v2", &kube_config(&url, dir.path(), refresh));
     (dir, tree, run, url)
 }
@@ -154,6 +164,21 @@ fn pods_are_named_over_tls_with_the_token() {
     assert!(
         c.iter().any(|l| l.starts_with(&pressure)),
         "no {pressure} in {c:#?}"
+    );
+}
+
+#[test]
+fn a_kubelets_pods_url_is_asked_as_it_is() {
+    let server = Server::start(&pod_list());
+    let (_dir, _tree, run, _) = start_asking_at(&server, "/pods", "kubelet-token", "1h");
+    assert!(poll_until_named(&run, &container(), "container_name"));
+    run.shutdown();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].path, "/pods");
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some("Bearer kubelet-token")
     );
 }
 
