@@ -41,10 +41,20 @@ pub(crate) struct Discovery {
     watch_warned: bool,
     /// The watch of a `cgroup.events` → the cgroup's path.
     by_watch: HashMap<WatchDescriptor, String>,
+    /// The watch of a directory (in any hierarchy) → its cgroup's path.
+    dirs: HashMap<WatchDescriptor, String>,
     /// No file descriptor was left to open a cgroup's files: said once.
     out_of_files: AtomicBool,
     /// The pods' names from Kubernetes, where enabled.
     pod_names: Option<Arc<PodNames>>,
+}
+
+/// What changed in the tree since the last update.
+pub(crate) enum TreeChanges {
+    /// Unknown (the periodic listing, events lost): list the whole tree.
+    All,
+    /// Directories created, removed or renamed at these paths (none: nothing to list).
+    Paths(Vec<String>),
 }
 
 /// A measured cgroup.
@@ -96,6 +106,7 @@ impl Discovery {
             watches: None,
             watch_warned: false,
             by_watch: HashMap::new(),
+            dirs: HashMap::new(),
             out_of_files: AtomicBool::new(false),
             pod_names: None,
         }
@@ -114,14 +125,30 @@ impl Discovery {
     /// The selected cgroups now, over every hierarchy; watches every directory listed
     /// whose children are within `max_depth`.
     fn scan(&mut self) -> BTreeSet<String> {
+        let root = self
+            .hierarchies
+            .first()
+            .map(|h| h.dir.display().to_string());
+        log::debug!(
+            "cgroups: listing every cgroup under {}",
+            root.unwrap_or_default()
+        );
+        self.scan_from("")
+    }
+
+    /// The selected cgroups at `start` and below (a path from the hierarchies' root, `""`
+    /// for all), over every hierarchy; watches the directories listed, as [`Self::scan`].
+    fn scan_from(&mut self, start: &str) -> BTreeSet<String> {
         let mut found = BTreeSet::new();
         let hierarchies = std::mem::take(&mut self.hierarchies);
         for h in &hierarchies {
-            hierarchy::walk(h, self.max_depth, &mut |path: &str, dir: &Path| {
+            hierarchy::walk_from(h, start, self.max_depth, &mut |path: &str, dir: &Path| {
                 let depth = path.split('/').filter(|s| !s.is_empty()).count();
                 if depth < self.max_depth {
                     let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVE;
-                    self.watch(dir, mask | WatchMask::ONLYDIR);
+                    if let Some(wd) = self.watch(dir, mask | WatchMask::ONLYDIR) {
+                        self.dirs.insert(wd, path.to_owned());
+                    }
                 }
                 if selected(path, &self.include, &self.exclude) {
                     found.insert(path.to_owned());
@@ -130,6 +157,18 @@ impl Discovery {
         }
         self.hierarchies = hierarchies;
         found
+    }
+
+    /// A watch the kernel dropped (its directory or file was removed).
+    pub(crate) fn forget(&mut self, wd: &WatchDescriptor) {
+        self.dirs.remove(wd);
+        self.by_watch.remove(wd);
+    }
+
+    /// The path of the cgroup `name` in the directory watched by `wd`.
+    pub(crate) fn child_of(&self, wd: &WatchDescriptor, name: &str) -> Option<String> {
+        let parent = self.dirs.get(wd)?;
+        Some(format!("{}/{name}", parent.trim_end_matches('/')))
     }
 
     /// Watches `path` (a directory, or a `cgroup.events`); a failure other than a path
@@ -195,15 +234,15 @@ impl Discovery {
 
     /// Gives a reading to each cgroup whose `cgroup.events` changed (`changed`: their
     /// watches) and says that no process is left in it: its counters are final, and it may
-    /// be removed before the next poll. Then, with `rescan`, lists the tree again: removes
-    /// the sources of the cgroups that are gone (after a last reading, if their files
-    /// still answer) and adds one for each new cgroup, measured from its creation (a first
-    /// reading now).
+    /// be removed before the next poll. Then lists again what `tree` says changed (the
+    /// whole tree, or the subtrees at some paths): removes the sources of the cgroups that
+    /// are gone (after a last reading, if their files still answer) and adds one for each
+    /// new cgroup, measured from its creation (a first reading now).
     pub(crate) fn update(
         &mut self,
         control: &PluginControl,
         changed: &[WatchDescriptor],
-        rescan: bool,
+        tree: &TreeChanges,
     ) {
         for wd in changed {
             let Some(m) = self.by_watch.get(wd).and_then(|p| self.measured.get(p)) else {
@@ -216,17 +255,41 @@ impl Discovery {
                 let _ = control.poll_now(m.id);
             }
         }
-        if rescan {
-            self.rescan(control);
+        match tree {
+            TreeChanges::All => {
+                let now = self.scan();
+                let gone: Vec<String> = (self.measured.keys())
+                    .filter(|p| !now.contains(*p))
+                    .cloned()
+                    .collect();
+                self.remove(control, gone);
+                self.add(control, now);
+            }
+            TreeChanges::Paths(paths) => {
+                for path in paths {
+                    self.update_path(control, path);
+                }
+            }
         }
     }
 
-    fn rescan(&mut self, control: &PluginControl) {
-        let now = self.scan();
+    /// A directory appeared or vanished at `path` in some hierarchy: lists that subtree
+    /// only (in every hierarchy), adds the cgroups found there, and removes those measured
+    /// there that no hierarchy has any more.
+    fn update_path(&mut self, control: &PluginControl, path: &str) {
+        let now = self.scan_from(path);
+        let under = |p: &str| p == path || p.strip_prefix(path).is_some_and(|r| r.starts_with('/'));
         let gone: Vec<String> = (self.measured.keys())
-            .filter(|p| !now.contains(*p))
+            .filter(|p| under(p) && !now.contains(*p))
             .cloned()
             .collect();
+        self.remove(control, gone);
+        self.add(control, now);
+    }
+
+    /// Removes the sources of the cgroups at `gone` (after a last reading, if their files
+    /// still answer).
+    fn remove(&mut self, control: &PluginControl, gone: Vec<String>) {
         for path in gone {
             let Some(Measured { id, events }) = self.measured.remove(&path) else {
                 continue;
@@ -241,7 +304,12 @@ impl Discovery {
             }
             log::debug!("cgroups: {path} is gone");
         }
-        for path in now {
+    }
+
+    /// Adds a source for each cgroup of `found` not measured yet, measured from its
+    /// creation.
+    fn add(&mut self, control: &PluginControl, found: BTreeSet<String>) {
+        for path in found {
             if self.measured.contains_key(&path) {
                 continue;
             }

@@ -1,6 +1,8 @@
 //! The task that follows the tree while the agent runs: it waits for inotify events or the
 //! rescan timer, then lets [`Discovery::update`] add and remove sources (on a blocking
-//! thread: the control calls wait for the source groups).
+//! thread: the control calls wait for the source groups). An event lists again only the
+//! directory it names (a pod's creation costs its own cgroups, not the whole tree); the
+//! timer, and lost events, list the whole tree.
 
 use std::io;
 
@@ -10,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::oneshot;
 
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, TreeChanges};
 
 /// Runs until shutdown. `control` arrives from `post_start`; `inotify` is `None` where the
 /// kernel refused one (the rescan timer alone then finds changes).
@@ -44,11 +46,11 @@ pub(crate) async fn run(
     // must not put the listing off for ever.
     let mut next_listing = tokio::time::Instant::now() + period;
     loop {
-        let mut changed = Vec::new();
-        let rescan = tokio::select! {
+        let mut seen = Seen::default();
+        let listing = tokio::select! {
             _ = shutdown.wait() => return Ok(()),
-            r = next_events(events.as_mut(), &mut buf, &mut changed) => match r {
-                Ok(structural) => structural,
+            r = next_events(events.as_mut(), &mut buf, &mut seen) => match r {
+                Ok(()) => seen.overflow,
                 Err(e) => {
                     log::warn!("cgroups: reading inotify events: {e}; changes are found by the rescan every {period:?} from now on");
                     events = None;
@@ -57,37 +59,65 @@ pub(crate) async fn run(
             },
             _ = tokio::time::sleep_until(next_listing) => true,
         };
-        if rescan {
+        let tree = if listing {
             next_listing = tokio::time::Instant::now() + period;
+            TreeChanges::All
+        } else {
+            // Only the directories that changed are listed again, not the whole tree.
+            let paths = seen
+                .tree
+                .iter()
+                .filter_map(|(wd, name)| discovery.child_of(wd, name));
+            TreeChanges::Paths(paths.collect())
+        };
+        for wd in &seen.ignored {
+            discovery.forget(wd);
         }
         let c = control.clone();
         discovery = tokio::task::spawn_blocking(move || {
-            discovery.update(&c, &changed, rescan);
+            discovery.update(&c, &seen.changed, &tree);
             discovery
         })
         .await?;
     }
 }
 
-/// Waits for at least one event and reads every event queued; returns whether any is a
-/// change of the tree (a directory created, removed or renamed, or lost events), and puts
-/// in `changed` the watches of the files that changed (`cgroup.events`). Never returns
+/// The events read in one turn.
+#[derive(Default)]
+struct Seen {
+    /// Files that changed (`cgroup.events`).
+    changed: Vec<WatchDescriptor>,
+    /// Directories created, removed or renamed: their parent's watch and their name.
+    tree: Vec<(WatchDescriptor, String)>,
+    /// Watches the kernel dropped (their directory was removed).
+    ignored: Vec<WatchDescriptor>,
+    /// Events were lost: only a whole listing tells what changed.
+    overflow: bool,
+}
+
+/// Waits for at least one event and reads every event queued into `seen`. Never returns
 /// without `fd`.
 async fn next_events(
     fd: Option<&mut AsyncFd<Inotify>>,
     buf: &mut [u8],
-    changed: &mut Vec<WatchDescriptor>,
-) -> io::Result<bool> {
+    seen: &mut Seen,
+) -> io::Result<()> {
     let Some(fd) = fd else {
         return std::future::pending().await;
     };
-    let mut structural = false;
     let mut sort = |events: inotify::Events<'_>| {
         for e in events {
-            if e.mask.contains(EventMask::MODIFY) {
-                changed.push(e.wd);
+            if e.mask.contains(EventMask::Q_OVERFLOW) {
+                seen.overflow = true;
+            } else if e.mask.contains(EventMask::IGNORED) {
+                seen.ignored.push(e.wd);
+            } else if e.mask.contains(EventMask::MODIFY) {
+                seen.changed.push(e.wd);
             } else if e.mask.intersects(TREE) {
-                structural = true;
+                // A name that is not UTF-8 is skipped, as by the listing.
+                if let Some(name) = e.name.and_then(|n| n.to_str()) {
+                    seen.tree.push((e.wd, name.to_owned()));
+                }
             }
         }
     };
@@ -107,12 +137,11 @@ async fn next_events(
             Err(e) => return Err(e),
         }
     }
-    Ok(structural)
+    Ok(())
 }
 
 /// The events that change the tree.
 const TREE: EventMask = EventMask::CREATE
     .union(EventMask::DELETE)
     .union(EventMask::MOVED_FROM)
-    .union(EventMask::MOVED_TO)
-    .union(EventMask::Q_OVERFLOW);
+    .union(EventMask::MOVED_TO);

@@ -90,7 +90,27 @@ const V1_FILES: [&str; 3] = [
 /// from its root (`/system.slice/nginx.service`), passed to `found` with their directory.
 /// A directory that vanishes while it is listed is skipped; names that are not UTF-8 too.
 pub fn walk(hierarchy: &Hierarchy, max_depth: usize, found: &mut dyn FnMut(&str, &Path)) {
-    let mut stack = vec![(String::new(), hierarchy.dir.clone(), 0usize)];
+    walk_from(hierarchy, "", max_depth, found);
+}
+
+/// As [`walk`], from the cgroup at `start` (a path from the hierarchy's root, `""` for the
+/// root itself) and below: nothing when it is not a directory of this hierarchy.
+pub fn walk_from(
+    hierarchy: &Hierarchy,
+    start: &str,
+    max_depth: usize,
+    found: &mut dyn FnMut(&str, &Path),
+) {
+    let start = start.trim_end_matches('/');
+    let dir = hierarchy.dir.join(start.trim_start_matches('/'));
+    if !dir.is_dir() {
+        return;
+    }
+    let depth = start.split('/').filter(|s| !s.is_empty()).count();
+    if depth > max_depth {
+        return;
+    }
+    let mut stack = vec![(start.to_owned(), dir, depth)];
     while let Some((path, dir, depth)) = stack.pop() {
         let shown = if path.is_empty() { "/" } else { &path };
         found(shown, &dir);
