@@ -7,7 +7,7 @@
 mod common;
 
 use alumet::test_util::TempDir;
-use common::{consumers, lines_of, start_on_copy, wait_source};
+use common::{consumers, lines_of, move_in_cgroup, start_on_copy, wait_source};
 
 #[test]
 fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
@@ -17,15 +17,12 @@ fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
     assert!(wait_source(&control, "/system.slice/nginx.service", true));
 
     // A new service, with its counters at what it used since its creation.
-    let new = staging.path().join("redis.service");
-    std::fs::create_dir(&new).unwrap();
-    std::fs::write(
-        new.join("cpu.stat"),
+    move_in_cgroup(
+        tree.path(),
+        staging.path(),
+        "system.slice/redis.service",
         "usage_usec 30000\nuser_usec 20000\nsystem_usec 10000\n",
-    )
-    .unwrap();
-    std::fs::write(new.join("memory.current"), "4096\n").unwrap();
-    std::fs::rename(&new, tree.path().join("system.slice/redis.service")).unwrap();
+    );
     assert!(
         wait_source(&control, "/system.slice/redis.service", true),
         "no source for the new cgroup"

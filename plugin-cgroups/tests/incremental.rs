@@ -7,7 +7,7 @@ mod common;
 
 use alumet::test_util::logs;
 use alumet::test_util::TempDir;
-use common::{start_on_copy, wait_source};
+use common::{move_in_cgroup, start_on_copy, wait_source};
 
 #[test]
 fn a_cgroup_created_or_removed_lists_its_directory_not_the_whole_tree() {
@@ -22,20 +22,11 @@ fn a_cgroup_created_or_removed_lists_its_directory_not_the_whole_tree() {
 
     // A new service, then a new pod slice with a container in it (moved into place).
     let staging = TempDir::new("cgroups-incremental-staging");
-    let add = |rel: &str, name: &str| {
-        let new = staging.path().join(name);
-        std::fs::create_dir_all(&new).unwrap();
-        std::fs::write(
-            new.join("cpu.stat"),
-            "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n",
-        )
-        .unwrap();
-        std::fs::write(new.join("memory.current"), "4096\n").unwrap();
-        std::fs::rename(&new, tree.path().join(rel)).unwrap();
-    };
-    add("system.slice/redis.service", "redis.service");
+    let cpu = "usage_usec 1000\nuser_usec 600\nsystem_usec 400\n";
+    let add = |rel: &str| move_in_cgroup(tree.path(), staging.path(), rel, cpu);
+    add("system.slice/redis.service");
     assert!(wait_source(&control, "/system.slice/redis.service", true));
-    add("system.slice/postgres.service", "postgres.service");
+    add("system.slice/postgres.service");
     assert!(wait_source(
         &control,
         "/system.slice/postgres.service",

@@ -106,3 +106,15 @@ pub fn start_on_copy(case: &str, extra: &str) -> (TempDir, TestRun) {
     let run = start(tree.path(), extra);
     (tree, run)
 }
+
+/// Moves a new cgroup directory into place at `rel` under `tree` (a fixture cannot be
+/// created atomically: it is written in `staging` first), with `cpu.stat` holding
+/// `cpu_stat` and 4096 bytes of memory.
+pub fn move_in_cgroup(tree: &Path, staging: &Path, rel: &str, cpu_stat: &str) {
+    let name = rel.rsplit('/').next().unwrap();
+    let new = staging.join(name);
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::write(new.join("cpu.stat"), cpu_stat).unwrap();
+    std::fs::write(new.join("memory.current"), "4096\n").unwrap();
+    std::fs::rename(&new, tree.join(rel)).unwrap();
+}
