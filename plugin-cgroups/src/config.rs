@@ -21,7 +21,7 @@ pub struct Config {
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
-    /// How often to read the costlier figures, the memory breakdown (`memory.stat`) and the pressure stall times (`*.pressure`): in whole poll intervals, at least one; the cheap ones (CPU, memory usage and limit, I/O) are read at every poll.
+    /// How often to read the costlier or slower-moving figures, the memory limit, the memory breakdown (`memory.stat`) and the pressure stall times (`*.pressure`): in whole poll intervals, at least one; CPU time, memory usage and I/O are read at every poll.
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub details_interval: Duration,

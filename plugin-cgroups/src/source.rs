@@ -244,7 +244,8 @@ impl CgroupSource {
             let v = read_with(f, &mut self.buf, parse::parse_single)?;
             acc.push(self.point(t, self.metrics.memory, v, &self.attrs));
         }
-        if let Some(f) = &self.memory_max {
+        // A limit is configuration: it changes rarely, and is read with the details.
+        if let Some(f) = self.memory_max.as_ref().filter(|_| details) {
             if let Some(v) = read_with(f, &mut self.buf, parse::parse_limit)? {
                 acc.push(self.point(t, self.metrics.memory_max, v, &self.attrs));
             }
