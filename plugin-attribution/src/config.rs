@@ -15,6 +15,20 @@ pub enum IdleMode {
     Measured,
 }
 
+/// Which consumers receive CPU (and GPU) energy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Consumers {
+    /// `run`: processes; `exec` and `watch`: whatever the agent announces (the command's
+    /// processes, the watched process, or the watched cgroup), the only consumers measured then.
+    Auto,
+    /// Processes only (procfs's `processes` section).
+    Process,
+    /// Control groups only (the `cgroups` plugin), nested ones counted once: the deepest
+    /// measured cgroups receive the energy.
+    Cgroup,
+}
+
 /// Config of the `attribution` plugin: the `[plugins.attribution]` table. Missing keys
 /// take their default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -26,6 +40,8 @@ pub struct Config {
     pub domains: Vec<String>,
     /// Per-consumer CPU time since the previous reading; the consumer of its points (process, cgroup...) receives the energy.
     pub cpu_time_metric: String,
+    /// Which consumers of the CPU-time metric receive energy: "process", "cgroup" (the deepest measured cgroups; a parent's time outside its measured children is unattributed, reason parent_cgroup), or "auto" (processes in `run`; in `exec` and `watch`, what the agent measures: the command's processes, or the watched cgroup).
+    pub consumers: Consumers,
     /// Values of the CPU-time metric's `kind` attribute that count (guest time is already part of user time); points without `kind` always count.
     pub cpu_time_kinds: Vec<String>,
     /// Machine CPU time per `cpu_state` since the previous reading (`/proc/stat`).
@@ -53,6 +69,7 @@ impl Default for Config {
             rapl_metric: "rapl_consumed_energy".into(),
             domains: strings(&["package", "dram"]),
             cpu_time_metric: "cpu_time_delta".into(),
+            consumers: Consumers::Auto,
             cpu_time_kinds: strings(&["user", "system"]),
             machine_cpu_time_metric: "kernel_cpu_time".into(),
             busy_states: strings(&["user", "nice", "system", "irq", "softirq"]),
@@ -108,11 +125,15 @@ mod tests {
         let back: Config = toml::from_str(&text).expect("parses");
         assert_eq!(back, config);
         assert!(text.contains("max_delay = \"20s\""), "{text}");
+        assert!(text.contains("consumers = \"auto\""), "{text}");
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(toml::from_str::<Config>("idle_powr = {}").is_err());
+        assert!(toml::from_str::<Config>("consumers = \"pod\"").is_err());
+        let config: Config = toml::from_str("consumers = \"cgroup\"").expect("parses");
+        assert_eq!(config.consumers, Consumers::Cgroup);
         let config: Config =
             toml::from_str("idle = \"measured\"\nidle_power = { package = -1.0 }").expect("parses");
         assert_eq!(config.idle, IdleMode::Measured);

@@ -45,6 +45,7 @@
 //! processes; a source of per-cgroup CPU time named in `cpu_time_metric` gives cgroups).
 
 mod config;
+mod consumers;
 mod inputs;
 pub mod series;
 mod settle;
@@ -54,7 +55,7 @@ mod usage;
 
 use alumet::prelude::*;
 
-pub use config::{Config, IdleMode};
+pub use config::{Config, Consumers, IdleMode};
 pub use inputs::OutputMetrics;
 pub use series::Series;
 pub use transform::Attribution;
@@ -78,7 +79,7 @@ impl Plugin for AttributionPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let outputs = OutputMetrics::create(alumet)?;
-        let state = Attribution::new(self.config.clone(), outputs);
+        let state = Attribution::with_run_mode(self.config.clone(), outputs, alumet.run_mode());
         transform::register(alumet, state)
     }
 }

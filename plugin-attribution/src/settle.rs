@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use alumet::prelude::*;
 
 use crate::config::{Config, IdleMode};
+use crate::consumers::{nest, Kinds};
 use crate::inputs::OutputMetrics;
 use crate::split::split;
 use crate::usage::{CpuUsage, GpuUsage};
@@ -19,7 +20,12 @@ pub(crate) enum Kind {
 }
 
 /// The values of the `reason` attribute of `unattributed_energy`.
-const REASONS: [&str; 3] = ["untracked", "no_usage_data", "first_reading"];
+const REASONS: [&str; 4] = [
+    "untracked",
+    "no_usage_data",
+    "first_reading",
+    "parent_cgroup",
+];
 
 /// One reading of an energy counter: the energy used over `(start, end]`.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +45,7 @@ pub(crate) struct Stream {
     /// `domain`, `source`.
     attrs: Attributes,
     /// `domain`, `source`, `reason`, indexed like [`REASONS`].
-    reasons: [Attributes; 3],
+    reasons: [Attributes; 4],
     /// Fixed idle power, or `None` to use the lowest power seen so far.
     idle_watts: Option<f64>,
     min_power: f64,
@@ -114,7 +120,7 @@ impl Stream {
 struct Parts {
     idle: f64,
     /// Indexed like [`REASONS`].
-    unattributed: [f64; 3],
+    unattributed: [f64; 4],
     /// Joules per unit of the consumers' usage.
     per_usage: f64,
 }
@@ -167,23 +173,33 @@ pub(crate) fn settle_cpu(
             sink.usages.push((consumer.clone(), used));
         }
     }
-    let used: f64 = sink.usages.iter().map(|u| u.1).sum();
+    // Nested cgroups: the parents' time outside their measured children is set apart.
+    let outside = nest(cpu.consumers.keys(), sink.usages);
+    let used: f64 = sink.usages.iter().map(|u| u.1).sum::<f64>() + outside;
     let idle_base = stream.idle_base(&iv, a, b2 - a2);
     let s = split(covered_energy, idle_base, busy, used);
     let parts = Parts {
         idle: s.idle,
-        unattributed: [s.untracked, iv.joules - covered_energy, 0.0],
+        unattributed: [
+            s.untracked,
+            iv.joules - covered_energy,
+            0.0,
+            outside * s.per_usage,
+        ],
         per_usage: s.per_usage,
     };
     emit(stream, iv, parts, sink)
 }
 
 /// Attributes an NVML interval by SM utilization. `has_usage`: the utilization exists.
+/// The SM use of processes that `kinds` does not take (with `consumers = "cgroup"`) is
+/// `untracked`.
 pub(crate) fn settle_gpu(
     stream: &mut Stream,
     iv: Interval,
     gpu: &GpuUsage,
     has_usage: bool,
+    kinds: Kinds,
     sink: Sink<'_>,
 ) {
     sink.usages.clear();
@@ -193,20 +209,24 @@ pub(crate) fn settle_gpu(
     if !has_usage {
         return emit(stream, iv, Parts::unattributed(1, iv.joules), sink);
     }
+    let mut busy = 0.0;
     if let Some(device) = gpu.devices.get(&stream.resource) {
         for (process, series) in &device.processes {
             let used = series.delta(a, iv.end);
             if used > 0.0 {
-                sink.usages.push((process.clone(), used));
+                busy += used;
+                if kinds.accepts(process) {
+                    sink.usages.push((process.clone(), used));
+                }
             }
         }
     }
     let used: f64 = sink.usages.iter().map(|u| u.1).sum();
     let idle_base = stream.idle_base(&iv, a, iv.end - a);
-    let s = split(iv.joules, idle_base, used, used);
+    let s = split(iv.joules, idle_base, busy, used);
     let parts = Parts {
         idle: s.idle,
-        unattributed: [s.untracked, 0.0, 0.0],
+        unattributed: [s.untracked, 0.0, 0.0, 0.0],
         per_usage: s.per_usage,
     };
     emit(stream, iv, parts, sink)

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use alumet::measurement::AttributeValue;
 use alumet::metrics::MetricRegistry;
+use alumet::plugin::RunMode;
 use alumet::prelude::*;
 
 use crate::config::Config;
+use crate::consumers::Kinds;
 use crate::inputs::{Input, Inputs, OutputMetrics};
 use crate::settle::{settle_cpu, settle_gpu, Kind, Sink, Stream};
 use crate::usage::{CpuUsage, GpuUsage};
@@ -24,6 +26,8 @@ const GPU_DOMAIN_INDEX: u8 = u8::MAX;
 /// [`Attribution::process`] directly with buffers.
 pub struct Attribution {
     config: Config,
+    /// The consumers that receive energy.
+    kinds: Kinds,
     outputs: OutputMetrics,
     /// Found on the first buffer: every plugin has registered its metrics by then.
     inputs: Option<Inputs>,
@@ -40,10 +44,17 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// A new state; `outputs` are the registered output metrics.
+    /// A new state for the agent's `run` mode; `outputs` are the registered output metrics.
     pub fn new(config: Config, outputs: OutputMetrics) -> Self {
+        Self::with_run_mode(config, outputs, RunMode::Run)
+    }
+
+    /// A new state for `mode` (with `consumers = "auto"`, exec and watch attribute to
+    /// whatever consumer the agent announced).
+    pub fn with_run_mode(config: Config, outputs: OutputMetrics, mode: RunMode) -> Self {
         let max_delay = u64::try_from(config.max_delay.as_nanos()).unwrap_or(u64::MAX);
         Attribution {
+            kinds: Kinds::new(config.consumers, mode),
             config,
             outputs,
             inputs: None,
@@ -121,6 +132,9 @@ impl Attribution {
             };
             self.energy(Kind::Rapl, &p.resource, domain, t, value * input.factor);
         } else if let Some(input) = is(inputs.cpu_time) {
+            if !self.kinds.accepts(&p.consumer) {
+                return;
+            }
             if attr_in(&p.attributes, "kind", &self.config.cpu_time_kinds) != Some(false) {
                 self.cpu.add_consumer(&p.consumer, t, value * input.factor);
             }
@@ -187,6 +201,7 @@ impl Attribution {
             out,
             newest,
             max_delay,
+            kinds,
             ..
         } = self;
         for stream in streams.values_mut() {
@@ -209,7 +224,7 @@ impl Attribution {
                 };
                 match stream.kind {
                     Kind::Rapl => settle_cpu(stream, iv, cpu, has_machine, sink),
-                    Kind::Nvml => settle_gpu(stream, iv, gpu, has_gpu_usage, sink),
+                    Kind::Nvml => settle_gpu(stream, iv, gpu, has_gpu_usage, *kinds, sink),
                 }
             }
         }

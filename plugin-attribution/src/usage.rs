@@ -106,10 +106,9 @@ impl CpuUsage {
         }
         let mut until = self.machine.last_time().unwrap_or(0);
         if has_consumers {
-            // Consumer readings are known up to the latest one, and up to the watermark.
-            let Some(frontier) = self.polls.cur.map(|cur| cur.max(self.watermark)) else {
-                return 0;
-            };
+            // Consumer readings are known up to the latest one, and up to the watermark
+            // (which alone tells how far none has come: none of the chosen kind, say).
+            let frontier = self.polls.cur.unwrap_or(0).max(self.watermark);
             until = until.min(frontier);
             for series in self.consumers.values() {
                 if let Some(last) = series.last_time() {

@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use alumet::prelude::*;
 use common::{close, Harness};
 use plugin_attribution::Config;
 
@@ -228,30 +227,42 @@ fn intervals_pending_at_shutdown_are_attributed_with_the_data_received() {
 }
 
 #[test]
-fn any_consumer_of_the_cpu_time_points_receives_energy() {
-    let mut h = Harness::new(config(&[]));
-    let i = h.inputs;
-    let cgroup = |t_ms: u64, path: &str, ms: u64| {
-        MeasurementPoint::new(
-            common::ts(t_ms),
-            i.cpu,
-            Resource::LocalMachine,
-            ResourceConsumer::ControlGroup { path: path.into() },
-            ms,
-        )
-    };
-    h.feed(vec![i.rapl(0, "package", 1.0)]);
-    let mut points = i.kernel(0, 0, 4000);
-    points.extend([cgroup(0, "/a", 0), cgroup(0, "/b", 0)]);
-    h.feed(points);
-    let mut points = vec![i.rapl(1000, "package", 6.0)];
-    points.extend(i.kernel(1000, 600, 4000));
-    points.extend([cgroup(1000, "/a", 400), cgroup(1000, "/b", 200)]);
-    let out = h.feed(points);
-    let a = ResourceConsumer::ControlGroup { path: "/a".into() };
-    let b = ResourceConsumer::ControlGroup { path: "/b".into() };
-    close(out.attributed(&a, "package"), 4.0, TOL);
-    close(out.attributed(&b, "package"), 2.0, TOL);
+fn cgroups_receive_energy_when_chosen_and_not_by_default() {
+    for (consumers, expected) in [
+        (plugin_attribution::Consumers::Cgroup, [4.0, 2.0]),
+        // "auto" in run mode: processes only.
+        (plugin_attribution::Consumers::Auto, [0.0, 0.0]),
+    ] {
+        let mut h = Harness::new(Config {
+            consumers,
+            ..config(&[])
+        });
+        let i = h.inputs;
+        h.feed(vec![i.rapl(0, "package", 1.0)]);
+        let mut points = i.kernel(0, 0, 4000);
+        points.extend(i.cgroup(0, "/a", 0, 0));
+        points.extend(i.cgroup(0, "/b", 0, 0));
+        h.feed(points);
+        let mut points = vec![i.rapl(1000, "package", 6.0)];
+        points.extend(i.kernel(1000, 600, 4000));
+        points.extend(i.cgroup(1000, "/a", 300, 100));
+        points.extend(i.cgroup(1000, "/b", 200, 0));
+        let mut out = h.feed(points);
+        // Without a consumer of the chosen kind, the watermark tells that none will come.
+        out.points.extend(h.tick(Some(1000)).points);
+        assert_eq!(out.intervals(), [1000]);
+        close(
+            out.attributed(&common::cgroup("/a"), "package"),
+            expected[0],
+            TOL,
+        );
+        close(
+            out.attributed(&common::cgroup("/b"), "package"),
+            expected[1],
+            TOL,
+        );
+        close(out.total("package"), 6.0, TOL);
+    }
 }
 
 #[test]

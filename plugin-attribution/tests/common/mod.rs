@@ -116,6 +116,22 @@ impl Inputs {
         ]
     }
 
+    /// `cpu_time_delta` of the cgroup at `path` at `t_ms`, as the cgroups plugin gives it:
+    /// `user_ms` and `system_ms`.
+    pub fn cgroup(
+        &self,
+        t_ms: u64,
+        path: &str,
+        user_ms: u64,
+        system_ms: u64,
+    ) -> Vec<MeasurementPoint> {
+        let point = |kind: &str, v: u64| {
+            MeasurementPoint::new(ts(t_ms), self.cpu, Resource::LocalMachine, cgroup(path), v)
+                .with_attributes(Attributes::new([("kind", kind)]))
+        };
+        vec![point("user", user_ms), point("system", system_ms)]
+    }
+
     /// `nvml_energy_consumption` (mJ) of GPU `bus` at `t_ms`.
     pub fn gpu_energy(&self, t_ms: u64, bus: &str, millijoules: f64) -> MeasurementPoint {
         MeasurementPoint::new(
@@ -137,6 +153,10 @@ impl Inputs {
             percent,
         )
     }
+}
+
+pub fn cgroup(path: &str) -> ResourceConsumer {
+    ResourceConsumer::ControlGroup { path: path.into() }
 }
 
 pub fn gpu(bus: &str) -> Resource {

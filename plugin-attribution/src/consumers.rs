@@ -1,0 +1,167 @@
+//! Which consumers receive energy, and nested cgroups counted once.
+//!
+//! The figures of a cgroup include those of the cgroups below it (a pod's CPU time holds
+//! its containers'). When a measured cgroup has measured descendants, only the deepest
+//! ones receive energy: the parent's CPU time outside its measured children (its own
+//! processes, children that are not measured) is set apart, and its energy reported as
+//! `unattributed_energy` with `reason = parent_cgroup`. So every CPU second is counted
+//! once, and the consumers' parts never exceed the measured energy.
+
+use std::collections::{HashMap, HashSet};
+
+use alumet::plugin::RunMode;
+use alumet::prelude::ResourceConsumer;
+
+use crate::config::Consumers;
+
+/// The kinds of consumer that receive energy, resolved from the config and the run mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kinds {
+    Process,
+    Cgroup,
+    /// Every kind: in exec and watch, only the announced consumers are measured.
+    Any,
+}
+
+impl Kinds {
+    pub(crate) fn new(consumers: Consumers, mode: RunMode) -> Self {
+        match consumers {
+            Consumers::Process => Kinds::Process,
+            Consumers::Cgroup => Kinds::Cgroup,
+            Consumers::Auto if mode.follows_announced_processes() => Kinds::Any,
+            Consumers::Auto => Kinds::Process,
+        }
+    }
+
+    /// Whether `consumer` may receive energy.
+    pub(crate) fn accepts(self, consumer: &ResourceConsumer) -> bool {
+        match (self, consumer) {
+            (Kinds::Any, _) => true,
+            (Kinds::Process, ResourceConsumer::Process { .. }) => true,
+            (Kinds::Cgroup, ResourceConsumer::ControlGroup { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+fn cgroup_path(consumer: &ResourceConsumer) -> Option<&str> {
+    match consumer {
+        ResourceConsumer::ControlGroup { path } => Some(path),
+        _ => None,
+    }
+}
+
+/// The parent of a cgroup path (`/a/b` → `/a`, `/a` → `/`, `/` → none).
+fn parent(path: &str) -> Option<&str> {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/')? {
+        0 if trimmed.len() > 1 => Some("/"),
+        0 => None,
+        i => Some(&trimmed[..i]),
+    }
+}
+
+/// The nearest proper ancestor of `path` in `measured`.
+fn nearest_measured_ancestor<'a>(path: &'a str, measured: &HashSet<&str>) -> Option<&'a str> {
+    let mut p = parent(path);
+    while let Some(candidate) = p {
+        if measured.contains(candidate) {
+            return Some(candidate);
+        }
+        p = parent(candidate);
+    }
+    None
+}
+
+/// Removes from `usages` the cgroups that have a measured descendant among `known` (the
+/// cgroups with CPU-time readings), and returns the CPU time of those parents outside
+/// their measured children: `Σ max(0, u_parent - Σ u_child)`, the children being each
+/// parent's nearest measured descendants. Processes and other consumers are left alone.
+pub(crate) fn nest<'a>(
+    known: impl Iterator<Item = &'a ResourceConsumer>,
+    usages: &mut Vec<(ResourceConsumer, f64)>,
+) -> f64 {
+    if !usages.iter().any(|(c, _)| cgroup_path(c).is_some()) {
+        return 0.0;
+    }
+    let measured: HashSet<&str> = known.filter_map(cgroup_path).collect();
+    let parents: HashSet<&str> = (measured.iter())
+        .filter_map(|p| nearest_measured_ancestor(p, &measured))
+        .collect();
+    if parents.is_empty() {
+        return 0.0;
+    }
+    // parent → (its own usage, its nearest measured children's).
+    let mut sums: HashMap<&str, (f64, f64)> = HashMap::new();
+    for (consumer, used) in usages.iter() {
+        let Some(path) = cgroup_path(consumer) else {
+            continue;
+        };
+        if let Some(p) = parents.get(path) {
+            sums.entry(p).or_default().0 += used;
+        }
+        if let Some(a) = nearest_measured_ancestor(path, &measured) {
+            sums.entry(a).or_default().1 += used;
+        }
+    }
+    let outside: f64 = sums
+        .values()
+        .map(|(own, children)| (own - children).max(0.0))
+        .sum();
+    usages.retain(|(c, _)| cgroup_path(c).is_none_or(|p| !parents.contains(p)));
+    outside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cg(path: &str) -> ResourceConsumer {
+        ResourceConsumer::ControlGroup { path: path.into() }
+    }
+
+    #[test]
+    fn parents_of_paths() {
+        assert_eq!(parent("/a/b"), Some("/a"));
+        assert_eq!(parent("/a"), Some("/"));
+        assert_eq!(parent("/"), None);
+        assert_eq!(parent(""), None);
+    }
+
+    #[test]
+    fn only_the_deepest_cgroups_keep_their_usage() {
+        let known = [cg("/"), cg("/pod"), cg("/pod/a"), cg("/pod/b"), cg("/svc")];
+        let mut usages = vec![
+            (cg("/"), 20.0),
+            (cg("/pod"), 10.0),
+            (cg("/pod/a"), 3.0),
+            (cg("/pod/b"), 4.0),
+            (cg("/svc"), 5.0),
+            (ResourceConsumer::Process { pid: 1 }, 1.0),
+        ];
+        let outside = nest(known.iter(), &mut usages);
+        // /pod: 10 - 7; /: 20 - (10 + 5).
+        assert_eq!(outside, 3.0 + 5.0);
+        let left: Vec<_> = usages.iter().map(|(c, _)| c.clone()).collect();
+        let expected = [cg("/pod/a"), cg("/pod/b"), cg("/svc")];
+        assert_eq!(left[..3], expected);
+    }
+
+    #[test]
+    fn a_parent_whose_children_used_more_adds_nothing_and_a_name_prefix_is_no_parent() {
+        let known = [cg("/a"), cg("/a/b"), cg("/ab")];
+        let mut usages = vec![(cg("/a"), 1.0), (cg("/a/b"), 1.5), (cg("/ab"), 2.0)];
+        assert_eq!(nest(known.iter(), &mut usages), 0.0);
+        assert_eq!(usages, vec![(cg("/a/b"), 1.5), (cg("/ab"), 2.0)]);
+    }
+
+    #[test]
+    fn kinds_follow_the_config_and_the_run_mode() {
+        let p = ResourceConsumer::Process { pid: 1 };
+        let auto = |mode| Kinds::new(Consumers::Auto, mode);
+        assert!(auto(RunMode::Run).accepts(&p) && !auto(RunMode::Run).accepts(&cg("/x")));
+        assert!(auto(RunMode::Watch).accepts(&cg("/x")) && auto(RunMode::Exec).accepts(&p));
+        let cgroups = Kinds::new(Consumers::Cgroup, RunMode::Run);
+        assert!(cgroups.accepts(&cg("/x")) && !cgroups.accepts(&p));
+    }
+}
