@@ -230,16 +230,22 @@ impl Attribution {
         }
     }
 
-    /// Forgets the usage samples that no pending or future interval needs.
+    /// Forgets the usage samples that no pending or future interval needs. Energy
+    /// readings that have not arrived yet (a source that flushes less often than the CPU
+    /// time's) are later than the pipeline's watermark: usage since then is kept for them.
     fn prune(&mut self) {
         let recent = self.newest.saturating_sub(self.max_delay);
+        let unseen = match self.cpu.watermark() {
+            0 => self.newest,
+            w => w.min(self.newest),
+        };
         let horizon = self
             .streams
             .values()
             .filter(|s| !s.pending.is_empty() || s.last_end.is_some_and(|t| t >= recent))
             .filter_map(Stream::horizon)
             .min()
-            .unwrap_or(self.newest);
+            .map_or(unseen, |h| h.min(unseen));
         self.cpu.prune(horizon, self.newest, self.max_delay);
         self.gpu.prune(horizon);
     }

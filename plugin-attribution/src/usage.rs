@@ -86,6 +86,11 @@ impl CpuUsage {
         })
     }
 
+    /// The pipeline's watermark, in ns (0 when unknown).
+    pub(crate) fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
     /// Records the pipeline's watermark (it only moves forward).
     pub(crate) fn set_watermark(&mut self, watermark: u64) {
         self.watermark = self.watermark.max(watermark);

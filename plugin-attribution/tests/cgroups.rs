@@ -132,3 +132,29 @@ fn in_watch_mode_auto_takes_the_announced_cgroup() {
     close(out.unattributed("package", "untracked"), 1.0, TOL);
     assert!(out.max_imbalance() <= TOL);
 }
+
+#[test]
+fn energy_that_arrives_after_the_cpu_time_still_finds_it() {
+    // RAPL flushes every 5 s, the cgroups every poll: the cgroups' usage since the
+    // watermark is kept for the energy readings that have not arrived yet.
+    let mut h = Harness::new(config(Consumers::Cgroup));
+    let i = h.inputs;
+    let mut energy = Vec::new();
+    for k in 0..=10u64 {
+        let t = k * 100;
+        let mut points = i.kernel(t, 50, 200);
+        points.extend(i.cgroup(t, "/job", 40, 0));
+        h.feed(points);
+        h.tick(Some(0));
+        energy.push(i.rapl(t, "package", if k == 0 { 1.0 } else { 0.5 }));
+    }
+    let out = h.feed(energy);
+    assert_eq!(out.intervals().len(), 11);
+    // 10 intervals of 0.5 J: 0.2 J idle (2 W × 0.1 s), 0.3 J over 50 ms busy, 40 of the job.
+    close(
+        out.attributed(&cgroup("/job"), "package"),
+        10.0 * 0.3 * 0.8,
+        1e-9,
+    );
+    assert!(out.max_imbalance() <= TOL);
+}
