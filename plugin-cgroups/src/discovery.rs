@@ -117,6 +117,11 @@ impl Discovery {
         self.pod_names = Some(names);
     }
 
+    /// The trigger of every cgroup's source.
+    pub(crate) fn trigger(&self) -> &Trigger {
+        &self.trigger
+    }
+
     /// Follows the tree with `inotify` from now on (watches are added while listing).
     pub(crate) fn watch_with(&mut self, inotify: &Inotify) {
         self.watches = Some(inotify.watches());
@@ -192,7 +197,11 @@ impl Discovery {
     /// The source of the cgroup at `path`, or `None` when no hierarchy gives any figure
     /// of it (or it vanished meanwhile).
     /// Also returns its `cgroup.events` (v2).
-    fn source(&self, path: &str, from_zero: bool) -> Option<(CgroupSource, Option<PathBuf>)> {
+    pub(crate) fn source(
+        &self,
+        path: &str,
+        from_zero: bool,
+    ) -> Option<(CgroupSource, Option<PathBuf>)> {
         let mut files = hierarchy::locate(&self.hierarchies, path);
         if files.is_empty() {
             return None;

@@ -5,10 +5,12 @@
 //! [`hierarchy`]), lists the cgroups that `include` selects, and adds one source per
 //! cgroup; a task then follows the tree with inotify (and a periodic rescan), adding a
 //! source for each new cgroup and removing, after a last reading, the source of each
-//! removed one. [`resolve`] turns a path into attributes (pod, container, unit, job);
-//! where Kubernetes is asked ([`kube`]), a task fills a cache of the pods' names
-//! ([`pods`]) that the sources of pods read.
+//! removed one. In exec and watch modes it measures only the cgroup that the agent
+//! announces (`alumet-agent watch --cgroup PATH`). [`resolve`] turns a path into
+//! attributes (pod, container, unit, job); where Kubernetes is asked ([`kube`]), a task
+//! fills a cache of the pods' names ([`pods`]) that the sources of pods read.
 
+mod announced;
 mod config;
 mod cpu;
 mod discovery;
@@ -74,6 +76,11 @@ impl Plugin for CgroupsPlugin {
             trigger,
             c.rescan_interval,
         );
+        if alumet.run_mode().follows_announced_processes() {
+            // exec and watch: the announced cgroup alone (`watch --cgroup`), or nothing.
+            announced::subscribe(alumet, discovery);
+            return Ok(());
+        }
         let inotify = match inotify::Inotify::init() {
             Ok(i) => Some(i),
             Err(e) => {
