@@ -53,11 +53,20 @@ pub enum Command {
     /// Run a command and measure it, from just before it starts to just after it ends,
     /// then print a summary (energy, power, CPU time, memory). Exits with its exit code.
     Exec(ExecArgs),
-    /// Measure a running process until it exits, then print a summary.
+    /// Measure a running process until it exits (or a cgroup until it is removed), then
+    /// print a summary.
     Watch {
         /// The process id.
-        #[arg(value_parser = clap::value_parser!(u32).range(1..=i64::from(i32::MAX)))]
-        pid: u32,
+        #[arg(
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(i32::MAX)),
+            required_unless_present = "cgroup",
+            conflicts_with = "cgroup"
+        )]
+        pid: Option<u32>,
+        /// Measure this cgroup (a container, a job) until it is removed: its path from the
+        /// cgroup root (`system.slice/docker-ID.scope`), or its directory under the root.
+        #[arg(long, value_name = "PATH")]
+        cgroup: Option<PathBuf>,
         /// Do not print the summary.
         #[arg(long)]
         no_summary: bool,
@@ -76,6 +85,12 @@ pub enum Command {
         command: PluginsCommand,
     },
 }
+
+/// A command-line argument that names nothing usable (a cgroup that does not exist): the
+/// agent exits with code 2, as for the arguments that the parser rejects.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Arguments of `exec`.
 #[derive(Debug, Args)]

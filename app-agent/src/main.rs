@@ -19,6 +19,9 @@ use alumet_agent::exec::{self, ExecOptions, Target};
 use alumet_agent::{plugins, run};
 use clap::Parser;
 
+/// Exit code of a command-line argument that names nothing usable (as clap's errors).
+const EXIT_USAGE: u8 = 2;
+
 /// Exit code of a configuration error (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
 
@@ -64,6 +67,8 @@ fn agent_main() -> u8 {
             log::error!("{e:#}");
             if e.downcast_ref::<ConfigError>().is_some() {
                 EXIT_CONFIG
+            } else if e.downcast_ref::<cli::UsageError>().is_some() {
+                EXIT_USAGE
             } else {
                 1
             }
@@ -99,18 +104,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Watch {
             pid,
+            cgroup,
             no_summary,
             summary_json,
         } => {
+            let mut common = cli.common.clone();
+            let target = match (pid, cgroup) {
+                (Some(pid), _) => Target::Pid(pid),
+                (None, Some(path)) => {
+                    // The cgroups plugin measures the watched cgroup: enabled for it, unless
+                    // --plugins chooses (then it must name it).
+                    if common.plugins.is_none() {
+                        common
+                            .config_override
+                            .push("plugins.cgroups.enable=true".into());
+                    }
+                    Target::Cgroup(path)
+                }
+                (None, None) => anyhow::bail!("watch: give a PID or --cgroup PATH"),
+            };
             let opts = ExecOptions {
-                target: Target::Pid(pid),
+                target,
                 ignore_exit_code: false,
                 summary: !no_summary,
                 summary_json,
                 repeat: 1,
                 proc_root: "/proc".into(),
             };
-            run_exec(&cli.common, &entries, &opts)
+            run_exec(&common, &entries, &opts)
         }
         Command::Config {
             command: ConfigCommand::Regen,

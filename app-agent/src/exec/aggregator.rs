@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use alumet::measurement::{MeasurementBuffer, MeasurementPoint, Timestamp};
+use alumet::measurement::{MeasurementBuffer, MeasurementPoint, ResourceConsumer, Timestamp};
 use alumet::metrics::MetricRegistry;
 use alumet::pipeline::{ElementError, TransformContext};
 
@@ -16,8 +16,11 @@ pub struct Window {
     pub energy: BTreeMap<String, f64>,
     /// Per-process CPU time from procfs (`cpu_time_delta`), in ms, by `kind`.
     pub cpu_ms: BTreeMap<String, f64>,
-    /// Largest per-process resident memory from procfs, in bytes.
+    /// Largest per-process resident memory from procfs (or memory of the watched cgroup),
+    /// in bytes.
     pub max_resident: f64,
+    /// The CPU time and memory are a cgroup's (`watch --cgroup`), not processes'.
+    pub of_cgroup: bool,
 }
 
 /// One run's time range and what fell in it.
@@ -102,9 +105,9 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
     if metric.name == "attribution_imbalance" {
         // A check of the attribution (0 up to rounding), not energy used.
     } else if let Some(factor) = metric.unit.joules() {
-        // In exec and watch modes only the measured process tree has per-process figures,
-        // so the energy attributed to processes is the command's: one line, whatever the
-        // pids.
+        // In exec and watch modes only the measured process tree (or the watched cgroup)
+        // has per-consumer figures, so the energy attributed to consumers is the command's:
+        // one line, whatever the pids.
         let label = if metric.name == "attributed_energy" {
             label_of(p, "attributed_energy (the command)", false)
         } else {
@@ -112,15 +115,17 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
         };
         *w.energy.entry(label).or_default() += value * factor;
     } else if metric.name == "cpu_time_delta" {
+        w.of_cgroup |= matches!(p.consumer, ResourceConsumer::ControlGroup { .. });
         let kind = p
             .attributes
             .get("kind")
             .map_or_else(|| "total".to_owned(), |k| k.to_string());
         *w.cpu_ms.entry(kind).or_default() += value;
     } else if metric.name == "memory_usage"
-        && p.attributes
-            .get("kind")
-            .is_some_and(|k| k.to_string() == "resident")
+        && (matches!(p.consumer, ResourceConsumer::ControlGroup { .. })
+            || p.attributes
+                .get("kind")
+                .is_some_and(|k| k.to_string() == "resident"))
     {
         w.max_resident = w.max_resident.max(value);
     }

@@ -8,9 +8,13 @@
 //! reap. Energy counters read at both ends give the run's energy up to their resolution,
 //! whatever the sources' intervals. A watch announces the process first (it is already
 //! running), so that per-process sources take their baseline with the other readings,
-//! before the summary's window opens, and count only what it uses while watched.
+//! before the summary's window opens, and count only what it uses while watched. A watch
+//! of a cgroup (`--cgroup`) announces the cgroup (the cgroups plugin then measures it
+//! alone), takes a reading when its last process exits (its counters are final), and ends
+//! when it is removed.
 
 mod aggregator;
+pub mod cgroup;
 pub mod child;
 mod signals;
 pub mod summary;
@@ -41,6 +45,14 @@ pub enum Target {
     },
     /// A running process, until it exits.
     Pid(u32),
+    /// A cgroup, until it is removed: its path from the cgroup root, or its directory.
+    Cgroup(PathBuf),
+}
+
+/// What is watched, identified before the pipeline starts.
+enum Watched {
+    Process(child::Watched),
+    Cgroup(cgroup::WatchedCgroup),
 }
 
 /// Options of exec and watch.
@@ -82,8 +94,20 @@ impl AnyPlugin for ExecPlugin {
 /// Runs exec or watch; returns the exit code for the agent.
 pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     signals::install().context("installing signal handlers")?;
-    let watched = match opts.target {
-        Target::Pid(pid) => Some(watch(pid, opts)?),
+    let watched = match &opts.target {
+        Target::Pid(pid) => Some(Watched::Process(watch(*pid, opts)?)),
+        Target::Cgroup(path) => {
+            let root = &loaded.general.cgroup_root;
+            let found = cgroup::WatchedCgroup::open(path, root)?;
+            let measured = (loaded.plugins.iter()).any(|p| p.plugin_name() == "cgroups");
+            anyhow::ensure!(
+                measured,
+                crate::config::ConfigError(
+                    "watch --cgroup needs the cgroups plugin, which --plugins leaves out: add `cgroups` to --plugins".into()
+                )
+            );
+            Some(Watched::Cgroup(found))
+        }
         Target::Command { .. } => None,
     };
     let summary_file = create_summary_file(opts)?;
@@ -92,7 +116,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     // Per-process sources (procfs, nvidia) follow the processes announced below.
     builder.run_mode(match opts.target {
         Target::Command { .. } => RunMode::Exec,
-        Target::Pid(_) => RunMode::Watch,
+        Target::Pid(_) | Target::Cgroup(_) => RunMode::Watch,
     });
     // The sources' threads start while the command runs (their start is not on the path
     // from the agent's start to the command's): the readings around it are taken here.
@@ -107,7 +131,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     log::info!(
         "running plugins: {}; measuring {}",
         pipeline.plugin_names().join(", "),
-        describe(&opts.target)
+        describe(&opts.target, watched.as_ref())
     );
     let mut runs = Vec::new();
     let mut codes = Codes::default();
@@ -152,7 +176,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     let finished = finish(
         &mut pipeline,
         &aggregator,
-        opts,
+        (opts, watched.as_ref()),
         summary_file,
         &mut runs,
         code,
@@ -160,7 +184,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
     // A watch ends on a signal by design (exit 0): only a command's run is interrupted.
     let interrupted = match opts.target {
         Target::Command { .. } => signals::received(),
-        Target::Pid(_) => None,
+        Target::Pid(_) | Target::Cgroup(_) => None,
     };
     Ok(codes.agent(finished, opts.ignore_exit_code, interrupted))
 }
@@ -249,15 +273,23 @@ fn one_run(
     pipeline: &RunningPipeline,
     aggregator: &Aggregator,
     opts: &ExecOptions,
-    watched: Option<&child::Watched>,
+    watched: Option<&Watched>,
     two_baselines: bool,
 ) -> Result<Run, RunError> {
     let control = pipeline.control();
-    if let Target::Pid(pid) = opts.target {
-        // Announced before the readings that open the window: a per-process source takes
-        // its first reading of the process (what it used before the watch) there, outside
-        // the window.
-        control.emit(&Event::ConsumerWatched(ResourceConsumer::Process { pid }));
+    // Announced before the readings that open the window: a per-consumer source takes its
+    // first reading of the process or cgroup (what it used before the watch) there,
+    // outside the window.
+    match watched {
+        Some(Watched::Process(_)) => {
+            if let Target::Pid(pid) = opts.target {
+                control.emit(&Event::ConsumerWatched(ResourceConsumer::Process { pid }));
+            }
+        }
+        Some(Watched::Cgroup(cg)) => {
+            control.emit(&Event::ConsumerWatched(cgroup_consumer(cg)));
+        }
+        None => {}
     }
     poll_all(&control);
     if two_baselines {
@@ -265,6 +297,12 @@ fn one_run(
         poll_all(&control);
     }
     aggregator.open(Timestamp::now());
+    if let Some(Watched::Cgroup(cg)) = watched {
+        log::info!(
+            "watching cgroup {}: measured from now until it is removed",
+            cg.path
+        );
+    }
     let start = Instant::now();
     let pid = match &opts.target {
         Target::Command { program, args } => {
@@ -278,11 +316,29 @@ fn one_run(
             start_source_threads(pipeline);
             *pid
         }
+        Target::Cgroup(_) => {
+            start_source_threads(pipeline);
+            0
+        }
     };
-    let consumer = ResourceConsumer::Process { pid };
-    let (wall, ended) = wait_end(pipeline, watched, pid, start)?;
+    let (wall, ended, consumer) = match watched {
+        Some(Watched::Cgroup(cg)) => {
+            let wall = wait_cgroup(pipeline, cg, start)?;
+            (wall, None, cgroup_consumer(cg))
+        }
+        Some(Watched::Process(w)) => {
+            let (wall, ended) = wait_end(pipeline, Some(w), pid, start)?;
+            (wall, ended, ResourceConsumer::Process { pid })
+        }
+        None => {
+            let (wall, ended) = wait_end(pipeline, None, pid, start)?;
+            (wall, ended, ResourceConsumer::Process { pid })
+        }
+    };
     aggregator.close(Timestamp::now());
-    signals::log_forwarded(pid);
+    if pid != 0 {
+        signals::log_forwarded(pid);
+    }
     control.emit(&Event::ConsumerEnded(consumer));
     Ok(Run {
         wall,
@@ -339,6 +395,45 @@ fn wait_end(
     Ok((wall, None))
 }
 
+fn cgroup_consumer(cg: &cgroup::WatchedCgroup) -> ResourceConsumer {
+    ResourceConsumer::ControlGroup {
+        path: cg.path.as_str().into(),
+    }
+}
+
+/// Waits for the removal of the watched cgroup (or a signal), taking a reading whenever
+/// its last process exits, then the final readings; returns the wall time.
+fn wait_cgroup(
+    pipeline: &RunningPipeline,
+    cg: &cgroup::WatchedCgroup,
+    start: Instant,
+) -> Result<Duration, RunError> {
+    let control = pipeline.control();
+    let removed = cg
+        .wait(
+            || signals::received().is_some(),
+            || {
+                poll_all(&control);
+                log::info!(
+                    "no process left in cgroup {}: its final counters are read; the watch ends when it is removed",
+                    cg.path
+                );
+            },
+        )
+        .map_err(|e| RunError::Other(anyhow::anyhow!("watching cgroup {}: {e}", cg.path)))?;
+    let wall = start.elapsed();
+    poll_all(&control);
+    match (removed, signals::received()) {
+        (true, _) => log::info!("cgroup {} was removed: end of the watch", cg.path),
+        (false, Some(signal)) => log::info!(
+            "signal {signal} received: stopped watching cgroup {}, which is still there",
+            cg.path
+        ),
+        (false, None) => {}
+    }
+    Ok(wall)
+}
+
 /// Takes a reading of every source now, and waits for it (see `PipelineControl::poll_now`).
 fn poll_all(control: &PipelineControl) {
     if let Err(e) = control.poll_now(alumet::pipeline::Selector::all()) {
@@ -357,7 +452,7 @@ fn start_source_threads(pipeline: &RunningPipeline) {
 fn finish(
     pipeline: &mut RunningPipeline,
     aggregator: &Aggregator,
-    opts: &ExecOptions,
+    (opts, watched): (&ExecOptions, Option<&Watched>),
     summary_file: Option<SummaryFile<'_>>,
     runs: &mut [Run],
     code: i32,
@@ -367,7 +462,7 @@ fn finish(
         run.window = window;
     }
     let summary = Summary {
-        command: describe(&opts.target),
+        command: describe(&opts.target, watched),
         runs: runs.len(),
         exit_code: code,
         run_exit_codes: runs
@@ -417,7 +512,10 @@ fn finish(
     })
 }
 
-fn describe(target: &Target) -> String {
+fn describe(target: &Target, watched: Option<&Watched>) -> String {
+    if let Some(Watched::Cgroup(cg)) = watched {
+        return format!("cgroup {}", cg.path);
+    }
     match target {
         Target::Command { program, args } => std::iter::once(program)
             .chain(args)
@@ -425,5 +523,6 @@ fn describe(target: &Target) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         Target::Pid(pid) => format!("pid {pid}"),
+        Target::Cgroup(path) => format!("cgroup {}", path.display()),
     }
 }

@@ -300,15 +300,23 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
         }
         figures.push(memory);
     } else {
+        // Watched: the process's figures from procfs, or the cgroup's from the cgroups plugin.
+        let of_cgroup = runs.iter().any(|r| r.window.of_cgroup);
+        let from = if of_cgroup { "cgroup" } else { "procfs" };
         for kind in ["user", "system"] {
             figures.push(Figure::new(
-                format!("{kind} CPU time (procfs)"),
+                format!("{kind} CPU time ({from})"),
                 "s",
                 per_run(&|r| r.window.cpu_ms.get(kind).copied().unwrap_or(0.0) / 1000.0),
             ));
         }
+        let memory = if of_cgroup {
+            "peak memory (cgroup)"
+        } else {
+            "peak resident memory (procfs)"
+        };
         figures.push(Figure::new(
-            "peak resident memory (procfs)",
+            memory,
             "MiB",
             per_run(&|r| r.window.max_resident / (KIB_PER_MIB * 1024.0)),
         ));
