@@ -35,12 +35,12 @@ impl Kinds {
 
     /// Whether `consumer` may receive energy.
     pub(crate) fn accepts(self, consumer: &ResourceConsumer) -> bool {
-        match (self, consumer) {
-            (Kinds::Any, _) => true,
-            (Kinds::Process, ResourceConsumer::Process { .. }) => true,
-            (Kinds::Cgroup, ResourceConsumer::ControlGroup { .. }) => true,
-            _ => false,
-        }
+        matches!(
+            (self, consumer),
+            (Kinds::Any, _)
+                | (Kinds::Process, ResourceConsumer::Process { .. })
+                | (Kinds::Cgroup, ResourceConsumer::ControlGroup { .. })
+        )
     }
 }
 
