@@ -18,10 +18,10 @@ use std::process::{Child, Command, Stdio};
 
 use alumet::test_util::skip::{missing_root, should_run};
 use alumet::test_util::TempDir;
+use common::energy::{assert_package0_split, attribution_config, figure, rapl_fixture};
 use common::{agent, run_config, temp_dir, Running};
 
 const ROOT: &str = "/sys/fs/cgroup";
-const ZONE: &str = "devices/virtual/powercap/intel-rapl/intel-rapl:0/energy_uj";
 
 /// The v2 hierarchy (the root of a v2 host, `unified` on a hybrid one), where
 /// `cgroup.events` says when a cgroup's last process exits.
@@ -31,8 +31,18 @@ fn v2_hierarchy() -> Option<PathBuf> {
         .find(|d| d.join("cgroup.controllers").is_file())
 }
 
-/// Whether the test may run here: root and a v2 hierarchy (it fails under CI otherwise).
-fn setup(test: &str) -> Option<PathBuf> {
+/// What a test here starts from: its cgroups (none yet) in the v2 hierarchy, a name for
+/// its own, and a fixture RAPL tree with package 0's counter and its value.
+struct Setup {
+    cgroups: Cgroups,
+    name: String,
+    sysfs: TempDir,
+    counter: PathBuf,
+    before: u64,
+}
+
+/// `None` when the test may not run here (not root, no v2 hierarchy): under CI it fails.
+fn setup(test: &str, short: &str) -> Option<Setup> {
     if !should_run(test, missing_root("creating cgroups")) {
         return None;
     }
@@ -41,7 +51,14 @@ fn setup(test: &str) -> Option<PathBuf> {
         .is_none()
         .then(|| format!("no v2 hierarchy under {ROOT} (nor {ROOT}/unified)"));
     should_run(test, missing).then_some(())?;
-    found
+    let (sysfs, counter, before) = rapl_fixture(&format!("{short}-sysfs"));
+    Some(Setup {
+        cgroups: Cgroups::new(&found?),
+        name: format!("alumet-{short}-test-{}", std::process::id()),
+        sysfs,
+        counter,
+        before,
+    })
 }
 
 /// Cgroups created by a test, removed (deepest first) when dropped, their processes
@@ -108,44 +125,16 @@ fn usage_usec(dir: &Path) -> u64 {
     line[11..].trim().parse().unwrap()
 }
 
-fn rapl_fixture(name: &str) -> (TempDir, PathBuf, u64) {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-rapl/tests/fixtures/intel-server-2s");
-    let sysfs = TempDir::copy_of(&fixture, name);
-    let counter = sysfs.path().join(ZONE);
-    let before = std::fs::read_to_string(&counter)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    (sysfs, counter, before)
-}
-
-fn figure(json: &serde_json::Value, name: &str) -> Option<f64> {
-    let figures = json["figures"].as_array().unwrap();
-    let f = figures.iter().find(|f| f["name"] == name)?;
-    f["values"][0].as_f64()
-}
-
 #[test]
 fn watch_cgroup_measures_it_until_it_is_removed_with_its_cpu_time_and_energy() {
     let test = "watch_cgroup_measures_it_until_it_is_removed_with_its_cpu_time_and_energy";
-    let Some(hierarchy) = setup(test) else {
+    let Some(s) = setup(test, "watch-cgroup") else {
         return;
     };
-    let (sysfs, counter, before) = rapl_fixture("watch-cgroup-sysfs");
+    let (mut cgroups, name, counter, before) = (s.cgroups, s.name, s.counter, s.before);
     let dir = temp_dir("watch-cgroup");
-    let config = format!(
-        "[plugins.rapl]\nsysfs_root = '{}'\nno_perf_events = true\npoll_interval = '1h'\n\
-         [plugins.procfs.kernel]\npoll_interval = '1h'\n\
-         [plugins.procfs.memory]\nenabled = false\n\
-         [plugins.attribution]\n\
-         [plugins.csv]\noutput_path = 'out.csv'\n",
-        sysfs.path().display()
-    );
+    let config = attribution_config(s.sysfs.path());
     std::fs::write(dir.path().join("alumet-config.toml"), config).unwrap();
-    let mut cgroups = Cgroups::new(&hierarchy);
-    let name = format!("alumet-watch-test-{}", std::process::id());
     let cg = cgroups.mkdir(&name);
     // The job: CPU, then 5 J more on package 0.
     let then = format!("echo {} > '{}'", before + 5_000_000, counter.display());
@@ -178,23 +167,7 @@ fn watch_cgroup_measures_it_until_it_is_removed_with_its_cpu_time_and_energy() {
         measured_ms.abs_diff(counter_ms) * 50 <= counter_ms,
         "summary {measured_ms} ms, counter {counter_ms} ms: {json:#}\n{stderr}"
     );
-    let resource = "cpu_package/0 domain=package";
-    let measured = figure(&json, &format!("rapl_consumed_energy {resource}"));
-    assert_eq!(measured, Some(5.0), "{json:#}");
-    let attributed = figure(
-        &json,
-        &format!("attributed_energy (the command) {resource} source=rapl"),
-    )
-    .unwrap_or_else(|| panic!("no energy attributed to the cgroup in {json:#}\n{stderr}"));
-    assert!(attributed > 0.0 && attributed <= 5.0, "{json:#}");
-    let parts: f64 = (json["figures"].as_array().unwrap().iter())
-        .filter(|f| {
-            let name = f["name"].as_str().unwrap();
-            name.contains(&format!("{resource} source=rapl")) && !name.ends_with("(average power)")
-        })
-        .map(|f| f["values"][0].as_f64().unwrap())
-        .sum();
-    assert!((parts - 5.0).abs() < 1e-9, "{parts} {json:#}");
+    assert_package0_split(&json, 5.0, &stderr);
 }
 
 #[test]
@@ -256,13 +229,11 @@ fn package0(rows: &[BTreeMap<String, String>]) -> f64 {
 #[test]
 fn attribution_over_real_cgroups_on_fixture_rapl_sums_to_the_machines_energy_exactly() {
     let test = "attribution_over_real_cgroups_on_fixture_rapl_sums_to_the_machines_energy_exactly";
-    let Some(hierarchy) = setup(test) else {
+    let Some(mut s) = setup(test, "attribution-cgroups") else {
         return;
     };
-    let (sysfs, counter, before) = rapl_fixture("attribution-cgroups-sysfs");
-    let mut cgroups = Cgroups::new(&hierarchy);
-    let name = format!("alumet-attribution-test-{}", std::process::id());
-    cgroups.mkdir(&name);
+    s.cgroups.mkdir(&s.name);
+    let (mut cgroups, name, counter, before) = (s.cgroups, s.name, s.counter, s.before);
     let a = cgroups.mkdir(&format!("{name}/a"));
     let b = cgroups.mkdir(&format!("{name}/b"));
     // A process of the parent's own needs a leaf on v2: the parent's own time is the
@@ -278,7 +249,7 @@ fn attribution_over_real_cgroups_on_fixture_rapl_sums_to_the_machines_energy_exa
          include = ['/{name}', '/{name}/a', '/{name}/b']\n\
          [plugins.attribution]\nconsumers = 'cgroup'\nidle_power = {{ package = 1.0 }}\n\
          [plugins.csv]\noutput_path = 'out.csv'\n",
-        sysfs.path().display()
+        s.sysfs.path().display()
     );
     std::fs::write(dir.path().join("alumet-config.toml"), config).unwrap();
     let mut cmd = agent(dir.path());

@@ -1,6 +1,8 @@
 //! Runs the built `alumet-agent` binary in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod energy;
+
 use alumet::test_util::TempDir;
 use std::io::Read;
 use std::path::Path;
