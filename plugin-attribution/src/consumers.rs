@@ -8,6 +8,7 @@
 //! once, and the consumers' parts never exceed the measured energy.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use alumet::plugin::RunMode;
 use alumet::prelude::ResourceConsumer;
@@ -59,6 +60,85 @@ fn parent(path: &str) -> Option<&str> {
         0 => None,
         i => Some(&trimmed[..i]),
     }
+}
+
+/// The cgroup of a process, from the text of `/proc/PID/cgroup`: the path in the v1
+/// `cpuacct` hierarchy when there is one (the `cgroups` plugin reads CPU time there
+/// first), else in the v2 hierarchy (`0::PATH`).
+pub(crate) fn parse_proc_cgroup(text: &str) -> Option<&str> {
+    let mut v2 = None;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if controllers.split(',').any(|c| c == "cpuacct") {
+            return Some(path);
+        }
+        if id == "0" && controllers.is_empty() {
+            v2 = Some(path);
+        }
+    }
+    v2
+}
+
+/// The cgroup of process `pid` (read in `proc_root`), as a consumer; the process itself
+/// when its cgroup cannot be read (it has exited, say).
+pub(crate) fn cgroup_of(proc_root: &Path, consumer: &ResourceConsumer) -> ResourceConsumer {
+    let ResourceConsumer::Process { pid } = consumer else {
+        return consumer.clone();
+    };
+    let file = proc_root.join(pid.to_string()).join("cgroup");
+    match std::fs::read_to_string(file)
+        .ok()
+        .as_deref()
+        .and_then(parse_proc_cgroup)
+    {
+        Some(path) => ResourceConsumer::ControlGroup { path: path.into() },
+        None => consumer.clone(),
+    }
+}
+
+/// Turns the GPU usage of the cgroups that GPU processes run in (`usages`) into usage of
+/// the measured cgroups (`known`, with CPU-time readings): each goes to the nearest
+/// measured cgroup at or above it, summed per cgroup; usage that reaches no measured
+/// cgroup is dropped (it stays in the GPU's busy time: `untracked`), and usage that
+/// reaches a measured cgroup with measured descendants is returned, as the parents' part
+/// (`parent_cgroup`).
+pub(crate) fn gpu_to_measured<'a>(
+    known: impl Iterator<Item = &'a ResourceConsumer>,
+    usages: &mut Vec<(ResourceConsumer, f64)>,
+) -> f64 {
+    let measured: HashSet<&str> = known.filter_map(cgroup_path).collect();
+    let parents: HashSet<&str> = (measured.iter())
+        .filter_map(|p| nearest_measured_ancestor(p, &measured))
+        .collect();
+    let mut per_cgroup: Vec<(&str, f64)> = Vec::new();
+    let mut outside = 0.0;
+    for (consumer, used) in usages.iter() {
+        let Some(path) = cgroup_path(consumer) else {
+            continue;
+        };
+        let target = measured
+            .get(path)
+            .copied()
+            .or_else(|| nearest_measured_ancestor(path, &measured));
+        match target {
+            Some(t) if parents.contains(t) => outside += used,
+            Some(t) => match per_cgroup.iter_mut().find(|(c, _)| *c == t) {
+                Some(entry) => entry.1 += used,
+                None => per_cgroup.push((t, *used)),
+            },
+            None => {}
+        }
+    }
+    let merged: Vec<(ResourceConsumer, f64)> = (per_cgroup.into_iter())
+        .map(|(path, used)| (ResourceConsumer::ControlGroup { path: path.into() }, used))
+        .collect();
+    *usages = merged;
+    outside
 }
 
 /// The nearest proper ancestor of `path` in `measured`.
@@ -153,6 +233,32 @@ mod tests {
         let mut usages = vec![(cg("/a"), 1.0), (cg("/a/b"), 1.5), (cg("/ab"), 2.0)];
         assert_eq!(nest(known.iter(), &mut usages), 0.0);
         assert_eq!(usages, vec![(cg("/a/b"), 1.5), (cg("/ab"), 2.0)]);
+    }
+
+    #[test]
+    fn a_process_cgroup_is_read_from_cpuacct_or_v2() {
+        let hybrid = "12:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/system.slice/x\n";
+        assert_eq!(parse_proc_cgroup(hybrid), Some("/docker/abc"));
+        assert_eq!(
+            parse_proc_cgroup("0::/kubepods.slice/pod\n"),
+            Some("/kubepods.slice/pod")
+        );
+        assert_eq!(parse_proc_cgroup("garbage\n"), None);
+    }
+
+    #[test]
+    fn gpu_use_goes_to_the_nearest_measured_cgroup() {
+        let known = [cg("/pod"), cg("/pod/a"), cg("/svc")];
+        let mut usages = vec![
+            (cg("/pod/a/inner"), 10.0),
+            (cg("/pod/a"), 5.0),
+            (cg("/pod/b"), 7.0),
+            (cg("/other"), 3.0),
+            (ResourceConsumer::Process { pid: 9 }, 1.0),
+        ];
+        // /pod/b reaches /pod, a parent: its part; /other and the process reach nothing.
+        assert_eq!(gpu_to_measured(known.iter(), &mut usages), 7.0);
+        assert_eq!(usages, vec![(cg("/pod/a"), 15.0)]);
     }
 
     #[test]

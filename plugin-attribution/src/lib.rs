@@ -41,8 +41,9 @@
 //!   `max_delay` of newer measurements, or at shutdown, is attributed with the data
 //!   received.
 //!
-//! Any consumer works: energy goes to the consumer of the CPU-time points (procfs reports
-//! processes; a source of per-cgroup CPU time named in `cpu_time_metric` gives cgroups).
+//! The consumers are of one kind (`consumers`): processes (procfs) or cgroups (the
+//! `cgroups` plugin); nested cgroups are counted once, the deepest measured ones receiving
+//! the energy (see the README's "Nested cgroups": `parent_cgroup`).
 
 mod config;
 mod consumers;
@@ -79,7 +80,9 @@ impl Plugin for AttributionPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let outputs = OutputMetrics::create(alumet)?;
-        let state = Attribution::with_run_mode(self.config.clone(), outputs, alumet.run_mode());
+        let proc_root = alumet.host_paths().proc_root.clone();
+        let state = Attribution::with_run_mode(self.config.clone(), outputs, alumet.run_mode())
+            .with_proc_root(proc_root);
         transform::register(alumet, state)
     }
 }

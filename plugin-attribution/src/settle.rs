@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use alumet::prelude::*;
 
 use crate::config::{Config, IdleMode};
-use crate::consumers::{nest, Kinds};
+use crate::consumers::{gpu_to_measured, nest, Kinds};
 use crate::inputs::OutputMetrics;
 use crate::split::split;
 use crate::usage::{CpuUsage, GpuUsage};
@@ -192,12 +192,13 @@ pub(crate) fn settle_cpu(
 }
 
 /// Attributes an NVML interval by SM utilization. `has_usage`: the utilization exists.
-/// The SM use of processes that `kinds` does not take (with `consumers = "cgroup"`) is
-/// `untracked`.
+/// With `consumers = "cgroup"`, the processes' use was recorded under their cgroups: it
+/// goes to the measured cgroups (`cpu`'s consumers, nested ones counted once); use that
+/// reaches no measured cgroup is `untracked`.
 pub(crate) fn settle_gpu(
     stream: &mut Stream,
     iv: Interval,
-    gpu: &GpuUsage,
+    (gpu, cpu): (&GpuUsage, &CpuUsage),
     has_usage: bool,
     kinds: Kinds,
     sink: Sink<'_>,
@@ -221,12 +222,16 @@ pub(crate) fn settle_gpu(
             }
         }
     }
-    let used: f64 = sink.usages.iter().map(|u| u.1).sum();
+    let outside = match kinds {
+        Kinds::Cgroup => gpu_to_measured(cpu.consumers.keys(), sink.usages),
+        _ => 0.0,
+    };
+    let used: f64 = sink.usages.iter().map(|u| u.1).sum::<f64>() + outside;
     let idle_base = stream.idle_base(&iv, a, iv.end - a);
     let s = split(iv.joules, idle_base, busy, used);
     let parts = Parts {
         idle: s.idle,
-        unattributed: [s.untracked, 0.0, 0.0, 0.0],
+        unattributed: [s.untracked, 0.0, 0.0, outside * s.per_usage],
         per_usage: s.per_usage,
     };
     emit(stream, iv, parts, sink)

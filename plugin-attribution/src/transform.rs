@@ -3,6 +3,7 @@
 //! it has arrived (see the crate docs for the method).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use alumet::measurement::AttributeValue;
 use alumet::metrics::MetricRegistry;
@@ -10,7 +11,7 @@ use alumet::plugin::RunMode;
 use alumet::prelude::*;
 
 use crate::config::Config;
-use crate::consumers::Kinds;
+use crate::consumers::{cgroup_of, Kinds};
 use crate::inputs::{Input, Inputs, OutputMetrics};
 use crate::settle::{settle_cpu, settle_gpu, Kind, Sink, Stream};
 use crate::usage::{CpuUsage, GpuUsage};
@@ -28,6 +29,8 @@ pub struct Attribution {
     config: Config,
     /// The consumers that receive energy.
     kinds: Kinds,
+    /// Where procfs is mounted: the cgroup of a GPU process is read there.
+    proc_root: PathBuf,
     outputs: OutputMetrics,
     /// Found on the first buffer: every plugin has registered its metrics by then.
     inputs: Option<Inputs>,
@@ -55,6 +58,7 @@ impl Attribution {
         let max_delay = u64::try_from(config.max_delay.as_nanos()).unwrap_or(u64::MAX);
         Attribution {
             kinds: Kinds::new(config.consumers, mode),
+            proc_root: PathBuf::from(alumet::plugin::host_paths::PROC_ROOT),
             config,
             outputs,
             inputs: None,
@@ -67,6 +71,13 @@ impl Attribution {
             out: Vec::new(),
             warned_non_finite: false,
         }
+    }
+
+    /// Reads the cgroups of GPU processes (`consumers = "cgroup"`) under `proc_root`
+    /// (`/proc` by default; the host's, mounted elsewhere, in a container).
+    pub fn with_proc_root(mut self, proc_root: PathBuf) -> Self {
+        self.proc_root = proc_root;
+        self
     }
 
     /// Reads the buffer's input points, then appends to it the attribution of every
@@ -152,7 +163,13 @@ impl Attribution {
             let joules = value * input.factor;
             self.energy(Kind::Nvml, &p.resource, GPU_DOMAIN_INDEX, t, joules);
         } else if is(inputs.gpu_utilization).is_some() {
-            self.gpu.add_utilization(&p.resource, &p.consumer, t, value);
+            if self.kinds == Kinds::Cgroup {
+                // Read now: the process may be gone when its interval is attributed.
+                let cgroup = cgroup_of(&self.proc_root, &p.consumer);
+                self.gpu.add_utilization(&p.resource, &cgroup, t, value);
+            } else {
+                self.gpu.add_utilization(&p.resource, &p.consumer, t, value);
+            }
         } else {
             return;
         }
@@ -224,7 +241,7 @@ impl Attribution {
                 };
                 match stream.kind {
                     Kind::Rapl => settle_cpu(stream, iv, cpu, has_machine, sink),
-                    Kind::Nvml => settle_gpu(stream, iv, gpu, has_gpu_usage, *kinds, sink),
+                    Kind::Nvml => settle_gpu(stream, iv, (gpu, cpu), has_gpu_usage, *kinds, sink),
                 }
             }
         }

@@ -158,3 +158,43 @@ fn energy_that_arrives_after_the_cpu_time_still_finds_it() {
     );
     assert!(out.max_imbalance() <= TOL);
 }
+
+#[test]
+fn gpu_energy_goes_to_the_cgroups_of_the_gpu_processes() {
+    // The processes' cgroups, from fixture /proc/PID/cgroup files: 101 in /pod/a (v1
+    // cpuacct), 102 in /svc, 103 in /pod itself, 104 in an unmeasured cgroup, 105 gone.
+    let proc_root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpu-cgroups/proc");
+    let mut h = Harness::new(config(Consumers::Cgroup));
+    h.attribution = Attribution::with_run_mode(config(Consumers::Cgroup), h.outputs, RunMode::Run)
+        .with_proc_root(proc_root);
+    let i = h.inputs;
+    let mut at0 = vec![i.gpu_energy(0, "A", 1.0)];
+    at0.extend(i.kernel(0, 0, 4000));
+    for path in ["/pod", "/pod/a", "/svc"] {
+        at0.extend(i.cgroup(0, path, 0, 0));
+    }
+    h.feed(at0);
+    let mut at1 = vec![i.gpu_energy(1000, "A", 100_000.0)];
+    for (pid, percent) in [
+        (101, 40.0),
+        (102, 20.0),
+        (103, 10.0),
+        (104, 10.0),
+        (105, 20.0),
+    ] {
+        at1.push(i.gpu_util(1000, "A", pid, percent));
+    }
+    at1.extend(i.kernel(1000, 0, 4000));
+    for path in ["/pod", "/pod/a", "/svc"] {
+        at1.extend(i.cgroup(1000, path, 0, 0));
+    }
+    let out = h.feed(at1);
+    close(out.attributed(&cgroup("/pod/a"), "gpu"), 40.0, TOL);
+    close(out.attributed(&cgroup("/svc"), "gpu"), 20.0, TOL);
+    close(out.attributed(&cgroup("/pod"), "gpu"), 0.0, TOL);
+    close(out.unattributed("gpu", "parent_cgroup"), 10.0, TOL);
+    close(out.unattributed("gpu", "untracked"), 30.0, TOL);
+    close(out.total("gpu"), 100.0, TOL);
+    assert!(out.max_imbalance() <= TOL);
+}
