@@ -777,7 +777,7 @@ fn watch_a_missing_or_impossible_pid_is_a_clear_error() {
         let (code, stderr) = run_to_exit(cmd);
         assert_eq!(code, 2, "{pid}: {stderr}");
         assert!(
-            stderr.contains(&format!("invalid value '{pid}' for '<PID>'")),
+            stderr.contains(&format!("invalid value '{pid}' for '[PID]'")),
             "{stderr}"
         );
     }

@@ -10,12 +10,16 @@
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use alumet::measurement::ResourceConsumer;
+use alumet::pipeline::RunningPipeline;
 use plugin_cgroups::hierarchy::{self, Hierarchy};
 
 use crate::cli::UsageError;
 use crate::config::ConfigError;
+
+use super::{poll_all, signals, RunError};
 
 /// How often the cgroup's directories and `cgroup.events` are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
@@ -65,6 +69,13 @@ impl WatchedCgroup {
         Ok(WatchedCgroup { path, dirs, events })
     }
 
+    /// The consumer of its points.
+    pub fn consumer(&self) -> ResourceConsumer {
+        ResourceConsumer::ControlGroup {
+            path: self.path.as_str().into(),
+        }
+    }
+
     /// Waits until the cgroup is removed (returns `true`), or until `stop` says so
     /// (`false`). Each time `cgroup.events` says that no process is left, calls `emptied`
     /// (to read the final counters before the cgroup can be removed).
@@ -97,6 +108,39 @@ impl WatchedCgroup {
 
 fn gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
+}
+
+/// Waits for the removal of the watched cgroup (or a signal), taking a reading whenever
+/// its last process exits, then the final readings; returns the wall time.
+pub(super) fn wait(
+    pipeline: &RunningPipeline,
+    cg: &WatchedCgroup,
+    start: Instant,
+) -> Result<Duration, RunError> {
+    let control = pipeline.control();
+    let removed = cg
+        .wait(
+            || signals::received().is_some(),
+            || {
+                poll_all(&control);
+                log::info!(
+                    "no process left in cgroup {}: its final counters are read; the watch ends when it is removed",
+                    cg.path
+                );
+            },
+        )
+        .map_err(|e| RunError::Other(anyhow::anyhow!("watching cgroup {}: {e}", cg.path)))?;
+    let wall = start.elapsed();
+    poll_all(&control);
+    match (removed, signals::received()) {
+        (true, _) => log::info!("cgroup {} was removed: end of the watch", cg.path),
+        (false, Some(signal)) => log::info!(
+            "signal {signal} received: stopped watching cgroup {}, which is still there",
+            cg.path
+        ),
+        (false, None) => {}
+    }
+    Ok(wall)
 }
 
 /// The cgroup path (`/a/b`) that `arg` names: under `root` (and then under one of its

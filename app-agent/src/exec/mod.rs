@@ -287,7 +287,7 @@ fn one_run(
             }
         }
         Some(Watched::Cgroup(cg)) => {
-            control.emit(&Event::ConsumerWatched(cgroup_consumer(cg)));
+            control.emit(&Event::ConsumerWatched(cg.consumer()));
         }
         None => {}
     }
@@ -323,8 +323,8 @@ fn one_run(
     };
     let (wall, ended, consumer) = match watched {
         Some(Watched::Cgroup(cg)) => {
-            let wall = wait_cgroup(pipeline, cg, start)?;
-            (wall, None, cgroup_consumer(cg))
+            let wall = cgroup::wait(pipeline, cg, start)?;
+            (wall, None, cg.consumer())
         }
         Some(Watched::Process(w)) => {
             let (wall, ended) = wait_end(pipeline, Some(w), pid, start)?;
@@ -393,45 +393,6 @@ fn wait_end(
         log::info!("signal {signal} received: stopped watching pid {pid}, which goes on running");
     }
     Ok((wall, None))
-}
-
-fn cgroup_consumer(cg: &cgroup::WatchedCgroup) -> ResourceConsumer {
-    ResourceConsumer::ControlGroup {
-        path: cg.path.as_str().into(),
-    }
-}
-
-/// Waits for the removal of the watched cgroup (or a signal), taking a reading whenever
-/// its last process exits, then the final readings; returns the wall time.
-fn wait_cgroup(
-    pipeline: &RunningPipeline,
-    cg: &cgroup::WatchedCgroup,
-    start: Instant,
-) -> Result<Duration, RunError> {
-    let control = pipeline.control();
-    let removed = cg
-        .wait(
-            || signals::received().is_some(),
-            || {
-                poll_all(&control);
-                log::info!(
-                    "no process left in cgroup {}: its final counters are read; the watch ends when it is removed",
-                    cg.path
-                );
-            },
-        )
-        .map_err(|e| RunError::Other(anyhow::anyhow!("watching cgroup {}: {e}", cg.path)))?;
-    let wall = start.elapsed();
-    poll_all(&control);
-    match (removed, signals::received()) {
-        (true, _) => log::info!("cgroup {} was removed: end of the watch", cg.path),
-        (false, Some(signal)) => log::info!(
-            "signal {signal} received: stopped watching cgroup {}, which is still there",
-            cg.path
-        ),
-        (false, None) => {}
-    }
-    Ok(wall)
 }
 
 /// Takes a reading of every source now, and waits for it (see `PipelineControl::poll_now`).
