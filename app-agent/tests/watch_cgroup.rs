@@ -194,6 +194,15 @@ fn watch_cgroup_of_a_path_that_is_no_cgroup_is_a_usage_error() {
     assert_eq!(code, 2, "{stderr}");
     let (code, stderr) = run_config(dir.path(), &config, &["watch", "1", "--cgroup", "a"]);
     assert_eq!(code, 2, "{stderr}");
+    // A cgroup that exists, but --plugins leaves the cgroups plugin out: a config error.
+    std::fs::create_dir(root.path().join("present")).unwrap();
+    let (code, stderr) = run_config(
+        dir.path(),
+        &config,
+        &["--plugins", "csv", "watch", "--cgroup", "present"],
+    );
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("add `cgroups` to --plugins"), "{stderr}");
 }
 
 /// One CSV row: its columns by header name, its late attributes split.

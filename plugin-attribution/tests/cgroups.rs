@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use alumet::plugin::RunMode;
+use alumet::prelude::MeasurementPoint;
 use common::{cgroup, close, Harness};
 use plugin_attribution::{Attribution, Config, Consumers};
 
@@ -18,6 +19,18 @@ fn config(consumers: Consumers) -> Config {
         idle_power: BTreeMap::from([("package".to_owned(), 2.0)]),
         ..Config::default()
     }
+}
+
+/// The readings at 0, whose periods are unknown: `energy`, the machine's CPU time, and
+/// the cgroups at `paths`.
+fn origins(h: &mut Harness, energy: MeasurementPoint, paths: &[&str]) {
+    let i = h.inputs;
+    let mut at0 = vec![energy];
+    at0.extend(i.kernel(0, 0, 4000));
+    for path in paths {
+        at0.extend(i.cgroup(0, path, 0, 0));
+    }
+    h.feed(at0);
 }
 
 /// A pod with two measured containers, a service, and a process, at 0 and 1 s; RAPL
@@ -94,12 +107,11 @@ fn children_that_used_more_than_their_parent_never_give_more_than_the_energy() {
     // parent adds nothing, and the parts still add up.
     let mut h = Harness::new(config(Consumers::Cgroup));
     let i = h.inputs;
-    let mut at0 = vec![i.rapl(0, "package", 1.0)];
-    at0.extend(i.kernel(0, 0, 4000));
-    for path in ["/job", "/job/step_0", "/job/step_1"] {
-        at0.extend(i.cgroup(0, path, 0, 0));
-    }
-    h.feed(at0);
+    origins(
+        &mut h,
+        i.rapl(0, "package", 1.0),
+        &["/job", "/job/step_0", "/job/step_1"],
+    );
     let mut at1 = vec![i.rapl(1000, "package", 6.0)];
     at1.extend(i.kernel(1000, 500, 4000));
     at1.extend(i.cgroup(1000, "/job", 500, 0));
@@ -169,12 +181,11 @@ fn gpu_energy_goes_to_the_cgroups_of_the_gpu_processes() {
     h.attribution = Attribution::with_run_mode(config(Consumers::Cgroup), h.outputs, RunMode::Run)
         .with_proc_root(proc_root);
     let i = h.inputs;
-    let mut at0 = vec![i.gpu_energy(0, "A", 1.0)];
-    at0.extend(i.kernel(0, 0, 4000));
-    for path in ["/pod", "/pod/a", "/svc"] {
-        at0.extend(i.cgroup(0, path, 0, 0));
-    }
-    h.feed(at0);
+    origins(
+        &mut h,
+        i.gpu_energy(0, "A", 1.0),
+        &["/pod", "/pod/a", "/svc"],
+    );
     let mut at1 = vec![i.gpu_energy(1000, "A", 100_000.0)];
     for (pid, percent) in [
         (101, 40.0),
