@@ -304,39 +304,41 @@ fn one_run(
         );
     }
     let start = Instant::now();
+    // The process whose end is awaited (none for a cgroup).
     let pid = match &opts.target {
         Target::Command { program, args } => {
             let pid = child::spawn(program, args).map_err(RunError::Spawn)?;
             signals::measure(pid);
             control.emit(&Event::ConsumerStarted(ResourceConsumer::Process { pid }));
-            pid
+            Some(pid)
         }
         // Not ours: signals to the agent end the watch, and are not sent on to it.
         Target::Pid(pid) => {
             start_source_threads(pipeline);
-            *pid
+            Some(*pid)
         }
         Target::Cgroup(_) => {
             start_source_threads(pipeline);
-            0
+            None
         }
     };
-    let (wall, ended, consumer) = match watched {
-        Some(Watched::Cgroup(cg)) => {
-            let wall = cgroup::wait(pipeline, cg, start)?;
-            (wall, None, cg.consumer())
-        }
-        Some(Watched::Process(w)) => {
-            let (wall, ended) = wait_end(pipeline, Some(w), pid, start)?;
+    let (wall, ended, consumer) = match (watched, pid) {
+        (Some(Watched::Cgroup(cg)), _) => (cgroup::wait(pipeline, cg, start)?, None, cg.consumer()),
+        (w, Some(pid)) => {
+            let process = match w {
+                Some(Watched::Process(p)) => Some(p),
+                _ => None,
+            };
+            let (wall, ended) = wait_end(pipeline, process, pid, start)?;
             (wall, ended, ResourceConsumer::Process { pid })
         }
-        None => {
-            let (wall, ended) = wait_end(pipeline, None, pid, start)?;
-            (wall, ended, ResourceConsumer::Process { pid })
+        (_, None) => {
+            let e = anyhow::anyhow!("internal error: nothing to wait for");
+            return Err(RunError::Other(e));
         }
     };
     aggregator.close(Timestamp::now());
-    if pid != 0 {
+    if let Some(pid) = pid {
         signals::log_forwarded(pid);
     }
     control.emit(&Event::ConsumerEnded(consumer));
