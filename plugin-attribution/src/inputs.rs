@@ -4,7 +4,7 @@
 use alumet::metrics::{Metric, MetricError, MetricRegistry, RawMetricId};
 use alumet::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, Consumers};
 
 /// An input metric: its id and the factor that turns its values into the unit the
 /// transform works in (joules for energy, seconds for CPU time).
@@ -67,8 +67,12 @@ impl Inputs {
             );
         }
         if inputs.rapl.is_some() && inputs.cpu_time.is_none() {
+            let fix = match config.consumers {
+                Consumers::Cgroup => "no cgroup receives CPU energy (enable the cgroups plugin)",
+                _ => "no process receives CPU energy (enable the processes section of the procfs plugin)",
+            };
             log::warn!(
-                "attribution: `{}` is not registered: no process receives CPU energy (enable the processes section of the procfs plugin)",
+                "attribution: `{}` is not registered: {fix}",
                 config.cpu_time_metric
             );
         }
