@@ -461,6 +461,11 @@ impl MeasurementBuffer {
         self.points.is_empty()
     }
 
+    /// Makes room for at least `n` points in all, without growing if there is room.
+    pub fn reserve(&mut self, n: usize) {
+        self.points.reserve(n.saturating_sub(self.points.len()));
+    }
+
     /// Removes every point, keeping the memory for reuse.
     pub fn clear(&mut self) {
         self.points.clear();

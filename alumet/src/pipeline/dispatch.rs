@@ -196,7 +196,8 @@ impl Dispatcher {
     /// Hands a tick's buffer on: to the transforms' stage when there are transforms (the
     /// buffer is taken, and replaced by a free one), or else straight to every output's
     /// queue (shared by reference). Never runs a transform or an output here.
-    pub(crate) fn dispatch(&self, buffer: &mut Arc<MeasurementBuffer>) {
+    /// `capacity`: how many points the free buffer should hold without growing.
+    pub(crate) fn dispatch(&self, buffer: &mut Arc<MeasurementBuffer>, capacity: usize) {
         if buffer.is_empty() {
             return;
         }
@@ -208,7 +209,7 @@ impl Dispatcher {
             return;
         }
         drop(set);
-        let fresh = self.stage.fresh_buffer(buffer.len());
+        let fresh = self.stage.fresh_buffer(capacity);
         let taken = std::mem::replace(buffer, fresh);
         self.stage.push(taken, self);
     }

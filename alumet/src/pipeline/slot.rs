@@ -144,8 +144,8 @@ impl SourceSlot {
         if self.buffer.is_empty() {
             return;
         }
-        dispatcher.dispatch(&mut self.buffer);
         let capacity = self.buffer.len();
+        dispatcher.dispatch(&mut self.buffer, capacity);
         let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1);
         let next = match free {
             Some(i) => {

@@ -22,6 +22,9 @@ const SPARE_TICK_BUFFERS: usize = 128;
 pub(crate) struct TickBuffer {
     current: Arc<MeasurementBuffer>,
     spare: VecDeque<Arc<MeasurementBuffer>>,
+    /// The most points a tick has held: every buffer handed out holds that many without
+    /// growing (ticks differ: a source may read more figures every tenth poll).
+    largest: usize,
 }
 
 impl TickBuffer {
@@ -35,13 +38,14 @@ impl TickBuffer {
         if self.current.is_empty() {
             return;
         }
-        dispatcher.dispatch(&mut self.current);
+        self.largest = self.largest.max(self.current.len());
+        dispatcher.dispatch(&mut self.current, self.largest);
         if let Some(points) = Arc::get_mut(&mut self.current) {
             // No output took it (the transforms emptied it): reuse it at once.
             points.clear();
             return;
         }
-        let capacity = self.current.len();
+        let capacity = self.largest;
         let free = self
             .spare
             .front()
@@ -49,7 +53,9 @@ impl TickBuffer {
         let reused = if free { self.spare.pop_front() } else { None };
         let next = match reused {
             Some(mut b) => {
-                Arc::make_mut(&mut b).clear();
+                let points = Arc::make_mut(&mut b);
+                points.clear();
+                points.reserve(capacity);
                 b
             }
             None => Arc::new(MeasurementBuffer::with_capacity(capacity)),

@@ -267,7 +267,9 @@ impl TransformStage {
         if spare.front().is_some_and(|b| Arc::strong_count(b) == 1) {
             if let Some(mut b) = spare.pop_front() {
                 drop(spare);
-                Arc::make_mut(&mut b).clear();
+                let points = Arc::make_mut(&mut b);
+                points.clear();
+                points.reserve(capacity);
                 return b;
             }
         }

@@ -95,11 +95,12 @@ fn measure(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<()> {
     // Warm: every cgroup found, read once or twice, buffers grown.
     std::thread::sleep(Duration::from_millis(2500));
     let sources = control.sources().len();
-    let (cpu0, polls0, allocs0) = (cpu_time(), polls(), ALLOCATIONS.load(Ordering::Relaxed));
-    let threads0 = source_threads_cpu()?;
+    // The readings of the figures allocate: the allocations are counted between them.
+    let (threads0, polls0, cpu0) = (source_threads_cpu()?, polls(), cpu_time());
+    let allocs0 = ALLOCATIONS.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(secs));
-    let (cpu1, polls1, allocs1) = (cpu_time(), polls(), ALLOCATIONS.load(Ordering::Relaxed));
-    let threads1 = source_threads_cpu()?;
+    let allocs1 = ALLOCATIONS.load(Ordering::SeqCst);
+    let (cpu1, polls1, threads1) = (cpu_time(), polls(), source_threads_cpu()?);
     let rss1 = self_status("VmRSS")?;
     let report = run.shutdown();
     let polled = (polls1 - polls0).max(1);
