@@ -35,6 +35,10 @@ pub struct Config {
     pub exclude: Vec<String>,
     /// How deep below the root to look for cgroups (`/system.slice/nginx.service` is at depth 2).
     pub max_depth: usize,
+    /// Docker's state directory, where a container's name is read (`containers/ID/config.v2.json`) for the cgroups of Docker containers outside Kubernetes (in a container: the host's, mounted read-only).
+    pub docker_root: PathBuf,
+    /// The containers storage of Podman (and CRI-O), where a Podman container's name is read (`overlay-containers/containers.json`).
+    pub containers_storage: PathBuf,
     /// The names of the pods (`name`, `namespace`, `node`) and of their containers (`container_name`), asked of Kubernetes for the pod uids found in the paths.
     pub kubernetes: KubeConfig,
 }
@@ -170,6 +174,8 @@ impl Default for Config {
             include: DEFAULT_INCLUDE.map(String::from).to_vec(),
             exclude: Vec::new(),
             max_depth: 6,
+            docker_root: PathBuf::from("/var/lib/docker"),
+            containers_storage: PathBuf::from("/var/lib/containers/storage"),
             kubernetes: KubeConfig::default(),
         }
     }

@@ -23,6 +23,7 @@ use crate::parse::parse_populated;
 use crate::pattern::{selected, PathPattern};
 use crate::pods::{PodLink, PodNames};
 use crate::resolve::resolve;
+use crate::runtimes::RuntimeState;
 use crate::source::CgroupSource;
 
 /// What is measured, and how to find more.
@@ -47,6 +48,8 @@ pub(crate) struct Discovery {
     out_of_files: AtomicBool,
     /// The pods' names from Kubernetes, where enabled.
     pod_names: Option<Arc<PodNames>>,
+    /// Where Docker and Podman keep their containers' names.
+    runtimes: Option<RuntimeState>,
 }
 
 /// What changed in the tree since the last update.
@@ -109,7 +112,13 @@ impl Discovery {
             dirs: HashMap::new(),
             out_of_files: AtomicBool::new(false),
             pod_names: None,
+            runtimes: None,
         }
+    }
+
+    /// Names the Docker and Podman containers from their runtimes' state.
+    pub(crate) fn name_containers_with(&mut self, runtimes: RuntimeState) {
+        self.runtimes = Some(runtimes);
     }
 
     /// Names the pods' cgroups from `names` (filled by the Kubernetes task).
@@ -207,7 +216,11 @@ impl Discovery {
             return None;
         }
         let events = files.events.take();
-        let path_attrs = Attributes::new(resolve(path));
+        let mut resolved = resolve(path);
+        if let Some(runtimes) = &self.runtimes {
+            runtimes.name(&mut resolved);
+        }
+        let path_attrs = Attributes::new(resolved);
         let pod = (self.pod_names.as_ref()).and_then(|n| PodLink::new(n, path_attrs.clone()));
         let attrs = pod.as_ref().map_or(path_attrs, |(_, now)| now.clone());
         let metrics = Arc::clone(&self.metrics);

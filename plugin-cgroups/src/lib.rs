@@ -24,6 +24,7 @@ pub mod pattern;
 pub mod podlist;
 pub mod pods;
 pub mod resolve;
+mod runtimes;
 mod source;
 
 use std::sync::Arc;
@@ -76,6 +77,10 @@ impl Plugin for CgroupsPlugin {
             trigger,
             c.rescan_interval,
         );
+        discovery.name_containers_with(runtimes::RuntimeState::new(
+            &c.docker_root,
+            &c.containers_storage,
+        ));
         if alumet.run_mode().follows_announced_processes() {
             // exec and watch: the announced cgroup alone (`watch --cgroup`), or nothing.
             announced::subscribe(alumet, discovery);
