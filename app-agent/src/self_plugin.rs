@@ -46,14 +46,7 @@ impl Plugin for AgentPlugin {
     }
 
     fn init(config: Config) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            !config.poll_interval.is_zero(),
-            "poll_interval must be longer than zero"
-        );
-        anyhow::ensure!(
-            !config.flush_interval.is_zero(),
-            "flush_interval must be longer than zero"
-        );
+        Trigger::from_config("", config.poll_interval, config.flush_interval)?;
         Ok(AgentPlugin {
             config,
             control: Arc::default(),
@@ -91,8 +84,8 @@ impl Plugin for AgentPlugin {
                 pid: std::process::id(),
             },
         };
-        let trigger =
-            Trigger::every(self.config.poll_interval).flush_every(self.config.flush_interval);
+        let c = &self.config;
+        let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
         alumet.add_source("self", source, trigger)?;
         Ok(())
     }

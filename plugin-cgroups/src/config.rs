@@ -188,9 +188,8 @@ impl Config {
             !self.cgroup_root.as_os_str().is_empty(),
             "cgroup_root is empty: give the directory where the cgroup tree is mounted (`/sys/fs/cgroup`)"
         );
+        alumet::pipeline::Trigger::from_config("", self.poll_interval, self.flush_interval)?;
         for (key, d) in [
-            ("poll_interval", self.poll_interval),
-            ("flush_interval", self.flush_interval),
             ("rescan_interval", self.rescan_interval),
             ("details_interval", self.details_interval),
             (

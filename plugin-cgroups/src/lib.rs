@@ -62,11 +62,7 @@ impl Plugin for CgroupsPlugin {
         let root = alumet.host_paths().cgroup_root_or(&c.cgroup_root);
         let hierarchies = discovery::hierarchies(&root)?;
         log::debug!("cgroups: hierarchies {}", discovery::shown(&hierarchies));
-        let trigger = if c.flush_interval > c.poll_interval {
-            Trigger::every(c.poll_interval).flush_every(c.flush_interval)
-        } else {
-            Trigger::every(c.poll_interval)
-        };
+        let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
         let metrics = metrics::Metrics::register(alumet, c.details_every())?;
         let patterns = c.patterns()?;
         let mut discovery = discovery::Discovery::new(

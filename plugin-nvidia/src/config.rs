@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alumet::pipeline::Trigger;
 use serde::{Deserialize, Serialize};
 
 /// Config of the `nvidia` plugin: the `[plugins.nvidia]` table. Missing keys take their default.
@@ -80,14 +81,7 @@ impl Default for Config {
 impl Config {
     /// Checks what serde cannot: the errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.poll_interval.is_zero(),
-            "poll_interval must be longer than zero"
-        );
-        anyhow::ensure!(
-            !self.flush_interval.is_zero(),
-            "flush_interval must be longer than zero"
-        );
+        Trigger::from_config("", self.poll_interval, self.flush_interval)?;
         Ok(())
     }
 

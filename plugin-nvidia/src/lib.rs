@@ -72,7 +72,7 @@ impl Plugin for NvidiaPlugin {
             Mode::Minimal => None,
         };
         let filter = self.process_filter(alumet);
-        let trigger = Trigger::every(c.poll_interval).flush_every(c.flush_interval);
+        let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
         for probed in devices {
             let name = format!("gpu-{}", probed.bus_id);
             let selection = Selection::new(filter.clone());

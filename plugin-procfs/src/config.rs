@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alumet::pipeline::Trigger;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -241,11 +242,6 @@ impl Default for GroupConfig {
     }
 }
 
-fn nonzero(key: &str, d: Duration) -> anyhow::Result<()> {
-    anyhow::ensure!(!d.is_zero(), "{key} must be longer than zero");
-    Ok(())
-}
-
 impl Config {
     /// Checks what serde cannot; the errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -253,12 +249,21 @@ impl Config {
             !self.procfs_root.as_os_str().is_empty(),
             "procfs_root is empty: give the directory where procfs is mounted (`/proc`)"
         );
-        nonzero("kernel.poll_interval", self.kernel.poll_interval)?;
-        nonzero("kernel.flush_interval", self.kernel.flush_interval)?;
-        nonzero("memory.poll_interval", self.memory.poll_interval)?;
-        nonzero("memory.flush_interval", self.memory.flush_interval)?;
-        nonzero("network.poll_interval", self.network.poll_interval)?;
-        nonzero("network.flush_interval", self.network.flush_interval)?;
+        Trigger::from_config(
+            "kernel",
+            self.kernel.poll_interval,
+            self.kernel.flush_interval,
+        )?;
+        Trigger::from_config(
+            "memory",
+            self.memory.poll_interval,
+            self.memory.flush_interval,
+        )?;
+        Trigger::from_config(
+            "network",
+            self.network.poll_interval,
+            self.network.flush_interval,
+        )?;
         if self.memory.enabled {
             anyhow::ensure!(
                 !self.memory.metrics.is_empty(),
@@ -266,17 +271,15 @@ impl Config {
             );
         }
         let p = &self.processes;
-        nonzero("processes.events.poll_interval", p.events.poll_interval)?;
-        nonzero("processes.events.flush_interval", p.events.flush_interval)?;
+        let events = &p.events;
+        Trigger::from_config(
+            "processes.events",
+            events.poll_interval,
+            events.flush_interval,
+        )?;
         for (i, g) in p.groups.iter().enumerate() {
-            nonzero(
-                &format!("processes.groups[{i}].poll_interval"),
-                g.poll_interval,
-            )?;
-            nonzero(
-                &format!("processes.groups[{i}].flush_interval"),
-                g.flush_interval,
-            )?;
+            let table = format!("processes.groups[{i}]");
+            Trigger::from_config(&table, g.poll_interval, g.flush_interval)?;
             g.regex()
                 .with_context(|| format!("processes.groups[{i}].exe_regex"))?;
         }

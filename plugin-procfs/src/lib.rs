@@ -135,11 +135,8 @@ fn sysconf(name: libc::c_int, fallback: u64) -> u64 {
     u64::try_from(v).ok().filter(|&v| v > 0).unwrap_or(fallback)
 }
 
-/// Polled every `poll`; buffered and handed on every `flush` when that is longer.
+/// Polled every `poll`; buffered and handed on every `flush` when that is longer (the
+/// config's validation checked both with [`Trigger::from_config`]).
 pub(crate) fn trigger(poll: Duration, flush: Duration) -> Trigger {
-    if flush > poll {
-        Trigger::every(poll).flush_every(flush)
-    } else {
-        Trigger::every(poll)
-    }
+    Trigger::from_config("", poll, flush).unwrap_or_else(|_| Trigger::every(poll))
 }

@@ -56,8 +56,8 @@ impl Plugin for RaplPlugin {
             Unit::Joule,
             "energy consumed since the previous reading, per package and RAPL domain",
         )?;
-        let trigger =
-            Trigger::every(self.config.poll_interval).flush_every(self.config.flush_interval);
+        let c = &self.config;
+        let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
         alumet.add_source("energy", RaplSource::new(metric, opened.groups), trigger)?;
         Ok(())
     }

@@ -238,6 +238,11 @@ impl OutputOptions {
     }
 }
 
+/// A zero `poll_interval` or `flush_interval` in a plugin's config (the key is named).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is 0: give a duration longer than zero, such as \"1s\"")]
+pub struct TriggerConfigError(pub String);
+
 /// When a source is polled and when its points are handed to transforms and outputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trigger {
@@ -252,6 +257,35 @@ impl Trigger {
             poll_interval: Some(interval),
             flush_interval: None,
         }
+    }
+
+    /// The trigger of a plugin's `poll_interval` and `flush_interval` keys, checked here for
+    /// every plugin: both must be longer than zero (the error names the key, under
+    /// `table`, such as `"kernel"` for `kernel.poll_interval`, or `""` at the top); a flush
+    /// interval no longer than the poll interval flushes after every poll. Call it in the
+    /// config's validation (a bad value is a config error at start) and to build the
+    /// trigger.
+    pub fn from_config(
+        table: &str,
+        poll_interval: Duration,
+        flush_interval: Duration,
+    ) -> Result<Trigger, TriggerConfigError> {
+        let key = |name: &str| match table {
+            "" => name.to_owned(),
+            t => format!("{t}.{name}"),
+        };
+        if poll_interval.is_zero() {
+            return Err(TriggerConfigError(key("poll_interval")));
+        }
+        if flush_interval.is_zero() {
+            return Err(TriggerConfigError(key("flush_interval")));
+        }
+        let every = Trigger::every(poll_interval);
+        Ok(if flush_interval > poll_interval {
+            every.flush_every(flush_interval)
+        } else {
+            every
+        })
     }
 
     /// Polled only when triggered through [`PipelineControl::trigger_now`](super::PipelineControl::trigger_now),
@@ -413,5 +447,34 @@ impl Shutdown {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod trigger_tests {
+    use super::*;
+
+    #[test]
+    fn a_config_s_intervals_make_one_trigger_the_same_way_for_every_plugin() {
+        let s = Duration::from_secs;
+        let every = Trigger::from_config("", s(1), s(5)).unwrap();
+        assert_eq!(every, Trigger::every(s(1)).flush_every(s(5)));
+        // A flush no longer than the poll: after every poll.
+        assert_eq!(
+            Trigger::from_config("", s(5), s(1)).unwrap(),
+            Trigger::every(s(5))
+        );
+        assert_eq!(
+            Trigger::from_config("", s(5), s(5)).unwrap(),
+            Trigger::every(s(5))
+        );
+        // A zero interval names its key, under the table.
+        let e = Trigger::from_config("kernel", s(0), s(5)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kernel.poll_interval is 0: give a duration longer than zero, such as \"1s\""
+        );
+        let e = Trigger::from_config("", s(1), s(0)).unwrap_err();
+        assert_eq!(e, TriggerConfigError("flush_interval".to_owned()));
     }
 }

@@ -70,7 +70,7 @@ pub use control_elements::RemovedPlugin;
 pub use delivery::Delivery;
 pub use element::{
     BoxFuture, Clock, ElementError, ElementResultExt, ErrorKind, Event, Output, OutputContext,
-    OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger,
+    OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger, TriggerConfigError,
 };
 pub use output::OutputStats;
 pub use plugin_control::PluginControl;
