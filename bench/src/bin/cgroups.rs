@@ -92,8 +92,9 @@ fn measure(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<()> {
         let sources = stats.iter().filter(|s| s.kind == ElementKind::Source);
         sources.map(|s| s.polls).sum()
     };
-    // Warm: every cgroup found, read once or twice, buffers grown.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Warm: every cgroup found and read, and the details (read every 10 s, with more
+    // points) read twice, so that every buffer has grown to its size.
+    std::thread::sleep(Duration::from_millis(12_500));
     let sources = control.sources().len();
     // The readings of the figures allocate: the allocations are counted between them.
     let (threads0, polls0, cpu0) = (source_threads_cpu()?, polls(), cpu_time());
