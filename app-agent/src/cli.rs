@@ -84,6 +84,54 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Talk to a running agent through its control socket (`control_socket` in its config).
+    Control(ControlArgs),
+}
+
+/// Arguments of `control`.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The agent's control socket (default: `control_socket` in the config file).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the agent's reply as JSON, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to ask.
+    #[command(subcommand)]
+    pub command: ControlCommand,
+}
+
+/// `control` subcommands. SELECTOR is `plugin/element` with `*` wildcards (`procfs/*`,
+/// `*`); a plugin's name alone selects all its sources.
+#[derive(Debug, Subcommand)]
+pub enum ControlCommand {
+    /// The plugins, the elements with their figures, the outputs' accounting.
+    Status,
+    /// Pause the matching sources.
+    Pause {
+        /// Which sources.
+        selector: String,
+    },
+    /// Resume the matching sources.
+    Resume {
+        /// Which sources.
+        selector: String,
+    },
+    /// Change the poll interval of the matching sources.
+    SetInterval {
+        /// Which sources.
+        selector: String,
+        /// The new interval ("500ms", "10s").
+        interval: String,
+    },
+    /// Poll the matching active sources once, now.
+    Trigger {
+        /// Which sources.
+        selector: String,
+    },
+    /// Stop the agent, as SIGTERM does: what was measured is written first.
+    Stop,
 }
 
 /// A command-line argument that names nothing usable (a cgroup that does not exist): the

@@ -16,7 +16,7 @@ use std::io::Write;
 use alumet_agent::cli::{self, Cli, Command, ConfigCommand, PluginsCommand};
 use alumet_agent::config::{self, ConfigError};
 use alumet_agent::exec::{self, ExecOptions, Target};
-use alumet_agent::{plugins, run};
+use alumet_agent::{control, plugins, run};
 use clap::Parser;
 
 /// Exit code of a command-line argument that names nothing usable (as clap's errors).
@@ -148,6 +148,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => {
             list_plugins(&cli.common, &entries, status)?;
             Ok(0)
+        }
+        Command::Control(args) => {
+            let outcome = control::client::run(&args, &cli.common, &entries)?;
+            print(&outcome.text)?;
+            Ok(outcome.code)
         }
     }
 }

@@ -9,6 +9,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::Loaded;
+use crate::control::server::ControlSocket;
 
 /// Runs until a signal; returns the shutdown report.
 pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
@@ -16,10 +17,17 @@ pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
     // (the terminal of an agent started by hand closes) stops it as SIGTERM does: its
     // default action would end the agent at once, losing what is buffered.
     let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    // Bound before any plugin starts: a socket another agent listens on stops this one
+    // before it measures anything. Dropped (the file removed) when `run` returns.
+    let socket = match &loaded.general.control_socket {
+        Some(path) => Some(ControlSocket::bind(path)?),
+        None => None,
+    };
     let mut builder = PipelineBuilder::new();
     loaded.configure(&mut builder);
     let pipeline = builder.start()?;
     let started = pipeline.plugin_names();
+    let _socket_file = socket.map(|s| s.serve(pipeline.control(), started.clone()));
     log::info!(
         "running plugins: {}; stop with SIGINT, SIGTERM or SIGHUP",
         started.join(", ")

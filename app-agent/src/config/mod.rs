@@ -43,6 +43,9 @@ pub struct GeneralConfig {
     pub sys_root: PathBuf,
     /// Where the measured host's cgroup tree is mounted (`/host/sys/fs/cgroup` in a container), for the plugins that read cgroups.
     pub cgroup_root: PathBuf,
+    /// The control socket (`alumet-agent control`): a Unix socket path, created mode 0600; unset: no socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Default for GeneralConfig {
@@ -53,6 +56,7 @@ impl Default for GeneralConfig {
             proc_root: PathBuf::from(alumet::plugin::host_paths::PROC_ROOT),
             sys_root: PathBuf::from(alumet::plugin::host_paths::SYS_ROOT),
             cgroup_root: PathBuf::from(alumet::plugin::host_paths::CGROUP_ROOT),
+            control_socket: None,
         }
     }
 }

@@ -1,0 +1,169 @@
+//! `alumet-agent control`: sends one request to a running agent's control socket and
+//! prints the reply (a table for people, the reply's JSON with `--json`).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::{Request, Status};
+use crate::cli::{CommonArgs, ControlArgs, ControlCommand};
+use crate::plugins::Entry;
+
+/// How long to wait for the reply (a pause waits up to the pipeline's control deadline).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `control` prints, and its exit code (1 when the agent answered with an error).
+pub struct Outcome {
+    /// The text for standard output.
+    pub text: String,
+    /// 0 on success, 1 on an error reply.
+    pub code: u8,
+}
+
+/// The socket `control` talks to: `--socket`, else the config's `control_socket`.
+pub fn socket_path(
+    args: &ControlArgs,
+    common: &CommonArgs,
+    entries: &[Entry],
+) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.socket {
+        return Ok(path.clone());
+    }
+    if !common.config.exists() {
+        anyhow::bail!(
+            "no --socket given and no config file at {} to read `control_socket` from",
+            common.config.display()
+        );
+    }
+    let selection = crate::config::select(common, entries)?;
+    selection.general.control_socket.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} sets no `control_socket`: add `control_socket = \"/run/alumet/control.sock\"` at its top and restart the agent, or give --socket PATH",
+            common.config.display()
+        )
+    })
+}
+
+/// The request for a command.
+pub fn request(command: &ControlCommand) -> Request {
+    match command {
+        ControlCommand::Status => Request::Status,
+        ControlCommand::Pause { selector } => Request::Pause {
+            selector: selector.clone(),
+        },
+        ControlCommand::Resume { selector } => Request::Resume {
+            selector: selector.clone(),
+        },
+        ControlCommand::SetInterval { selector, interval } => Request::SetInterval {
+            selector: selector.clone(),
+            interval: interval.clone(),
+        },
+        ControlCommand::Trigger { selector } => Request::Trigger {
+            selector: selector.clone(),
+        },
+        ControlCommand::Stop => Request::Stop,
+    }
+}
+
+/// Sends `request` to the socket at `path`; returns the reply (`{"ok":..}` or `{"error":..}`).
+pub fn send(path: &Path, request: &Request) -> anyhow::Result<Value> {
+    let shown = path.display();
+    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
+            "no agent listens on {shown} ({e}): is it running, with `control_socket = \"{shown}\"` in its config?"
+        ),
+        _ => anyhow::anyhow!("connecting to {shown}: {e}"),
+    })?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .with_context(|| format!("sending the request to {shown}"))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .with_context(|| format!("reading the reply from {shown}"))?;
+    serde_json::from_str(&reply)
+        .with_context(|| format!("the reply from {shown} is not JSON: {reply:?}"))
+}
+
+/// Runs `control`: sends the request, formats the reply.
+pub fn run(args: &ControlArgs, common: &CommonArgs, entries: &[Entry]) -> anyhow::Result<Outcome> {
+    let path = socket_path(args, common, entries)?;
+    let reply = send(&path, &request(&args.command))?;
+    let code = u8::from(reply.get("ok").is_none());
+    if args.json {
+        return Ok(Outcome {
+            text: format!("{reply}\n"),
+            code,
+        });
+    }
+    if let Some(error) = reply.get("error") {
+        let message = error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_owned);
+        anyhow::bail!("the agent refused: {message}");
+    }
+    let ok = reply.get("ok").cloned().unwrap_or(Value::Null);
+    let text = match (&args.command, ok) {
+        (ControlCommand::Status, ok) => {
+            let status: Status = serde_json::from_value(ok).context("reading the status")?;
+            status_table(&status)
+        }
+        (_, Value::String(s)) => format!("{s}\n"),
+        (_, other) => format!("{other}\n"),
+    };
+    Ok(Outcome { text, code })
+}
+
+/// The status as tables.
+pub fn status_table(status: &Status) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "plugins: {}\n", status.plugins.join(", "));
+    let width = status
+        .elements
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let _ = writeln!(
+        t,
+        "{:<width$}  {:<9}  {:<7}  {:>8}  {:>10}  {:>6}  {:>7}",
+        "ELEMENT", "KIND", "STATE", "POLLS", "POINTS", "ERRORS", "SKIPPED"
+    );
+    for e in &status.elements {
+        let _ = writeln!(
+            t,
+            "{:<width$}  {:<9}  {:<7}  {:>8}  {:>10}  {:>6}  {:>7}",
+            e.name, e.kind, e.state, e.polls, e.points, e.errors, e.skipped
+        );
+    }
+    let width = status
+        .outputs
+        .iter()
+        .map(|o| o.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        t,
+        "\n{:<width$}  {:>10}  {:>8}  {:>8}  {:>8}",
+        "OUTPUT", "WRITTEN", "DROPPED", "LOST", "QUEUED"
+    );
+    for o in &status.outputs {
+        let _ = writeln!(
+            t,
+            "{:<width$}  {:>10}  {:>8}  {:>8}  {:>8}",
+            o.name, o.written, o.dropped, o.lost, o.queued
+        );
+    }
+    t
+}

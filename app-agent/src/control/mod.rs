@@ -1,0 +1,94 @@
+//! The control socket: a Unix socket (general key `control_socket`, off unless set) on
+//! which `alumet-agent control` asks a running agent for its status, pauses, resumes,
+//! re-times or triggers its sources, or stops it.
+//!
+//! Protocol: one request per connection, one line of JSON (at most [`MAX_REQUEST`]
+//! bytes), such as `{"command":"pause","selector":"procfs/*"}`; one line of JSON in
+//! reply, `{"ok":VALUE}` or `{"error":"MESSAGE"}`.
+
+pub mod client;
+pub mod server;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest request line, in bytes (its newline excluded).
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request, as the client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// The plugins, the elements with their figures, the outputs' accounting.
+    Status,
+    /// Pause the sources that the selector matches.
+    Pause {
+        /// `plugin/element`, with `*` wildcards.
+        selector: String,
+    },
+    /// Resume the sources that the selector matches.
+    Resume {
+        /// `plugin/element`, with `*` wildcards.
+        selector: String,
+    },
+    /// Change the poll interval of the sources that the selector matches.
+    SetInterval {
+        /// `plugin/element`, with `*` wildcards.
+        selector: String,
+        /// A humantime duration (`"500ms"`).
+        interval: String,
+    },
+    /// Poll the matching active sources once, now.
+    Trigger {
+        /// `plugin/element`, with `*` wildcards.
+        selector: String,
+    },
+    /// Stop the agent, as SIGTERM does (the outputs write what is queued).
+    Stop,
+    /// Reload the config: not available yet (answered with an error).
+    Reload,
+}
+
+/// The status of a running agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The plugins that run, in start order.
+    pub plugins: Vec<String>,
+    /// The sources, transforms and outputs, with their counters.
+    pub elements: Vec<ElementStatus>,
+    /// What happened to each output's points.
+    pub outputs: Vec<OutputStatus>,
+}
+
+/// One element's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElementStatus {
+    /// `plugin/element`.
+    pub name: String,
+    /// `source`, `transform` or `output`.
+    pub kind: String,
+    /// `active`, `paused` (sources only) or `stopped` (after a fatal error).
+    pub state: String,
+    /// Sources: polls. Others: 0.
+    pub polls: u64,
+    /// Sources: points produced. Outputs: points written. Transforms: 0.
+    pub points: u64,
+    /// Retryable errors.
+    pub errors: u64,
+    /// Sources: periodic polls skipped because their deadline had passed.
+    pub skipped: u64,
+}
+
+/// One output's accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputStatus {
+    /// `plugin/element`.
+    pub name: String,
+    /// Points that reached their destination.
+    pub written: u64,
+    /// Points dropped because its queue was full.
+    pub dropped: u64,
+    /// Points lost otherwise (rejected, write errors).
+    pub lost: u64,
+    /// Points waiting in its queue now.
+    pub queued: u64,
+}

@@ -1,0 +1,301 @@
+//! The agent's side of the control socket: bound before the pipeline starts, served by a
+//! thread of its own, each connection on a short-lived thread with read and write
+//! timeouts (an idle client holds only its own thread, and only until the timeout).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alumet::pipeline::{ElementKind, PipelineControl, Selector};
+use serde_json::{json, Value};
+
+use super::{ElementStatus, OutputStatus, Request, Status, MAX_REQUEST};
+use crate::config::ConfigError;
+
+/// How long a client may take to send its request, and to read the reply.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `trigger` waits for the polls.
+const TRIGGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; more are answered "busy" and closed.
+const MAX_CONNECTIONS: usize = 16;
+
+/// A bound control socket, not served yet. Dropping it (or the [`SocketFile`] that
+/// [`ControlSocket::serve`] returns) removes the socket file.
+pub struct ControlSocket {
+    listener: UnixListener,
+    file: SocketFile,
+}
+
+/// The socket file, removed when dropped if it is still the one the agent bound.
+pub struct SocketFile {
+    path: PathBuf,
+    inode: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                log::warn!("removing the control socket {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+impl ControlSocket {
+    /// Binds `path`, mode 0600. A socket file that nobody listens on (left by an agent
+    /// that crashed) is replaced; one that another process listens on, or a file that is
+    /// not a socket, is an error.
+    ///
+    /// The mode: `bind` creates the file with the process's umask, and a `chmod` after it
+    /// would leave a moment where another user could connect. So the umask is set to
+    /// 0177 around `bind`, and the file is created 0600. The umask is the process's: this
+    /// runs before the pipeline starts, when no other thread of the agent creates files.
+    pub fn bind(path: &Path) -> Result<ControlSocket, ConfigError> {
+        let shown = path.display();
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(ConfigError(format!(
+                    "control_socket: {shown} exists and is not a socket; remove it or choose another path"
+                )));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(ConfigError(format!(
+                    "control_socket: another process listens on {shown} (another agent?); stop it or choose another path"
+                )));
+            }
+            std::fs::remove_file(path).map_err(|e| {
+                ConfigError(format!(
+                    "control_socket: removing the stale socket {shown}: {e}"
+                ))
+            })?;
+            log::info!("replaced the stale control socket {shown}");
+        }
+        // SAFETY: umask only changes the process's file creation mask.
+        let previous = unsafe { libc::umask(0o177) };
+        let bound = UnixListener::bind(path);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(previous) };
+        let listener =
+            bound.map_err(|e| ConfigError(format!("control_socket: binding {shown}: {e}")))?;
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| ConfigError(format!("control_socket: {shown}: {e}")))?;
+        Ok(ControlSocket {
+            listener,
+            file: SocketFile {
+                path: path.to_owned(),
+                inode: (meta.dev(), meta.ino()),
+            },
+        })
+    }
+
+    /// Serves the socket on a thread of its own until the process exits; returns the
+    /// file, to drop at exit.
+    pub fn serve(self, control: PipelineControl, plugins: Vec<String>) -> SocketFile {
+        let ControlSocket { listener, file } = self;
+        log::info!("control socket: {}", file.path.display());
+        let served = std::thread::Builder::new()
+            .name("alumet-control".into())
+            .spawn(move || accept_loop(&listener, &control, &Arc::new(plugins)));
+        if let Err(e) = served {
+            log::error!("control socket: could not start its thread: {e}");
+        }
+        file
+    }
+}
+
+fn accept_loop(listener: &UnixListener, control: &PipelineControl, plugins: &Arc<Vec<String>>) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("control socket: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+            let _ = reply(
+                &mut stream,
+                Err("busy: too many control connections at once".into()),
+            );
+            continue;
+        }
+        let (control, plugins, count) = (control.clone(), Arc::clone(plugins), Arc::clone(&busy));
+        let spawned = std::thread::Builder::new()
+            .name("alumet-control-conn".into())
+            .spawn(move || {
+                serve_connection(stream, &control, &plugins);
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("control socket: could not start a connection thread: {e}");
+        }
+    }
+}
+
+fn serve_connection(mut stream: UnixStream, control: &PipelineControl, plugins: &[String]) {
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let answer = read_request(&stream).and_then(|r| handle(&r, control, plugins));
+    if let Err(e) = &answer {
+        log::debug!("control socket: request refused: {e}");
+    }
+    let _ = reply(&mut stream, answer);
+}
+
+/// Reads one line of at most [`MAX_REQUEST`] bytes and parses it.
+fn read_request(stream: &UnixStream) -> Result<Request, String> {
+    let mut line = Vec::new();
+    let limit = u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX) + 1;
+    let mut reader = BufReader::new(stream.take(limit));
+    reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("reading the request: {e}"))?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_REQUEST {
+        return Err(format!(
+            "request too large: at most {MAX_REQUEST} bytes on one line"
+        ));
+    }
+    serde_json::from_slice(&line).map_err(|e| {
+        format!(
+            "malformed request ({e}): expected one line of JSON such as {{\"command\":\"status\"}}"
+        )
+    })
+}
+
+fn reply(stream: &mut UnixStream, answer: Result<Value, String>) -> std::io::Result<()> {
+    let value = match answer {
+        Ok(ok) => json!({ "ok": ok }),
+        Err(error) => json!({ "error": error }),
+    };
+    let mut text = value.to_string();
+    text.push('\n');
+    stream.write_all(text.as_bytes())
+}
+
+/// Carries out one request.
+pub fn handle(
+    request: &Request,
+    control: &PipelineControl,
+    plugins: &[String],
+) -> Result<Value, String> {
+    let count = |n: usize, verb: &str, selector: &str| {
+        if n == 0 {
+            Err(format!("selector `{selector}` matches no source"))
+        } else {
+            Ok(json!(format!("{verb} {n} source(s)")))
+        }
+    };
+    let error = |e: alumet::pipeline::ControlError| e.to_string();
+    match request {
+        Request::Status => {
+            serde_json::to_value(status(control, plugins)).map_err(|e| e.to_string())
+        }
+        Request::Pause { selector } => count(
+            control.pause(parse(selector)?).map_err(error)?,
+            "paused",
+            selector,
+        ),
+        Request::Resume { selector } => count(
+            control.resume(parse(selector)?).map_err(error)?,
+            "resumed",
+            selector,
+        ),
+        Request::SetInterval { selector, interval } => {
+            let d = humantime_serde::re::humantime::parse_duration(interval).map_err(|e| {
+                format!("invalid interval `{interval}`: {e} (write it like \"500ms\" or \"10s\")")
+            })?;
+            let n = control.set_interval(parse(selector)?, d).map_err(error)?;
+            count(n, &format!("set the interval to {interval} of"), selector)
+        }
+        Request::Trigger { selector } => {
+            let polled = control
+                .trigger_now(parse(selector)?)
+                .wait_timeout(TRIGGER_TIMEOUT);
+            match polled {
+                Some(0) => Err(format!("selector `{selector}` matches no active source")),
+                Some(n) => Ok(json!(format!("polled {n} source(s)"))),
+                None => Err(format!(
+                    "the polls did not end within {TRIGGER_TIMEOUT:?}: a source is slow or blocked"
+                )),
+            }
+        }
+        Request::Stop => {
+            log::info!(
+                "stop requested on the control socket: writing what was measured, then stopping"
+            );
+            control.request_shutdown();
+            Ok(json!("stopping: writing what was measured"))
+        }
+        Request::Reload => {
+            Err("reload is not available yet: restart the agent to apply a new config".into())
+        }
+    }
+}
+
+fn parse(selector: &str) -> Result<Selector, String> {
+    Selector::parse(selector).map_err(|e| format!("invalid selector `{selector}`: {e}"))
+}
+
+/// The agent's figures now.
+pub fn status(control: &PipelineControl, plugins: &[String]) -> Status {
+    let active: std::collections::HashMap<String, bool> = control
+        .sources()
+        .into_iter()
+        .map(|(name, active)| (name.to_string(), active))
+        .collect();
+    let elements = control
+        .element_stats()
+        .into_iter()
+        .map(|e| {
+            let name = e.name.to_string();
+            let state = if e.stopped {
+                "stopped"
+            } else if e.kind == ElementKind::Source && active.get(&name) == Some(&false) {
+                "paused"
+            } else {
+                "active"
+            };
+            ElementStatus {
+                kind: e.kind.as_str().to_owned(),
+                state: state.to_owned(),
+                polls: e.polls,
+                points: e.points,
+                errors: e.retryable_errors,
+                skipped: e.skipped_polls,
+                name,
+            }
+        })
+        .collect();
+    let outputs = control
+        .output_stats()
+        .into_iter()
+        .map(|o| OutputStatus {
+            name: o.name.to_string(),
+            written: o.written_points,
+            dropped: o.dropped_points,
+            lost: o.failed_points,
+            queued: o.queued_points,
+        })
+        .collect();
+    Status {
+        plugins: plugins.to_vec(),
+        elements,
+        outputs,
+    }
+}
