@@ -1,0 +1,258 @@
+//! The control socket against a running agent: status, pause, resume, set-interval,
+//! trigger and stop; bad requests; the socket's mode; stale and live sockets.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// The agent plugin polls every 10 ms, flushes every poll; the CSV output writes it all.
+const CONFIG: &str = "control_socket = 'c.sock'\n[plugins.agent]\npoll_interval = '10ms'\nflush_interval = '10ms'\n[plugins.csv]\noutput_path = 'out.csv'\n";
+
+/// Runs `alumet-agent control ARGS` in `dir`; returns its exit code, stdout and stderr.
+fn control(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = agent(dir);
+    cmd.arg("control").args(args);
+    let out = cmd.output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// The reply to `args` with --json, which must be `{"ok":..}`: its value.
+fn ok(dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = control(dir, &all);
+    let reply: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(code, 0, "{reply} {err}");
+    reply["ok"].clone()
+}
+
+/// Sends raw bytes on the socket; returns the reply line.
+fn raw(socket: &Path, bytes: &[u8]) -> Value {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// The agent/self source's entry in the status.
+fn source(dir: &Path) -> Value {
+    let status = ok(dir, &["status"]);
+    let elements = status["elements"].as_array().unwrap();
+    elements
+        .iter()
+        .find(|e| e["name"] == "agent/self")
+        .unwrap_or_else(|| panic!("no agent/self in {status}"))
+        .clone()
+}
+
+fn start(dir: &Path, config: &str) -> Running {
+    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
+    let mut cmd = agent(dir);
+    cmd.arg("--no-default-config");
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    running
+}
+
+fn polls(dir: &Path) -> u64 {
+    source(dir)["polls"].as_u64().unwrap()
+}
+
+#[test]
+fn status_after_a_pause_matches_the_final_report_and_stop_drains() {
+    let dir = temp_dir("ctl-status");
+    let mut running = start(&dir, CONFIG);
+    running.wait_until("a few polls", |_| polls(&dir) >= 3);
+    assert_eq!(ok(&dir, &["pause", "agent/*"]), "paused 1 source(s)");
+    let paused = source(&dir);
+    assert_eq!(paused["state"], "paused", "{paused}");
+    let points = paused["points"].as_u64().unwrap();
+    let status = ok(&dir, &["status"]);
+    assert_eq!(status["plugins"], serde_json::json!(["agent", "csv"]));
+    let (code, table, _) = control(&dir, &["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("ELEMENT") && table.contains("agent/self"),
+        "{table}"
+    );
+    assert!(
+        table.contains("OUTPUT") && table.contains("csv/csv"),
+        "{table}"
+    );
+    let (code, out, err) = control(&dir, &["stop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stopping"), "{out}");
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let report = format!("output csv/csv: {points} points written, 0 dropped");
+    assert!(stderr.contains(&report), "{report} in:\n{stderr}");
+    let rows = std::fs::read_to_string(dir.join("out.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows as u64, points + 1, "the header and every point");
+    assert!(
+        !dir.join("c.sock").exists(),
+        "the socket is removed at exit"
+    );
+}
+
+#[test]
+fn pause_set_interval_trigger_and_resume_act_on_the_source() {
+    let dir = temp_dir("ctl-act");
+    let running = start(&dir, CONFIG);
+    let mut running = running;
+    running.wait_until("a few polls", |_| polls(&dir) >= 3);
+    // Paused: no point comes while other sources would have polled 20 times.
+    ok(&dir, &["pause", "agent/self"]);
+    let points = source(&dir)["points"].as_u64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(source(&dir)["points"].as_u64().unwrap(), points);
+    let (code, _, err) = control(&dir, &["trigger", "agent/self"]);
+    assert_eq!(code, 1, "a paused source is not polled");
+    assert!(err.contains("matches no active source"), "{err}");
+    // Every hour: resumed, it does not poll again within the test.
+    ok(&dir, &["set-interval", "agent/*", "1h"]);
+    ok(&dir, &["resume", "agent/self"]);
+    let before = polls(&dir);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(polls(&dir), before, "no poll at 1h");
+    assert_eq!(ok(&dir, &["trigger", "agent/self"]), "polled 1 source(s)");
+    assert_eq!(polls(&dir), before + 1, "one trigger, one poll");
+    // Back to 10 ms: polls come again.
+    ok(&dir, &["set-interval", "agent/self", "10ms"]);
+    running.wait_until("polls at 10ms", |_| polls(&dir) >= before + 10);
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn bad_requests_get_an_error_reply_and_the_agent_goes_on() {
+    let dir = temp_dir("ctl-bad");
+    let running = start(&dir, CONFIG);
+    let socket = dir.join("c.sock");
+    // An idle client holds only its own connection.
+    let _idle = UnixStream::connect(&socket).unwrap();
+    let error = |bytes: &[u8]| {
+        let reply = raw(&socket, bytes);
+        assert!(reply.get("ok").is_none(), "{reply}");
+        reply["error"].as_str().unwrap().to_owned()
+    };
+    assert!(error(b"not json\n").starts_with("malformed request"));
+    assert!(error(b"{\"command\":\"explode\"}\n").starts_with("malformed request"));
+    assert!(error(b"{\"command\":\"pause\"}\n").contains("selector"));
+    let mut huge = vec![b' '; 70 * 1024];
+    huge.push(b'\n');
+    assert!(error(&huge).starts_with("request too large"));
+    let e = error(b"{\"command\":\"pause\",\"selector\":\"a/b/c\"}\n");
+    assert!(e.starts_with("invalid selector `a/b/c`"), "{e}");
+    let e = error(b"{\"command\":\"resume\",\"selector\":\"nope/*\"}\n");
+    assert_eq!(e, "selector `nope/*` matches no source");
+    let e = error(b"{\"command\":\"set-interval\",\"selector\":\"*\",\"interval\":\"soon\"}\n");
+    assert!(e.starts_with("invalid interval `soon`"), "{e}");
+    let e = error(b"{\"command\":\"set-interval\",\"selector\":\"*\",\"interval\":\"0s\"}\n");
+    assert!(e.contains("longer than zero"), "{e}");
+    assert!(error(b"{\"command\":\"reload\"}\n").starts_with("reload is not available yet"));
+    // Unharmed: it answers, measures, and stops cleanly.
+    let reply = raw(&socket, b"{\"command\":\"status\"}\n");
+    assert_eq!(
+        reply["ok"]["plugins"],
+        serde_json::json!(["agent", "csv"]),
+        "{reply}"
+    );
+    let (code, out, _) = control(&dir, &["--json", "set-interval", "*", "5ms"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "{\"ok\":\"set the interval to 5ms of 1 source(s)\"}")
+    );
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn the_socket_is_0600_whatever_the_umask() {
+    let dir = temp_dir("ctl-mode");
+    // SAFETY: umask only changes this process's creation mask, inherited by the agent.
+    let previous = unsafe { libc::umask(0) };
+    let running = start(&dir, CONFIG);
+    // SAFETY: restoring it.
+    unsafe { libc::umask(previous) };
+    let meta = std::fs::symlink_metadata(dir.join("c.sock")).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!dir.join("c.sock").exists(), "removed at exit");
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let dir = temp_dir("ctl-stale");
+    let socket = dir.join("c.sock");
+    drop(UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists(), "a stale socket file, nobody listening");
+    let running = start(&dir, CONFIG);
+    assert!(running
+        .stderr()
+        .contains("replaced the stale control socket"));
+    assert_eq!(ok(&dir, &["status"])["plugins"][0], "agent");
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.wait().0.code(), Some(0));
+
+    let _live = UnixListener::bind(&socket).unwrap();
+    let (code, stderr) = run_config(&dir, CONFIG, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("another process listens on c.sock"),
+        "{stderr}"
+    );
+    assert!(socket.exists(), "the other process's socket is left alone");
+    drop(_live);
+
+    std::fs::remove_file(&socket).unwrap();
+    std::fs::write(&socket, "data").unwrap();
+    let (code, stderr) = run_config(&dir, CONFIG, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("c.sock exists and is not a socket"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "data");
+}
+
+#[test]
+fn the_client_names_the_missing_socket_and_how_to_turn_it_on() {
+    let dir = temp_dir("ctl-client");
+    let (code, _, err) = control(&dir, &["--socket", "gone.sock", "status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no agent listens on gone.sock"), "{err}");
+    assert!(err.contains("control_socket"), "{err}");
+    let no_socket = "[plugins.agent]\n[plugins.csv]\noutput_path = 'out.csv'\n";
+    std::fs::write(dir.join("alumet-config.toml"), no_socket).unwrap();
+    let (code, _, err) = control(&dir, &["status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("sets no `control_socket`"), "{err}");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let (code, _, err) = control(&dir, &["stop"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no agent listens on c.sock"),
+        "the config's path: {err}"
+    );
+}
