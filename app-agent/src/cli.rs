@@ -97,41 +97,10 @@ pub struct ControlArgs {
     /// Print the agent's reply as JSON, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
-    /// What to ask.
+    /// What to ask. SELECTOR is `plugin/element` with `*` wildcards (`procfs/*`, `*`); a
+    /// plugin's name alone selects all its sources.
     #[command(subcommand)]
-    pub command: ControlCommand,
-}
-
-/// `control` subcommands. SELECTOR is `plugin/element` with `*` wildcards (`procfs/*`,
-/// `*`); a plugin's name alone selects all its sources.
-#[derive(Debug, Subcommand)]
-pub enum ControlCommand {
-    /// The plugins, the elements with their figures, the outputs' accounting.
-    Status,
-    /// Pause the matching sources.
-    Pause {
-        /// Which sources.
-        selector: String,
-    },
-    /// Resume the matching sources.
-    Resume {
-        /// Which sources.
-        selector: String,
-    },
-    /// Change the poll interval of the matching sources.
-    SetInterval {
-        /// Which sources.
-        selector: String,
-        /// The new interval ("500ms", "10s").
-        interval: String,
-    },
-    /// Poll the matching active sources once, now.
-    Trigger {
-        /// Which sources.
-        selector: String,
-    },
-    /// Stop the agent, as SIGTERM does: what was measured is written first.
-    Stop,
+    pub command: crate::control::Request,
 }
 
 /// A command-line argument that names nothing usable (a cgroup that does not exist): the

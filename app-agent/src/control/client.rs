@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::{Request, Status};
-use crate::cli::{CommonArgs, ControlArgs, ControlCommand};
+use crate::cli::{CommonArgs, ControlArgs};
 use crate::plugins::Entry;
 
 /// How long to wait for the reply (a pause waits up to the pipeline's control deadline).
@@ -49,27 +49,6 @@ pub fn socket_path(
     })
 }
 
-/// The request for a command.
-pub fn request(command: &ControlCommand) -> Request {
-    match command {
-        ControlCommand::Status => Request::Status,
-        ControlCommand::Pause { selector } => Request::Pause {
-            selector: selector.clone(),
-        },
-        ControlCommand::Resume { selector } => Request::Resume {
-            selector: selector.clone(),
-        },
-        ControlCommand::SetInterval { selector, interval } => Request::SetInterval {
-            selector: selector.clone(),
-            interval: interval.clone(),
-        },
-        ControlCommand::Trigger { selector } => Request::Trigger {
-            selector: selector.clone(),
-        },
-        ControlCommand::Stop => Request::Stop,
-    }
-}
-
 /// Sends `request` to the socket at `path`; returns the reply (`{"ok":..}` or `{"error":..}`).
 pub fn send(path: &Path, request: &Request) -> anyhow::Result<Value> {
     let shown = path.display();
@@ -97,7 +76,7 @@ pub fn send(path: &Path, request: &Request) -> anyhow::Result<Value> {
 /// Runs `control`: sends the request, formats the reply.
 pub fn run(args: &ControlArgs, common: &CommonArgs, entries: &[Entry]) -> anyhow::Result<Outcome> {
     let path = socket_path(args, common, entries)?;
-    let reply = send(&path, &request(&args.command))?;
+    let reply = send(&path, &args.command)?;
     let code = u8::from(reply.get("ok").is_none());
     if args.json {
         return Ok(Outcome {
@@ -113,7 +92,7 @@ pub fn run(args: &ControlArgs, common: &CommonArgs, entries: &[Entry]) -> anyhow
     }
     let ok = reply.get("ok").cloned().unwrap_or(Value::Null);
     let text = match (&args.command, ok) {
-        (ControlCommand::Status, ok) => {
+        (Request::Status, ok) => {
             let status: Status = serde_json::from_value(ok).context("reading the status")?;
             status_table(&status)
         }
@@ -127,43 +106,47 @@ pub fn run(args: &ControlArgs, common: &CommonArgs, entries: &[Entry]) -> anyhow
 pub fn status_table(status: &Status) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "plugins: {}\n", status.plugins.join(", "));
-    let width = status
-        .elements
-        .iter()
-        .map(|e| e.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(7);
-    let _ = writeln!(
-        t,
-        "{:<width$}  {:<9}  {:<7}  {:>8}  {:>10}  {:>6}  {:>7}",
-        "ELEMENT", "KIND", "STATE", "POLLS", "POINTS", "ERRORS", "SKIPPED"
-    );
+    let names = status.elements.iter().map(|e| e.name.len());
+    let widths = [names.max().unwrap_or(0).max(7), 9, 7, 8, 10, 6, 7];
+    let header = [
+        "ELEMENT", "KIND", "STATE", "POLLS", "POINTS", "ERRORS", "SKIPPED",
+    ];
+    row(&mut t, &widths, 3, &header.map(str::to_owned));
     for e in &status.elements {
-        let _ = writeln!(
-            t,
-            "{:<width$}  {:<9}  {:<7}  {:>8}  {:>10}  {:>6}  {:>7}",
-            e.name, e.kind, e.state, e.polls, e.points, e.errors, e.skipped
+        let numbers = [e.polls, e.points, e.errors, e.skipped].map(|n| n.to_string());
+        let [p, n, r, k] = numbers;
+        row(
+            &mut t,
+            &widths,
+            3,
+            &[e.name.clone(), e.kind.clone(), e.state.clone(), p, n, r, k],
         );
     }
-    let width = status
-        .outputs
-        .iter()
-        .map(|o| o.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let _ = writeln!(
-        t,
-        "\n{:<width$}  {:>10}  {:>8}  {:>8}  {:>8}",
-        "OUTPUT", "WRITTEN", "DROPPED", "LOST", "QUEUED"
-    );
+    t.push('\n');
+    let names = status.outputs.iter().map(|o| o.name.len());
+    let widths = [names.max().unwrap_or(0).max(6), 10, 8, 8, 8];
+    let header = ["OUTPUT", "WRITTEN", "DROPPED", "LOST", "QUEUED"];
+    row(&mut t, &widths, 1, &header.map(str::to_owned));
     for o in &status.outputs {
-        let _ = writeln!(
-            t,
-            "{:<width$}  {:>10}  {:>8}  {:>8}  {:>8}",
-            o.name, o.written, o.dropped, o.lost, o.queued
-        );
+        let [w, d, l, q] = [o.written, o.dropped, o.lost, o.queued].map(|n| n.to_string());
+        row(&mut t, &widths, 1, &[o.name.clone(), w, d, l, q]);
     }
     t
+}
+
+/// One line of a table: the first `left` cells aligned left, the others right, two spaces
+/// between them.
+fn row(t: &mut String, widths: &[usize], left: usize, cells: &[String]) {
+    let mut line = String::new();
+    for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        if i > 0 {
+            line.push_str("  ");
+        }
+        let _ = if i < left {
+            write!(line, "{cell:<width$}")
+        } else {
+            write!(line, "{cell:>width$}")
+        };
+    }
+    let _ = writeln!(t, "{}", line.trim_end());
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// A request, as the client sends it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The same enum is the `control` command line's subcommand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
     /// The plugins, the elements with their figures, the outputs' accounting.
@@ -34,7 +35,7 @@ pub enum Request {
     SetInterval {
         /// `plugin/element`, with `*` wildcards.
         selector: String,
-        /// A humantime duration (`"500ms"`).
+        /// The new interval, a humantime duration ("500ms", "10s").
         interval: String,
     },
     /// Poll the matching active sources once, now.
@@ -42,7 +43,7 @@ pub enum Request {
         /// `plugin/element`, with `*` wildcards.
         selector: String,
     },
-    /// Stop the agent, as SIGTERM does (the outputs write what is queued).
+    /// Stop the agent, as SIGTERM does: what was measured is written first.
     Stop,
     /// Reload the config: not available yet (answered with an error).
     Reload,
