@@ -33,14 +33,26 @@ pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
         started.join(", ")
     );
     let draining = Arc::new(AtomicBool::new(false));
-    watch_signals(signals, pipeline.control(), Arc::clone(&draining));
+    let socket_path = _socket_file.as_ref().map(|f| f.path().to_owned());
+    watch_signals(
+        signals,
+        pipeline.control(),
+        Arc::clone(&draining),
+        socket_path,
+    );
     let report = pipeline.wait_and_shutdown();
     log_report(&report);
     Ok(report)
 }
 
-/// First signal: drain and stop. Second: exit at once, saying what was not written.
-fn watch_signals(mut signals: Signals, control: PipelineControl, draining: Arc<AtomicBool>) {
+/// First signal: drain and stop. Second: exit at once, saying what was not written (and
+/// removing the control socket, whose guard a forced exit does not drop).
+fn watch_signals(
+    mut signals: Signals,
+    control: PipelineControl,
+    draining: Arc<AtomicBool>,
+    socket: Option<std::path::PathBuf>,
+) {
     std::thread::spawn(move || {
         for signal in signals.forever() {
             if !draining.swap(true, Ordering::SeqCst) {
@@ -56,6 +68,9 @@ fn watch_signals(mut signals: Signals, control: PipelineControl, draining: Arc<A
             log::error!(
                 "second signal: exiting now; up to {lost} measured points were not written"
             );
+            if let Some(path) = &socket {
+                let _ = std::fs::remove_file(path);
+            }
             std::process::exit(1);
         }
     });

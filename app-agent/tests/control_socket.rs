@@ -155,6 +155,8 @@ fn bad_requests_get_an_error_reply_and_the_agent_goes_on() {
     assert!(error(b"not json\n").starts_with("malformed request"));
     assert!(error(b"{\"command\":\"explode\"}\n").starts_with("malformed request"));
     assert!(error(b"{\"command\":\"pause\"}\n").contains("selector"));
+    let e = error(b"{\"command\":\"stop\",\"now\":true}\n");
+    assert!(e.contains("unknown field `now`"), "not a stop: {e}");
     let mut huge = vec![b' '; 70 * 1024];
     huge.push(b'\n');
     assert!(error(&huge).starts_with("request too large"));

@@ -92,7 +92,7 @@ pub fn run(args: &ControlArgs, common: &CommonArgs, entries: &[Entry]) -> anyhow
     }
     let ok = reply.get("ok").cloned().unwrap_or(Value::Null);
     let text = match (&args.command, ok) {
-        (Request::Status, ok) => {
+        (Request::Status {}, ok) => {
             let status: Status = serde_json::from_value(ok).context("reading the status")?;
             status_table(&status)
         }

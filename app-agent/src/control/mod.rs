@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// A request, as the client sends it.
-/// The same enum is the `control` command line's subcommand.
+/// The same enum is the `control` command line's subcommand. Variants without arguments
+/// are written `{}` so that `deny_unknown_fields` applies to them too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
     /// The plugins, the elements with their figures, the outputs' accounting.
-    Status,
+    Status {},
     /// Pause the sources that the selector matches.
     Pause {
         /// `plugin/element`, with `*` wildcards.
@@ -44,9 +45,9 @@ pub enum Request {
         selector: String,
     },
     /// Stop the agent, as SIGTERM does: what was measured is written first.
-    Stop,
+    Stop {},
     /// Reload the config: not available yet (answered with an error).
-    Reload,
+    Reload {},
 }
 
 /// The status of a running agent.
@@ -92,4 +93,25 @@ pub struct OutputStatus {
     pub lost: u64,
     /// Points waiting in its queue now.
     pub queued: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire format that other clients write: a change here breaks them.
+    #[test]
+    fn requests_are_tagged_by_command_in_kebab_case() {
+        let set = Request::SetInterval {
+            selector: "procfs/*".into(),
+            interval: "5s".into(),
+        };
+        let text = r#"{"command":"set-interval","selector":"procfs/*","interval":"5s"}"#;
+        assert_eq!(serde_json::to_string(&set).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Request>(text).unwrap(), set);
+        let stop: Request = serde_json::from_str(r#"{"command":"stop"}"#).unwrap();
+        assert_eq!(stop, Request::Stop {});
+        let extra = r#"{"command":"status","selector":"x"}"#;
+        assert!(serde_json::from_str::<Request>(extra).is_err());
+    }
 }

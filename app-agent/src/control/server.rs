@@ -38,6 +38,13 @@ pub struct SocketFile {
     inode: (u64, u64),
 }
 
+impl SocketFile {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let ours =
@@ -203,7 +210,7 @@ pub fn handle(
     };
     let error = |e: alumet::pipeline::ControlError| e.to_string();
     match request {
-        Request::Status => {
+        Request::Status {} => {
             serde_json::to_value(status(control, plugins)).map_err(|e| e.to_string())
         }
         Request::Pause { selector } => count(
@@ -235,14 +242,14 @@ pub fn handle(
                 )),
             }
         }
-        Request::Stop => {
+        Request::Stop {} => {
             log::info!(
                 "stop requested on the control socket: writing what was measured, then stopping"
             );
             control.request_shutdown();
             Ok(json!("stopping: writing what was measured"))
         }
-        Request::Reload => {
+        Request::Reload {} => {
             Err("reload is not available yet: restart the agent to apply a new config".into())
         }
     }
