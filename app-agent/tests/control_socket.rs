@@ -67,6 +67,13 @@ fn start(dir: &Path, config: &str) -> Running {
     running
 }
 
+/// Stops the agent with SIGTERM; it must exit 0 (nothing dropped or lost).
+fn sigterm_exits_0(running: Running) {
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
 fn polls(dir: &Path) -> u64 {
     source(dir)["polls"].as_u64().unwrap()
 }
@@ -113,8 +120,7 @@ fn status_after_a_pause_matches_the_final_report_and_stop_drains() {
 #[test]
 fn pause_set_interval_trigger_and_resume_act_on_the_source() {
     let dir = temp_dir("ctl-act");
-    let running = start(&dir, CONFIG);
-    let mut running = running;
+    let mut running = start(&dir, CONFIG);
     running.wait_until("a few polls", |_| polls(&dir) >= 3);
     // Paused: no point comes while other sources would have polled 20 times.
     ok(&dir, &["pause", "agent/self"]);
@@ -135,9 +141,7 @@ fn pause_set_interval_trigger_and_resume_act_on_the_source() {
     // Back to 10 ms: polls come again.
     ok(&dir, &["set-interval", "agent/self", "10ms"]);
     running.wait_until("polls at 10ms", |_| polls(&dir) >= before + 10);
-    running.signal(libc::SIGTERM);
-    let (status, stderr) = running.wait();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    sigterm_exits_0(running);
 }
 
 #[test]
@@ -181,9 +185,7 @@ fn bad_requests_get_an_error_reply_and_the_agent_goes_on() {
         (code, out.trim()),
         (0, "{\"ok\":\"set the interval to 5ms of 1 source(s)\"}")
     );
-    running.signal(libc::SIGTERM);
-    let (status, stderr) = running.wait();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    sigterm_exits_0(running);
 }
 
 #[test]
@@ -197,9 +199,7 @@ fn the_socket_is_0600_whatever_the_umask() {
     let meta = std::fs::symlink_metadata(dir.join("c.sock")).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    running.signal(libc::SIGTERM);
-    let (status, stderr) = running.wait();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    sigterm_exits_0(running);
     assert!(!dir.join("c.sock").exists(), "removed at exit");
 }
 
@@ -214,8 +214,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
         .stderr()
         .contains("replaced the stale control socket"));
     assert_eq!(ok(&dir, &["status"])["plugins"][0], "agent");
-    running.signal(libc::SIGTERM);
-    assert_eq!(running.wait().0.code(), Some(0));
+    sigterm_exits_0(running);
 
     let _live = UnixListener::bind(&socket).unwrap();
     let (code, stderr) = run_config(&dir, CONFIG, &[]);
