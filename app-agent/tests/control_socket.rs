@@ -149,8 +149,9 @@ fn bad_requests_get_an_error_reply_and_the_agent_goes_on() {
     let dir = temp_dir("ctl-bad");
     let running = start(&dir, CONFIG);
     let socket = dir.join("c.sock");
-    // An idle client holds only its own connection.
-    let _idle = UnixStream::connect(&socket).unwrap();
+    // A client that sends half a request holds only its own connection, for 5 s at most.
+    let mut idle = UnixStream::connect(&socket).unwrap();
+    idle.write_all(b"{\"command\":").unwrap();
     let error = |bytes: &[u8]| {
         let reply = raw(&socket, bytes);
         assert!(reply.get("ok").is_none(), "{reply}");
@@ -185,6 +186,9 @@ fn bad_requests_get_an_error_reply_and_the_agent_goes_on() {
         (code, out.trim()),
         (0, "{\"ok\":\"set the interval to 5ms of 1 source(s)\"}")
     );
+    let mut line = String::new();
+    BufReader::new(idle).read_line(&mut line).unwrap();
+    assert!(line.contains("no complete request within 5s"), "{line}");
     sigterm_exits_0(running);
 }
 

@@ -2,13 +2,13 @@
 //! thread of its own, each connection on a short-lived thread with read and write
 //! timeouts (an idle client holds only its own thread, and only until the timeout).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alumet::pipeline::{ElementKind, PipelineControl, Selector};
 use serde_json::{json, Value};
@@ -154,7 +154,6 @@ fn accept_loop(listener: &UnixListener, control: &PipelineControl, plugins: &Arc
 }
 
 fn serve_connection(mut stream: UnixStream, control: &PipelineControl, plugins: &[String]) {
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let answer = read_request(&stream).and_then(|r| handle(&r, control, plugins));
     if let Err(e) = &answer {
@@ -163,20 +162,35 @@ fn serve_connection(mut stream: UnixStream, control: &PipelineControl, plugins: 
     let _ = reply(&mut stream, answer);
 }
 
-/// Reads one line of at most [`MAX_REQUEST`] bytes and parses it.
-fn read_request(stream: &UnixStream) -> Result<Request, String> {
+/// Reads one line of at most [`MAX_REQUEST`] bytes, within [`IO_TIMEOUT`] in all (a
+/// client that sends a byte now and then cannot hold the connection longer), and parses it.
+fn read_request(mut stream: &UnixStream) -> Result<Request, String> {
+    let deadline = Instant::now() + IO_TIMEOUT;
     let mut line = Vec::new();
-    let limit = u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX) + 1;
-    let mut reader = BufReader::new(stream.take(limit));
-    reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| format!("reading the request: {e}"))?;
-    if line.last() == Some(&b'\n') {
-        line.pop();
-    } else if line.len() > MAX_REQUEST {
-        return Err(format!(
-            "request too large: at most {MAX_REQUEST} bytes on one line"
-        ));
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(format!("no complete request within {IO_TIMEOUT:?}"));
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(format!("no complete request within {IO_TIMEOUT:?}"))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading the request: {e}")),
+        };
+        let newline = buf[..n].iter().position(|&b| b == b'\n');
+        line.extend_from_slice(&buf[..newline.unwrap_or(n)]);
+        if line.len() > MAX_REQUEST {
+            return Err(format!(
+                "request too large: at most {MAX_REQUEST} bytes on one line"
+            ));
+        }
+        if n == 0 || newline.is_some() {
+            break;
+        }
     }
     serde_json::from_slice(&line).map_err(|e| {
         format!(
