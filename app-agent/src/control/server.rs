@@ -74,10 +74,20 @@ impl ControlSocket {
                     "control_socket: {shown} exists and is not a socket; remove it or choose another path"
                 )));
             }
-            if UnixStream::connect(path).is_ok() {
-                return Err(ConfigError(format!(
-                    "control_socket: another process listens on {shown} (another agent?); stop it or choose another path"
-                )));
+            // Only a refused connection says that nobody listens: a socket that cannot be
+            // reached (another user's, mode 0600) may well be live, and is left alone.
+            match UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(ConfigError(format!(
+                        "control_socket: another process listens on {shown} (another agent?); stop it or choose another path"
+                    )))
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => {
+                    return Err(ConfigError(format!(
+                        "control_socket: {shown} exists and cannot be checked ({e}); remove it if no agent uses it, or choose another path"
+                    )))
+                }
             }
             std::fs::remove_file(path).map_err(|e| {
                 ConfigError(format!(
