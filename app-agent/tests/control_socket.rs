@@ -186,6 +186,12 @@ fn bad_requests_get_an_error_reply_and_the_agent_goes_on() {
         (code, out.trim()),
         (0, "{\"ok\":\"set the interval to 5ms of 1 source(s)\"}")
     );
+    let (code, out, _) = control(&dir, &["--json", "resume", "nope/*"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out.trim(),
+        r#"{"error":"selector `nope/*` matches no source"}"#
+    );
     let mut line = String::new();
     BufReader::new(idle).read_line(&mut line).unwrap();
     assert!(line.contains("no complete request within 5s"), "{line}");
@@ -260,4 +266,17 @@ fn the_client_names_the_missing_socket_and_how_to_turn_it_on() {
         err.contains("no agent listens on c.sock"),
         "the config's path: {err}"
     );
+}
+
+#[test]
+fn a_socket_in_a_missing_directory_is_a_config_error() {
+    let dir = temp_dir("ctl-nodir");
+    let config = CONFIG.replace("'c.sock'", "'no/such/dir/c.sock'");
+    let (code, stderr) = run_config(&dir, &config, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("control_socket: binding no/such/dir/c.sock"),
+        "{stderr}"
+    );
+    assert!(!dir.join("out.csv").exists(), "nothing was measured");
 }
