@@ -159,6 +159,7 @@ mod tests {
             dropped_points: dropped,
             failed_points: failed,
             queued_points: 0,
+            queue_capacity: 1 << 16,
             finish_failed,
         };
         assert_eq!(output_failure(&stats(0, 0, false)), None);
@@ -179,6 +180,7 @@ mod tests {
             dropped_points: dropped,
             failed_points: failed,
             queued_points: 0,
+            queue_capacity: 1 << 16,
             finish_failed: false,
         };
         let report = |outputs, timed_out| ShutdownReport {

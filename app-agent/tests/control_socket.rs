@@ -86,9 +86,12 @@ fn status_after_a_pause_matches_the_final_report_and_stop_drains() {
     assert_eq!(ok(&dir, &["pause", "agent/*"]), "paused 1 source(s)");
     let paused = source(&dir);
     assert_eq!(paused["state"], "paused", "{paused}");
+    assert_eq!(paused["interval"], "10ms", "{paused}");
     let points = paused["points"].as_u64().unwrap();
     let status = ok(&dir, &["status"]);
     assert_eq!(status["plugins"], serde_json::json!(["agent", "csv"]));
+    // The CSV output's queue: the default capacity.
+    assert_eq!(status["outputs"][0]["capacity"], 65536, "{status}");
     let (code, table, _) = control(&dir, &["status"]);
     assert_eq!(code, 0);
     assert!(
@@ -132,6 +135,7 @@ fn pause_set_interval_trigger_and_resume_act_on_the_source() {
     assert!(err.contains("matches no active source"), "{err}");
     // Every hour: resumed, it does not poll again within the test.
     ok(&dir, &["set-interval", "agent/*", "1h"]);
+    assert_eq!(source(&dir)["interval"], "1h");
     ok(&dir, &["resume", "agent/self"]);
     let before = polls(&dir);
     std::thread::sleep(std::time::Duration::from_millis(200));

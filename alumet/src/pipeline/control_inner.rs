@@ -270,6 +270,7 @@ impl ControlInner {
             counters: Arc::clone(&counters),
         });
         let mut slot = SourceSlot::new((id, name), source, trigger, Instant::now());
+        counters.set_interval(trigger.poll_interval);
         slot.counters = counters;
         group.submit(Command::Add(slot), &self.dispatcher);
         Ok(id)

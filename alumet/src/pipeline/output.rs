@@ -45,6 +45,9 @@ pub struct OutputStats {
     /// Points given to the output and not accounted for yet: waiting in the queue, being
     /// written, or held by the output until it delivers them.
     pub queued_points: u64,
+    /// How many points its queue holds before it drops the oldest
+    /// ([`OutputOptions::queue_capacity`]): with `queued_points`, how full it is.
+    pub queue_capacity: u64,
     /// The output's final write (`finish`: a flush, a last request) failed or panicked:
     /// some of the points counted as written may not have reached their destination.
     pub finish_failed: bool,
@@ -350,6 +353,7 @@ impl OutputSlot {
             dropped_points: f.dropped,
             failed_points: f.lost,
             queued_points: f.pending,
+            queue_capacity: self.capacity as u64,
             finish_failed: self.finish_failed.load(Ordering::Relaxed),
         }
     }

@@ -74,6 +74,8 @@ impl SourceSlot {
         trigger: &Trigger,
         now: Instant,
     ) -> Self {
+        let counters: Arc<Counters> = Arc::default();
+        counters.set_interval(trigger.poll_interval);
         SourceSlot {
             id,
             name,
@@ -88,7 +90,7 @@ impl SourceSlot {
             triggers: Vec::new(),
             error_log: RateLimited::default(),
             overrun_logged: false,
-            counters: Arc::default(),
+            counters,
             polled_at: 0,
             delivered_until: Timestamp::now().unix_nanos(),
         }
@@ -227,6 +229,7 @@ pub(crate) fn resume(slot: &mut SourceSlot) {
 
 pub(crate) fn set_interval(slot: &mut SourceSlot, interval: Duration) {
     slot.poll_interval = Some(interval);
+    slot.counters.set_interval(Some(interval));
     slot.next_poll = Some(after(Instant::now(), interval));
 }
 

@@ -51,6 +51,9 @@ pub struct ElementStats {
     /// Sources: periodic polls skipped because their deadline had passed when the previous
     /// poll ended (a poll longer than the interval, a late wake-up). Others: 0.
     pub skipped_polls: u64,
+    /// Managed sources: the current poll interval (`None` for a source polled only on
+    /// trigger). Others: `None`.
+    pub poll_interval: Option<std::time::Duration>,
 }
 
 /// The live counters behind [`ElementStats`].
@@ -63,6 +66,8 @@ pub(crate) struct Counters {
     paused: AtomicBool,
     skipped: AtomicU64,
     last_success_ns: AtomicU64,
+    /// Managed sources: the poll interval in nanoseconds (0: none).
+    interval_ns: AtomicU64,
     /// Outputs: where their written points are counted.
     delivery: Option<Delivery>,
 }
@@ -90,6 +95,11 @@ impl Counters {
 
     pub(crate) fn skipped(&self, polls: u64) {
         self.skipped.fetch_add(polls, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_interval(&self, interval: Option<std::time::Duration>) {
+        let ns = interval.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.interval_ns.store(ns, Ordering::Relaxed);
     }
 
     pub(crate) fn set_paused(&self, paused: bool) {
@@ -123,6 +133,10 @@ impl Counters {
             stopped: self.stopped.load(Ordering::Relaxed),
             last_success: (last != 0).then(|| Timestamp::from_unix_nanos(last)),
             skipped_polls: self.skipped.load(Ordering::Relaxed),
+            poll_interval: match self.interval_ns.load(Ordering::Relaxed) {
+                0 => None,
+                ns => Some(std::time::Duration::from_nanos(ns)),
+            },
         }
     }
 }

@@ -107,29 +107,29 @@ pub fn status_table(status: &Status) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "plugins: {}\n", status.plugins.join(", "));
     let names = status.elements.iter().map(|e| e.name.len());
-    let widths = [names.max().unwrap_or(0).max(7), 9, 7, 8, 10, 6, 7];
+    let widths = [names.max().unwrap_or(0).max(7), 9, 7, 8, 8, 10, 6, 7];
     let header = [
-        "ELEMENT", "KIND", "STATE", "POLLS", "POINTS", "ERRORS", "SKIPPED",
+        "ELEMENT", "KIND", "STATE", "INTERVAL", "POLLS", "POINTS", "ERRORS", "SKIPPED",
     ];
-    row(&mut t, &widths, 3, &header.map(str::to_owned));
+    row(&mut t, &widths, 4, &header.map(str::to_owned));
     for e in &status.elements {
         let numbers = [e.polls, e.points, e.errors, e.skipped].map(|n| n.to_string());
         let [p, n, r, k] = numbers;
-        row(
-            &mut t,
-            &widths,
-            3,
-            &[e.name.clone(), e.kind.clone(), e.state.clone(), p, n, r, k],
-        );
+        let interval = e.interval.clone().unwrap_or_else(|| "-".to_owned());
+        let cells = [e.name.clone(), e.kind.clone(), e.state.clone(), interval];
+        let mut cells = cells.to_vec();
+        cells.extend([p, n, r, k]);
+        row(&mut t, &widths, 4, &cells);
     }
     t.push('\n');
     let names = status.outputs.iter().map(|o| o.name.len());
-    let widths = [names.max().unwrap_or(0).max(6), 10, 8, 8, 8];
-    let header = ["OUTPUT", "WRITTEN", "DROPPED", "LOST", "QUEUED"];
+    let widths = [names.max().unwrap_or(0).max(6), 10, 8, 8, 8, 9];
+    let header = ["OUTPUT", "WRITTEN", "DROPPED", "LOST", "QUEUED", "CAPACITY"];
     row(&mut t, &widths, 1, &header.map(str::to_owned));
     for o in &status.outputs {
-        let [w, d, l, q] = [o.written, o.dropped, o.lost, o.queued].map(|n| n.to_string());
-        row(&mut t, &widths, 1, &[o.name.clone(), w, d, l, q]);
+        let figures = [o.written, o.dropped, o.lost, o.queued, o.capacity];
+        let [w, d, l, q, c] = figures.map(|n| n.to_string());
+        row(&mut t, &widths, 1, &[o.name.clone(), w, d, l, q, c]);
     }
     t
 }

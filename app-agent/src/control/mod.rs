@@ -78,6 +78,10 @@ pub struct ElementStatus {
     pub errors: u64,
     /// Sources: periodic polls skipped because their deadline had passed.
     pub skipped: u64,
+    /// Managed sources: the poll interval ("10ms"); `None` for a source polled only on
+    /// trigger, an autonomous source, and the other elements.
+    #[serde(default)]
+    pub interval: Option<String>,
 }
 
 /// One output's accounting.
@@ -93,6 +97,9 @@ pub struct OutputStatus {
     pub lost: u64,
     /// Points waiting in its queue now.
     pub queued: u64,
+    /// How many points its queue holds before it drops the oldest.
+    #[serde(default)]
+    pub capacity: u64,
 }
 
 #[cfg(test)]

@@ -309,6 +309,9 @@ pub fn status(control: &PipelineControl, plugins: &[String]) -> Status {
                 points: e.points,
                 errors: e.retryable_errors,
                 skipped: e.skipped_polls,
+                interval: e
+                    .poll_interval
+                    .map(|d| humantime_serde::re::humantime::format_duration(d).to_string()),
                 name,
             }
         })
@@ -322,6 +325,7 @@ pub fn status(control: &PipelineControl, plugins: &[String]) -> Status {
             dropped: o.dropped_points,
             lost: o.failed_points,
             queued: o.queued_points,
+            capacity: o.queue_capacity,
         })
         .collect();
     Status {
