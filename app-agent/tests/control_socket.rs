@@ -284,3 +284,43 @@ fn a_socket_in_a_missing_directory_is_a_config_error() {
     );
     assert!(!dir.join("out.csv").exists(), "nothing was measured");
 }
+
+#[test]
+fn the_public_alumet_socket_control_table_turns_the_socket_on() {
+    let dir = temp_dir("ctl-alumet-table");
+    let config =
+        "[plugins.agent]\npoll_interval = '10ms'\n[plugins.csv]\noutput_path = 'out.csv'\n\
+        [plugins.socket-control]\nsocket_path = 'alumet.sock'\n";
+    let running = start(&dir, config);
+    assert!(dir.join("alumet.sock").exists());
+    // The client finds the socket through the same table.
+    let status = ok(&dir, &["status"]);
+    assert_eq!(status["plugins"], serde_json::json!(["agent", "csv"]));
+    sigterm_exits_0(running);
+    assert!(!dir.join("alumet.sock").exists());
+
+    // Another key, or two different sockets: config errors (exit 78).
+    for (name, extra) in [
+        (
+            "key",
+            "[plugins.socket-control]\nsocket_path = 'a.sock'\nport = 1\n",
+        ),
+        ("two", "[plugins.socket-control]\nsocket_path = 'a.sock'\n"),
+    ] {
+        let dir = temp_dir(&format!("ctl-alumet-table-{name}"));
+        let general = if name == "two" {
+            "control_socket = 'b.sock'\n"
+        } else {
+            ""
+        };
+        let config = format!("{general}[plugins.csv]\noutput_path = 'out.csv'\n{extra}");
+        let (code, stderr) = run_config(&dir, &config, &[]);
+        assert_eq!(code, 78, "{name}: {stderr}");
+        let expected = if name == "key" {
+            "unknown key `port`"
+        } else {
+            "name two sockets"
+        };
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+}

@@ -8,6 +8,7 @@ mod env;
 pub mod generate;
 mod locate;
 mod select;
+mod socket_control;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -138,8 +139,9 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
             )))
         }
     };
-    let general = parse_general(root, &located)?;
+    let mut general = parse_general(root, &located)?;
     let mut plugins = plugins;
+    socket_control::take(&mut plugins, &mut general, &located)?;
     let builtin = crate::plugins::names(entries);
     let dynamic =
         dynamic::take_dynamic(&mut plugins, &general.plugin_dirs, &builtin, args, &located)?;
