@@ -392,3 +392,43 @@ mod tests {
         assert_eq!(Unit::Custom("kWh".into()).code(), "kWh");
     }
 }
+
+/// Metrics that several plugins measure, each for its own consumers (procfs for processes,
+/// cgroups for control groups): one definition here, so that they register the same metric
+/// (the registry refuses one name with two definitions) and the attribution and exec's
+/// summary read them alike. Register one with [`Registrar::create_shared_metric`](crate::plugin::Registrar::create_shared_metric).
+pub mod shared {
+    use super::Unit;
+
+    /// A metric's name, unit and description.
+    #[derive(Debug, Clone)]
+    pub struct Definition {
+        /// The metric's name.
+        pub name: &'static str,
+        /// Its unit.
+        pub unit: Unit,
+        /// What it means, in one sentence.
+        pub description: &'static str,
+    }
+
+    /// CPU time of a consumer since the previous reading (attribute `kind`).
+    pub const CPU_TIME_DELTA: Definition = Definition {
+        name: "cpu_time_delta",
+        unit: Unit::Millisecond,
+        description: "CPU time used by the consumer (a process or a control group) since the previous measurement (attribute kind)",
+    };
+
+    /// CPU time of a consumer over wall time since the previous reading.
+    pub const CPU_PERCENT: Definition = Definition {
+        name: "cpu_percent",
+        unit: Unit::Percent,
+        description: "CPU time used by the consumer (user and system) over wall time since the previous measurement; 100 is one full CPU",
+    };
+
+    /// Memory used by a consumer.
+    pub const MEMORY_USAGE: Definition = Definition {
+        name: "memory_usage",
+        unit: Unit::Byte,
+        description: "memory used by the consumer (a process: attribute kind resident, shared, virtual; a control group: all the memory charged to it)",
+    };
+}

@@ -4,6 +4,7 @@
 //! processes): same name, unit, type and description, so that both plugins run together
 //! (`tests/with_procfs.rs` checks it).
 
+use alumet::metrics::shared;
 use alumet::prelude::*;
 
 /// The metric ids.
@@ -25,21 +26,9 @@ impl Metrics {
     pub(crate) fn register(alumet: &mut Registrar<'_>, details_every: u32) -> anyhow::Result<Self> {
         Ok(Metrics {
             details_every,
-            cpu_time: alumet.create_metric(
-                "cpu_time_delta",
-                Unit::Millisecond,
-                "CPU time used by the consumer (a process or a control group) since the previous measurement (attribute kind)",
-            )?,
-            cpu_percent: alumet.create_metric(
-                "cpu_percent",
-                Unit::Percent,
-                "CPU time used by the consumer (user and system) over wall time since the previous measurement; 100 is one full CPU",
-            )?,
-            memory: alumet.create_metric(
-                "memory_usage",
-                Unit::Byte,
-                "memory used by the consumer (a process: attribute kind resident, shared, virtual; a control group: all the memory charged to it)",
-            )?,
+            cpu_time: alumet.create_shared_metric(&shared::CPU_TIME_DELTA)?,
+            cpu_percent: alumet.create_shared_metric(&shared::CPU_PERCENT)?,
+            memory: alumet.create_shared_metric(&shared::MEMORY_USAGE)?,
             memory_max: alumet.create_metric(
                 "memory_max",
                 Unit::Byte,

@@ -1,5 +1,6 @@
 //! Measuring a set of processes: `/proc/PID/stat` and `/proc/PID/statm`, kept open.
 
+use alumet::metrics::shared;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -32,21 +33,9 @@ impl ProcessMetrics {
     pub(crate) fn register(alumet: &mut Registrar<'_>) -> anyhow::Result<Self> {
         let kinds = |k: [&str; 3]| k.map(|k| Attributes::new([("kind", k)]));
         Ok(ProcessMetrics {
-            cpu_time: alumet.create_metric(
-                "cpu_time_delta",
-                Unit::Millisecond,
-                "CPU time used by the consumer (a process or a control group) since the previous measurement (attribute kind)",
-            )?,
-            cpu_percent: alumet.create_metric(
-                "cpu_percent",
-                Unit::Percent,
-                "CPU time used by the consumer (user and system) over wall time since the previous measurement; 100 is one full CPU",
-            )?,
-            memory: alumet.create_metric(
-                "memory_usage",
-                Unit::Byte,
-                "memory used by the consumer (a process: attribute kind resident, shared, virtual; a control group: all the memory charged to it)",
-            )?,
+            cpu_time: alumet.create_shared_metric(&shared::CPU_TIME_DELTA)?,
+            cpu_percent: alumet.create_shared_metric(&shared::CPU_PERCENT)?,
+            memory: alumet.create_shared_metric(&shared::MEMORY_USAGE)?,
             cpu_kinds: kinds(["user", "system", "guest"]),
             memory_kinds: kinds(["resident", "shared", "virtual"]),
         })

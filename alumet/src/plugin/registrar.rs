@@ -158,6 +158,16 @@ impl<'a> Registrar<'a> {
         Ok(id)
     }
 
+    /// Creates (or finds) a metric that several plugins measure
+    /// ([`shared`](crate::metrics::shared)): the same definition wherever it is created.
+    pub fn create_shared_metric<T: MeasurementType>(
+        &mut self,
+        definition: &crate::metrics::shared::Definition,
+    ) -> Result<MetricId<T>, MetricError> {
+        let d = definition;
+        self.create_metric(d.name, d.unit.clone(), d.description)
+    }
+
     fn name(&self, kind: &'static str, name: &str) -> Result<ElementName, RegistrationError> {
         let full = ElementName::new(self.plugin, name);
         let taken = match kind {
