@@ -33,6 +33,15 @@ use crate::plugin::{parse_config, AnyPlugin, Plugin, PluginInitError, Registrar}
 
 type StartFn = Box<dyn FnOnce(&mut Registrar<'_>) -> anyhow::Result<()> + Send>;
 
+/// A point's attributes as `key=value,key=value`, in their order, for tests that compare
+/// points as lines of text.
+pub fn attributes_text(point: &MeasurementPoint) -> String {
+    let attrs: Vec<String> = (point.attributes.iter())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    attrs.join(",")
+}
+
 /// The selector `pattern`, for tests: panics with the parse error's message if it is
 /// malformed.
 pub fn sel(pattern: &str) -> crate::pipeline::Selector {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alumet::pipeline::PipelineControl;
-use alumet::test_util::{PipelineTester, TempDir, TestRun};
+use alumet::test_util::{attributes_text, PipelineTester, TempDir, TestRun};
 use plugin_cgroups::CgroupsPlugin;
 
 use alumet::measurement::MeasurementPoint;
@@ -42,12 +42,7 @@ pub fn lines_of(
         .filter(|p| p.consumer.kind() == "cgroup" && p.consumer.id().to_string() == consumer)
         .map(|p| {
             let name = &metrics.get(p.metric).unwrap().name;
-            let attrs: Vec<String> = p
-                .attributes
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            format!("{name} [{}] = {}", attrs.join(","), p.value)
+            format!("{name} [{}] = {}", attributes_text(p), p.value)
         })
         .collect();
     out.sort();

@@ -47,18 +47,13 @@ pub fn sync_tree(src: &Path, dst: &Path) {
 /// One line per point: `metric resource consumer attrs = value`.
 pub fn line(p: &MeasurementPoint, metrics: &MetricRegistry) -> String {
     let name = &metrics.get(p.metric).unwrap().name;
-    let attrs: Vec<String> = p
-        .attributes
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
     format!(
         "{name} {}:{} {}:{} [{}] = {}",
         p.resource.kind(),
         p.resource.id(),
         p.consumer.kind(),
         p.consumer.id(),
-        attrs.join(","),
+        alumet::test_util::attributes_text(p),
         p.value
     )
 }
