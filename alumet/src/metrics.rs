@@ -226,11 +226,32 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// All the metrics known to a pipeline.
-#[derive(Debug, Default, Clone)]
+/// All the metrics known to a pipeline. Metrics are only ever added: a plugin started
+/// while the pipeline runs registers its own while the outputs read the others' (each
+/// metric is stored once, where it stays, so a reader needs no lock;
+/// [`boxcar`](https://docs.rs/boxcar) keeps that append-only vector).
+#[derive(Default)]
 pub struct MetricRegistry {
-    metrics: Vec<Metric>,
-    by_name: HashMap<String, RawMetricId>,
+    metrics: boxcar::Vec<Metric>,
+    /// Taken by registrations only, one at a time: they check the name and append.
+    by_name: std::sync::RwLock<HashMap<String, RawMetricId>>,
+}
+
+impl Clone for MetricRegistry {
+    fn clone(&self) -> Self {
+        let copy = MetricRegistry::new();
+        for (_, m) in self.iter() {
+            // The same definitions in the same order: the same ids.
+            let _ = copy.register_raw(m.clone());
+        }
+        copy
+    }
+}
+
+impl fmt::Debug for MetricRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(|(_, m)| m)).finish()
+    }
 }
 
 impl MetricRegistry {
@@ -243,6 +264,17 @@ impl MetricRegistry {
     /// unit, type and description returns the same id; with another definition it fails.
     pub fn register<T: MeasurementType>(
         &mut self,
+        name: &str,
+        unit: Unit,
+        description: &str,
+    ) -> Result<MetricId<T>, MetricError> {
+        self.register_shared(name, unit, description)
+    }
+
+    /// [`register`](Self::register) through a shared reference: while the pipeline runs
+    /// (a plugin started then), the registry is shared with every output.
+    pub fn register_shared<T: MeasurementType>(
+        &self,
         name: &str,
         unit: Unit,
         description: &str,
@@ -260,12 +292,13 @@ impl MetricRegistry {
     }
 
     /// Registers a metric whose value type is only known at run time.
-    pub fn register_raw(&mut self, metric: Metric) -> Result<RawMetricId, MetricError> {
+    pub fn register_raw(&self, metric: Metric) -> Result<RawMetricId, MetricError> {
         check_name(&metric.name).map_err(|reason| MetricError::InvalidName {
             name: metric.name.clone(),
             reason,
         })?;
-        if let Some(&id) = self.by_name.get(&metric.name) {
+        let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = by_name.get(&metric.name) {
             let existing = &self.metrics[id.index()];
             return if *existing == metric {
                 Ok(id)
@@ -277,11 +310,16 @@ impl MetricRegistry {
                 })
             };
         }
-        let index = u32::try_from(self.metrics.len())
-            .map_err(|_| MetricError::TooMany { max: u32::MAX })?;
+        let index = u32::try_from(self.metrics.count())
+            .ok()
+            .filter(|&i| i < u32::MAX)
+            .ok_or(MetricError::TooMany { max: u32::MAX })?;
+        let name = metric.name.clone();
+        // Appends are serialised by the lock: the index is the count before.
+        let pushed = self.metrics.push(metric);
+        debug_assert_eq!(pushed, index as usize);
         let id = RawMetricId(index);
-        self.by_name.insert(metric.name.clone(), id);
-        self.metrics.push(metric);
+        by_name.insert(name, id);
         Ok(id)
     }
 
@@ -292,8 +330,12 @@ impl MetricRegistry {
 
     /// A metric by name.
     pub fn by_name(&self, name: &str) -> Option<(RawMetricId, &Metric)> {
-        let id = *self.by_name.get(name)?;
-        Some((id, &self.metrics[id.index()]))
+        let id = *self
+            .by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)?;
+        Some((id, self.get(id)?))
     }
 
     /// The typed id of a metric registered elsewhere, if it has value type `T`.
@@ -307,20 +349,18 @@ impl MetricRegistry {
 
     /// Every metric, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = (RawMetricId, &Metric)> {
-        self.metrics
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (RawMetricId(i as u32), m))
+        (0..self.metrics.count())
+            .filter_map(|i| Some((RawMetricId(i as u32), self.metrics.get(i)?)))
     }
 
     /// Number of metrics.
     pub fn len(&self) -> usize {
-        self.metrics.len()
+        self.metrics.count()
     }
 
     /// Whether no metric is registered.
     pub fn is_empty(&self) -> bool {
-        self.metrics.is_empty()
+        self.len() == 0
     }
 }
 

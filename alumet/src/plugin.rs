@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::pipeline::PluginControl;
 pub use host_paths::HostPaths;
 pub use registrar::{probe_start, Registrar, RegistrationError};
-pub(crate) use registrar::{Elements, TaskStart};
+pub(crate) use registrar::{AutonomousStart, Elements, TaskStart};
 pub use run_mode::RunMode;
 
 /// A plugin: a statically linked crate that registers sources, transforms and outputs.

@@ -268,6 +268,11 @@ impl TestRun {
         &self.pipeline
     }
 
+    /// The running pipeline, to add, remove or replace plugins.
+    pub fn pipeline_mut(&mut self) -> &mut RunningPipeline {
+        &mut self.pipeline
+    }
+
     /// Every registered metric.
     pub fn metrics(&self) -> &MetricRegistry {
         self.pipeline.metrics()

@@ -140,13 +140,13 @@ impl PipelineBuilder {
     /// Starts every plugin, then the pipeline. A plugin that returns [`Unavailable`] is
     /// logged and left out; any other error stops the plugins already started.
     pub fn start(self) -> Result<RunningPipeline, PipelineError> {
-        let mut metrics = MetricRegistry::new();
+        let metrics = MetricRegistry::new();
         let mut elements = Elements::default();
         let mut started: Vec<Box<dyn AnyPlugin>> = Vec::new();
         let mut unavailable = Vec::new();
         for mut plugin in self.plugins {
             let name = plugin.name().to_owned();
-            let mut registrar = Registrar::new(&name, &mut metrics, &elements)
+            let mut registrar = Registrar::new(&name, &metrics, &elements)
                 .with_run_mode(self.run_mode)
                 .with_host_paths(self.host_paths.clone());
             let result = plugin.start(&mut registrar);
@@ -176,11 +176,12 @@ impl PipelineBuilder {
         let mut running = launch(
             elements,
             Arc::new(metrics),
-            started,
-            unavailable,
+            (started, unavailable),
             self.shutdown_timeout,
             self.control_timeout,
         )?;
+        running.run_mode = self.run_mode;
+        running.host_paths = self.host_paths;
         if !self.defer_source_threads {
             running.start_source_threads()?;
         }
@@ -197,11 +198,11 @@ impl PipelineBuilder {
 }
 
 /// The context of one output: the pipeline's metrics, and a delivery report of its own.
-fn out_ctx(metrics: &Arc<MetricRegistry>) -> OutputContext {
+pub(super) fn out_ctx(metrics: &Arc<MetricRegistry>) -> OutputContext {
     OutputContext::new(Arc::clone(metrics))
 }
 
-fn stop_plugins(plugins: &mut [Box<dyn AnyPlugin>]) {
+pub(super) fn stop_plugins(plugins: &mut [Box<dyn AnyPlugin>]) {
     for plugin in plugins.iter_mut() {
         let name = plugin.name().to_owned();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plugin.stop())) {
@@ -212,7 +213,7 @@ fn stop_plugins(plugins: &mut [Box<dyn AnyPlugin>]) {
     }
 }
 
-fn drop_plugins(plugins: Vec<Box<dyn AnyPlugin>>) {
+pub(super) fn drop_plugins(plugins: Vec<Box<dyn AnyPlugin>>) {
     for plugin in plugins {
         let name = plugin.name().to_owned();
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(plugin))).is_err() {
@@ -224,8 +225,7 @@ fn drop_plugins(plugins: Vec<Box<dyn AnyPlugin>>) {
 fn launch(
     elements: Elements,
     metrics: Arc<MetricRegistry>,
-    plugins: Vec<Box<dyn AnyPlugin>>,
-    unavailable: Vec<(String, Unavailable)>,
+    (plugins, unavailable): (Vec<Box<dyn AnyPlugin>>, Vec<(String, Unavailable)>),
     shutdown_timeout: Duration,
     control_timeout: Duration,
 ) -> Result<RunningPipeline, PipelineError> {
@@ -303,8 +303,11 @@ fn launch(
         }
     }
     let (groups, registry) = registry_of(by_interval, entries, &dispatcher, elements.ids_given);
+    let mut task_stops = Vec::new();
     if let Some(runtime) = &runtime {
-        autonomous.extend(spawn_tasks(runtime, elements.tasks, &shutdown_rx));
+        let (tasks, stops) = spawn_tasks(runtime, elements.tasks, &shutdown_rx);
+        autonomous.extend(tasks);
+        task_stops = stops;
     }
 
     let control = PipelineControl {
@@ -318,15 +321,17 @@ fn launch(
     };
     Ok(RunningPipeline {
         control,
-        plugin_names: plugins.iter().map(|p| p.name().to_owned()).collect(),
         plugins,
         unavailable,
         metrics,
         runtime,
         autonomous,
         shutdown_tx,
+        task_stops,
         workers_done,
         shutdown_timeout,
+        run_mode: RunMode::Run,
+        host_paths: HostPaths::default(),
         finished: None,
     })
 }
@@ -368,19 +373,23 @@ fn registry_of(
 /// A started pipeline. Shut it down with [`RunningPipeline::shutdown`] (dropping it does
 /// the same); its methods block and must be called from a thread, not from async code.
 pub struct RunningPipeline {
-    control: PipelineControl,
-    /// Dropped at shutdown, after their `stop`.
-    plugins: Vec<Box<dyn AnyPlugin>>,
-    plugin_names: Vec<String>,
-    unavailable: Vec<(String, Unavailable)>,
-    metrics: Arc<MetricRegistry>,
-    runtime: Option<AsyncRuntime>,
+    pub(super) control: PipelineControl,
+    /// Dropped at shutdown, after their `stop` (or when removed while running).
+    pub(super) plugins: Vec<Box<dyn AnyPlugin>>,
+    pub(super) unavailable: Vec<(String, Unavailable)>,
+    pub(super) metrics: Arc<MetricRegistry>,
+    pub(super) runtime: Option<AsyncRuntime>,
     /// Autonomous sources and the plugins' tasks.
-    autonomous: Vec<RunningTask>,
-    shutdown_tx: tokio::sync::watch::Sender<bool>,
-    workers_done: std::sync::mpsc::Receiver<()>,
-    shutdown_timeout: Duration,
-    finished: Option<ShutdownReport>,
+    pub(super) autonomous: Vec<RunningTask>,
+    pub(super) shutdown_tx: tokio::sync::watch::Sender<bool>,
+    /// Each plugin's own stop signal for its tasks (its removal while running).
+    pub(super) task_stops: Vec<(String, tokio::sync::watch::Sender<bool>)>,
+    pub(super) workers_done: std::sync::mpsc::Receiver<()>,
+    pub(super) shutdown_timeout: Duration,
+    /// What plugins started while running are told.
+    pub(super) run_mode: RunMode,
+    pub(super) host_paths: HostPaths,
+    pub(super) finished: Option<ShutdownReport>,
 }
 
 impl RunningPipeline {
@@ -437,9 +446,9 @@ impl RunningPipeline {
         &self.unavailable
     }
 
-    /// The names of the plugins that started.
+    /// The names of the plugins running (those that started, and those added since).
     pub fn plugin_names(&self) -> Vec<String> {
-        self.plugin_names.clone()
+        self.plugins.iter().map(|p| p.name().to_owned()).collect()
     }
 
     /// The pipeline's async runtime, to spawn tasks that work with it.

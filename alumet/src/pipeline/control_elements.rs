@@ -107,7 +107,12 @@ impl PipelineControl {
         })
     }
 
-    fn record(&self, name: ElementName, kind: ElementKind, counters: &Arc<super::stats::Counters>) {
+    pub(super) fn record(
+        &self,
+        name: ElementName,
+        kind: ElementKind,
+        counters: &Arc<super::stats::Counters>,
+    ) {
         let mut stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.push((name, kind, Arc::clone(counters)));
     }

@@ -237,6 +237,18 @@ impl ControlInner {
         source: Box<dyn Source>,
         trigger: &Trigger,
     ) -> Result<SourceId, ControlError> {
+        self.add_at(None, name, source, trigger)
+    }
+
+    /// [`add`](Self::add), in the place `reserved` for it (see [`Registry::reserve`]), if
+    /// given.
+    pub(crate) fn add_at(
+        &self,
+        reserved: Option<SourceId>,
+        name: ElementName,
+        source: Box<dyn Source>,
+        trigger: &Trigger,
+    ) -> Result<SourceId, ControlError> {
         if trigger.poll_interval.is_some_and(|i| i.is_zero()) {
             return Err(ControlError::ZeroInterval(name.to_string()));
         }
@@ -264,11 +276,20 @@ impl ControlInner {
             }
         };
         let counters = Arc::new(Counters::default());
-        let id = registry.insert(SourceEntry {
+        let entry = SourceEntry {
             name: name.clone(),
             runner: Runner::Group(Arc::clone(&group)),
             counters: Arc::clone(&counters),
-        });
+        };
+        let id = match reserved {
+            Some(id) => {
+                if !registry.insert_at(id, entry) {
+                    return Err(ControlError::DuplicateName(name));
+                }
+                id
+            }
+            None => registry.insert(entry),
+        };
         let mut slot = SourceSlot::new((id, name), source, trigger, Instant::now());
         counters.set_interval(trigger.poll_interval);
         slot.counters = counters;

@@ -111,6 +111,65 @@ impl Dispatcher {
         Ok(removed)
     }
 
+    /// Replaces the transforms and outputs of plugin `plugin` by `transforms` and
+    /// `outputs` (those of its new instance) in one publication, so that every buffer
+    /// reaches either an old output or a new one: the new transforms take the place of the
+    /// old ones in the chain; the old transforms are finished (their points go on to the
+    /// new outputs), then the old outputs drain their queues and finish, until `deadline`.
+    /// The new outputs' workers are not started here: start them once the old ones are
+    /// done (a file they share is closed by then). Refused once the shutdown has taken
+    /// the set.
+    pub(crate) fn replace_plugin(
+        &self,
+        plugin: &str,
+        transforms: Vec<Arc<TransformSlot>>,
+        outputs: Vec<Arc<OutputSlot>>,
+        deadline: Instant,
+    ) -> Result<RemovedElements, AddError> {
+        let mut changes = self.changes();
+        if changes.closed {
+            return Err(AddError::Closed);
+        }
+        // What the old sources flushed before their removal goes through the old
+        // transforms first.
+        if !self.stage.sync(deadline) {
+            log::warn!(
+                "the transforms had not caught up with their queue at the deadline; \
+                 replacing plugin {plugin} anyway"
+            );
+        }
+        let theirs = |name: &ElementName| name.plugin == plugin;
+        let mut new = copy(&self.current());
+        let at = new
+            .transforms
+            .iter()
+            .position(|t| theirs(&t.name))
+            .unwrap_or(new.transforms.len());
+        new.transforms.retain(|t| !theirs(&t.name));
+        new.transforms.splice(at..at, transforms);
+        let at = new
+            .outputs
+            .iter()
+            .position(|o| theirs(&o.name))
+            .unwrap_or(new.outputs.len());
+        new.outputs.retain(|o| !theirs(&o.name));
+        new.outputs.splice(at..at, outputs);
+        let old = self.publish(new, deadline);
+        let mut removed = RemovedElements {
+            transforms: self.finish_removed(&old.transforms, plugin),
+            outputs: Vec::new(),
+        };
+        let gone: Vec<_> = old
+            .outputs
+            .iter()
+            .filter(|o| theirs(&o.name))
+            .cloned()
+            .collect();
+        removed.outputs = close_all(&gone, deadline);
+        changes.retired.extend(gone);
+        Ok(removed)
+    }
+
     /// Publishes a copy of the current set edited by `edit`, if `edit` says it changed it;
     /// returns the set it replaced, unused by then (see [`Dispatcher::publish`]).
     fn replace_if(

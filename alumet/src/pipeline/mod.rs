@@ -50,6 +50,7 @@ mod group_thread;
 mod inputs;
 mod output;
 mod output_worker;
+mod plugin_change;
 mod plugin_control;
 mod ratelimit;
 mod registry;
@@ -73,6 +74,7 @@ pub use element::{
     OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger, TriggerConfigError,
 };
 pub use output::OutputStats;
+pub use plugin_change::PluginChangeError;
 pub use plugin_control::PluginControl;
 pub use registry::{SourceId, Target};
 pub use selector::{ElementName, Selector, SelectorError};

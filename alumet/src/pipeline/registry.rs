@@ -163,6 +163,36 @@ impl Registry {
         id
     }
 
+    /// A new place, held empty for a source that a plugin starting while the pipeline
+    /// runs registers: [`insert_at`](Self::insert_at) fills it once the plugin started
+    /// (the place of a plugin that failed stays empty for good).
+    pub(crate) fn reserve(&mut self) -> SourceId {
+        self.places.push(Place {
+            generation: 0,
+            entry: None,
+        });
+        SourceId {
+            index: (self.places.len() - 1) as u32,
+            generation: 0,
+        }
+    }
+
+    /// Fills the place reserved for `id`; `false` if it is not a reserved, empty place.
+    pub(crate) fn insert_at(&mut self, id: SourceId, entry: SourceEntry) -> bool {
+        let Some(place) = self.places.get_mut(id.index as usize) else {
+            return false;
+        };
+        if place.entry.is_some() || place.generation != id.generation {
+            return false;
+        }
+        if let Some(group) = entry.group() {
+            group.members.fetch_add(1, Ordering::Relaxed);
+        }
+        self.names.insert(entry.name.clone(), id);
+        place.entry = Some(entry);
+        true
+    }
+
     /// The source with this id, if it still exists.
     pub(crate) fn get(&self, id: SourceId) -> Option<&SourceEntry> {
         let place = self.places.get(id.index as usize)?;

@@ -13,19 +13,33 @@ use crate::plugin::TaskStart;
 /// A running task: what it is (for logs), its name and its handle.
 pub(crate) type RunningTask = (&'static str, ElementName, JoinHandle<anyhow::Result<()>>);
 
-/// Starts the plugins' tasks on the runtime, each with its own [`Shutdown`].
+/// Each plugin's own stop signal for its tasks.
+pub(crate) type TaskStops = Vec<(String, tokio::sync::watch::Sender<bool>)>;
+
+/// Starts the plugins' tasks on the runtime, each with its own [`Shutdown`]: the
+/// pipeline's signal, and its plugin's (sent when the plugin is removed while running).
 pub(crate) fn spawn_tasks(
     runtime: &AsyncRuntime,
     tasks: Vec<(ElementName, TaskStart)>,
     shutdown: &tokio::sync::watch::Receiver<bool>,
-) -> Vec<RunningTask> {
-    tasks
+) -> (Vec<RunningTask>, TaskStops) {
+    let mut stops: TaskStops = Vec::new();
+    let running = tasks
         .into_iter()
         .map(|(name, start)| {
-            let handle = runtime.spawn(start(Shutdown::new(shutdown.clone(), None)));
+            let own = match stops.iter().find(|(p, _)| *p == name.plugin) {
+                Some((_, stop)) => stop.subscribe(),
+                None => {
+                    let (stop, own) = tokio::sync::watch::channel(false);
+                    stops.push((name.plugin.clone(), stop));
+                    own
+                }
+            };
+            let handle = runtime.spawn(start(Shutdown::new(shutdown.clone(), Some(own))));
             ("task", name, handle)
         })
-        .collect()
+        .collect();
+    (running, stops)
 }
 
 /// Waits for every task (whose [`Shutdown`] has fired) until `deadline`: one that fails

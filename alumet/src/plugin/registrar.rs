@@ -32,7 +32,7 @@ pub enum RegistrationError {
     Metric(#[from] MetricError),
 }
 
-type AutonomousStart =
+pub(crate) type AutonomousStart =
     Box<dyn FnOnce(SourceSink, Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
 pub(crate) type TaskStart =
     Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
@@ -86,15 +86,18 @@ pub struct Registrar<'a> {
     plugin: &'a str,
     run_mode: RunMode,
     host_paths: HostPaths,
-    metrics: &'a mut MetricRegistry,
+    metrics: &'a MetricRegistry,
     committed: &'a Elements,
     staged: Elements,
+    /// Gives the ids of the sources of a plugin started while the pipeline runs (from the
+    /// pipeline's registry); before it runs, they are counted here.
+    reserve_id: Option<&'a dyn Fn() -> SourceId>,
 }
 
 impl<'a> Registrar<'a> {
     pub(crate) fn new(
         plugin: &'a str,
-        metrics: &'a mut MetricRegistry,
+        metrics: &'a MetricRegistry,
         committed: &'a Elements,
     ) -> Self {
         Registrar {
@@ -104,7 +107,14 @@ impl<'a> Registrar<'a> {
             metrics,
             committed,
             staged: Elements::default(),
+            reserve_id: None,
         }
+    }
+
+    /// Source ids come from `reserve` (a plugin started while the pipeline runs).
+    pub(crate) fn with_ids(mut self, reserve: &'a dyn Fn() -> SourceId) -> Self {
+        self.reserve_id = Some(reserve);
+        self
     }
 
     pub(crate) fn with_run_mode(mut self, run_mode: RunMode) -> Self {
@@ -151,7 +161,7 @@ impl<'a> Registrar<'a> {
         unit: Unit,
         description: &str,
     ) -> Result<MetricId<T>, MetricError> {
-        let id = self.metrics.register(name, unit, description)?;
+        let id = self.metrics.register_shared(name, unit, description)?;
         self.staged
             .metric_owners
             .push((self.plugin.to_owned(), id.raw()));
@@ -239,6 +249,9 @@ impl<'a> Registrar<'a> {
     }
 
     fn next_id(&mut self) -> SourceId {
+        if let Some(reserve) = self.reserve_id {
+            return reserve();
+        }
         let id = SourceId {
             index: self.committed.ids_given + self.staged.ids_given,
             generation: 0,
@@ -320,8 +333,8 @@ impl<'a> Registrar<'a> {
 /// starting a pipeline. Used to generate a config that disables absent hardware.
 pub fn probe_start(plugin: &mut dyn AnyPlugin) -> anyhow::Result<()> {
     let name = plugin.name().to_owned();
-    let mut metrics = MetricRegistry::new();
+    let metrics = MetricRegistry::new();
     let committed = Elements::default();
-    let mut registrar = Registrar::new(&name, &mut metrics, &committed);
+    let mut registrar = Registrar::new(&name, &metrics, &committed);
     plugin.start(&mut registrar)
 }
