@@ -222,10 +222,13 @@ pub(super) fn drop_plugins(plugins: Vec<Box<dyn AnyPlugin>>) {
     }
 }
 
+/// The plugins that started, and those left out as unavailable.
+type Started = (Vec<Box<dyn AnyPlugin>>, Vec<(String, Unavailable)>);
+
 fn launch(
     elements: Elements,
     metrics: Arc<MetricRegistry>,
-    (plugins, unavailable): (Vec<Box<dyn AnyPlugin>>, Vec<(String, Unavailable)>),
+    (plugins, unavailable): Started,
     shutdown_timeout: Duration,
     control_timeout: Duration,
 ) -> Result<RunningPipeline, PipelineError> {

@@ -228,7 +228,7 @@ impl RunningPipeline {
         for (id, name, source, trigger) in staged.sources {
             let id = inner.add_at(Some(id), name, source, &trigger)?;
             // Its first reading now (a counter's reference), not one interval later.
-            let _ = control.trigger_now(id);
+            drop(control.trigger_now(id));
         }
         self.start_async(staged.autonomous, staged.tasks)?;
         Ok(removed)
