@@ -441,3 +441,42 @@ fn sources_sharing_an_interval_share_a_wake_up_and_each_carries_its_own_reading_
         assert!(since_a(2) >= since_a(1), "{tick:?}");
     }
 }
+
+#[test]
+fn a_source_blocked_in_its_poll_shows_in_the_longest_poll() {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let blocking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b = Arc::clone(&blocking);
+    let polls = counter();
+    let p = Arc::clone(&polls);
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(TestPlugin::new("p", move |alumet| {
+        let m = alumet.create_metric::<u64>("value", Unit::Unity, "a value")?;
+        let mut count = counting_source(m, 1, p);
+        let source = move |acc: &mut MeasurementAccumulator, t: Timestamp| {
+            if b.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = wait.lock().unwrap().recv();
+            }
+            count.poll(acc, t)
+        };
+        alumet.add_source("s", source, Trigger::every(Duration::from_millis(2)))?;
+        Ok(())
+    }));
+    let run = tester.start().unwrap();
+    wait_until("polls", || get(&polls) >= 5);
+    let control = run.control();
+    assert!(control.longest_poll().unwrap_or_default() < Duration::from_secs(1));
+    blocking.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_until("the source blocked for 100 ms", || {
+        control.longest_poll() >= Some(Duration::from_millis(100))
+    });
+    let before = get(&polls);
+    blocking.store(false, std::sync::atomic::Ordering::SeqCst);
+    release.send(()).unwrap();
+    wait_until("polls again", || get(&polls) >= before + 5);
+    wait_until("no long tick any more", || {
+        control.longest_poll().unwrap_or_default() < Duration::from_millis(100)
+    });
+    let _ = run.shutdown();
+}

@@ -269,6 +269,13 @@ impl PipelineControl {
         stats
     }
 
+    /// How long the source thread that has been polling longest has been at it, `None`
+    /// when none is polling: a source blocked in its poll shows here (a service manager's
+    /// watchdog is fed only while this stays short).
+    pub fn longest_poll(&self) -> Option<Duration> {
+        self.inner.dispatcher.longest_tick()
+    }
+
     /// Asks the pipeline to shut down (see [`RunningPipeline::wait_and_shutdown`](super::RunningPipeline::wait_and_shutdown)).
     pub fn request_shutdown(&self) {
         *self

@@ -167,6 +167,22 @@ impl Dispatcher {
         (min != u64::MAX).then(|| Timestamp::from_unix_nanos(min))
     }
 
+    /// How long the longest tick in progress of a source thread has lasted (`None`: no
+    /// thread is inside a tick).
+    pub(crate) fn longest_tick(&self) -> Option<std::time::Duration> {
+        let clocks = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now().saturating_duration_since(super::sources::busy_epoch());
+        let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        clocks
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|g| !g.stop.load(Ordering::Acquire))
+            .map(|g| g.busy_since.load(Ordering::Relaxed))
+            .filter(|&since| since != 0)
+            .map(|since| std::time::Duration::from_nanos(now.saturating_sub(since - 1)))
+            .max()
+    }
+
     /// The current set (a snapshot: a change made later does not show in it).
     pub(crate) fn current(&self) -> Arc<DispatchSet> {
         self.set.load_full()

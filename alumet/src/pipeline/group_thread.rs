@@ -27,7 +27,11 @@ pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
         if shared.stop.load(Ordering::Acquire) {
             break;
         }
-        let next = poll_due(&mut slots, shared, &mut tick);
+        let now = Instant::now();
+        let since = now.saturating_duration_since(super::sources::busy_epoch());
+        let since = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        shared.busy_since.store(since, Ordering::Relaxed);
+        let next = poll_due(&mut slots, shared, &mut tick, now);
         tick.dispatch(dispatcher);
         // After the dispatch: what the watermark covers is queued by then.
         let watermark = slots.iter().map(SourceSlot::watermark).min();
@@ -40,6 +44,7 @@ pub(crate) fn run(shared: &GroupShared, dispatcher: &Dispatcher) {
         }
         let buffered: usize = slots.iter().map(|s| s.buffer.len()).sum();
         set_buffered(shared, dispatcher, buffered as u64);
+        shared.busy_since.store(0, Ordering::Relaxed);
         sleep_until(shared, next);
     }
     final_flush(&mut slots, dispatcher);
@@ -124,8 +129,8 @@ fn poll_due(
     slots: &mut [SourceSlot],
     shared: &GroupShared,
     tick: &mut TickBuffer,
+    now: Instant,
 ) -> Option<Instant> {
-    let now = Instant::now();
     let mut polled = false;
     let mut earliest: Option<Instant> = None;
     for slot in slots.iter_mut() {

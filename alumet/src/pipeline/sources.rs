@@ -50,6 +50,15 @@ pub(crate) struct GroupShared {
     /// its active periodic sources up to this time is dispatched; `u64::MAX` when it has
     /// none. Published by its thread after each tick.
     pub(crate) watermark: AtomicU64,
+    /// When the thread's current tick began (nanoseconds after [`busy_epoch`], plus one);
+    /// 0 between ticks. A tick that lasts is a source blocked in its poll.
+    pub(crate) busy_since: AtomicU64,
+}
+
+/// The instant the ticks' start times count from.
+pub(crate) fn busy_epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 impl GroupShared {
