@@ -6,7 +6,9 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod exec;
+pub mod notify;
 pub mod plugins;
+pub mod reload;
 pub mod run;
 pub mod self_plugin;
 

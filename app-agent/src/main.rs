@@ -81,7 +81,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let loaded = config::load(&cli.common, &entries)?;
-            let report = run::run(loaded)?;
+            let common = cli.common.clone();
+            let reloader = run::Reloader {
+                load: Box::new(move || config::load(&common, &plugins::all())),
+                instantiate: Box::new(|c| config::instantiate(c, &plugins::all())),
+            };
+            let report = run::run(loaded, reloader)?;
             Ok(run::exit_code(&report))
         }
         Command::Exec(args) => {

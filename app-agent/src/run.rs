@@ -1,60 +1,156 @@
-//! Run mode: start the plugins, measure until SIGINT, SIGTERM or SIGHUP, drain, stop.
+//! Run mode: start the plugins, measure until SIGINT or SIGTERM (or `control stop`), drain,
+//! stop. SIGHUP (and `control reload`) reloads the config ([`crate::reload`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
 use alumet::pipeline::{OutputStats, PipelineBuilder, PipelineControl, ShutdownReport};
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::Loaded;
-use crate::control::server::ControlSocket;
+use crate::config::{ConfigError, Loaded};
+use crate::control::server::{Agent, ControlSocket};
+use crate::notify::Notifier;
+use crate::reload::{self, Current, MainEvent};
+
+/// How the running agent reads its config again.
+pub struct Reloader {
+    /// Reads and checks the config file again.
+    pub load: Box<dyn Fn() -> Result<Loaded, ConfigError>>,
+    /// Creates a plugin instance from its config (see [`reload::apply`]).
+    pub instantiate: Box<reload::Instantiate>,
+}
 
 /// Runs until a signal; returns the shutdown report.
-pub fn run(loaded: Loaded) -> anyhow::Result<ShutdownReport> {
-    // Signals are blocked into a pipe before any thread starts, so none is missed. SIGHUP
-    // (the terminal of an agent started by hand closes) stops it as SIGTERM does: its
-    // default action would end the agent at once, losing what is buffered.
+pub fn run(loaded: Loaded, reloader: Reloader) -> anyhow::Result<ShutdownReport> {
+    // Signals are blocked into a pipe before any thread starts, so none is missed.
     let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("installing signal handlers")?;
+    let notifier = Notifier::from_env();
     // Bound before any plugin starts: a socket another agent listens on stops this one
     // before it measures anything. Dropped (the file removed) when `run` returns.
     let socket = match &loaded.general.control_socket {
         Some(path) => Some(ControlSocket::bind(path)?),
         None => None,
     };
+    let mut current = Current {
+        general: loaded.general.clone(),
+        instances: loaded.instances.clone(),
+    };
     let mut builder = PipelineBuilder::new();
     loaded.configure(&mut builder);
-    let pipeline = builder.start()?;
-    let started = pipeline.plugin_names();
-    let _socket_file = socket.map(|s| s.serve(pipeline.control(), started.clone()));
+    let mut pipeline = builder.start()?;
+    let plugins = Arc::new(Mutex::new(pipeline.plugin_names()));
+    let (events, main_events) = std::sync::mpsc::channel::<MainEvent>();
+    let socket_file = socket.map(|s| {
+        s.serve(Agent {
+            control: pipeline.control(),
+            plugins: Arc::clone(&plugins),
+            reload: events.clone(),
+        })
+    });
     log::info!(
-        "running plugins: {}; stop with SIGINT, SIGTERM or SIGHUP",
-        started.join(", ")
+        "running plugins: {}; stop with SIGINT or SIGTERM, reload the config with SIGHUP",
+        pipeline.plugin_names().join(", ")
     );
     let draining = Arc::new(AtomicBool::new(false));
-    let socket_path = _socket_file.as_ref().map(|f| f.path().to_owned());
+    let socket_path = socket_file.as_ref().map(|f| f.path().to_owned());
     watch_signals(
         signals,
         pipeline.control(),
-        Arc::clone(&draining),
+        (draining, events.clone()),
         socket_path,
     );
-    let report = pipeline.wait_and_shutdown();
+    let control = pipeline.control();
+    std::thread::Builder::new()
+        .name("alumet-shutdown".into())
+        .spawn(move || {
+            control.wait_for_shutdown_request();
+            let _ = events.send(MainEvent::Shutdown);
+        })
+        .context("starting a thread")?;
+    notifier.ready(&status_line(&pipeline.plugin_names()));
+    notifier.start_watchdog(pipeline.control());
+    for event in main_events.iter() {
+        let request = match event {
+            MainEvent::Shutdown => break,
+            MainEvent::Reload(request) => request,
+        };
+        notifier.reloading();
+        let answer = reload_now(&mut pipeline, &mut current, &reloader, request.origin);
+        let names = pipeline.plugin_names();
+        *plugins.lock().unwrap_or_else(|e| e.into_inner()) = names.clone();
+        notifier.ready(&status_line(&names));
+        if let Some(reply) = request.reply {
+            let _ = reply.send(answer);
+        }
+    }
+    notifier.stopping();
+    let report = pipeline.shutdown();
     log_report(&report);
+    drop(socket_file);
     Ok(report)
 }
 
-/// First signal: drain and stop. Second: exit at once, saying what was not written (and
-/// removing the control socket, whose guard a forced exit does not drop).
+/// systemd's one-line status.
+fn status_line(plugins: &[String]) -> String {
+    format!("measuring: {}", plugins.join(", "))
+}
+
+/// Reads the config again and applies it; the summary, or why it changed nothing (or
+/// not everything).
+fn reload_now(
+    pipeline: &mut alumet::pipeline::RunningPipeline,
+    current: &mut Current,
+    reloader: &Reloader,
+    origin: &str,
+) -> Result<String, String> {
+    log::info!("reload requested ({origin}): reading the config again");
+    let loaded = match (reloader.load)() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            log::error!("reload: {e}");
+            log::error!("reload: the config is invalid; the agent goes on with the one it runs");
+            return Err(format!("the config is invalid, nothing changed: {e}"));
+        }
+    };
+    let outcome = reload::apply(pipeline, current, loaded, reloader.instantiate.as_ref());
+    for why in &outcome.restart_needed {
+        log::warn!("reload: takes effect at the next restart only: {why}");
+    }
+    for why in &outcome.failed {
+        log::error!("reload: not applied: {why}");
+    }
+    let summary = outcome.summary();
+    log::info!("reload: {summary}");
+    if outcome.failed.is_empty() {
+        Ok(summary)
+    } else {
+        Err(summary)
+    }
+}
+
+/// SIGHUP: reload. First SIGINT or SIGTERM: drain and stop. Second: exit at once, saying
+/// what was not written (and removing the control socket, whose guard a forced exit does
+/// not drop).
 fn watch_signals(
     mut signals: Signals,
     control: PipelineControl,
-    draining: Arc<AtomicBool>,
+    (draining, events): (Arc<AtomicBool>, Sender<MainEvent>),
     socket: Option<std::path::PathBuf>,
 ) {
     std::thread::spawn(move || {
         for signal in signals.forever() {
+            if signal == SIGHUP {
+                let request = reload::Request {
+                    origin: "SIGHUP",
+                    reply: None,
+                };
+                // Once the shutdown has begun, nobody reloads: dropped.
+                let _ = events.send(MainEvent::Reload(request));
+                continue;
+            }
             if !draining.swap(true, Ordering::SeqCst) {
                 log::info!("signal {signal} received: writing what was measured, then stopping (send it again to exit at once)");
                 control.request_shutdown();

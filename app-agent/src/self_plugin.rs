@@ -80,6 +80,7 @@ impl Plugin for AgentPlugin {
             )?,
             control: Arc::clone(&self.control),
             output_attrs: Vec::new(),
+            output_names: Vec::new(),
             me: ResourceConsumer::Process {
                 pid: std::process::id(),
             },
@@ -103,6 +104,8 @@ struct SelfSource {
     cpu: MetricId<u64>,
     control: Arc<OnceLock<PluginControl>>,
     output_attrs: Vec<Attributes>,
+    /// The outputs `output_attrs` are for.
+    output_names: Vec<alumet::pipeline::ElementName>,
     me: ResourceConsumer,
 }
 
@@ -130,8 +133,20 @@ impl Source for SelfSource {
         let Some(control) = self.control.get() else {
             return Ok(());
         };
-        let stats = control.output_stats();
-        if self.output_attrs.len() != stats.len() {
+        // An output replaced by a reload is listed twice, the one in use first: the old
+        // one's figures are final, and a series per output name goes on with the new one.
+        let mut stats = control.output_stats();
+        let mut i = 0;
+        while i < stats.len() {
+            if stats[..i].iter().any(|s| s.name == stats[i].name) {
+                stats.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let names = stats.iter().map(|s| &s.name);
+        if !names.eq(self.output_names.iter()) {
+            self.output_names = stats.iter().map(|s| s.name.clone()).collect();
             self.output_attrs = stats
                 .iter()
                 .map(|s| Attributes::new([("output", s.name.to_string())]))

@@ -55,6 +55,7 @@ fn run_with(repeat: u32, name: &str, plugins: Vec<Box<dyn AnyPlugin>>) -> serde_
         general: GeneralConfig::default(),
         plugins,
         inputs: Vec::new(),
+        instances: Vec::new(),
     };
     let opts = ExecOptions {
         target: Target::Command {

@@ -104,6 +104,24 @@ impl CsvOutput {
         })
     }
 
+    /// The layout of the header found in the file now, if it has one.
+    fn header_written_since(&mut self) -> Option<RowFormat> {
+        let meta = self.file.metadata().ok()?;
+        match read_existing(&mut self.file, &meta, self.delimiter) {
+            Ok(Some((columns, ends_with_newline))) => {
+                if !ends_with_newline {
+                    self.pending.push(b'\n');
+                }
+                Some(RowFormat::new(self.delimiter, self.late_delimiter, columns))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!("{}: {e:#}", self.path.display());
+                None
+            }
+        }
+    }
+
     /// Writes the pending rows to the file; on an error, what was not written stays
     /// pending (the next formatted rows then wait, up to one chunk, for a write that works).
     fn write_pending(&mut self) -> std::io::Result<()> {
@@ -163,6 +181,13 @@ impl CsvOutput {
             if let Err(e) = self.write_pending() {
                 self.lost(buffer.len());
                 return Err(e);
+            }
+        }
+        if self.format.is_none() {
+            // The file may have got its header since it was opened: written by the output
+            // this one replaced (a reload), which finishes before this one writes.
+            if let Some(format) = self.header_written_since() {
+                self.format = Some(format);
             }
         }
         if self.format.is_none() {

@@ -166,3 +166,30 @@ fn without_unit_suffix_the_metric_is_its_name() {
     let row = text.lines().nth(1).unwrap();
     assert!(row.starts_with("rapl_consumed_energy;"), "{row}");
 }
+
+/// A reload replaces the output by a new instance on the same file: opened before the old
+/// one wrote its first row, it writes after the old one finished, under the same header.
+#[test]
+fn an_output_opened_before_the_header_was_written_adopts_it() {
+    let dir = TempDir::new("replaced");
+    let path = dir.path().join("out.csv");
+    let ctx = common::output_context();
+    let m = Metrics::of(ctx.metrics());
+    let buffer =
+        |t| MeasurementBuffer::from(energy_points(&m, t, 2, &[("domain", "package".into())]));
+    let mut old = plugin_csv::CsvOutput::open(&config(&path)).unwrap();
+    let mut new = plugin_csv::CsvOutput::open(&config(&path)).unwrap();
+    old.write(&buffer(1), &ctx).unwrap();
+    old.finish(&ctx).unwrap();
+    new.write(&buffer(2), &ctx).unwrap();
+    new.finish(&ctx).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(HEADER), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 2 + 2, "{text}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("metric;")).count(),
+        1,
+        "{text}"
+    );
+}

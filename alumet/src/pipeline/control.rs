@@ -285,4 +285,18 @@ impl PipelineControl {
             .unwrap_or_else(|e| e.into_inner()) = true;
         self.inner.shutdown_cv.notify_all();
     }
+
+    /// Whether [`request_shutdown`](Self::request_shutdown) was called.
+    pub fn is_shutdown_requested(&self) -> bool {
+        *self
+            .inner
+            .shutdown_requested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until [`request_shutdown`](Self::request_shutdown) is called.
+    pub fn wait_for_shutdown_request(&self) {
+        self.inner.wait_for_shutdown_request(None);
+    }
 }

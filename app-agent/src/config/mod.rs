@@ -81,6 +81,21 @@ pub struct Loaded {
     pub plugins: Vec<Box<dyn AnyPlugin>>,
     /// The outputs that receive the points of some plugins only, with those plugins.
     pub inputs: Vec<(String, Vec<String>)>,
+    /// The config of each plugin in `plugins`, in the same order (what a reload compares).
+    pub instances: Vec<InstanceConfig>,
+}
+
+/// What a plugin instance was created from: two instances with equal configs behave alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceConfig {
+    /// The instance's name (`[plugins.NAME]`).
+    pub name: String,
+    /// The built-in plugin it is (its name), or the library it was loaded from (its path).
+    pub origin: String,
+    /// Its table, without the agent's keys.
+    pub table: toml::Table,
+    /// For an output: the plugin instances whose points it receives.
+    pub inputs: Option<Vec<String>>,
 }
 
 impl Loaded {
@@ -166,23 +181,50 @@ pub fn load(args: &CommonArgs, entries: &[Entry]) -> Result<Loaded, ConfigError>
     );
     let mut plugins = Vec::new();
     let mut inputs = Vec::new();
+    let mut instances = Vec::new();
     for selected in selection.plugins.into_iter().filter(|s| s.enabled) {
         if let Some(from) = &selected.inputs {
             inputs.push((selected.name.clone(), from.clone()));
         }
+        instances.push(InstanceConfig {
+            name: selected.name.clone(),
+            origin: selected.entry.meta.name.to_owned(),
+            table: selected.table.clone(),
+            inputs: selected.inputs.clone(),
+        });
         let plugin = (selected.entry.meta)
             .init_instance(&selected.name, selected.table)
             .map_err(|e| init_error(e, &located))?;
         plugins.push(plugin);
     }
     for selected in selection.dynamic.into_iter().filter(|d| d.enabled) {
+        instances.push(InstanceConfig {
+            name: selected.name.clone(),
+            origin: selected.path.display().to_string(),
+            table: selected.table.clone(),
+            inputs: None,
+        });
         plugins.push(dynamic::load(selected, &located)?);
     }
     Ok(Loaded {
         general: selection.general,
         plugins,
         inputs,
+        instances,
     })
+}
+
+/// Creates a built-in plugin instance again from its config (a reload's fallback); `None`
+/// for a plugin library, or a config that no longer initialises.
+pub fn instantiate(config: &InstanceConfig, entries: &[Entry]) -> Option<Box<dyn AnyPlugin>> {
+    let entry = entries.iter().find(|e| e.meta.name == config.origin)?;
+    match entry.meta.init_instance(&config.name, config.table.clone()) {
+        Ok(plugin) => Some(plugin),
+        Err(e) => {
+            log::error!("plugin {}: {e}", config.name);
+            None
+        }
+    }
 }
 
 fn read_or_default(args: &CommonArgs, entries: &[Entry]) -> Result<String, ConfigError> {

@@ -1,6 +1,6 @@
 //! The control socket: a Unix socket (general key `control_socket`, off unless set) on
 //! which `alumet-agent control` asks a running agent for its status, pauses, resumes,
-//! re-times or triggers its sources, or stops it.
+//! re-times or triggers its sources, reloads its config, or stops it.
 //!
 //! Protocol: one request per connection, one line of JSON (at most [`MAX_REQUEST`]
 //! bytes), such as `{"command":"pause","selector":"procfs/*"}`; one line of JSON in
@@ -46,7 +46,7 @@ pub enum Request {
     },
     /// Stop the agent, as SIGTERM does: what was measured is written first.
     Stop {},
-    /// Reload the config: not available yet (answered with an error).
+    /// Read the config file again and apply what changed, as SIGHUP does.
     Reload {},
 }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alumet::pipeline::{ElementKind, PipelineControl, Selector};
@@ -24,6 +24,20 @@ const TRIGGER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections served at once; more are answered "busy" and closed.
 const MAX_CONNECTIONS: usize = 16;
+
+/// How long `reload` waits for the agent to apply the config.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the control socket acts on.
+#[derive(Clone)]
+pub struct Agent {
+    /// The pipeline's control handle.
+    pub control: PipelineControl,
+    /// The plugins that run, in start order (a reload changes them).
+    pub plugins: Arc<Mutex<Vec<String>>>,
+    /// The main thread, which reloads.
+    pub reload: std::sync::mpsc::Sender<crate::reload::MainEvent>,
+}
 
 /// A bound control socket, not served yet. Dropping it (or the [`SocketFile`] that
 /// [`ControlSocket::serve`] returns) removes the socket file.
@@ -116,12 +130,12 @@ impl ControlSocket {
 
     /// Serves the socket on a thread of its own until the process exits; returns the
     /// file, to drop at exit.
-    pub fn serve(self, control: PipelineControl, plugins: Vec<String>) -> SocketFile {
+    pub fn serve(self, agent: Agent) -> SocketFile {
         let ControlSocket { listener, file } = self;
         log::info!("control socket: {}", file.path.display());
         let served = std::thread::Builder::new()
             .name("alumet-control".into())
-            .spawn(move || accept_loop(&listener, &control, &Arc::new(plugins)));
+            .spawn(move || accept_loop(&listener, &agent));
         if let Err(e) = served {
             log::error!("control socket: could not start its thread: {e}");
         }
@@ -129,7 +143,7 @@ impl ControlSocket {
     }
 }
 
-fn accept_loop(listener: &UnixListener, control: &PipelineControl, plugins: &Arc<Vec<String>>) {
+fn accept_loop(listener: &UnixListener, agent: &Agent) {
     let busy = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let mut stream = match stream {
@@ -149,11 +163,11 @@ fn accept_loop(listener: &UnixListener, control: &PipelineControl, plugins: &Arc
             );
             continue;
         }
-        let (control, plugins, count) = (control.clone(), Arc::clone(plugins), Arc::clone(&busy));
+        let (agent, count) = (agent.clone(), Arc::clone(&busy));
         let spawned = std::thread::Builder::new()
             .name("alumet-control-conn".into())
             .spawn(move || {
-                serve_connection(stream, &control, &plugins);
+                serve_connection(stream, &agent);
                 count.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
@@ -163,9 +177,9 @@ fn accept_loop(listener: &UnixListener, control: &PipelineControl, plugins: &Arc
     }
 }
 
-fn serve_connection(mut stream: UnixStream, control: &PipelineControl, plugins: &[String]) {
+fn serve_connection(mut stream: UnixStream, agent: &Agent) {
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-    let answer = read_request(&stream).and_then(|r| handle(&r, control, plugins));
+    let answer = read_request(&stream).and_then(|r| handle(&r, agent));
     if let Err(e) = &answer {
         log::debug!("control socket: request refused: {e}");
     }
@@ -220,11 +234,8 @@ fn reply(stream: &mut UnixStream, answer: Result<Value, String>) -> std::io::Res
 }
 
 /// Carries out one request.
-pub fn handle(
-    request: &Request,
-    control: &PipelineControl,
-    plugins: &[String],
-) -> Result<Value, String> {
+pub fn handle(request: &Request, agent: &Agent) -> Result<Value, String> {
+    let control = &agent.control;
     let count = |n: usize, verb: &str, selector: &str| {
         if n == 0 {
             Err(format!("selector `{selector}` matches no source"))
@@ -235,7 +246,12 @@ pub fn handle(
     let error = |e: alumet::pipeline::ControlError| e.to_string();
     match request {
         Request::Status {} => {
-            serde_json::to_value(status(control, plugins)).map_err(|e| e.to_string())
+            let plugins = agent
+                .plugins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            serde_json::to_value(status(control, &plugins)).map_err(|e| e.to_string())
         }
         Request::Pause { selector } => count(
             control.pause(parse(selector)?).map_err(error)?,
@@ -274,7 +290,22 @@ pub fn handle(
             Ok(json!("stopping: writing what was measured"))
         }
         Request::Reload {} => {
-            Err("reload is not available yet: restart the agent to apply a new config".into())
+            let (reply, answer) = std::sync::mpsc::channel();
+            let request = crate::reload::Request {
+                origin: "the control socket",
+                reply: Some(reply),
+            };
+            agent
+                .reload
+                .send(crate::reload::MainEvent::Reload(request))
+                .map_err(|_| "the agent is stopping: no reload".to_owned())?;
+            match answer.recv_timeout(RELOAD_TIMEOUT) {
+                Ok(Ok(summary)) => Ok(json!(format!("reloaded: {summary}"))),
+                Ok(Err(why)) => Err(format!("reload: {why}")),
+                Err(_) => Err(format!(
+                    "the reload did not end within {RELOAD_TIMEOUT:?} (or the agent is stopping); see the agent's log"
+                )),
+            }
         }
     }
 }
