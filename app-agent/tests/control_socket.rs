@@ -251,6 +251,23 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&socket).unwrap(), "data");
+    std::fs::remove_file(&socket).unwrap();
+
+    // An agent that holds the path's lock (starting at the same moment) stops this one
+    // before it looks at the socket file.
+    let lock = std::fs::File::open(dir.join("c.sock.lock")).unwrap();
+    // SAFETY: flock on a descriptor the test owns.
+    let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    assert_eq!(rc, 0);
+    let (code, stderr) = run_config(&dir, CONFIG, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("another agent holds c.sock.lock"),
+        "{stderr}"
+    );
+    drop(lock);
+    let running = start(&dir, CONFIG);
+    sigterm_exits_0(running);
 }
 
 #[test]
@@ -281,7 +298,7 @@ fn a_socket_in_a_missing_directory_is_a_config_error() {
     let (code, stderr) = run_config(&dir, &config, &[]);
     assert_eq!(code, 78, "{stderr}");
     assert!(
-        stderr.contains("control_socket: binding no/such/dir/c.sock"),
+        stderr.contains("control_socket: the directory of no/such/dir/c.sock does not exist"),
         "{stderr}"
     );
     assert!(!dir.join("out.csv").exists(), "nothing was measured");

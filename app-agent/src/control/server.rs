@@ -50,6 +50,9 @@ pub struct ControlSocket {
 pub struct SocketFile {
     path: PathBuf,
     inode: (u64, u64),
+    /// `PATH.lock`, locked for as long as the agent runs: two agents starting at once on
+    /// one path cannot both take a stale socket for theirs.
+    _lock: std::fs::File,
 }
 
 impl SocketFile {
@@ -82,6 +85,7 @@ impl ControlSocket {
     /// runs before the pipeline starts, when no other thread of the agent creates files.
     pub fn bind(path: &Path) -> Result<ControlSocket, ConfigError> {
         let shown = path.display();
+        let lock = lock_beside(path)?;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
                 return Err(ConfigError(format!(
@@ -124,6 +128,7 @@ impl ControlSocket {
             file: SocketFile {
                 path: path.to_owned(),
                 inode: (meta.dev(), meta.ino()),
+                _lock: lock,
             },
         })
     }
@@ -141,6 +146,43 @@ impl ControlSocket {
         }
         file
     }
+}
+
+/// Opens and locks `PATH.lock` (created mode 0600): held by another agent, an error.
+fn lock_beside(path: &Path) -> Result<std::fs::File, ConfigError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let shown = lock_path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| {
+            ConfigError(if e.kind() == ErrorKind::NotFound {
+                format!(
+                    "control_socket: the directory of {} does not exist ({e}); create it or choose another path",
+                    path.display()
+                )
+            } else {
+                format!("control_socket: opening {shown}: {e}")
+            })
+        })?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(ConfigError(if e.kind() == ErrorKind::WouldBlock {
+            format!("control_socket: another agent holds {shown} (it uses this socket path); stop it or choose another path")
+        } else {
+            format!("control_socket: locking {shown}: {e}")
+        }));
+    }
+    Ok(file)
 }
 
 fn accept_loop(listener: &UnixListener, agent: &Agent) {
