@@ -83,6 +83,14 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: true,
         },
         Entry {
+            // After rapl: with `when = "no-rapl"` it sees whether rapl measures.
+            meta: PluginMetadata::of::<plugin_energy_estimation::EnergyEstimationPlugin>(),
+            role: Role::Source,
+            needs_hardware: false,
+            // Only where no RAPL measures (its default `when`), labelled as estimated.
+            enabled_by_default: true,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_attribution::AttributionPlugin>(),
             role: Role::Transform,
             needs_hardware: false,

@@ -18,11 +18,17 @@ pub(crate) struct Input {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Inputs {
     pub(crate) rapl: Option<Input>,
+    /// The `source` attribute of CPU energy's parts: `rapl`, or `estimated` when the CPU
+    /// energy is the energy-estimation plugin's.
+    pub(crate) cpu_source: &'static str,
     pub(crate) cpu_time: Option<Input>,
     pub(crate) machine: Option<Input>,
     pub(crate) gpu_energy: Option<Input>,
     pub(crate) gpu_utilization: Option<Input>,
 }
+
+/// The energy-estimation plugin's metric: CPU energy where no RAPL measures it.
+const ESTIMATED: &str = "estimated_energy";
 
 /// Looks `name` up; a metric whose unit `factor` does not know is left out, with a warning.
 fn find(
@@ -46,8 +52,26 @@ impl Inputs {
     /// Finds the configured metrics in the registry (every plugin has registered its
     /// metrics once the pipeline runs) and logs what is missing, once.
     pub(crate) fn resolve(config: &Config, metrics: &MetricRegistry) -> Self {
+        let measured = find(metrics, &config.rapl_metric, Unit::joules);
+        // Where nothing measures CPU energy, the estimate is split instead, its parts
+        // marked `source = estimated`.
+        let estimated = measured
+            .is_none()
+            .then(|| find(metrics, ESTIMATED, Unit::joules))
+            .flatten();
+        if estimated.is_some() {
+            log::info!(
+                "attribution: `{}` is not registered: attributing `{ESTIMATED}` (energy-estimation), its parts marked source=estimated",
+                config.rapl_metric
+            );
+        }
         let inputs = Inputs {
-            rapl: find(metrics, &config.rapl_metric, Unit::joules),
+            rapl: measured.or(estimated),
+            cpu_source: if estimated.is_some() {
+                "estimated"
+            } else {
+                "rapl"
+            },
             cpu_time: find(metrics, &config.cpu_time_metric, Unit::seconds),
             machine: find(metrics, &config.machine_cpu_time_metric, Unit::seconds),
             gpu_energy: find(metrics, &config.gpu_energy_metric, Unit::joules),
@@ -55,7 +79,7 @@ impl Inputs {
         };
         if inputs.rapl.is_none() && inputs.gpu_energy.is_none() {
             log::warn!(
-                "attribution: neither `{}` nor `{}` is registered: nothing to attribute (enable the rapl or nvidia plugin)",
+                "attribution: neither `{}` nor `{}` is registered: nothing to attribute (enable the rapl or nvidia plugin, or energy-estimation)",
                 config.rapl_metric,
                 config.gpu_energy_metric
             );

@@ -52,11 +52,14 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(kind: Kind, resource: Resource, domain: &str, config: &Config) -> Self {
-        let source = match kind {
-            Kind::Rapl => "rapl",
-            Kind::Nvml => "nvml",
-        };
+    /// The stream of `kind`'s energy, whose parts carry `source` (`rapl`, `estimated`,
+    /// `nvml`).
+    pub(crate) fn new(
+        (kind, source): (Kind, &'static str),
+        resource: Resource,
+        domain: &str,
+        config: &Config,
+    ) -> Self {
         let attrs = Attributes::new([("domain", domain), ("source", source)]);
         let idle_watts = match config.idle {
             IdleMode::Fixed => Some(config.idle_power.get(domain).copied().unwrap_or(0.0)),

@@ -141,7 +141,14 @@ impl Attribution {
             let Some(domain) = domain_index(&self.config.domains, &p.attributes) else {
                 return;
             };
-            self.energy(Kind::Rapl, &p.resource, domain, t, value * input.factor);
+            let source = inputs.cpu_source;
+            self.energy(
+                (Kind::Rapl, source),
+                &p.resource,
+                domain,
+                t,
+                value * input.factor,
+            );
         } else if let Some(input) = is(inputs.cpu_time) {
             if !self.kinds.accepts(&p.consumer) {
                 return;
@@ -161,7 +168,13 @@ impl Attribution {
         } else if let Some(input) = is(inputs.gpu_energy) {
             self.gpu.poll(&p.resource, t);
             let joules = value * input.factor;
-            self.energy(Kind::Nvml, &p.resource, GPU_DOMAIN_INDEX, t, joules);
+            self.energy(
+                (Kind::Nvml, "nvml"),
+                &p.resource,
+                GPU_DOMAIN_INDEX,
+                t,
+                joules,
+            );
         } else if is(inputs.gpu_utilization).is_some() {
             if self.kinds == Kinds::Cgroup {
                 // Read now: the process may be gone when its interval is attributed.
@@ -176,7 +189,15 @@ impl Attribution {
         self.newest = self.newest.max(t);
     }
 
-    fn energy(&mut self, kind: Kind, resource: &Resource, domain: u8, t: u64, joules: f64) {
+    /// Adds `joules` of an energy input: `kind` with the `source` attribute of its parts.
+    fn energy(
+        &mut self,
+        (kind, source): (Kind, &'static str),
+        resource: &Resource,
+        domain: u8,
+        t: u64,
+        joules: f64,
+    ) {
         if !joules.is_finite() {
             if !self.warned_non_finite {
                 self.warned_non_finite = true;
@@ -193,7 +214,7 @@ impl Attribution {
                 Some(name) if domain != GPU_DOMAIN_INDEX => name.as_str(),
                 _ => GPU_DOMAIN,
             };
-            let stream = Stream::new(kind, resource.clone(), name, &self.config);
+            let stream = Stream::new((kind, source), resource.clone(), name, &self.config);
             self.streams.insert(key.clone(), stream);
         }
         if let Some(stream) = self.streams.get_mut(&key) {

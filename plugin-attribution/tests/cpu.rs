@@ -289,3 +289,26 @@ fn measured_idle_is_the_lowest_power_seen() {
     // 10 W (all of it), then 6 W (all of it), then the 6 W floor.
     assert_eq!(idle, [10.0, 6.0, 6.0]);
 }
+
+/// Without RAPL, the energy-estimation plugin's estimate is split the same way, each part
+/// marked `source = estimated` (never mixed with measured energy).
+#[test]
+fn estimated_energy_is_split_when_nothing_measures_and_its_parts_say_so() {
+    let mut h = Harness::with_cpu_energy(config(&[]), "estimated_energy");
+    let i = h.inputs;
+    h.feed(vec![i.rapl(0, "package", 5.0)]);
+    h.feed(i.kernel(0, 0, 4000));
+    h.feed(i.proc(0, 10, 50, 50));
+    h.feed(vec![i.rapl(1000, "package", 10.0)]);
+    h.feed(i.kernel(1000, 800, 4000));
+    let out = h.feed(i.proc(1000, 10, 300, 100));
+    close(out.process(10, "package"), 5.0, TOL);
+    close(out.unattributed("package", "untracked"), 5.0, TOL);
+    assert!(out.max_imbalance() <= TOL);
+    let sources: std::collections::BTreeSet<String> = out
+        .points
+        .iter()
+        .filter_map(|p| p.attributes.get("source").map(|s| s.to_string()))
+        .collect();
+    assert_eq!(sources, ["estimated".to_owned()].into_iter().collect());
+}

@@ -110,6 +110,11 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
         // one line, whatever the pids.
         let label = if metric.name == "attributed_energy" {
             label_of(p, "attributed_energy (the command)", false)
+        } else if metric.name == "estimated_energy" {
+            // A model's figure, on a line of its own that says so.
+            let model = p.attributes.get("model").map(|m| m.to_string());
+            let model = model.as_deref().unwrap_or("?");
+            format!("estimated_energy, estimated (model {model}) CPU")
         } else {
             label_of(p, &metric.name, true)
         };

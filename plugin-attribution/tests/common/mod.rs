@@ -25,10 +25,14 @@ pub struct Inputs {
 impl Inputs {
     /// Registers them (through a registry or a registrar: `create` registers one).
     pub fn register(metrics: &mut MetricRegistry) -> Self {
+        Self::register_with_cpu_energy(metrics, "rapl_consumed_energy")
+    }
+
+    /// [`Inputs::register`], with CPU energy under `name` (`estimated_energy`: the
+    /// energy-estimation plugin's).
+    pub fn register_with_cpu_energy(metrics: &mut MetricRegistry, name: &str) -> Self {
         Inputs {
-            rapl: metrics
-                .register("rapl_consumed_energy", Unit::Joule, "energy")
-                .expect("rapl"),
+            rapl: metrics.register(name, Unit::Joule, "energy").expect("rapl"),
             kernel: metrics
                 .register("kernel_cpu_time", Unit::Millisecond, "cpu")
                 .expect("kernel"),
@@ -177,8 +181,13 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: Config) -> Self {
+        Self::with_cpu_energy(config, "rapl_consumed_energy")
+    }
+
+    /// [`Harness::new`], with CPU energy under the metric `name`.
+    pub fn with_cpu_energy(config: Config, name: &str) -> Self {
         let mut metrics = MetricRegistry::new();
-        let inputs = Inputs::register(&mut metrics);
+        let inputs = Inputs::register_with_cpu_energy(&mut metrics, name);
         let outputs = OutputMetrics::register(&mut metrics).expect("outputs");
         Harness {
             attribution: Attribution::new(config, outputs),
