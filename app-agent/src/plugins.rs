@@ -98,6 +98,14 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: false,
         },
         Entry {
+            // After attribution: the consumers' joules get their grams too.
+            meta: PluginMetadata::of::<plugin_energy_to_carbon::EnergyToCarbonPlugin>(),
+            role: Role::Transform,
+            needs_hardware: false,
+            // It needs the grid's intensity, which only the operator knows.
+            enabled_by_default: false,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),
             role: Role::Output,
             needs_hardware: false,

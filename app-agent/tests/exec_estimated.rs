@@ -15,13 +15,13 @@ fn the_estimate_is_the_tdp_model_applied_to_the_measured_cpu_time() {
     // Long intervals: the sources are read at the start and at the end of the command.
     let config = "[plugins.energy-estimation]\nmodel = 'tdp'\ntdp = 40.0\nnb_cpu = 4\nwhen = 'always'\npoll_interval = '1h'\n\
         [plugins.procfs.kernel]\npoll_interval = '1h'\n[plugins.procfs.memory]\nenabled = false\n\
-        [plugins.csv]\noutput_path = 'out.csv'\n";
+        [plugins.energy-to-carbon]\nintensity = 360.0\n[plugins.csv]\noutput_path = 'out.csv'\n";
     std::fs::write(dir.path().join("alumet-config.toml"), config).unwrap();
     let mut cmd = agent(dir.path());
     cmd.args([
         "--no-default-config",
         "--plugins",
-        "procfs,energy-estimation,csv",
+        "procfs,energy-estimation,energy-to-carbon,csv",
         "exec",
         "--summary-json",
         "summary.json",
@@ -37,6 +37,13 @@ fn the_estimate_is_the_tdp_model_applied_to_the_measured_cpu_time() {
     let label = "estimated_energy, estimated (model tdp) CPU";
     let estimated = figure(&json, label).unwrap_or_else(|| panic!("no {label:?} in {json:#}"));
     assert!(figure(&json, &format!("{label} (average power)")).is_some());
+    // Its grams, beside it: 360 g/kWh is 0.1 mg per joule.
+    let carbon = "carbon_emissions of estimated_energy local_machine model=tdp domain=package (fixed 360 g/kWh)";
+    let grams = figure(&json, carbon).unwrap_or_else(|| panic!("no {carbon:?} in {json:#}"));
+    assert!(
+        (grams - estimated / 10_000.0).abs() <= 1e-12 + estimated * 1e-9,
+        "{grams} g for {estimated} J"
+    );
 
     // The machine's busy CPU time over the run, as procfs measured it (ms).
     let csv = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();

@@ -14,6 +14,8 @@ use alumet::pipeline::{ElementError, TransformContext};
 pub struct Window {
     /// Joules per `metric resource consumer attributes` label.
     pub energy: BTreeMap<String, f64>,
+    /// Grams of CO2e per label of the energy they were computed from.
+    pub carbon: BTreeMap<String, f64>,
     /// Per-process CPU time from procfs (`cpu_time_delta`), in ms, by `kind`.
     pub cpu_ms: BTreeMap<String, f64>,
     /// Largest per-process resident memory from procfs (or memory of the watched cgroup),
@@ -104,6 +106,20 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
     let value = p.value.as_f64();
     if metric.name == "attribution_imbalance" {
         // A check of the attribution (0 up to rounding), not energy used.
+    } else if metric.name == "carbon_emissions" {
+        // `carbon_emissions of METRIC RESOURCE [k=v ...] (SOURCE)`.
+        let text = |k: &str| p.attributes.get(k).map(|v| v.to_string());
+        let energy = text("energy_metric").unwrap_or_else(|| "?".into());
+        let mut label = label_of(p, &format!("carbon_emissions of {energy}"), true);
+        for key in ["energy_metric", "intensity_source"] {
+            if let Some(v) = text(key) {
+                label = label.replace(&format!(" {key}={v}"), "");
+            }
+        }
+        if let Some(source) = text("intensity_source") {
+            let _ = write!(label, " ({source})");
+        }
+        *w.carbon.entry(label).or_default() += value;
     } else if let Some(factor) = metric.unit.joules() {
         // In exec and watch modes only the measured process tree (or the watched cgroup)
         // has per-consumer figures, so the energy attributed to consumers is the command's:

@@ -341,6 +341,17 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
         figures.push(Figure::new(*label, "J", joules));
         figures.push(Figure::new(format!("{label} (average power)"), "W", watts));
     }
+    let mut carbon: BTreeMap<&str, ()> = BTreeMap::new();
+    for r in runs {
+        carbon.extend(r.window.carbon.keys().map(|k| (k.as_str(), ())));
+    }
+    for label in carbon.keys() {
+        let grams = per_run(&|r| r.window.carbon.get(*label).copied().unwrap_or(0.0));
+        if grams.iter().all(|g| *g == 0.0) && label.contains("source=") {
+            continue; // as for the attribution's parts: lines of zeros
+        }
+        figures.push(Figure::new(*label, "g CO2e", grams));
+    }
     figures
 }
 
