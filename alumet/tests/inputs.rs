@@ -83,3 +83,57 @@ fn an_output_with_inputs_receives_only_their_points_and_is_given_only_those() {
         );
     }
 }
+
+#[test]
+fn a_plugin_s_filter_before_one_output_lets_through_only_what_it_keeps() {
+    let (filtered, all) = (Collected::default(), Collected::default());
+    let (filtered_out, all_out) = (filtered.output(), all.output());
+    let mut builder = PipelineBuilder::new();
+    builder.plugin(Box::new(source_plugin("a", 4)));
+    builder.plugin(Box::new(TestPlugin::new("even", |alumet| {
+        // Two filters before `filtered`: both must hold.
+        alumet.add_output_filter("filtered", |p, _| p.value.as_f64() as u64 % 2 == 0);
+        alumet.add_output_filter("filtered", |p, m| {
+            m.get(p.metric).is_some_and(|m| m.name == "a_value") && p.value.as_f64() < 10.0
+        });
+        Ok(())
+    })));
+    builder.plugin(Box::new(TestPlugin::new("filtered", move |alumet| {
+        alumet.add_output("out", filtered_out)?;
+        Ok(())
+    })));
+    builder.plugin(Box::new(TestPlugin::new("all", move |alumet| {
+        alumet.add_output("out", all_out)?;
+        Ok(())
+    })));
+    let mut run = builder.start().unwrap();
+    let control = run.control();
+    for _ in 0..5 {
+        assert_eq!(
+            control
+                .trigger_now(Selector::parse("a/src").unwrap())
+                .wait(),
+            1
+        );
+    }
+    let report = run.shutdown();
+    let values = |c: &Collected| -> Vec<u64> {
+        c.points().iter().map(|p| p.value.as_f64() as u64).collect()
+    };
+    assert_eq!(values(&all), (0..20).collect::<Vec<_>>());
+    assert_eq!(values(&filtered), vec![0, 2, 4, 6, 8]);
+    let stats = |name: &str| {
+        report
+            .outputs
+            .iter()
+            .find(|o| o.name.plugin == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        stats("filtered").written_points,
+        5,
+        "given only what passed"
+    );
+    assert_eq!(stats("all").written_points, 20);
+}

@@ -106,6 +106,13 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: false,
         },
         Entry {
+            // The last transform: what it drops, the others have seen.
+            meta: PluginMetadata::of::<plugin_filter::FilterPlugin>(),
+            role: Role::Transform,
+            needs_hardware: false,
+            enabled_by_default: false,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_csv::CsvPlugin>(),
             role: Role::Output,
             needs_hardware: false,

@@ -240,7 +240,11 @@ fn launch(
     } else {
         None
     };
-    let filters = super::inputs::filters(&elements.inputs, &elements.metric_owners);
+    let filters = super::inputs::filters(
+        &elements.inputs,
+        &elements.metric_owners,
+        &elements.output_filters,
+    );
     let (done_tx, workers_done) = std::sync::mpsc::channel::<()>();
     let mut slots = Vec::new();
     for (name, output, options) in elements.outputs {

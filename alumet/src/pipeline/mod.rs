@@ -73,11 +73,12 @@ pub use element::{
     BoxFuture, Clock, ElementError, ElementResultExt, ErrorKind, Event, Output, OutputContext,
     OutputOptions, Shutdown, Source, Transform, TransformContext, Trigger, TriggerConfigError,
 };
+pub use inputs::PointPredicate;
 pub use output::OutputStats;
 pub use plugin_change::PluginChangeError;
 pub use plugin_control::PluginControl;
 pub use registry::{SourceId, Target};
-pub use selector::{ElementName, Selector, SelectorError};
+pub use selector::{glob_match, ElementName, Selector, SelectorError};
 pub use stats::{ElementKind, ElementStats};
 pub(crate) use subscribers::Subscriber;
 pub use subscribers::SubscriberId;

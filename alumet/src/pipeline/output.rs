@@ -271,7 +271,7 @@ impl OutputSlot {
         let Some(filter) = &self.filter else {
             return buffer.len();
         };
-        let kept = filter.count(buffer);
+        let kept = filter.count(buffer, self.ctx.metrics());
         self.delivery().withdraw((buffer.len() - kept) as u64);
         kept
     }

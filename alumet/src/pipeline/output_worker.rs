@@ -77,7 +77,7 @@ fn write(slot: &OutputSlot, buffer: &MeasurementBuffer, scratch: &mut Measuremen
             0 => return,
             n if n == buffer.len() => buffer,
             _ => {
-                filter.copy(buffer, scratch);
+                filter.copy(buffer, scratch, slot.ctx.metrics());
                 &*scratch
             }
         },

@@ -161,6 +161,14 @@ impl RunningPipeline {
         staged: Elements,
         replacing: bool,
     ) -> Result<RemovedPlugin, PluginChangeError> {
+        if !staged.output_filters.is_empty() {
+            return Err(PluginChangeError::Start {
+                plugin: plugin.to_owned(),
+                error: anyhow::anyhow!(
+                    "its filters before some outputs are fixed at start: restart the agent to change them"
+                ),
+            });
+        }
         let control = self.control.clone();
         let inner = &control.inner;
         let mut removed = RemovedPlugin::default();

@@ -145,8 +145,9 @@ impl fmt::Display for Selector {
     }
 }
 
-/// Matches `text` against `pattern`, where `*` matches any run of characters.
-fn glob_match(pattern: &str, text: &str) -> bool {
+/// Matches `text` against `pattern`, where `*` matches any run of characters (the
+/// selectors' wildcard; plugins use it for their own patterns).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = text.strip_prefix(first) else {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 
-use crate::measurement::MeasurementType;
+use crate::measurement::{MeasurementPoint, MeasurementType};
 use crate::metrics::{MetricError, MetricId, MetricRegistry, RawMetricId, Unit};
 use crate::pipeline::{
     BoxFuture, ElementName, Event, Output, OutputOptions, PluginControl, Shutdown, Source,
@@ -50,6 +50,8 @@ pub(crate) struct Elements {
     /// The metrics each plugin created (a metric two instances share is in both lists),
     /// for the outputs that receive the points of some plugins only.
     pub(crate) metric_owners: Vec<(String, RawMetricId)>,
+    /// The filters that plugins put before some output plugin instances.
+    pub(crate) output_filters: Vec<(String, crate::pipeline::PointPredicate)>,
     /// The output plugin instances that receive the points of some plugins only, with
     /// those plugins ([`PipelineBuilder::output_inputs`](crate::pipeline::PipelineBuilder::output_inputs)).
     pub(crate) inputs: Vec<(String, Vec<String>)>,
@@ -72,6 +74,7 @@ impl Elements {
         self.outputs.extend(other.outputs);
         self.subscribers.extend(other.subscribers);
         self.metric_owners.extend(other.metric_owners);
+        self.output_filters.extend(other.output_filters);
     }
 
     /// Drops `other`'s elements (a plugin that is unavailable), but not the ids it gave:
@@ -308,6 +311,21 @@ impl<'a> Registrar<'a> {
         let full = self.name("output", name)?;
         self.staged.outputs.push((full, Box::new(output), options));
         Ok(())
+    }
+
+    /// Lets only the points for which `keeps` holds (given the point and the pipeline's
+    /// metrics, to find its metric's name) reach the outputs of plugin instance
+    /// `output` (say `csv`, or `influx_eu` for `[plugins.influx_eu]`), on their own
+    /// threads; the other outputs receive every point. Several filters before one output
+    /// must all hold. Fixed at start: a plugin added while running cannot add one.
+    pub fn add_output_filter(
+        &mut self,
+        output: &str,
+        keeps: impl Fn(&MeasurementPoint, &MetricRegistry) -> bool + Send + Sync + 'static,
+    ) {
+        self.staged
+            .output_filters
+            .push((output.to_owned(), std::sync::Arc::new(keeps)));
     }
 
     /// Subscribes to [`Event`]s; the handler runs in the thread that emits the event and
