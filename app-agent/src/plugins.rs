@@ -106,6 +106,13 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: false,
         },
         Entry {
+            // After the transforms that make joules and grams: their points are windowed too.
+            meta: PluginMetadata::of::<plugin_aggregation::AggregationPlugin>(),
+            role: Role::Transform,
+            needs_hardware: false,
+            enabled_by_default: false,
+        },
+        Entry {
             // The last transform: what it drops, the others have seen.
             meta: PluginMetadata::of::<plugin_filter::FilterPlugin>(),
             role: Role::Transform,
