@@ -183,6 +183,9 @@ fn list_plugins(
             text.push_str(e.meta.name);
             text.push('\n');
         }
+        for (alias, plugin) in plugins::ALIASES {
+            let _ = writeln!(text, "{alias} (the public Alumet agent's name of {plugin})");
+        }
         return print(&text);
     }
     let selection = config::select(args, entries)?;

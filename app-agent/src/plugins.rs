@@ -146,6 +146,20 @@ pub fn all() -> Vec<Entry> {
     ]
 }
 
+/// The public Alumet agent's names of plugins that this agent has under another name:
+/// `[plugins.ALIAS]` is an instance of the plugin, as if it said `plugin = "NAME"`.
+pub const ALIASES: [(&str, &str); 4] = [
+    ("nvml", "nvidia"),
+    ("prometheus-exporter", "prometheus"),
+    ("energy-attribution", "attribution"),
+    ("energy-estimation-tdp", "energy-estimation"),
+];
+
+/// The plugin that `name` is the public Alumet agent's name of, if it is one.
+pub fn alias_of(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find(|(a, _)| *a == name).map(|(_, p)| *p)
+}
+
 /// The names of every plugin.
 pub fn names(entries: &[Entry]) -> Vec<&'static str> {
     entries.iter().map(|e| e.meta.name).collect()

@@ -188,3 +188,31 @@ fn an_output_with_inputs_writes_only_the_points_of_those_plugins() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_public_alumet_agent_s_plugin_names_are_instances_of_ours() {
+    let dir = temp_dir("aliases");
+    // energy-estimation-tdp is energy-estimation; prometheus-exporter is prometheus.
+    let config = "[plugins.energy-estimation-tdp]\ntdp = 50.0\nwhen = 'always'\npoll_interval = '50ms'\nflush_interval = '50ms'\n\
+        [plugins.prometheus-exporter]\naddress = '127.0.0.1:0'\n[plugins.csv]\noutput_path = 'out.csv'\n";
+    let (code, stderr) = run_a_while(&dir, config, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("running plugins: energy-estimation-tdp, csv, prometheus-exporter;"),
+        "{stderr}"
+    );
+    assert!(
+        rows(&dir.join("out.csv"))
+            .iter()
+            .any(|r| r.starts_with("estimated_energy")),
+        "the alias runs the plugin"
+    );
+    // Both names for one plugin: an error naming both tables.
+    let both = "[plugins.nvml]\n[plugins.nvidia]\n[plugins.csv]\n";
+    let (code, stderr) = run_config(&dir, both, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("[plugins.nvml] (the public Alumet agent's name of plugin `nvidia`) and [plugins.nvidia] both configure"),
+        "{stderr}"
+    );
+}

@@ -245,10 +245,15 @@ fn plugins_list_names_every_plugin() {
     let output = agent(&dir).args(["plugins", "list"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     // Derived from the registration (app-agent/src/plugins.rs), in its start order.
-    let expected: String = plugins::names(&plugins::all())
+    let mut expected: String = plugins::names(&plugins::all())
         .iter()
         .map(|name| format!("{name}\n"))
         .collect();
+    for (alias, plugin) in plugins::ALIASES {
+        expected.push_str(&format!(
+            "{alias} (the public Alumet agent's name of {plugin})\n"
+        ));
+    }
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
 }
 

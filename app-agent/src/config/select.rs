@@ -234,8 +234,19 @@ fn take_instances(
         let Some(toml::Value::Table(table)) = tables.get_mut(&name) else {
             continue;
         };
-        let Some(value) = table.remove(PLUGIN_KEY) else {
-            continue;
+        let value = match (table.remove(PLUGIN_KEY), crate::plugins::alias_of(&name)) {
+            (Some(value), _) => value,
+            // The public Alumet agent's name of a plugin: an instance of it.
+            (None, Some(plugin)) if builtin.contains(&plugin) => {
+                if tables.contains_key(plugin) {
+                    return Err(ConfigError(format!(
+                        "{}: [plugins.{name}] (the public Alumet agent's name of plugin `{plugin}`) and [plugins.{plugin}] both configure plugin `{plugin}`: keep one of the two tables",
+                        located.place(&["plugins", &name])
+                    )));
+                }
+                toml::Value::String(plugin.to_owned())
+            }
+            (None, _) => continue,
         };
         let place = || located.place(&["plugins", &name, PLUGIN_KEY]);
         let plugin = match value.as_str() {
