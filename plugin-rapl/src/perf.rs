@@ -5,7 +5,6 @@
 //! extends the hardware counter to 64 bits, so it does not wrap.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -151,54 +150,27 @@ impl Pmu {
 
 /// One open perf_event counter; [`EnergyReader::read`] gives its 64-bit count.
 pub struct PerfReader {
-    fd: OwnedFd,
+    counter: perf_counter::Counter,
     label: String,
 }
 
 impl PerfReader {
     /// Opens the event `config` of PMU `pmu_type`, counting on `cpu` for the whole system.
     pub fn open(pmu_type: u32, config: u64, cpu: u32, label: String) -> io::Result<Self> {
-        use perf_event_open_sys::bindings::{perf_event_attr, PERF_FLAG_FD_CLOEXEC};
-        let cpu = i32::try_from(cpu).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mut attr = perf_event_attr {
+        let event = perf_counter::EventSpec {
             type_: pmu_type,
-            size: std::mem::size_of::<perf_event_attr>() as u32,
             config,
-            ..perf_event_attr::default()
+            user_only: false,
+            kernel_only: false,
         };
-        // SAFETY: attr is a valid, initialized perf_event_attr whose size field is its own
-        // size; pid -1 with a cpu counts on that CPU for every process; no group.
-        let fd = unsafe {
-            perf_event_open_sys::perf_event_open(
-                &mut attr,
-                -1,
-                cpu,
-                -1,
-                PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a new file descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(PerfReader { fd, label })
+        let counter = perf_counter::Counter::open_bare_on_cpu(&event, cpu)?;
+        Ok(PerfReader { counter, label })
     }
 }
 
 impl EnergyReader for PerfReader {
     fn read(&mut self) -> io::Result<u64> {
-        let mut count = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into the 8-byte array from an fd we own.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
-        match n {
-            8 => Ok(u64::from_ne_bytes(count)),
-            n if n < 0 => Err(io::Error::last_os_error()),
-            _ => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "short read of a perf_event count",
-            )),
-        }
+        self.counter.read_count()
     }
 
     fn label(&self) -> &str {
