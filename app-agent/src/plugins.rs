@@ -83,6 +83,14 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: true,
         },
         Entry {
+            meta: PluginMetadata::of::<plugin_perf::PerfPlugin>(),
+            role: Role::Source,
+            // Its default events are hardware counters: a machine without a PMU (most
+            // virtual machines) has none, and the default config disables it there.
+            needs_hardware: true,
+            enabled_by_default: true,
+        },
+        Entry {
             // After rapl: with `when = "no-rapl"` it sees whether rapl measures.
             meta: PluginMetadata::of::<plugin_energy_estimation::EnergyEstimationPlugin>(),
             role: Role::Source,

@@ -190,6 +190,26 @@ impl Counter {
         open(&mut attr, target, None)
     }
 
+    /// A counter of the calling thread, disabled, inherited by the processes and threads
+    /// it starts from now on and enabled in each at its `exec`: opened just before a
+    /// command is spawned, it counts the command (and its children) from its first
+    /// instruction, as `perf stat` does, and nothing of the caller. Read it with
+    /// [`Counter::read`]: the counts of the children, alive or ended.
+    pub fn open_for_next_exec(event: &EventSpec) -> io::Result<Counter> {
+        let format = u64::from(PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING);
+        let mut attr = attr_of(event, format, true);
+        attr.set_disabled(1);
+        attr.set_enable_on_exec(1);
+        open(
+            &mut attr,
+            Target::Process {
+                pid: 0,
+                inherit: true,
+            },
+            None,
+        )
+    }
+
     /// A bare counter (the count alone, no times) of `event` on `cpu` for every process:
     /// what RAPL's energy events need.
     pub fn open_bare_on_cpu(event: &EventSpec, cpu: u32) -> io::Result<Counter> {
@@ -227,7 +247,10 @@ impl Counter {
 }
 
 fn short_read() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "short read of a perf_event counter")
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "short read of a perf_event counter",
+    )
 }
 
 /// Counters opened as one group: the PMU schedules them together (they share their
@@ -319,12 +342,31 @@ mod tests {
             (0, 10, 5, 0.0),
             (3, 9, 12, 3.0), // running above enabled (rounding): not scaled down
         ] {
-            assert_eq!(scale(value, enabled, running), expected, "{value} {enabled} {running}");
+            assert_eq!(
+                scale(value, enabled, running),
+                expected,
+                "{value} {enabled} {running}"
+            );
         }
-        let r = Reading { value: 500, enabled: 800, running: 500 };
+        let r = Reading {
+            value: 500,
+            enabled: 800,
+            running: 500,
+        };
         assert_eq!(r.ratio(), 0.625);
-        let earlier = Reading { value: 100, enabled: 300, running: 100 };
-        assert_eq!(r.since(&earlier), Reading { value: 400, enabled: 500, running: 400 });
+        let earlier = Reading {
+            value: 100,
+            enabled: 300,
+            running: 100,
+        };
+        assert_eq!(
+            r.since(&earlier),
+            Reading {
+                value: 400,
+                enabled: 500,
+                running: 400
+            }
+        );
         assert_eq!(r.since(&earlier).scaled(), 500.0);
     }
 
@@ -376,14 +418,25 @@ mod tests {
         }
         let mut after = Vec::new();
         group.read(&mut after).expect("reads");
-        assert!(after[0].value >= before[0].value + 64, "the fresh pages faulted: {before:?} {after:?}");
-        assert!(after[1].value >= before[1].value + 64, "minor faults: {before:?} {after:?}");
+        assert!(
+            after[0].value >= before[0].value + 64,
+            "the fresh pages faulted: {before:?} {after:?}"
+        );
+        assert!(
+            after[1].value >= before[1].value + 64,
+            "minor faults: {before:?} {after:?}"
+        );
         let clock = Counter::open(&task_clock, me).expect("opens");
         let (a, b) = (clock.read().expect("reads"), clock.read().expect("reads"));
-        assert!(b.value >= a.value && b.enabled >= a.enabled, "task-clock goes on");
-        assert_eq!(after[0].enabled, after[1].enabled, "a group shares its times");
+        assert!(
+            b.value >= a.value && b.enabled >= a.enabled,
+            "task-clock goes on"
+        );
+        assert_eq!(
+            after[0].enabled, after[1].enabled,
+            "a group shares its times"
+        );
         // SAFETY: the mapping made above.
         unsafe { libc::munmap(map, len) };
     }
 }
-

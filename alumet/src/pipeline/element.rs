@@ -314,6 +314,11 @@ impl Trigger {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
+    /// exec is about to start its command, on the thread that emits this event: a source
+    /// that follows the command from its first instruction opens now what the child will
+    /// inherit (perf_event counters of the calling thread, inherited and enabled at the
+    /// child's exec). [`Event::ConsumerStarted`] follows with its PID once it runs.
+    CommandStarting,
     /// A consumer began just now (the process that exec mode starts): per-consumer sources
     /// may start, and count what it uses from its start.
     ConsumerStarted(ResourceConsumer),

@@ -16,6 +16,9 @@ pub struct Window {
     pub energy: BTreeMap<String, f64>,
     /// Grams of CO2e per label of the energy they were computed from.
     pub carbon: BTreeMap<String, f64>,
+    /// perf_event counts per event name (` (machine)` for the whole machine's), with the
+    /// smallest share of time the counter ran (multiplexing).
+    pub perf: BTreeMap<String, (f64, f64)>,
     /// Per-process CPU time from procfs (`cpu_time_delta`), in ms, by `kind`.
     pub cpu_ms: BTreeMap<String, f64>,
     /// Largest per-process resident memory from procfs (or memory of the watched cgroup),
@@ -106,6 +109,24 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
     let value = p.value.as_f64();
     if metric.name == "attribution_imbalance" {
         // A check of the attribution (0 up to rounding), not energy used.
+    } else if let Some(event) = metric
+        .description
+        .strip_prefix("perf_event ")
+        .and_then(|d| d.split_once(" since"))
+        .map(|(name, _)| name)
+        .filter(|_| metric.name.starts_with("perf_"))
+    {
+        let name = match p.resource {
+            alumet::measurement::Resource::CpuCore { .. } => format!("{event} (machine)"),
+            _ => event.to_owned(),
+        };
+        let ratio = match p.attributes.get("running_ratio") {
+            Some(alumet::measurement::AttributeValue::F64(r)) => *r,
+            _ => 1.0,
+        };
+        let entry = w.perf.entry(name).or_insert((0.0, 1.0));
+        entry.0 += value;
+        entry.1 = entry.1.min(ratio);
     } else if metric.name == "carbon_emissions" {
         // `carbon_emissions of METRIC RESOURCE [k=v ...] (SOURCE)`.
         let text = |k: &str| p.attributes.get(k).map(|v| v.to_string());

@@ -307,6 +307,8 @@ fn one_run(
     // The process whose end is awaited (none for a cgroup).
     let pid = match &opts.target {
         Target::Command { program, args } => {
+            // On this thread, which spawns it: what the command will inherit opens now.
+            control.emit(&Event::CommandStarting);
             let pid = child::spawn(program, args).map_err(RunError::Spawn)?;
             signals::measure(pid);
             control.emit(&Event::ConsumerStarted(ResourceConsumer::Process { pid }));

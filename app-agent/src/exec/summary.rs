@@ -341,6 +341,7 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
         figures.push(Figure::new(*label, "J", joules));
         figures.push(Figure::new(format!("{label} (average power)"), "W", watts));
     }
+    figures.extend(perf_figures(runs));
     let mut carbon: BTreeMap<&str, ()> = BTreeMap::new();
     for r in runs {
         carbon.extend(r.window.carbon.keys().map(|k| (k.as_str(), ())));
@@ -351,6 +352,77 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
             continue; // as for the attribution's parts: lines of zeros
         }
         figures.push(Figure::new(*label, "g CO2e", grams));
+    }
+    figures
+}
+
+/// The perf counters, as `perf stat` shows them (task-clock in ms, the share of time a
+/// multiplexed counter ran), then what it derives from them: instructions per cycle, miss
+/// ratios, GHz.
+fn perf_figures(runs: &[Run]) -> Vec<Figure> {
+    let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let mut names: BTreeMap<&str, f64> = BTreeMap::new();
+    for r in runs {
+        for (name, (_, ratio)) in &r.window.perf {
+            let seen = names.entry(name.as_str()).or_insert(1.0);
+            *seen = seen.min(*ratio);
+        }
+    }
+    fn count(name: &str) -> impl Fn(&Run) -> f64 + '_ {
+        move |r: &Run| r.window.perf.get(name).map_or(0.0, |c| c.0)
+    }
+    let mut figures = Vec::new();
+    for (name, ratio) in &names {
+        let shown = if *ratio < 1.0 {
+            format!("{name} ({:.1}%)", ratio * 100.0)
+        } else {
+            (*name).to_owned()
+        };
+        if name.starts_with("task-clock") || name.starts_with("cpu-clock") {
+            let ms = per_run(&|r| count(name)(r) / 1e6);
+            figures.push(Figure::new(format!("{shown} (msec)"), "ms", ms));
+        } else {
+            figures.push(Figure::new(shown, "", per_run(&count(name))));
+        }
+    }
+    let has = |n: &str| names.contains_key(n);
+    let ratio = |a: &'static str, b: &'static str, scale: f64| {
+        move |r: &Run| {
+            let d = count(b)(r);
+            if d > 0.0 {
+                count(a)(r) / d * scale
+            } else {
+                0.0
+            }
+        }
+    };
+    if has("instructions") && has("cycles") {
+        figures.push(Figure::new(
+            "insn per cycle",
+            "",
+            per_run(&ratio("instructions", "cycles", 1.0)),
+        ));
+    }
+    if has("branch-misses") && has("branches") {
+        figures.push(Figure::new(
+            "branch-misses of all branches",
+            "%",
+            per_run(&ratio("branch-misses", "branches", 100.0)),
+        ));
+    }
+    if has("cache-misses") && has("cache-references") {
+        figures.push(Figure::new(
+            "cache-misses of all cache refs",
+            "%",
+            per_run(&ratio("cache-misses", "cache-references", 100.0)),
+        ));
+    }
+    if has("cycles") && has("task-clock") {
+        figures.push(Figure::new(
+            "GHz (cycles per task-clock ns)",
+            "GHz",
+            per_run(&ratio("cycles", "task-clock", 1.0)),
+        ));
     }
     figures
 }
