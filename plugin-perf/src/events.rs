@@ -175,15 +175,15 @@ fn spec(type_: u32, config: u64) -> EventSpec {
     }
 }
 
+const BAD_MODIFIER: &str = "unknown modifier; `:u` counts user space only, `:k` the kernel only";
+
 /// The event `text` names; an unknown name is an error listing the closest known ones.
 pub fn parse(text: &str) -> Result<Event, String> {
-    let (base, modifier) = match text.rsplit_once(':') {
-        Some((base, m)) if !m.is_empty() && m.chars().all(|c| matches!(c, 'u' | 'k')) => (base, m),
-        Some(_) => return Err(format!(
-            "event `{text}`: unknown modifier; `:u` counts user space only, `:k` the kernel only"
-        )),
-        None => (text, ""),
-    };
+    let (base, modifier) = text.rsplit_once(':').unwrap_or((text, ""));
+    let known = |c: char| matches!(c, 'u' | 'k');
+    if text.contains(':') && (modifier.is_empty() || !modifier.chars().all(known)) {
+        return Err(format!("event `{text}`: {BAD_MODIFIER}"));
+    }
     let (mut spec, kind, canonical) = base_event(base).ok_or_else(|| unknown(base))?;
     let (user, kernel) = (modifier.contains('u'), modifier.contains('k'));
     if user != kernel {
