@@ -104,14 +104,15 @@ fn software_counts_agree_with_perf_stat_and_getrusage() {
         figure(json, name).unwrap_or_else(|| panic!("no {name:?} in {json:#}"))
     };
 
-    // CPU time: task-clock within 2 % of the child's rusage in the same run; perf stat's
-    // run is another run of the workload, whose startup and page faults take a few
-    // percent more or less CPU on a busy machine: within 10 %.
+    // CPU time: task-clock within 5 % of the child's rusage in the same run (rusage also
+    // counts the exit's unmapping of the pages, after the counters stop, and samples at
+    // the tick); perf stat's run is another run of the workload, whose startup and page
+    // faults take a few percent more or less CPU on a busy machine: within 10 %.
     let task = ours(&ours_large, "task-clock (msec)");
     let rusage_ms =
         (ours(&ours_large, "user CPU time") + ours(&ours_large, "system CPU time")) * 1000.0;
     assert!(
-        within(task, rusage_ms, 0.02, 5.0),
+        within(task, rusage_ms, 0.05, 10.0),
         "task-clock {task} ms, getrusage {rusage_ms} ms"
     );
     assert!(
@@ -141,13 +142,17 @@ fn software_counts_agree_with_perf_stat_and_getrusage() {
         stat_large["page-faults"]
     );
 
-    // Context switches: about one per sleep, as perf stat counts them (within 2 %).
-    let cs = ours(&ours_large, "context-switches");
-    assert!(cs >= 300.0, "{cs} context switches for 300 sleeps");
+    // Context switches: one per sleep, as perf stat counts them (within 5 %: two runs, each
+    // preempted a few times more or less on a busy machine), on a workload
+    // that only sleeps (a busy one is also preempted, as often as the machine is loaded).
+    let sleeper = workload(0.0, 1, 1000);
+    let stat = perf_stat(&sleeper).unwrap();
+    let cs = ours(&agent_exec(&dir, &sleeper), "context-switches");
+    assert!(cs >= 1000.0, "{cs} context switches for 1000 sleeps");
     assert!(
-        within(cs, stat_large["context-switches"], 0.02, 2.0),
+        within(cs, stat["context-switches"], 0.05, 5.0),
         "{cs} vs perf stat {}",
-        stat_large["context-switches"]
+        stat["context-switches"]
     );
 }
 
