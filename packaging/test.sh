@@ -7,6 +7,9 @@
 # 1. lintian reports no error on the .deb;
 # 2. the .deb holds exactly the expected files, modes and conffile, and the .rpm the same
 #    files (less Debian's changelog), the config marked noreplace, and its scriptlets;
+#    the scriptlets, run with systemd's tools stubbed, create the user and the tmpfiles and
+#    enable nothing; installed with rpm into a scratch root (--noscripts), an edited config
+#    survives an upgrade to release 2 and is saved as .rpmsave on erase;
 # 3. installed with dpkg into a scratch root (dpkg --root, maintainer scripts run outside
 #    it with DPKG_ROOT set): the binary runs, the user exists, nothing is enabled,
 #    `systemd-analyze verify` and `security --offline=yes` pass on the installed unit
@@ -99,6 +102,64 @@ grep -q '^postuninstall scriptlet' <<<"$scripts" || fail "the rpm has no %postun
 if grep -q 'enable --now alumet-agent' <<<"$(sed -n '/^postinstall/,/^preuninstall/p' <<<"$scripts" | grep -v echo)"; then
     fail "the rpm's %post enables the service"
 fi
+
+step "rpm scriptlets, with systemd's tools stubbed"
+stubs="$work/stubs"
+mkdir -p "$stubs"
+for tool in systemd-sysusers systemd-tmpfiles systemctl; do
+    printf '#!/bin/sh\necho "%s $*" >>"%s"\n' "$tool" "$work/calls" >"$stubs/$tool"
+    chmod 755 "$stubs/$tool"
+done
+scriptlet() { # rpm tag, its $1; prints the stubbed calls it made
+    rpm -qp --qf "%{$1}" "$rpm_file" >"$work/$1.sh"
+    : >"$work/calls"
+    PATH="$stubs:$PATH" sh "$work/$1.sh" "$2" >"$work/scriptlet.out" 2>&1 ||
+        { cat "$work/scriptlet.out" >&2; fail "rpm %$1 $2 failed"; }
+    cat "$work/calls"
+}
+systemd_running=no
+[ -d /run/systemd/system ] && systemd_running=yes
+calls="$(scriptlet POSTIN 1)"
+grep -qx 'systemd-sysusers alumet-agent.conf' <<<"$calls" || fail "rpm %post does not run systemd-sysusers alumet-agent.conf: $calls"
+grep -qx 'systemd-tmpfiles --create alumet-agent.conf' <<<"$calls" || fail "rpm %post does not apply the tmpfiles rules: $calls"
+! grep -q 'enable\|start' <<<"$calls" || fail "rpm %post enables or starts the service: $calls"
+grep -q 'systemctl enable --now alumet-agent' "$work/scriptlet.out" || fail "rpm %post does not say how to enable the service"
+calls="$(scriptlet PREUN 0)"
+if [ $systemd_running = yes ]; then
+    grep -qx 'systemctl --no-reload disable --now alumet-agent.service' <<<"$calls" || fail "rpm %preun 0 does not stop the service: $calls"
+fi
+calls="$(scriptlet PREUN 1)"
+[ -z "$calls" ] || fail "rpm %preun stops the service on upgrade: $calls"
+calls="$(scriptlet POSTUN 1)"
+if [ $systemd_running = yes ]; then
+    grep -qx 'systemctl try-restart alumet-agent.service' <<<"$calls" || fail "rpm %postun 1 does not restart a running service: $calls"
+fi
+
+step "rpm into a scratch root (files only: its scriptlets would run chrooted there)"
+rpm_root="$work/rpm-root"
+rpm_in_root() { # Debian's rpm warns on every install that apt is the tool there
+    rpm --root="$rpm_root" --dbpath=/var/lib/rpm --nodeps --noscripts "$@" >"$work/rpm.log" 2>&1 ||
+        { cat "$work/rpm.log" >&2; fail "rpm $*"; }
+    grep -v 'use Alien\|what you are doing' "$work/rpm.log" || true
+}
+mkdir -p "$rpm_root"
+rpm --root="$rpm_root" --dbpath=/var/lib/rpm --initdb
+rpm_in_root -i "$rpm_file"
+rpm_installed="$(cd "$rpm_root" && find . -path ./var/lib/rpm -prune -o -type f -print | sed 's/^\.//' | sort)"
+expect_same "files installed by the rpm" "$rpm_files" "$rpm_installed"
+echo '# edited by packaging/test.sh' >>"$rpm_root/etc/alumet/alumet-config.toml"
+rpm_edited="$(cat "$rpm_root/etc/alumet/alumet-config.toml")"
+stage="$work/stage" # release 2 of the same files, from the same stripped binary as build.sh's
+mkdir -p "$stage/release"
+strip --strip-unneeded -o "$stage/release/alumet-agent" "$target/release/alumet-agent"
+mkdir -p "$work/rpm2"
+cargo generate-rpm -p app-agent --target-dir "$stage" -s 'release = "2"' --output "$work/rpm2/" >/dev/null
+rpm_in_root -U "$work"/rpm2/alumet-agent-*-2.*.rpm
+expect_same "rpm after upgrade" "alumet-agent-0.1.0-2.x86_64" "$(rpm --root="$rpm_root" --dbpath=/var/lib/rpm -qa 2>/dev/null)"
+expect_same "edited config after an rpm upgrade" "$rpm_edited" "$(cat "$rpm_root/etc/alumet/alumet-config.toml")"
+rpm_in_root -e alumet-agent
+left="$(cd "$rpm_root" && find . -path ./var/lib/rpm -prune -o -type f -print | sort)"
+expect_same "after rpm -e: only the edited config, saved" "./etc/alumet/alumet-config.toml.rpmsave" "$left"
 
 step "install into a scratch root"
 root="$work/root"
