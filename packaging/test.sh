@@ -175,6 +175,7 @@ for dep in $(tr ',' '\n' <<<"$depends" | sed 's/[(|].*//' | tr -d ' '); do
 done
 # systemd's own units, as on any system the package goes to: `systemd-analyze verify
 # --root` resolves the unit's dependencies (sysinit.target, ...) and its ExecStart there.
+[ -e /usr/lib/systemd/system/sysinit.target ] || fail "systemd's units are not in /usr/lib/systemd/system (install systemd)"
 mkdir -p "$root/usr/lib/systemd/system"
 cp -a /usr/lib/systemd/system/. "$root/usr/lib/systemd/system/"
 # Everything but dpkg's database, before the install: purge must come back to it.
