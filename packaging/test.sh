@@ -30,8 +30,8 @@ expect_same() { # description, expected, actual
 }
 
 [ "$(id -u)" = 0 ] || fail "run as root (dpkg --root installs the package into a scratch root)"
-for tool in cargo dpkg dpkg-deb lintian rpm systemd-analyze strip; do
-    command -v "$tool" >/dev/null || fail "$tool not found (.ci/run installs it: lintian, rpm, binutils)"
+for tool in cargo dpkg dpkg-deb lintian rpm systemd-analyze strip file; do
+    command -v "$tool" >/dev/null || fail "$tool not found (.ci/run installs it: lintian, rpm, binutils, file)"
 done
 
 target="${CARGO_TARGET_DIR:-target}"
