@@ -7,9 +7,12 @@
 # 1. lintian reports no error on the .deb;
 # 2. the .deb holds exactly the expected files, modes and conffile, and the .rpm the same
 #    files (less Debian's changelog), the config marked noreplace, and its scriptlets;
-#    the scriptlets, run with systemd's tools stubbed, create the user and the tmpfiles and
-#    enable nothing; installed with rpm into a scratch root (--noscripts), an edited config
-#    survives an upgrade to release 2 and is saved as .rpmsave on erase;
+#    the maintainer scripts of both, run with systemd's tools stubbed in a private mount
+#    namespace (as if systemd ran, and as if not), create the user and the tmpfiles, reload
+#    systemd, never enable or start, restart a running service on upgrade, stop it on
+#    removal, and remove config and state on purge (deb) only; installed with rpm into a
+#    scratch root (--noscripts), an edited config survives an upgrade to release 2 and is
+#    saved as .rpmsave on erase;
 # 3. installed with dpkg into a scratch root (dpkg --root, maintainer scripts run outside
 #    it with DPKG_ROOT set): the binary runs, the user exists, nothing is enabled,
 #    `systemd-analyze verify` and `security --offline=yes` pass on the installed unit
@@ -103,37 +106,95 @@ if grep -q 'enable --now alumet-agent' <<<"$(sed -n '/^postinstall/,/^preuninsta
     fail "the rpm's %post enables the service"
 fi
 
-step "rpm scriptlets, with systemd's tools stubbed"
+step "maintainer scripts, with and without systemd running"
+# Each script runs with systemd's tools stubbed (they append their command line to
+# $work/calls), in a private mount namespace whose /run, /etc and /var/lib are empty tmpfs
+# (the machine's are neither seen nor touched), holding /run/systemd/system when systemd
+# is to look as running, a config in /etc/alumet and a CSV file in /var/lib/alumet. A
+# directory still there afterwards is reported as "left DIR".
 stubs="$work/stubs"
 mkdir -p "$stubs"
-for tool in systemd-sysusers systemd-tmpfiles systemctl; do
+for tool in systemd-sysusers systemd-tmpfiles systemctl deb-systemd-helper deb-systemd-invoke; do
     printf '#!/bin/sh\necho "%s $*" >>"%s"\n' "$tool" "$work/calls" >"$stubs/$tool"
     chmod 755 "$stubs/$tool"
 done
-scriptlet() { # rpm tag, its $1; prints the stubbed calls it made
-    rpm -qp --qf "%{$1}" "$rpm_file" >"$work/$1.sh"
+cat >"$work/ns.sh" <<'NS'
+set -e
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /etc
+mount -t tmpfs tmpfs /var/lib
+[ "$SYSTEMD" = no ] || mkdir -p /run/systemd/system
+mkdir -p /etc/alumet /var/lib/alumet
+echo 'plugin_dirs = []' >/etc/alumet/alumet-config.toml
+echo 'metric;timestamp;value' >/var/lib/alumet/alumet-output.csv
+sh "$@"
+for dir in /etc/alumet /var/lib/alumet; do
+    if [ -e "$dir" ]; then echo "left $dir" >>"$CALLS"; fi
+done
+NS
+maint() { # yes|no (systemd running), script file, its arguments: prints the calls
+    local systemd="$1"
+    shift
     : >"$work/calls"
-    PATH="$stubs:$PATH" sh "$work/$1.sh" "$2" >"$work/scriptlet.out" 2>&1 ||
-        { cat "$work/scriptlet.out" >&2; fail "rpm %$1 $2 failed"; }
+    SYSTEMD="$systemd" CALLS="$work/calls" PATH="$stubs:$PATH" unshare -m sh -e "$work/ns.sh" "$@" \
+        >"$work/script.out" 2>&1 || { cat "$work/script.out" >&2; fail "${*/#$work\//} (systemd running: $systemd) failed"; }
     cat "$work/calls"
 }
-systemd_running=no
-[ -d /run/systemd/system ] && systemd_running=yes
-calls="$(scriptlet POSTIN 1)"
-grep -qx 'systemd-sysusers alumet-agent.conf' <<<"$calls" || fail "rpm %post does not run systemd-sysusers alumet-agent.conf: $calls"
-grep -qx 'systemd-tmpfiles --create alumet-agent.conf' <<<"$calls" || fail "rpm %post does not apply the tmpfiles rules: $calls"
-! grep -q 'enable\|start' <<<"$calls" || fail "rpm %post enables or starts the service: $calls"
-grep -q 'systemctl enable --now alumet-agent' "$work/scriptlet.out" || fail "rpm %post does not say how to enable the service"
-calls="$(scriptlet PREUN 0)"
-if [ $systemd_running = yes ]; then
-    grep -qx 'systemctl --no-reload disable --now alumet-agent.service' <<<"$calls" || fail "rpm %preun 0 does not stop the service: $calls"
-fi
-calls="$(scriptlet PREUN 1)"
-[ -z "$calls" ] || fail "rpm %preun stops the service on upgrade: $calls"
-calls="$(scriptlet POSTUN 1)"
-if [ $systemd_running = yes ]; then
-    grep -qx 'systemctl try-restart alumet-agent.service' <<<"$calls" || fail "rpm %postun 1 does not restart a running service: $calls"
-fi
+check_calls() { # description, expected calls, systemd running, script, arguments
+    local what="$1" expected="$2"
+    shift 2
+    expect_same "$what: the commands it ran" "$expected" "$(maint "$@")"
+}
+mkdir -p "$work/debian"
+dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$work/debian"
+d="$work/debian"
+kept="left /etc/alumet
+left /var/lib/alumet"
+sysusers="systemd-sysusers alumet-agent.conf
+systemd-tmpfiles --create alumet-agent.conf"
+dsh="deb-systemd-helper unmask alumet-agent.service
+deb-systemd-helper update-state alumet-agent.service"
+check_calls "deb postinst, first install, no systemd" "$sysusers
+$dsh
+$kept" no "$d/postinst" configure ""
+grep -q 'systemctl enable --now alumet-agent' "$work/script.out" || fail "postinst does not say how to enable the service"
+check_calls "deb postinst, first install, systemd running (reload, never enable or start)" "$sysusers
+systemctl --system daemon-reload
+$dsh
+$kept" yes "$d/postinst" configure ""
+check_calls "deb postinst, upgrade, systemd running (a running service restarts)" "$sysusers
+systemctl --system daemon-reload
+$dsh
+deb-systemd-invoke try-restart alumet-agent.service
+$kept" yes "$d/postinst" configure 0.1.0-1
+check_calls "deb prerm remove, systemd running (stops the service)" "deb-systemd-invoke stop alumet-agent.service
+$kept" yes "$d/prerm" remove
+check_calls "deb prerm upgrade (no stop: postinst restarts)" "$kept" yes "$d/prerm" upgrade 0.1.0-2
+check_calls "deb postrm remove (config and state kept)" "systemctl --system daemon-reload
+$kept" yes "$d/postrm" remove
+check_calls "deb postrm purge (config, state and enable links removed)" "deb-systemd-helper purge alumet-agent.service
+deb-systemd-helper unmask alumet-agent.service
+systemctl --system daemon-reload" yes "$d/postrm" purge
+check_calls "deb postrm purge, no systemd" "deb-systemd-helper purge alumet-agent.service
+deb-systemd-helper unmask alumet-agent.service" no "$d/postrm" purge
+
+for tag in POSTIN PREUN POSTUN; do
+    rpm -qp --qf "%{$tag}" "$rpm_file" >"$work/$tag.sh"
+done
+check_calls "rpm %post install, no systemd" "$sysusers
+$kept" no "$work/POSTIN.sh" 1
+grep -q 'systemctl enable --now alumet-agent' "$work/script.out" || fail "rpm %post does not say how to enable the service"
+check_calls "rpm %post install, systemd running (reload, never enable or start)" "$sysusers
+systemctl daemon-reload
+$kept" yes "$work/POSTIN.sh" 1
+check_calls "rpm %preun erase, systemd running (stops and disables)" "systemctl --no-reload disable --now alumet-agent.service
+$kept" yes "$work/PREUN.sh" 0
+check_calls "rpm %preun upgrade (no stop)" "$kept" yes "$work/PREUN.sh" 1
+check_calls "rpm %postun upgrade, systemd running (a running service restarts)" "systemctl daemon-reload
+systemctl try-restart alumet-agent.service
+$kept" yes "$work/POSTUN.sh" 1
+check_calls "rpm %postun erase (state kept, as RPM packages do)" "systemctl daemon-reload
+$kept" yes "$work/POSTUN.sh" 0
 
 step "rpm into a scratch root (files only: its scriptlets would run chrooted there)"
 rpm_root="$work/rpm-root"
