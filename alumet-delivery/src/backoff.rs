@@ -148,7 +148,11 @@ mod tests {
         let b = Backoff::default();
         let distinct: std::collections::HashSet<Duration> =
             (0..50).map(|_| b.clone().delay(false)).collect();
-        assert!(distinct.len() > 10, "only {} distinct delays", distinct.len());
+        assert!(
+            distinct.len() > 10,
+            "only {} distinct delays",
+            distinct.len()
+        );
     }
 
     #[test]
@@ -158,7 +162,11 @@ mod tests {
             b.delay(false);
         }
         assert_eq!(b.delay_with(true, 1.0), MAX_BACKOFF_CLOSING);
-        assert_eq!(b.delay_with(false, 1.0), MAX_BACKOFF, "not lowered for later");
+        assert_eq!(
+            b.delay_with(false, 1.0),
+            MAX_BACKOFF,
+            "not lowered for later"
+        );
     }
 
     #[test]

@@ -51,7 +51,14 @@ pub trait Transport<B: Batch>: Send {
 
     /// A 4xx answer to `batch`: logs it (when `log` says so) and returns how many of its
     /// points the server refused (by default all of them).
-    fn rejected(&mut self, name: &str, batch: &B, status: u16, message: &str, log: &mut RejectLog) -> u64 {
+    fn rejected(
+        &mut self,
+        name: &str,
+        batch: &B,
+        status: u16,
+        message: &str,
+        log: &mut RejectLog,
+    ) -> u64 {
         let n = batch.len() as u64;
         if let Some((batches, points)) = log.check(status, message, n, Instant::now()) {
             log::error!(
@@ -339,7 +346,13 @@ impl<B: Batch> Engine<B> {
         }
     }
 
-    fn settle<T: Transport<B>>(&self, s: &mut Sender, transport: &mut T, batch: B, outcome: Outcome) {
+    fn settle<T: Transport<B>>(
+        &self,
+        s: &mut Sender,
+        transport: &mut T,
+        batch: B,
+        outcome: Outcome,
+    ) {
         let n = batch.len() as u64;
         let c = &self.counters;
         let mut st = self.lock();
@@ -349,7 +362,11 @@ impl<B: Batch> Engine<B> {
                 c.delivered.fetch_add(n, Relaxed);
                 self.report(true, n);
                 if s.failures > 0 {
-                    log::info!("{}: delivering again after {} failed attempts", self.name(), s.failures);
+                    log::info!(
+                        "{}: delivering again after {} failed attempts",
+                        self.name(),
+                        s.failures
+                    );
                 }
                 s.failures = 0;
                 s.backoff.reset();
@@ -388,12 +405,14 @@ impl<B: Batch> Engine<B> {
             }
             Outcome::TooLarge { message } => {
                 drop(st);
-                let refused = transport.rejected(self.name(), &batch, 413, &message, &mut s.reject_log);
+                let refused =
+                    transport.rejected(self.name(), &batch, 413, &message, &mut s.reject_log);
                 self.count_rejected(n, refused);
             }
             Outcome::Rejected { status, message } => {
                 drop(st);
-                let refused = transport.rejected(self.name(), &batch, status, &message, &mut s.reject_log);
+                let refused =
+                    transport.rejected(self.name(), &batch, status, &message, &mut s.reject_log);
                 self.count_rejected(n, refused);
             }
         }

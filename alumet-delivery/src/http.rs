@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn statuses_are_classified() {
         let s = Duration::from_secs;
-        assert!(matches!(classify(503, "m", None), Outcome::Retry { after: None, .. }));
+        assert!(matches!(
+            classify(503, "m", None),
+            Outcome::Retry { after: None, .. }
+        ));
         assert!(matches!(classify(500, "m", None), Outcome::Retry { .. }));
         assert!(matches!(classify(408, "m", None), Outcome::Retry { .. }));
         assert_eq!(
@@ -156,7 +159,10 @@ mod tests {
                 after: Some(s(3))
             }
         );
-        assert!(matches!(classify(413, "big", None), Outcome::TooLarge { .. }));
+        assert!(matches!(
+            classify(413, "big", None),
+            Outcome::TooLarge { .. }
+        ));
         assert_eq!(
             classify(400, "bad line", None),
             Outcome::Rejected {
@@ -164,7 +170,10 @@ mod tests {
                 message: "bad line".into()
             }
         );
-        assert!(matches!(classify(404, "m", None), Outcome::Rejected { status: 404, .. }));
+        assert!(matches!(
+            classify(404, "m", None),
+            Outcome::Rejected { status: 404, .. }
+        ));
     }
 
     #[test]

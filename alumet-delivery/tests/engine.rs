@@ -121,8 +121,15 @@ fn client_errors_are_not_retried() {
     assert_eq!(engine.close_and_wait(), 0);
     sender.join().unwrap();
     let stats = engine.stats();
-    assert_eq!((stats.rejected, stats.delivered, stats.failed_attempts), (3, 2, 0));
-    assert_eq!(transport.requests().len(), 2, "the refused batch is not sent again");
+    assert_eq!(
+        (stats.rejected, stats.delivered, stats.failed_attempts),
+        (3, 2, 0)
+    );
+    assert_eq!(
+        transport.requests().len(),
+        2,
+        "the refused batch is not sent again"
+    );
 }
 
 #[test]
@@ -143,7 +150,11 @@ fn a_batch_too_large_is_split_until_it_fits() {
         .filter(|r| r.len() <= 3)
         .flatten()
         .collect();
-    assert_eq!(delivered, (0..16).collect::<Vec<_>>(), "in order, none twice");
+    assert_eq!(
+        delivered,
+        (0..16).collect::<Vec<_>>(),
+        "in order, none twice"
+    );
 }
 
 #[test]
@@ -176,8 +187,15 @@ fn the_buffer_drops_the_oldest_and_counts_exactly() {
     assert!(engine.abort() <= 10);
     sender.join().unwrap();
     let stats = engine.stats();
-    assert_eq!(stats.dropped + stats.undelivered + stats.delivered, 25, "{stats:?}");
-    assert_eq!((stats.dropped, stats.undelivered, stats.delivered), (15, 10, 0));
+    assert_eq!(
+        stats.dropped + stats.undelivered + stats.delivered,
+        25,
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.dropped, stats.undelivered, stats.delivered),
+        (15, 10, 0)
+    );
     // What survived is the newest: the requests after the drop carry points 15 and up.
     let last = transport.requests().last().cloned().unwrap();
     assert!(last.iter().all(|&p| p < 4 || p >= 15), "{last:?}");
@@ -199,7 +217,11 @@ fn the_shutdown_deadline_gives_up_and_counts_what_was_not_delivered() {
     sender.join().unwrap();
     let stats = engine.stats();
     assert!(left <= 7, "{left}");
-    assert_eq!((stats.undelivered, stats.delivered, stats.buffered), (7, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.undelivered, stats.delivered, stats.buffered),
+        (7, 0, 0),
+        "{stats:?}"
+    );
     assert_eq!(engine.abort(), 0, "a second abort gives up nothing more");
 }
 

@@ -1,106 +1,32 @@
-//! One write request: the URL and headers of each API version, and what the answer means.
+//! One write request: the URL and headers of each API version.
+
+use alumet_delivery::http::{basic_auth, HttpClient};
 
 use crate::config::{ApiVersion, Config};
 
-/// How a write request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// 2xx: the server has the points.
-    Delivered,
-    /// Worth retrying: 5xx, 408, 429, a timeout, a refused or broken connection.
-    Retry(String),
-    /// Not worth retrying (another 4xx): the points are given up.
-    Rejected {
-        /// The HTTP status.
-        status: u16,
-        /// The server's message (truncated).
-        message: String,
-    },
-}
-
-/// The longest server message kept for a log line.
-const MAX_MESSAGE: usize = 1000;
-
-/// Sends line-protocol bodies to one server, reusing connections.
+/// Sends line-protocol bodies to one server, through the delivery engine's HTTP client.
 pub struct Client {
-    agent: ureq::Agent,
-    url: String,
-    /// The `Authorization` header; never logged.
-    auth: Option<String>,
+    http: HttpClient,
 }
 
 impl Client {
     /// A client for the server, API and credentials of `config`.
     pub fn new(config: &Config) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(config.timeout)
-            .max_idle_connections_per_host(2)
-            .build();
+        let mut headers = vec![(
+            "Content-Type".to_owned(),
+            "text/plain; charset=utf-8".to_owned(),
+        )];
+        if let Some(auth) = authorization(config) {
+            headers.push(("Authorization".to_owned(), auth));
+        }
         Client {
-            agent,
-            url: write_url(config),
-            auth: authorization(config),
+            http: HttpClient::new(write_url(config), config.timeout, headers),
         }
     }
 
-    /// The write URL (it holds no secret).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Sends one body of lines.
-    pub fn send(&self, body: &[u8]) -> Outcome {
-        let mut request = self
-            .agent
-            .post(&self.url)
-            .set("Content-Type", "text/plain; charset=utf-8");
-        if let Some(auth) = &self.auth {
-            request = request.set("Authorization", auth);
-        }
-        match request.send_bytes(body) {
-            Ok(_) => Outcome::Delivered,
-            Err(ureq::Error::Status(status, response)) => {
-                let mut message = response.into_string().unwrap_or_default();
-                truncate(&mut message, MAX_MESSAGE);
-                let message = message.trim().to_owned();
-                if status >= 500 || status == 408 || status == 429 {
-                    Outcome::Retry(format!("HTTP {status}: {message}"))
-                } else {
-                    Outcome::Rejected { status, message }
-                }
-            }
-            Err(ureq::Error::Transport(t)) => Outcome::Retry(transport_reason(&t)),
-        }
-    }
-}
-
-fn transport_reason(t: &ureq::Transport) -> String {
-    let timed_out = std::error::Error::source(t)
-        .and_then(|e| e.downcast_ref::<std::io::Error>())
-        .is_some_and(|e| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            )
-        });
-    if timed_out {
-        return "no answer within the timeout".to_owned();
-    }
-    match t.kind() {
-        ureq::ErrorKind::ConnectionFailed => "connection failed (refused or unreachable)".into(),
-        ureq::ErrorKind::Dns => "host name not resolved".into(),
-        _ => format!("{t}"),
-    }
-}
-
-fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
+    /// The HTTP client (its URL holds no secret).
+    pub fn http(&self) -> &HttpClient {
+        &self.http
     }
 }
 
@@ -126,10 +52,7 @@ pub fn write_url(config: &Config) -> String {
 pub fn authorization(config: &Config) -> Option<String> {
     match config.api_version {
         ApiVersion::V1 if config.username.is_empty() => None,
-        ApiVersion::V1 => {
-            let pair = format!("{}:{}", config.username, config.password);
-            Some(format!("Basic {}", base64(pair.as_bytes())))
-        }
+        ApiVersion::V1 => Some(basic_auth(&config.username, &config.password)),
         ApiVersion::V2 => Some(format!("Token {}", config.token)),
         ApiVersion::V3 => Some(format!("Bearer {}", config.token)),
     }
@@ -143,28 +66,6 @@ pub fn percent_encode(s: &str) -> String {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for group in data.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
         }
     }
     out
@@ -210,13 +111,5 @@ mod tests {
             "http://localhost:8086/api/v3/write_lp?db=d&precision=nanosecond"
         );
         assert_eq!(authorization(&v3).as_deref(), Some("Bearer t"));
-    }
-
-    #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"a"), "YQ==");
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b"abc"), "YWJj");
     }
 }

@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use alumet::measurement::MeasurementPoint;
 use alumet::metrics::MetricRegistry;
 
-use crate::queue::Chunk;
+use crate::queue::{Batch, Chunk};
 
 /// Where the first point of one series and timestamp is.
 #[derive(Copy, Clone)]

@@ -6,12 +6,13 @@ use std::thread::JoinHandle;
 
 use alumet::metrics::MetricRegistry;
 use alumet::prelude::*;
+use alumet_delivery::Settings;
 use anyhow::Context;
 
 use crate::client::Client;
 use crate::collide::Collisions;
 use crate::config::{ApiVersion, Config};
-use crate::delivery::{run_sender, Shared, Stats};
+use crate::delivery::{Shared, Stats};
 use crate::line::{self, Dialect, LineFormat, Written};
 use crate::queue::Chunk;
 
@@ -44,12 +45,13 @@ impl InfluxOutput {
     /// delays delivery).
     pub fn start(config: &Config, shared: Arc<Shared>) -> anyhow::Result<Self> {
         config.validate()?;
-        let client = Client::new(config);
-        let (batch, flush) = (config.batch_size, config.flush_interval);
-        let thread_shared = Arc::clone(&shared);
-        let sender = std::thread::Builder::new()
-            .name("influxdb-send".into())
-            .spawn(move || run_sender(&thread_shared, &client, batch, flush))
+        let settings = Settings {
+            batch_size: config.batch_size,
+            flush_interval: config.flush_interval,
+        };
+        let sender = shared
+            .engine
+            .spawn("influxdb-send", Client::new(config), settings)
             .context("starting the influxdb sender thread")?;
         let dialect = match config.api_version {
             ApiVersion::V1 => Dialect::V1,

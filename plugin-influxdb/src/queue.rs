@@ -1,7 +1,7 @@
-//! The lines waiting for delivery, oldest first, kept in chunks (one per buffer received)
-//! so that neither queuing nor dropping the oldest allocates per point.
+//! Formatted lines, the [`Batch`] the delivery engine queues for this output (one chunk
+//! per buffer received), so that neither queuing nor dropping the oldest allocates per point.
 
-use std::collections::VecDeque;
+pub use alumet_delivery::Batch;
 
 /// Formatted lines, each ending with `\n`, stored back to back.
 #[derive(Debug, Default)]
@@ -34,16 +34,6 @@ impl Chunk {
         self.bytes.truncate(self.offset(self.ends.len()));
     }
 
-    /// Lines left.
-    pub fn len(&self) -> usize {
-        self.ends.len() - self.start
-    }
-
-    /// Whether no line is left.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn offset(&self, line: usize) -> usize {
         if line == 0 {
             0
@@ -63,9 +53,19 @@ impl Chunk {
         let end = *self.ends.get(i)?;
         Some(&self.bytes[self.offset(i)..end.saturating_sub(1)])
     }
+}
 
-    /// Moves the first `n` lines left (at most all of them) to the end of `into`.
-    fn move_lines(&mut self, n: usize, into: &mut Chunk) {
+impl Batch for Chunk {
+    fn len(&self) -> usize {
+        self.ends.len() - self.start
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        self.start += n.min(self.len());
+    }
+
+    /// Copies the first `n` lines left (at most all of them) to the end of `into`.
+    fn move_front(&mut self, n: usize, into: &mut Chunk) {
         let n = n.min(self.len());
         let from = self.offset(self.start);
         let to = self.offset(self.start + n);
@@ -77,83 +77,10 @@ impl Chunk {
     }
 }
 
-/// A FIFO of lines, counted in points.
-#[derive(Debug, Default)]
-pub struct LineQueue {
-    chunks: VecDeque<Chunk>,
-    len: usize,
-}
-
-impl LineQueue {
-    /// Lines queued.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no line is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Queues a chunk after the others.
-    pub fn push_back(&mut self, chunk: Chunk) {
-        if !chunk.is_empty() {
-            self.len += chunk.len();
-            self.chunks.push_back(chunk);
-        }
-    }
-
-    /// Puts a chunk back before the others (a batch whose delivery failed).
-    pub fn push_front(&mut self, chunk: Chunk) {
-        if !chunk.is_empty() {
-            self.len += chunk.len();
-            self.chunks.push_front(chunk);
-        }
-    }
-
-    /// Drops up to `n` of the oldest lines; returns how many were dropped.
-    pub fn drop_oldest(&mut self, n: usize) -> usize {
-        let mut dropped = 0;
-        while dropped < n {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            let k = (n - dropped).min(front.len());
-            front.start += k;
-            dropped += k;
-            if front.is_empty() {
-                self.chunks.pop_front();
-            }
-        }
-        self.len -= dropped;
-        dropped
-    }
-
-    /// Takes up to `max` of the oldest lines, as one chunk.
-    pub fn take(&mut self, max: usize) -> Chunk {
-        let mut batch = Chunk::default();
-        while batch.len() < max {
-            let Some(mut front) = self.chunks.pop_front() else {
-                break;
-            };
-            let need = max - batch.len();
-            if batch.is_empty() && front.start == 0 && front.len() <= need {
-                batch = front; // the whole chunk: no copy
-                continue;
-            }
-            front.move_lines(need, &mut batch);
-            if !front.is_empty() {
-                self.chunks.push_front(front);
-            }
-        }
-        self.len -= batch.len();
-        batch
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alumet_delivery::batch::Queue;
 
     fn chunk(lines: &[&str]) -> Chunk {
         let mut c = Chunk::default();
@@ -171,7 +98,7 @@ mod tests {
 
     #[test]
     fn take_splits_and_joins_chunks_in_order() {
-        let mut q = LineQueue::default();
+        let mut q = Queue::default();
         q.push_back(chunk(&["a", "b", "c"]));
         q.push_back(chunk(&["d", "e"]));
         assert_eq!(q.len(), 5);
@@ -197,7 +124,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_counts_exactly() {
-        let mut q = LineQueue::default();
+        let mut q = Queue::default();
         q.push_back(chunk(&["a", "b", "c"]));
         q.push_back(chunk(&["d", "e"]));
         assert_eq!(q.drop_oldest(4), 4);

@@ -1,66 +1,12 @@
-//! A 4xx answer (other than 408 and 429): the batch is given up, and the server's message
-//! is logged each time it changes, and at least once a minute while it lasts.
+//! A 4xx answer (other than 408, 413 and 429): the batch is given up, and the server's
+//! message is logged (when the engine's [`RejectLog`] says so) with InfluxDB's advice.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use alumet_delivery::reject::since_note;
+use alumet_delivery::{Batch, RejectLog};
 
 use crate::queue::Chunk;
-
-/// A message that does not change is logged again after this long.
-const REPEAT: Duration = Duration::from_secs(60);
-/// At most this many changed messages are logged within [`REPEAT`]; past that, one a
-/// [`REPEAT`] (a batch whose every rejection names another bad line must not flood the log).
-const MAX_CHANGES: u32 = 10;
-
-/// When to log a rejection: each time the server's answer changes, at least every minute.
-#[derive(Default)]
-pub struct RejectLog {
-    /// The status and message last logged.
-    last: Option<(u16, String)>,
-    /// When a line was last logged, and the first line of the current window.
-    last_at: Option<Instant>,
-    window_start: Option<Instant>,
-    /// Lines logged since `window_start`.
-    in_window: u32,
-    /// Rejected batches and points not logged since the last line.
-    quiet_batches: u64,
-    quiet_points: u64,
-}
-
-impl RejectLog {
-    /// Whether this rejection is logged; when it is, returns the batches and points
-    /// rejected without a line since the last one.
-    fn check(
-        &mut self,
-        status: u16,
-        message: &str,
-        refused: u64,
-        now: Instant,
-    ) -> Option<(u64, u64)> {
-        let changed = self
-            .last
-            .as_ref()
-            .is_none_or(|(s, m)| *s != status || m != message);
-        let due = self.last_at.is_none_or(|t| now >= t + REPEAT);
-        if self.window_start.is_none_or(|t| now >= t + REPEAT) {
-            self.window_start = Some(now);
-            self.in_window = 0;
-        }
-        if !(due || changed && self.in_window < MAX_CHANGES) {
-            self.quiet_batches += 1;
-            self.quiet_points += refused;
-            return None;
-        }
-        self.in_window += 1;
-        self.last_at = Some(now);
-        if changed {
-            self.last = Some((status, message.to_owned()));
-        }
-        Some((
-            std::mem::take(&mut self.quiet_batches),
-            std::mem::take(&mut self.quiet_points),
-        ))
-    }
-}
 
 /// A 4xx answer to `batch`: returns how many of its points the server refused (all of
 /// them, but for a partial write), and logs the message when `log` says so.
@@ -82,13 +28,7 @@ pub fn rejected(name: &str, batch: &Chunk, status: u16, message: &str, log: &mut
         413 => format!("the request is too large: lower batch_size: {message}"),
         _ => message.to_owned(),
     };
-    let since = if batches == 0 {
-        String::new()
-    } else {
-        format!(
-            " ({batches} more batches, {points} points, were rejected since the last such message)"
-        )
-    };
+    let since = since_note(batches, points);
     log::error!("{name}: HTTP {status}, {refused} points lost (not retried): {advice}{since}");
     refused
 }
@@ -134,43 +74,6 @@ fn first_bad_line(message: &str, batch: &Chunk) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_rejection_is_logged_when_its_message_changes_and_every_minute() {
-        let mut log = RejectLog::default();
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        assert_eq!(log.check(404, "no db", 5, at(0)), Some((0, 0)));
-        assert_eq!(log.check(404, "no db", 5, at(1)), None);
-        assert_eq!(log.check(404, "no db", 7, at(59)), None);
-        assert_eq!(
-            log.check(404, "no db", 5, at(60)),
-            Some((2, 12)),
-            "a minute later"
-        );
-        assert_eq!(
-            log.check(401, "bad token", 5, at(61)),
-            Some((0, 0)),
-            "changed"
-        );
-        assert_eq!(
-            log.check(404, "no db", 5, at(62)),
-            Some((0, 0)),
-            "changed back"
-        );
-    }
-
-    #[test]
-    fn changing_messages_are_bounded() {
-        let mut log = RejectLog::default();
-        let t0 = Instant::now();
-        let logged = (0..100)
-            .filter(|i| log.check(400, &format!("line {i}"), 1, t0).is_some())
-            .count();
-        assert_eq!(logged, MAX_CHANGES as usize);
-        let later = t0 + REPEAT;
-        assert_eq!(log.check(400, "line 100", 1, later), Some((90, 90)));
-    }
 
     #[test]
     fn partial_writes_count_what_was_refused() {
