@@ -24,3 +24,5 @@ pub mod reject;
 pub use batch::{Batch, Items};
 pub use engine::{Engine, Outcome, Settings, Stats, Transport};
 pub use reject::RejectLog;
+#[cfg(feature = "test-util")]
+pub mod test_util;

@@ -70,7 +70,7 @@ fn request_shape_of_each_version() {
         assert_eq!(request.target, target);
         assert_eq!(request.header("authorization"), Some(auth));
         assert_eq!(
-            request.body,
+            request.text(),
             format!(
                 "test_input_1,resource_kind=local_machine,consumer_kind=local_machine {value} {}\n",
                 T0 + 7
@@ -227,6 +227,6 @@ fn non_finite_values_are_skipped_and_counted() {
         (4, 2, 2)
     );
     assert_eq!(figures(&report, 4), (2, 0, 2), "skipped points are lost");
-    let body: String = server.requests().iter().map(|r| r.body.clone()).collect();
+    let body: String = server.requests().iter().map(|r| r.text()).collect();
     assert_eq!(body.lines().count(), 2);
 }

@@ -68,7 +68,7 @@ fn feed_like_procfs(run: &Run, polls: u64) -> u64 {
 
 /// The (measurement, tags, timestamp) of every line the server received.
 fn series_of(server: &Recorder, modern: bool) -> (usize, HashSet<String>) {
-    let body: String = server.requests().iter().map(|r| r.body.clone()).collect();
+    let body: String = server.requests().iter().map(|r| r.text()).collect();
     let lines: Vec<&str> = body.lines().collect();
     let keys = lines
         .iter()

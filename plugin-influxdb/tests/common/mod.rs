@@ -4,7 +4,9 @@
 
 pub mod influxd;
 pub mod lineproto;
-pub mod recorder;
+/// The scripted HTTP server every network output's tests share.
+#[allow(unused_imports)] // not every test file uses it
+pub use alumet_delivery::test_util as recorder;
 
 use std::time::{Duration, Instant};
 

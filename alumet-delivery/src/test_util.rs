@@ -1,5 +1,8 @@
-//! A small HTTP/1.1 server on 127.0.0.1:0 that records every request and answers as the
-//! test scripts it (status and body per request number, or no answer at all).
+//! For the tests of the network outputs (feature `test-util`): a small HTTP/1.1 server
+//! on 127.0.0.1:0 that records every request and answers as the test scripts it, so
+//! that every output is tested against the same bad receivers (errors, `Retry-After`,
+//! no answer, garbage).
+#![allow(clippy::unwrap_used)] // test helpers: a failure is the test's
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,38 +13,56 @@ use std::time::Duration;
 /// One request as received.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// `POST`, ...
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
+    /// The header lines, in order.
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    /// The body, as sent (compressed if it was).
+    pub body: Vec<u8>,
 }
 
 impl Request {
+    /// The value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
 }
 
 /// What to do with request number `n` (from 0).
+#[derive(Clone, Debug)]
 pub enum Reply {
+    /// This status and body.
     Status(u16, &'static str),
-    /// Read the request, never answer (until the server is dropped).
+    /// This status, with `Retry-After: secs`.
+    RetryAfter(u16, u64),
+    /// Read the request, never answer (until the server is dropped, at most 30 s).
     Hang,
+    /// Answer bytes that are not HTTP, and close.
+    Garbage,
 }
 
 type Script = Box<dyn Fn(usize) -> Reply + Send + Sync>;
 
+/// The recording server; it stops when dropped.
 pub struct Recorder {
+    /// Its loopback port.
     pub port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Recorder {
+    /// Starts a server that answers request `n` with `script(n)`.
     pub fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -67,10 +88,12 @@ impl Recorder {
         }
     }
 
+    /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The requests so far.
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
@@ -81,6 +104,12 @@ impl Drop for Recorder {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port)); // wakes up `incoming`
     }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Script, stop: &AtomicBool) {
@@ -95,20 +124,14 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Script, stop: &
             all.push(request);
             all.len() - 1
         };
-        match script(n) {
-            Reply::Status(status, body) => {
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                if writer.write_all(head.as_bytes()).is_err()
-                    || writer.write_all(body.as_bytes()).is_err()
-                {
-                    return;
-                }
+        let (status, extra, body) = match script(n) {
+            Reply::Status(status, body) => (status, String::new(), body),
+            Reply::RetryAfter(status, secs) => (status, format!("Retry-After: {secs}\r\n"), ""),
+            Reply::Garbage => {
+                let _ = writer.write_all(b"\x00\x01 this is not HTTP\r\n\r\n");
+                return;
             }
             Reply::Hang => {
-                // Bounded: at most 30 s, or until the test drops the server.
                 for _ in 0..1500 {
                     if stop.load(Ordering::SeqCst) {
                         break;
@@ -117,6 +140,14 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Script, stop: &
                 }
                 return;
             }
+        };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body.as_bytes()).is_err()
+        {
+            return;
         }
     }
 }
@@ -151,6 +182,6 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         method,
         target,
         headers,
-        body: String::from_utf8(body).ok()?,
+        body,
     })
 }
