@@ -19,6 +19,7 @@ pub mod backoff;
 pub mod batch;
 mod engine;
 pub mod http;
+pub mod prometheus;
 pub mod reject;
 
 pub use batch::{Batch, Items};

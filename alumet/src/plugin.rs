@@ -1,6 +1,7 @@
 //! The plugin API: a [`Plugin`] has a typed config, starts by registering its elements
 //! through a [`Registrar`], and may say that its hardware is [`Unavailable`].
 
+pub mod host_identity;
 pub mod host_paths;
 mod instance;
 mod registrar;
@@ -12,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::pipeline::PluginControl;
+pub use host_identity::HostIdentity;
 pub use host_paths::HostPaths;
 pub use registrar::{probe_start, Registrar, RegistrationError};
 pub(crate) use registrar::{AutonomousStart, Elements, TaskStart};

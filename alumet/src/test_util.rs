@@ -142,6 +142,7 @@ pub struct PipelineTester {
     shutdown_timeout: Option<std::time::Duration>,
     run_mode: crate::plugin::RunMode,
     host_paths: crate::plugin::HostPaths,
+    host_identity: crate::plugin::HostIdentity,
 }
 
 impl PipelineTester {
@@ -204,6 +205,13 @@ impl PipelineTester {
         self
     }
 
+    /// Sets the labels naming the host, handed to the plugins (default none), as the
+    /// agent's `[labels]` table and hostname give them.
+    pub fn host_identity(&mut self, identity: crate::plugin::HostIdentity) -> &mut Self {
+        self.host_identity = identity;
+        self
+    }
+
     /// Sets where the host's kernel trees are, handed to the plugins (default `/proc`,
     /// `/sys`, `/sys/fs/cgroup`): a fixture tree given as the agent's general keys give it.
     pub fn host_paths(&mut self, paths: crate::plugin::HostPaths) -> &mut Self {
@@ -241,6 +249,7 @@ impl PipelineTester {
         builder.plugin(Box::new(test));
         builder.run_mode(self.run_mode);
         builder.host_paths(self.host_paths);
+        builder.host_identity(self.host_identity);
         if let Some(timeout) = self.shutdown_timeout {
             builder.shutdown_timeout(timeout);
         }

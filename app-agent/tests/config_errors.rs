@@ -348,3 +348,20 @@ fn inputs_must_be_a_list_of_producing_plugins_on_an_output() {
         &["`inputs` names `csv`, an output"],
     );
 }
+
+#[test]
+fn a_label_that_a_network_output_cannot_carry_is_named() {
+    for (name, problem) in [
+        ("'bad-name'", "invalid character"),
+        ("__x", "reserved by Prometheus"),
+        ("'1st'", "starts with a digit"),
+    ] {
+        let config = format!("{CSV}[labels]\ncluster = 'a'\n{name} = 'v'\n");
+        assert_config_error(
+            "labels",
+            &config,
+            &[],
+            &["labels.", problem, "letters, digits and `_`"],
+        );
+    }
+}

@@ -60,7 +60,11 @@ impl Plugin for InfluxDbPlugin {
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         // Log lines start with the instance's name (`influx_eu` for [plugins.influx_eu]).
         self.shared.set_name(alumet.plugin_name());
-        let output = InfluxOutput::start(&self.config, Arc::clone(&self.shared))?;
+        let output = InfluxOutput::start(
+            &self.config,
+            alumet.host_identity(),
+            Arc::clone(&self.shared),
+        )?;
         // Its own thread (never inline): `write` only queues, but it takes a lock that
         // the sender thread shares. The sender reports what became of each point.
         let options = OutputOptions::default().reports_delivery();

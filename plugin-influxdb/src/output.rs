@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use alumet::metrics::MetricRegistry;
+use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 use alumet_delivery::Settings;
 use anyhow::Context;
@@ -33,8 +34,11 @@ pub struct InfluxOutput {
     config: Config,
     dialect: Dialect,
     shared: Arc<Shared>,
-    /// The escaped measurement of each metric, by [`alumet::metrics::RawMetricId::index`].
+    /// The escaped measurement of each metric, by [`alumet::metrics::RawMetricId::index`],
+    /// followed by the host identity's tags (`,host=web-1,cluster=a`).
     measurements: Vec<Option<Box<[u8]>>>,
+    /// The host identity's tags, escaped, each as `,key=value`.
+    identity_tags: Vec<u8>,
     /// Only when some attribute may be written as a field (see `collide.rs`).
     collisions: Option<Collisions>,
     sender: Option<JoinHandle<()>>,
@@ -43,8 +47,16 @@ pub struct InfluxOutput {
 impl InfluxOutput {
     /// Starts the sender thread; connects to nothing yet (a server down at start only
     /// delays delivery).
-    pub fn start(config: &Config, shared: Arc<Shared>) -> anyhow::Result<Self> {
+    pub fn start(
+        config: &Config,
+        identity: &HostIdentity,
+        shared: Arc<Shared>,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
+        let dialect = match config.api_version {
+            ApiVersion::V1 => Dialect::V1,
+            ApiVersion::V2 | ApiVersion::V3 => Dialect::Modern,
+        };
         let settings = Settings {
             batch_size: config.batch_size,
             flush_interval: config.flush_interval,
@@ -53,15 +65,12 @@ impl InfluxOutput {
             .engine
             .spawn("influxdb-send", Client::new(config), settings)
             .context("starting the influxdb sender thread")?;
-        let dialect = match config.api_version {
-            ApiVersion::V1 => Dialect::V1,
-            ApiVersion::V2 | ApiVersion::V3 => Dialect::Modern,
-        };
         Ok(InfluxOutput {
             config: config.clone(),
             dialect,
             shared,
             measurements: Vec::new(),
+            identity_tags: identity_tags(identity, dialect),
             collisions: config
                 .may_write_field_attributes()
                 .then(Collisions::default),
@@ -90,7 +99,13 @@ impl InfluxOutput {
         }
         let points = buffer.as_slice();
         for (i, point) in points.iter().enumerate() {
-            let measurement = measurement(&mut self.measurements, metrics, point, self.dialect);
+            let measurement = measurement(
+                &mut self.measurements,
+                metrics,
+                point,
+                self.dialect,
+                &self.identity_tags,
+            );
             let Written::Line { large_u64, key_len } =
                 format.write(chunk.bytes_mut(), point, measurement)
             else {
@@ -114,20 +129,37 @@ impl InfluxOutput {
     }
 }
 
-/// The escaped measurement of the point's metric, computed once per metric.
+/// The host identity's labels as tags: `,key=value` each, escaped.
+fn identity_tags(identity: &HostIdentity, dialect: Dialect) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in identity.labels() {
+        out.push(b',');
+        line::write_key(&mut out, key, dialect);
+        out.push(b'=');
+        line::write_key(&mut out, value, dialect);
+    }
+    out
+}
+
+/// The escaped measurement of the point's metric followed by the identity's tags,
+/// computed once per metric.
 fn measurement<'a>(
     cache: &'a mut Vec<Option<Box<[u8]>>>,
     metrics: &MetricRegistry,
     point: &MeasurementPoint,
     dialect: Dialect,
+    identity_tags: &[u8],
 ) -> &'a [u8] {
     let i = point.metric.index();
     if cache.len() <= i {
         cache.resize(i + 1, None);
     }
-    cache[i].get_or_insert_with(|| match metrics.get(point.metric) {
-        Some(m) => line::measurement(&m.name, &m.unit, dialect),
-        None => line::measurement(&format!("metric_{i}"), &Unit::Unity, dialect),
+    cache[i].get_or_insert_with(|| {
+        let name = match metrics.get(point.metric) {
+            Some(m) => line::measurement(&m.name, &m.unit, dialect),
+            None => line::measurement(&format!("metric_{i}"), &Unit::Unity, dialect),
+        };
+        [&name[..], identity_tags].concat().into_boxed_slice()
     })
 }
 

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
+use alumet::plugin::HostIdentity;
 use common::recorder::{Recorder, Reply};
-use common::{figures, start, wait_until};
+use common::{figures, start, start_full, wait_until};
 use plugin_influxdb::{ApiVersion, Config};
 
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -229,4 +230,33 @@ fn non_finite_values_are_skipped_and_counted() {
     assert_eq!(figures(&report, 4), (2, 0, 2), "skipped points are lost");
     let body: String = server.requests().iter().map(|r| r.text()).collect();
     assert_eq!(body.lines().count(), 2);
+}
+
+#[test]
+fn the_host_identity_is_a_tag_of_every_line() {
+    let server = Recorder::start(|_| Reply::Status(204, ""));
+    let identity = HostIdentity::new([
+        ("host".to_owned(), "web 1".to_owned()),
+        ("cluster".to_owned(), "eu,a".to_owned()),
+    ]);
+    let run = start_full(
+        config(server.url()),
+        Duration::from_secs(5),
+        "input",
+        identity,
+    );
+    run.feed_counts(T0, [1, 2]);
+    let (report, _) = run.run.shutdown();
+    assert_eq!(figures(&report, 2), (2, 0, 0));
+    let body: String = server.requests().iter().map(|r| r.text()).collect();
+    let expected: String = [1, 2]
+        .iter()
+        .map(|v| {
+            format!(
+                "test_input_1,cluster=eu\\,a,host=web\\ 1,resource_kind=local_machine,consumer_kind=local_machine value={v}i {}\n",
+                T0 + v
+            )
+        })
+        .collect();
+    assert_eq!(body, expected);
 }

@@ -22,7 +22,7 @@ fn main() {
         .unwrap();
     let ctx = OutputContext::new(Arc::new(registry));
     let state = Arc::new(Mutex::new(State::new(Duration::from_secs(300), usize::MAX)));
-    let mut output = PrometheusOutput::new(Arc::clone(&state), "alumet_");
+    let mut output = PrometheusOutput::new(Arc::clone(&state), "alumet_", &Default::default());
     // Half energy counters per (package, process), half memory gauges per process, with one attribute.
     let mut buffer = MeasurementBuffer::with_capacity(n);
     let attrs = Attributes::new([("domain", "package")]);

@@ -75,7 +75,7 @@ impl Plugin for PrometheusPlugin {
         });
         // Its own thread, never the flushing one: a write takes the lock that a scrape
         // holds while it copies every series.
-        let output = PrometheusOutput::new(state, &c.prefix);
+        let output = PrometheusOutput::new(state, &c.prefix, alumet.host_identity());
         alumet.add_output_with("prometheus", output, OutputOptions::default())?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use alumet::metrics::MetricRegistry;
+use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 
 use crate::format::{self, Sample};
@@ -81,17 +82,21 @@ impl Snapshot {
 pub struct PrometheusOutput {
     state: Arc<Mutex<State>>,
     prefix: String,
+    /// Labels added to every series (hostname, the agent's `[labels]`).
+    identity: HostIdentity,
     /// The family of each metric (by index), with its name and help shared.
     defs: Vec<Def>,
     updates: Vec<Update>,
 }
 
 impl PrometheusOutput {
-    /// An output updating `state`, with `prefix` before every metric name.
-    pub fn new(state: Arc<Mutex<State>>, prefix: &str) -> Self {
+    /// An output updating `state`, with `prefix` before every metric name and the labels
+    /// of `identity` on every series.
+    pub fn new(state: Arc<Mutex<State>>, prefix: &str, identity: &HostIdentity) -> Self {
         PrometheusOutput {
             state,
             prefix: prefix.to_owned(),
+            identity: identity.clone(),
             defs: Vec::new(),
             updates: Vec::new(),
         }
@@ -113,7 +118,7 @@ impl PrometheusOutput {
             }
             self.updates.push(Update {
                 family: index,
-                labels: format::labels(p),
+                labels: format::labels(&self.identity, p),
                 consumer: p.consumer.clone(),
                 value: p.value.as_f64(),
                 timestamp_ms: p.timestamp.unix_nanos() / 1_000_000,

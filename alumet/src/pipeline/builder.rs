@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::MetricRegistry;
-use crate::plugin::{AnyPlugin, Elements, HostPaths, Registrar, RunMode, Unavailable};
+use crate::plugin::{
+    AnyPlugin, Elements, HostIdentity, HostPaths, Registrar, RunMode, Unavailable,
+};
 
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, TransformSlot};
@@ -51,6 +53,7 @@ pub struct PipelineBuilder {
     defer_source_threads: bool,
     run_mode: RunMode,
     host_paths: HostPaths,
+    host_identity: HostIdentity,
     inputs: Vec<(String, Vec<String>)>,
 }
 
@@ -63,6 +66,7 @@ impl Default for PipelineBuilder {
             defer_source_threads: false,
             run_mode: RunMode::Run,
             host_paths: HostPaths::default(),
+            host_identity: HostIdentity::default(),
             inputs: Vec::new(),
         }
     }
@@ -111,6 +115,13 @@ impl PipelineBuilder {
         self
     }
 
+    /// The labels naming this machine, handed to the plugins' `start` (by default none):
+    /// network outputs add them to every point.
+    pub fn host_identity(&mut self, identity: HostIdentity) -> &mut Self {
+        self.host_identity = identity;
+        self
+    }
+
     /// The outputs of plugin instance `output` receive only the points of the metrics that
     /// the plugin instances in `inputs` created (their sources' and transforms' points),
     /// instead of every point. The other points are not counted as given to them.
@@ -148,7 +159,8 @@ impl PipelineBuilder {
             let name = plugin.name().to_owned();
             let mut registrar = Registrar::new(&name, &metrics, &elements)
                 .with_run_mode(self.run_mode)
-                .with_host_paths(self.host_paths.clone());
+                .with_host_paths(self.host_paths.clone())
+                .with_host_identity(self.host_identity.clone());
             let result = plugin.start(&mut registrar);
             let staged = registrar.into_staged();
             match result {

@@ -11,7 +11,7 @@ use crate::pipeline::{
     SourceId, SourceSink, Subscriber, SubscriberId, Transform, Trigger,
 };
 
-use super::{AnyPlugin, HostPaths, RunMode};
+use super::{AnyPlugin, HostIdentity, HostPaths, RunMode};
 
 /// Why an element could not be registered.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,7 @@ pub struct Registrar<'a> {
     plugin: &'a str,
     run_mode: RunMode,
     host_paths: HostPaths,
+    host_identity: HostIdentity,
     metrics: &'a MetricRegistry,
     committed: &'a Elements,
     staged: Elements,
@@ -107,6 +108,7 @@ impl<'a> Registrar<'a> {
             plugin,
             run_mode: RunMode::Run,
             host_paths: HostPaths::default(),
+            host_identity: HostIdentity::default(),
             metrics,
             committed,
             staged: Elements::default(),
@@ -130,6 +132,11 @@ impl<'a> Registrar<'a> {
         self
     }
 
+    pub(crate) fn with_host_identity(mut self, identity: HostIdentity) -> Self {
+        self.host_identity = identity;
+        self
+    }
+
     pub(crate) fn into_staged(self) -> Elements {
         self.staged
     }
@@ -150,6 +157,12 @@ impl<'a> Registrar<'a> {
     /// the agent's general config sets them once for every plugin.
     pub fn host_paths(&self) -> &HostPaths {
         &self.host_paths
+    }
+
+    /// The labels naming this machine (hostname, the agent's `[labels]`), which network
+    /// outputs add to every point (see [`HostIdentity`]).
+    pub fn host_identity(&self) -> &HostIdentity {
+        &self.host_identity
     }
 
     /// The metrics registered so far (by this plugin and the ones started before it).

@@ -18,6 +18,14 @@ const HEADER: &str = "\
 # Durations are written like \"500ms\", \"10s\", \"1m\".
 ";
 
+/// The `[labels]` table, empty by default: shown commented out, with an example.
+const LABELS_EXAMPLE: &str = "\
+# Labels that every network output (InfluxDB, OpenTelemetry, Prometheus remote write and
+# exporter) adds to every point; `host` is this machine's hostname unless set here.
+# [labels]
+# cluster = \"a\"
+";
+
 /// The default config, probing the plugins that need hardware.
 pub fn default_config(entries: &[Entry]) -> String {
     render(entries, &probe)
@@ -42,6 +50,7 @@ pub fn render(entries: &[Entry], availability: &dyn Fn(&Entry) -> Option<Unavail
     let schema = schemars::schema_for!(GeneralConfig).to_value();
     out.push('\n');
     render_keys(&mut out, &general, &schema, &schema);
+    out.push_str(LABELS_EXAMPLE);
     for entry in entries {
         let table = entry.meta.default_config().unwrap_or_default();
         let schema = entry.meta.config_schema();

@@ -10,6 +10,7 @@ mod locate;
 mod select;
 mod socket_control;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +48,9 @@ pub struct GeneralConfig {
     /// The control socket (`alumet-agent control`): a Unix socket path, created mode 0600; unset: no socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control_socket: Option<PathBuf>,
+    /// The [labels] table: labels that every network output (InfluxDB, OpenTelemetry, Prometheus remote write and exporter) adds to every point, e.g. `cluster = "a"`; `host` is this machine's hostname unless set here (`host = ""` leaves it out).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for GeneralConfig {
@@ -58,11 +62,17 @@ impl Default for GeneralConfig {
             sys_root: PathBuf::from(alumet::plugin::host_paths::SYS_ROOT),
             cgroup_root: PathBuf::from(alumet::plugin::host_paths::CGROUP_ROOT),
             control_socket: None,
+            labels: BTreeMap::new(),
         }
     }
 }
 
 impl GeneralConfig {
+    /// The labels naming this machine, for [`alumet::pipeline::PipelineBuilder::host_identity`].
+    pub fn host_identity(&self) -> alumet::plugin::HostIdentity {
+        alumet::plugin::HostIdentity::with_hostname(&self.labels)
+    }
+
     /// The host root paths, for [`alumet::pipeline::PipelineBuilder::host_paths`].
     pub fn host_paths(&self) -> alumet::plugin::HostPaths {
         alumet::plugin::HostPaths {
@@ -103,6 +113,7 @@ impl Loaded {
     pub fn configure(self, builder: &mut alumet::pipeline::PipelineBuilder) {
         builder.shutdown_timeout(self.general.shutdown_timeout);
         builder.host_paths(self.general.host_paths());
+        builder.host_identity(self.general.host_identity());
         for plugin in self.plugins {
             builder.plugin(plugin);
         }
@@ -380,7 +391,35 @@ fn parse_general(root: toml::Table, located: &Located<'_>) -> Result<GeneralConf
             message,
         ));
     }
+    for name in general.labels.keys() {
+        if let Some(problem) = label_name_problem(name) {
+            let message = format!("{problem}: a label name is letters, digits and `_`, not starting with a digit nor with `__` (every network output must carry it as is)");
+            return Err(describe_key_error(
+                located,
+                &[],
+                &format!("labels.{name}"),
+                &message,
+            ));
+        }
+    }
     Ok(general)
+}
+
+/// Why `name` cannot be a label of every network output (Prometheus is the strictest).
+fn label_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("empty name");
+    }
+    if name.starts_with("__") {
+        return Some("names starting with `__` are reserved by Prometheus");
+    }
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Some("starts with a digit");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Some("invalid character");
+    }
+    None
 }
 
 /// "PLACE: key `k`: message. Did you mean `x`?" for a serde error at `key` under `prefix`,

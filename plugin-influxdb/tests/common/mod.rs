@@ -11,6 +11,7 @@ pub use alumet_delivery::test_util as recorder;
 use std::time::{Duration, Instant};
 
 use alumet::pipeline::{OutputStats, ShutdownReport};
+use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 use alumet::test_util::{Feeder, PipelineTester, TestPlugin, TestRun};
 use plugin_influxdb::{Config, InfluxDbPlugin, StatsHandle};
@@ -49,7 +50,18 @@ pub fn start(config: Config, shutdown_timeout: Duration) -> Run {
 
 /// As [`start`], with the feeder `test/NAME` and its metric `test_NAME`.
 pub fn start_named(config: Config, shutdown_timeout: Duration, name: &str) -> Run {
+    start_full(config, shutdown_timeout, name, HostIdentity::default())
+}
+
+/// As [`start_named`], the agent having set the host identity `identity`.
+pub fn start_full(
+    config: Config,
+    shutdown_timeout: Duration,
+    name: &str,
+    identity: HostIdentity,
+) -> Run {
     let mut tester = PipelineTester::new();
+    tester.host_identity(identity);
     tester.any_plugin(TestPlugin::new("src", |alumet| {
         alumet.create_metric::<f64>("energy", Unit::Joule, "energy")?;
         Ok(())

@@ -26,7 +26,7 @@ fn a_server_that_ends_on_its_own_makes_the_next_write_fail_fatally() {
         .register::<u64>("m", Unit::Unity, "m")
         .expect("registered");
     let ctx = OutputContext::new(Arc::new(registry));
-    let mut output = PrometheusOutput::new(Arc::clone(&state), "");
+    let mut output = PrometheusOutput::new(Arc::clone(&state), "", &Default::default());
     let mut buffer = MeasurementBuffer::new();
     buffer.push(MeasurementPoint::new(
         Timestamp::now(),
