@@ -4,6 +4,8 @@
 //! no answer, garbage).
 #![allow(clippy::unwrap_used)] // test helpers: a failure is the test's
 
+pub mod stores;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
