@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::accounting::{csv_rows, reported, run_agent, SOURCES};
 use common::*;
 
 const DB: &str = "alumet";
@@ -128,76 +129,8 @@ impl Drop for Influxd {
     }
 }
 
-/// The sources of the comparison: procfs's four sections and the agent, at 100 ms.
-const SOURCES: &str = r#"
-[plugins.agent]
-poll_interval = "100ms"
-flush_interval = "100ms"
-[plugins.procfs.kernel]
-poll_interval = "100ms"
-[plugins.procfs.memory]
-poll_interval = "100ms"
-[plugins.procfs.network]
-enabled = true
-poll_interval = "100ms"
-[plugins.procfs.processes]
-enabled = true
-[[plugins.procfs.processes.groups]]
-exe_regex = ".*"
-poll_interval = "200ms"
-[plugins.csv]
-output_path = "out.csv"
-"#;
-
 fn influx_config(host: &str, database: &str, extra: &str) -> String {
     format!("{SOURCES}[plugins.influxdb]\napi_version = \"v1\"\nhost = \"{host}\"\ndatabase = \"{database}\"\n{extra}")
-}
-
-/// Rows per metric in the CSV.
-fn csv_rows(path: &Path) -> BTreeMap<String, u64> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut counts = BTreeMap::new();
-    for line in text.lines().skip(1) {
-        let metric = line.split(';').next().unwrap();
-        *counts.entry(metric.to_owned()).or_default() += 1;
-    }
-    counts
-}
-
-/// Runs the agent on `config` until it has measured for a while, then stops it with
-/// SIGTERM; returns its exit code and stderr.
-fn run_agent(dir: &Path, config: &str) -> (Option<i32>, String) {
-    std::fs::write(dir.join("alumet-config.toml"), config).unwrap();
-    let mut cmd = agent(dir);
-    cmd.arg("--no-default-config");
-    let mut running = Running::spawn(cmd);
-    running.wait_for_log("running plugins");
-    // Liveness only: a few polls of every source, whatever the machine's speed.
-    running.wait_until("rows of every source in the CSV", |_| {
-        let rows = std::fs::read_to_string(dir.join("out.csv")).unwrap_or_default();
-        [
-            "kernel_cpu_time",
-            "network_",
-            "memory_usage",
-            "alumet_output_",
-        ]
-        .iter()
-        .all(|m| rows.matches(&format!("\n{m}")).count() >= 6)
-    });
-    running.signal(libc::SIGTERM);
-    let (status, stderr) = running.wait();
-    (status.code(), stderr)
-}
-
-/// The figures the agent reports for `output`: (written, dropped, lost).
-fn reported(stderr: &str, output: &str) -> (u64, u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(&format!("output {output}: ")))
-        .unwrap_or_else(|| panic!("no report for {output}:\n{stderr}"));
-    let after = line.split(&format!("output {output}: ")).nth(1).unwrap();
-    let n: Vec<u64> = after.split(' ').filter_map(|w| w.parse().ok()).collect();
-    (n[0], n[1], n[2])
 }
 
 #[test]

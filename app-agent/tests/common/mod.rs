@@ -1,6 +1,7 @@
 //! Runs the built `alumet-agent` binary in a temporary directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod accounting;
 pub mod energy;
 
 use alumet::test_util::TempDir;
