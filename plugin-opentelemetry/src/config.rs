@@ -1,0 +1,194 @@
+//! The `[plugins.opentelemetry]` table.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How requests are encoded.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Binary protobuf (`application/x-protobuf`): the smallest, what collectors expect.
+    Protobuf,
+    /// OTLP/JSON (`application/json`), for receivers that read only JSON.
+    Json,
+}
+
+/// How request bodies are compressed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// `Content-Encoding: gzip`.
+    Gzip,
+    /// No compression.
+    None,
+}
+
+/// Config of the `opentelemetry` plugin. Missing keys take their default.
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Base URL of the OTLP/HTTP receiver (an OpenTelemetry Collector's `otlp` receiver listens on port 4318); requests go to `{endpoint}/v1/metrics`. `collector_host` is accepted as another name for it.
+    #[serde(alias = "collector_host")]
+    pub endpoint: String,
+    /// "protobuf" (default) or "json".
+    pub encoding: Encoding,
+    /// "gzip" (default) or "none".
+    pub compression: Compression,
+    /// Extra HTTP headers of every request, e.g. an API key: `headers = { "api-key" = "${OTLP_API_KEY}" }`.
+    pub headers: BTreeMap<String, String>,
+    /// Most data points in one export request.
+    pub batch_size: usize,
+    /// Longest time a point waits for its batch to fill before it is sent anyway.
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub flush_interval: Duration,
+    /// Time limit of one export request (connection, upload and response).
+    #[serde(with = "alumet::humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Most points kept while the receiver is unreachable; past that the oldest are dropped and counted.
+    pub max_buffered_points: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoint: "http://127.0.0.1:4318".to_owned(),
+            encoding: Encoding::Protobuf,
+            compression: Compression::Gzip,
+            headers: BTreeMap::new(),
+            batch_size: 2000,
+            flush_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            max_buffered_points: 100_000,
+        }
+    }
+}
+
+/// By hand: header values may be secrets.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<&String> = self.headers.keys().collect();
+        f.debug_struct("Config")
+            .field("endpoint", &self.endpoint)
+            .field("encoding", &self.encoding)
+            .field("compression", &self.compression)
+            .field("headers (values redacted)", &headers)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("timeout", &self.timeout)
+            .field("max_buffered_points", &self.max_buffered_points)
+            .finish()
+    }
+}
+
+/// Headers the output sets itself.
+const OWN_HEADERS: [&str; 3] = ["content-type", "content-encoding", "content-length"];
+
+impl Config {
+    /// Checks what serde cannot: the errors name the key and the fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let e = self.endpoint.trim_end_matches('/');
+        anyhow::ensure!(
+            e.starts_with("http://") || e.starts_with("https://"),
+            "endpoint {:?} must start with http:// or https:// (e.g. \"http://127.0.0.1:4318\")",
+            self.endpoint
+        );
+        anyhow::ensure!(
+            !e.ends_with("/v1/metrics"),
+            "endpoint {:?} must be the base URL: the output adds /v1/metrics itself",
+            self.endpoint
+        );
+        for (name, value) in &self.headers {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            anyhow::ensure!(
+                valid,
+                "header name {name:?} is not a valid HTTP header name"
+            );
+            anyhow::ensure!(
+                !value.contains(['\r', '\n']),
+                "the value of header {name:?} holds a line break"
+            );
+            anyhow::ensure!(
+                !OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()),
+                "header {name:?} is set by the output (from encoding and compression): remove it"
+            );
+        }
+        anyhow::ensure!(
+            self.batch_size > 0,
+            "batch_size must be at least 1 (2000, say)"
+        );
+        anyhow::ensure!(
+            self.max_buffered_points >= self.batch_size,
+            "max_buffered_points ({}) must be at least batch_size ({})",
+            self.max_buffered_points,
+            self.batch_size
+        );
+        anyhow::ensure!(
+            !self.timeout.is_zero(),
+            "timeout must be longer than zero (\"5s\", say)"
+        );
+        anyhow::ensure!(
+            !self.flush_interval.is_zero(),
+            "flush_interval must be longer than zero (\"1s\", say)"
+        );
+        Ok(())
+    }
+
+    /// The export URL.
+    pub fn url(&self) -> String {
+        format!("{}/v1/metrics", self.endpoint.trim_end_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_host_is_an_alias_and_unknown_keys_are_refused() {
+        let c: Config = serde_json::from_str(r#"{"collector_host": "http://c:4318/"}"#).unwrap();
+        assert_eq!(c.url(), "http://c:4318/v1/metrics");
+        let e = serde_json::from_str::<Config>(r#"{"endpont": "x"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `endpont`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = |c: Config| c.validate().unwrap_err().to_string();
+        let scheme = Config {
+            endpoint: "c:4318".into(),
+            ..Config::default()
+        };
+        assert!(bad(scheme).contains("must start with http://"));
+        let path = Config {
+            endpoint: "http://c:4318/v1/metrics".into(),
+            ..Config::default()
+        };
+        assert!(bad(path).contains("adds /v1/metrics itself"));
+        let mut own = Config::default();
+        own.headers.insert("Content-Type".into(), "x".into());
+        assert!(bad(own).contains("set by the output"));
+        let mut broken = Config::default();
+        broken.headers.insert("api key".into(), "x".into());
+        assert!(bad(broken).contains("not a valid HTTP header name"));
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn debug_hides_header_values() {
+        let mut c = Config::default();
+        c.headers.insert("api-key".into(), "s3cret".into());
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("api-key") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}

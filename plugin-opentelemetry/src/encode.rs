@@ -1,0 +1,337 @@
+//! OTLP export requests from points, with the generated types of `opentelemetry-proto`:
+//! one `ResourceMetrics` (the agent and its host), one `ScopeMetrics` (alumet), one
+//! `Metric` per alumet metric present in the batch (a `Sum` for energy, a `Gauge` for the
+//! rest), one `NumberDataPoint` per point; then protobuf or JSON, gzip or not. Pure: no I/O.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use alumet::measurement::{AttributeValue, MeasurementPoint};
+use alumet::plugin::HostIdentity;
+use flate2::write::GzEncoder;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use crate::config::{Compression, Encoding};
+
+/// The value `service.name` of every agent.
+pub const SERVICE_NAME: &str = "alumet-agent";
+
+/// An alumet metric as OTLP describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDef {
+    /// The metric's name, as registered.
+    pub name: String,
+    /// Its UCUM unit code (`J`, `ms`, `By`, `1`).
+    pub unit: String,
+    /// Its description.
+    pub description: String,
+    /// Energy: a monotonic cumulative `Sum`; anything else: a `Gauge`.
+    pub counter: bool,
+}
+
+/// One data point waiting to be sent.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Its metric.
+    pub metric: Arc<MetricDef>,
+    /// Its attributes (those of its series).
+    pub attributes: Arc<[KeyValue]>,
+    /// When it was measured, ns since the epoch.
+    pub time_ns: u64,
+    /// For a counter: when its series started (its first point); 0 for a gauge.
+    pub start_ns: u64,
+    /// The value (for a counter, the running sum).
+    pub value: number_data_point::Value,
+}
+
+/// The labels of every point, from its resource and consumer.
+const RESERVED: [&str; 4] = [
+    "resource_kind",
+    "resource_id",
+    "consumer_kind",
+    "consumer_id",
+];
+
+fn kv(key: impl Into<String>, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+fn string(s: impl Into<String>) -> any_value::Value {
+    any_value::Value::StringValue(s.into())
+}
+
+/// The data-point attributes of a point: `resource_kind`, `resource_id`, `consumer_kind`,
+/// `consumer_id` (empty ones left out), then its attributes, typed (an attribute named
+/// like one of those four gets `attr_` before its name).
+pub fn attributes(p: &MeasurementPoint) -> Vec<KeyValue> {
+    let mut out = Vec::with_capacity(4 + p.attributes.len());
+    let fixed = [
+        p.resource.kind().to_owned(),
+        p.resource.id().to_string(),
+        p.consumer.kind().to_owned(),
+        p.consumer.id().to_string(),
+    ];
+    for (key, value) in RESERVED.iter().zip(fixed) {
+        if !value.is_empty() {
+            out.push(kv(*key, string(value)));
+        }
+    }
+    for (key, value) in p.attributes.iter() {
+        let key = if RESERVED.contains(&key) {
+            format!("attr_{key}")
+        } else {
+            key.to_owned()
+        };
+        let value = match value {
+            AttributeValue::Str(s) => string(&**s),
+            AttributeValue::U64(v) => match i64::try_from(*v) {
+                Ok(i) => any_value::Value::IntValue(i),
+                Err(_) => string(v.to_string()),
+            },
+            AttributeValue::F64(v) => any_value::Value::DoubleValue(*v),
+            AttributeValue::Bool(v) => any_value::Value::BoolValue(*v),
+        };
+        out.push(kv(key, value));
+    }
+    out
+}
+
+/// The resource of every request: `host.name` (the identity's `host`), `service.name`,
+/// `service.version`, then the identity's other labels as they are.
+pub fn resource(identity: &HostIdentity, version: &str) -> Resource {
+    let mut attributes = Vec::new();
+    if let Some(host) = identity.hostname() {
+        attributes.push(kv("host.name", string(host)));
+    }
+    attributes.push(kv("service.name", string(SERVICE_NAME)));
+    attributes.push(kv("service.version", string(version)));
+    for (k, v) in identity.labels() {
+        if k != alumet::plugin::host_identity::HOST_LABEL {
+            attributes.push(kv(k.clone(), string(v.clone())));
+        }
+    }
+    Resource {
+        attributes,
+        ..Resource::default()
+    }
+}
+
+/// Builds and encodes requests, reusing its buffers.
+pub struct Encoder {
+    resource: Resource,
+    scope: InstrumentationScope,
+    encoding: Encoding,
+    compression: Compression,
+    raw: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl Encoder {
+    /// An encoder for this resource, encoding and compression.
+    pub fn new(resource: Resource, encoding: Encoding, compression: Compression) -> Self {
+        Encoder {
+            resource,
+            scope: InstrumentationScope {
+                name: "alumet".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                ..InstrumentationScope::default()
+            },
+            encoding,
+            compression,
+            raw: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// The request of `points`: one `Metric` per metric, in the order of their first point.
+    pub fn request(&self, points: &[Point]) -> ExportMetricsServiceRequest {
+        let mut metrics: Vec<(Arc<MetricDef>, Vec<NumberDataPoint>)> = Vec::new();
+        for p in points {
+            let data_point = NumberDataPoint {
+                attributes: p.attributes.to_vec(),
+                start_time_unix_nano: p.start_ns,
+                time_unix_nano: p.time_ns,
+                value: Some(p.value),
+                ..NumberDataPoint::default()
+            };
+            match metrics.iter_mut().find(|(m, _)| Arc::ptr_eq(m, &p.metric)) {
+                Some((_, dps)) => dps.push(data_point),
+                None => metrics.push((Arc::clone(&p.metric), vec![data_point])),
+            }
+        }
+        let metrics = metrics
+            .into_iter()
+            .map(|(def, data_points)| {
+                let data = if def.counter {
+                    metric::Data::Sum(Sum {
+                        data_points,
+                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                        is_monotonic: true,
+                    })
+                } else {
+                    metric::Data::Gauge(Gauge { data_points })
+                };
+                Metric {
+                    name: def.name.clone(),
+                    description: def.description.clone(),
+                    unit: def.unit.clone(),
+                    data: Some(data),
+                    ..Metric::default()
+                }
+            })
+            .collect();
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(self.resource.clone()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(self.scope.clone()),
+                    metrics,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    /// The `Content-Type` of the bodies.
+    pub fn content_type(&self) -> &'static str {
+        match self.encoding {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    /// The request body of `points`.
+    pub fn encode(&mut self, points: &[Point]) -> std::io::Result<&[u8]> {
+        let request = self.request(points);
+        self.raw.clear();
+        match self.encoding {
+            // Encoding into a Vec cannot run out of room (it grows).
+            Encoding::Protobuf => {
+                let _ = request.encode(&mut self.raw);
+            }
+            Encoding::Json => serde_json::to_writer(&mut self.raw, &request)?,
+        }
+        if self.compression == Compression::None {
+            return Ok(&self.raw);
+        }
+        self.body.clear();
+        let mut gz = GzEncoder::new(&mut self.body, flate2::Compression::fast());
+        gz.write_all(&self.raw)?;
+        gz.finish()?;
+        Ok(&self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn def(name: &str, counter: bool) -> Arc<MetricDef> {
+        Arc::new(MetricDef {
+            name: name.into(),
+            unit: "J".into(),
+            description: "d".into(),
+            counter,
+        })
+    }
+
+    fn point(metric: &Arc<MetricDef>, t: u64, v: f64) -> Point {
+        Point {
+            metric: Arc::clone(metric),
+            attributes: vec![kv("resource_kind", string("local_machine"))].into(),
+            time_ns: t,
+            start_ns: if metric.counter { 1 } else { 0 },
+            value: number_data_point::Value::AsDouble(v),
+        }
+    }
+
+    #[test]
+    fn one_metric_per_alumet_metric_sums_for_energy() {
+        let energy = def("energy", true);
+        let temp = def("temp", false);
+        let points = [
+            point(&energy, 5, 1.0),
+            point(&temp, 5, 40.0),
+            point(&energy, 6, 2.0),
+        ];
+        let identity = HostIdentity::new([
+            ("host".to_owned(), "web-1".to_owned()),
+            ("cluster".to_owned(), "a".to_owned()),
+        ]);
+        let encoder = Encoder::new(
+            resource(&identity, "9.9"),
+            Encoding::Protobuf,
+            Compression::None,
+        );
+        let r = encoder.request(&points);
+        let rm = &r.resource_metrics[0];
+        let keys: Vec<&str> = rm
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .map(|a| a.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["host.name", "service.name", "service.version", "cluster"]
+        );
+        let metrics = &rm.scope_metrics[0].metrics;
+        assert_eq!(metrics.len(), 2);
+        match metrics[0].data.as_ref().unwrap() {
+            metric::Data::Sum(s) => {
+                assert!(s.is_monotonic);
+                assert_eq!(
+                    s.aggregation_temporality,
+                    AggregationTemporality::Cumulative as i32
+                );
+                let times: Vec<u64> = s.data_points.iter().map(|d| d.time_unix_nano).collect();
+                assert_eq!(times, [5, 6]);
+                assert_eq!(s.data_points[0].start_time_unix_nano, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(metrics[1].data, Some(metric::Data::Gauge(_))));
+        assert_eq!(metrics[0].unit, "J");
+    }
+
+    #[test]
+    fn gzip_of_protobuf_decodes_back() {
+        let temp = def("temp", false);
+        let points = [point(&temp, 5, 40.0)];
+        let mut encoder = Encoder::new(Resource::default(), Encoding::Protobuf, Compression::Gzip);
+        let body = encoder.encode(&points).unwrap().to_vec();
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice())
+            .read_to_end(&mut raw)
+            .unwrap();
+        let decoded = ExportMetricsServiceRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(decoded, encoder.request(&points));
+    }
+
+    #[test]
+    fn json_names_fields_in_camel_case() {
+        let temp = def("temp", false);
+        let mut encoder = Encoder::new(Resource::default(), Encoding::Json, Compression::None);
+        let body =
+            String::from_utf8(encoder.encode(&[point(&temp, 5, 40.0)]).unwrap().to_vec()).unwrap();
+        assert!(
+            body.contains("\"resourceMetrics\"") && body.contains("\"timeUnixNano\""),
+            "{body}"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The output: turns each point into an OTLP data point of its metric (energy summed into
+//! a cumulative counter) and queues it for the delivery engine, whose sender thread builds,
+//! encodes and sends the export requests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use alumet::measurement::MeasurementValue;
+use alumet::metrics::MetricRegistry;
+use alumet::plugin::HostIdentity;
+use alumet::prelude::*;
+use alumet_delivery::http::HttpClient;
+use alumet_delivery::{Engine, Items, Outcome, Settings, Transport};
+use anyhow::Context;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+
+use crate::config::{Compression, Config};
+use crate::encode::{attributes, resource, Encoder, MetricDef, Point};
+
+/// What the engine queues: data points.
+pub type Batch = Items<Point>;
+
+/// A series known to the output: its attributes, and for a counter its start and sum.
+struct Known {
+    attributes: Arc<[KeyValue]>,
+    start_ns: u64,
+    sum: Sum,
+}
+
+/// A counter's running sum, exact for integers.
+#[derive(Clone, Copy)]
+enum Sum {
+    Int(u64),
+    Float(f64),
+}
+
+/// Writes points to an OTLP/HTTP receiver: `write` only converts and queues.
+pub struct OtlpOutput {
+    engine: Arc<Engine<Batch>>,
+    metrics: Vec<Option<Arc<MetricDef>>>,
+    /// Every series seen, by metric and attribute text.
+    series: HashMap<(usize, Vec<(String, String)>), Known>,
+    sender: Option<JoinHandle<()>>,
+}
+
+impl OtlpOutput {
+    /// Starts the sender thread; connects to nothing yet.
+    pub fn start(
+        config: &Config,
+        identity: &HostIdentity,
+        engine: Arc<Engine<Batch>>,
+    ) -> anyhow::Result<Self> {
+        config.validate()?;
+        let settings = Settings {
+            batch_size: config.batch_size,
+            flush_interval: config.flush_interval,
+        };
+        let sender = engine
+            .spawn("otlp-send", Otlp::new(config, identity), settings)
+            .context("starting the opentelemetry sender thread")?;
+        Ok(OtlpOutput {
+            engine,
+            metrics: Vec::new(),
+            series: HashMap::new(),
+            sender: Some(sender),
+        })
+    }
+
+    fn convert(&mut self, buffer: &MeasurementBuffer, registry: &MetricRegistry) -> Batch {
+        let mut batch = Batch::new(Vec::with_capacity(buffer.len()));
+        for p in buffer {
+            let index = p.metric.index();
+            if self.metrics.len() <= index {
+                self.metrics.resize(index + 1, None);
+            }
+            let def = self.metrics[index].get_or_insert_with(|| {
+                Arc::new(match registry.get(p.metric) {
+                    Some(m) => MetricDef {
+                        name: m.name.clone(),
+                        unit: m.unit.code().to_owned(),
+                        description: m.description.clone(),
+                        counter: m.unit.joules().is_some(),
+                    },
+                    None => MetricDef {
+                        name: format!("metric_{index}"),
+                        unit: "1".to_owned(),
+                        description: String::new(),
+                        counter: false,
+                    },
+                })
+            });
+            let key: Vec<(String, String)> = series_key(p);
+            let time_ns = p.timestamp.unix_nanos();
+            let known = self.series.entry((index, key)).or_insert_with(|| Known {
+                attributes: attributes(p).into(),
+                start_ns: time_ns,
+                sum: match p.value {
+                    MeasurementValue::U64(_) => Sum::Int(0),
+                    MeasurementValue::F64(_) => Sum::Float(0.0),
+                },
+            });
+            let (value, start_ns) = if def.counter {
+                known.sum = add(known.sum, p.value);
+                let v = match known.sum {
+                    Sum::Int(v) => i64::try_from(v).map_or(Value::AsDouble(v as f64), Value::AsInt),
+                    Sum::Float(v) => Value::AsDouble(v),
+                };
+                (v, known.start_ns)
+            } else {
+                let v = match p.value {
+                    MeasurementValue::U64(v) => {
+                        i64::try_from(v).map_or(Value::AsDouble(v as f64), Value::AsInt)
+                    }
+                    MeasurementValue::F64(v) => Value::AsDouble(v),
+                };
+                (v, 0)
+            };
+            batch.push(Point {
+                metric: Arc::clone(def),
+                attributes: Arc::clone(&known.attributes),
+                time_ns,
+                start_ns,
+                value,
+            });
+        }
+        batch
+    }
+}
+
+/// What tells the series of one metric apart: resource, consumer and attributes, as text.
+fn series_key(p: &MeasurementPoint) -> Vec<(String, String)> {
+    let mut key = vec![
+        (p.resource.kind().to_owned(), p.resource.id().to_string()),
+        (p.consumer.kind().to_owned(), p.consumer.id().to_string()),
+    ];
+    key.extend(
+        p.attributes
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_string())),
+    );
+    key
+}
+
+/// A counter's sum after one more point: an energy point is the energy used since the
+/// previous one. A negative or non-finite delta would break monotonicity: not added.
+fn add(sum: Sum, value: MeasurementValue) -> Sum {
+    match (sum, value) {
+        (Sum::Int(s), MeasurementValue::U64(v)) => Sum::Int(s.saturating_add(v)),
+        (Sum::Float(s), MeasurementValue::F64(v)) if v.is_finite() && v >= 0.0 => Sum::Float(s + v),
+        (Sum::Int(s), MeasurementValue::F64(v)) if v.is_finite() && v >= 0.0 => {
+            Sum::Float(s as f64 + v)
+        }
+        (Sum::Float(s), MeasurementValue::U64(v)) => Sum::Float(s + v as f64),
+        (s, _) => s,
+    }
+}
+
+impl Output for OtlpOutput {
+    fn write(
+        &mut self,
+        buffer: &MeasurementBuffer,
+        ctx: &OutputContext,
+    ) -> Result<(), ElementError> {
+        self.engine.set_delivery(ctx.delivery());
+        let batch = self.convert(buffer, ctx.metrics());
+        self.engine.enqueue(batch);
+        Ok(())
+    }
+
+    /// Sends what is buffered until it is delivered or the deadline gives up.
+    fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
+        if self.engine.close_and_wait() == 0 {
+            if let Some(sender) = self.sender.take() {
+                let _ = sender.join();
+            }
+        }
+        let s = self.engine.stats();
+        log::info!(
+            "{}: {} points delivered, {} dropped, {} rejected, {} not delivered",
+            self.engine.name(),
+            s.delivered,
+            s.dropped,
+            s.rejected,
+            s.undelivered,
+        );
+        Ok(())
+    }
+}
+
+impl Drop for OtlpOutput {
+    fn drop(&mut self) {
+        self.engine.abort();
+    }
+}
+
+/// Encodes a batch into one export request and posts it.
+pub struct Otlp {
+    http: HttpClient,
+    encoder: Encoder,
+}
+
+impl Otlp {
+    /// The client of `config`'s endpoint, encoding, compression and headers.
+    pub fn new(config: &Config, identity: &HostIdentity) -> Self {
+        let version = env!("CARGO_PKG_VERSION");
+        let encoder = Encoder::new(
+            resource(identity, version),
+            config.encoding,
+            config.compression,
+        );
+        let mut headers = vec![
+            ("Content-Type".to_owned(), encoder.content_type().to_owned()),
+            ("User-Agent".to_owned(), format!("alumet-agent/{version}")),
+        ];
+        if config.compression == Compression::Gzip {
+            headers.push(("Content-Encoding".to_owned(), "gzip".to_owned()));
+        }
+        headers.extend(config.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Otlp {
+            http: HttpClient::new(config.url(), config.timeout, headers),
+            encoder,
+        }
+    }
+}
+
+impl Transport<Batch> for Otlp {
+    fn send(&mut self, batch: &Batch) -> Outcome {
+        match self.encoder.encode(batch.as_slice()) {
+            Ok(body) => self.http.post(body),
+            Err(e) => Outcome::Rejected {
+                status: 0,
+                message: format!("encoding the request failed: {e}"),
+            },
+        }
+    }
+
+    fn target(&self) -> &str {
+        self.http.url()
+    }
+}
