@@ -146,6 +146,12 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: false,
         },
         Entry {
+            meta: PluginMetadata::of::<plugin_opentelemetry::OpenTelemetryPlugin>(),
+            role: Role::Output,
+            needs_hardware: false,
+            enabled_by_default: false,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_prometheus_remote_write::RemoteWritePlugin>(),
             role: Role::Output,
             needs_hardware: false,

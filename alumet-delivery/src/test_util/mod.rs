@@ -4,6 +4,7 @@
 //! no answer, garbage).
 #![allow(clippy::unwrap_used)] // test helpers: a failure is the test's
 
+pub mod otlp;
 pub mod stores;
 
 use std::io::{BufRead, BufReader, Read, Write};
