@@ -31,8 +31,10 @@ pub enum Compression {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Base URL of the OTLP/HTTP receiver (an OpenTelemetry Collector's `otlp` receiver listens on port 4318); requests go to `{endpoint}/v1/metrics`. `collector_host` is accepted as another name for it.
-    #[serde(alias = "collector_host")]
     pub endpoint: String,
+    /// Alumet's name for `endpoint` (set one of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collector_host: Option<String>,
     /// "protobuf" (default) or "json".
     pub encoding: Encoding,
     /// "gzip" (default) or "none".
@@ -56,7 +58,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            endpoint: "http://127.0.0.1:4318".to_owned(),
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            collector_host: None,
             encoding: Encoding::Protobuf,
             compression: Compression::Gzip,
             headers: BTreeMap::new(),
@@ -74,6 +77,7 @@ impl fmt::Debug for Config {
         let headers: Vec<&String> = self.headers.keys().collect();
         f.debug_struct("Config")
             .field("endpoint", &self.endpoint)
+            .field("collector_host", &self.collector_host)
             .field("encoding", &self.encoding)
             .field("compression", &self.compression)
             .field("headers (values redacted)", &headers)
@@ -85,22 +89,33 @@ impl fmt::Debug for Config {
     }
 }
 
+/// Where an OpenTelemetry Collector's OTLP/HTTP receiver listens by default.
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
+
 /// Headers the output sets itself.
 const OWN_HEADERS: [&str; 3] = ["content-type", "content-encoding", "content-length"];
 
 impl Config {
     /// Checks what serde cannot: the errors name the key and the fix.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let e = self.endpoint.trim_end_matches('/');
+        anyhow::ensure!(
+            self.collector_host.is_none() || self.endpoint == DEFAULT_ENDPOINT,
+            "endpoint and collector_host are two names of one setting: keep one (endpoint)"
+        );
+        let key = if self.collector_host.is_some() {
+            "collector_host"
+        } else {
+            "endpoint"
+        };
+        let endpoint = self.endpoint();
+        let e = endpoint.trim_end_matches('/');
         anyhow::ensure!(
             e.starts_with("http://") || e.starts_with("https://"),
-            "endpoint {:?} must start with http:// or https:// (e.g. \"http://127.0.0.1:4318\")",
-            self.endpoint
+            "{key} {endpoint:?} must start with http:// or https:// (e.g. \"http://127.0.0.1:4318\")"
         );
         anyhow::ensure!(
             !e.ends_with("/v1/metrics"),
-            "endpoint {:?} must be the base URL: the output adds /v1/metrics itself",
-            self.endpoint
+            "{key} {endpoint:?} must be the base URL: the output adds /v1/metrics itself"
         );
         for (name, value) in &self.headers {
             let valid = !name.is_empty()
@@ -141,9 +156,14 @@ impl Config {
         Ok(())
     }
 
+    /// The receiver's base URL: `collector_host` when set, else `endpoint`.
+    pub fn endpoint(&self) -> &str {
+        self.collector_host.as_deref().unwrap_or(&self.endpoint)
+    }
+
     /// The export URL.
     pub fn url(&self) -> String {
-        format!("{}/v1/metrics", self.endpoint.trim_end_matches('/'))
+        format!("{}/v1/metrics", self.endpoint().trim_end_matches('/'))
     }
 }
 
@@ -155,6 +175,13 @@ mod tests {
     fn collector_host_is_an_alias_and_unknown_keys_are_refused() {
         let c: Config = serde_json::from_str(r#"{"collector_host": "http://c:4318/"}"#).unwrap();
         assert_eq!(c.url(), "http://c:4318/v1/metrics");
+        assert!(c.validate().is_ok());
+        let both = Config {
+            endpoint: "http://a:4318".into(),
+            ..c
+        };
+        let e = both.validate().unwrap_err().to_string();
+        assert!(e.contains("keep one"), "{e}");
         let e = serde_json::from_str::<Config>(r#"{"endpont": "x"}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `endpont`"), "{e}");
     }
