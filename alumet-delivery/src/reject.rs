@@ -60,6 +60,17 @@ impl RejectLog {
     }
 }
 
+/// `" (n more batches, m points, were rejected since the last such message)"`, or nothing.
+pub fn since_note(batches: u64, points: u64) -> String {
+    if batches == 0 {
+        String::new()
+    } else {
+        format!(
+            " ({batches} more batches, {points} points, were rejected since the last such message)"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,16 +110,5 @@ mod tests {
         assert_eq!(logged, MAX_CHANGES as usize);
         let later = t0 + REPEAT;
         assert_eq!(log.check(400, "line 100", 1, later), Some((90, 90)));
-    }
-}
-
-/// `" (n more batches, m points, were rejected since the last such message)"`, or nothing.
-pub fn since_note(batches: u64, points: u64) -> String {
-    if batches == 0 {
-        String::new()
-    } else {
-        format!(
-            " ({batches} more batches, {points} points, were rejected since the last such message)"
-        )
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP client against the scripted server: what each kind of bad receiver means
 //! for the engine, and one run of the engine over real HTTP.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

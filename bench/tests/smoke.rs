@@ -34,3 +34,35 @@ fn one_case_reports_every_field() {
     assert!(json["achieved_hz"].as_f64().unwrap() > 0.0);
     assert!(json["cpu_us_per_poll"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn push_encoding_reports_every_case() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_push-encoding"))
+        .args(["--seconds", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let cases: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = cases.iter().map(|c| c["case"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "remote-write-protobuf-snappy",
+            "otlp-protobuf-gzip",
+            "otlp-protobuf",
+            "otlp-json"
+        ]
+    );
+    for c in &cases {
+        assert_eq!(c["points"], 2000, "{c}");
+        assert!(c["bytes_per_point"].as_f64().unwrap() > 1.0, "{c}");
+    }
+}
