@@ -138,9 +138,12 @@ fn measure(time: Duration, n: usize, mut encode: impl FnMut() -> usize) -> (f64,
     let bytes = encode(); // warm-up, and the body's size
     let (start, cpu0) = (Instant::now(), thread_cpu());
     let mut rounds = 0u64;
-    while start.elapsed() < time {
+    loop {
         std::hint::black_box(encode());
         rounds += 1;
+        if start.elapsed() >= time {
+            break;
+        }
     }
     let cpu = (thread_cpu() - cpu0).as_nanos() as f64;
     (cpu / (rounds as f64 * n as f64), bytes as f64 / n as f64)
