@@ -112,6 +112,34 @@ pub fn truncate(s: &mut String, max: usize) {
     }
 }
 
+/// Checks headers from a config: valid names, no line break in values, none of `own`
+/// (the headers the output sets itself, lowercase). The error names the header.
+pub fn check_headers<'a>(
+    headers: impl IntoIterator<Item = (&'a String, &'a String)>,
+    own: &[&str],
+) -> Result<(), String> {
+    for (name, value) in headers {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid {
+            return Err(format!(
+                "header name {name:?} is not a valid HTTP header name"
+            ));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(format!("the value of header {name:?} holds a line break"));
+        }
+        if own.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "header {name:?} is set by the output itself: remove it"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `Authorization` value of HTTP basic authentication.
 pub fn basic_auth(user: &str, password: &str) -> String {
     format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
@@ -190,6 +218,22 @@ mod tests {
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b"abc"), "YWJj");
         assert_eq!(basic_auth("u", "p:w"), "Basic dTpwOnc=");
+    }
+
+    #[test]
+    fn config_headers_are_checked() {
+        let h = |k: &str, v: &str| [(k.to_owned(), v.to_owned())];
+        let check = |pairs: [(String, String); 1]| {
+            check_headers(pairs.iter().map(|(k, v)| (k, v)), &["content-type"])
+        };
+        assert!(check(h("X-Scope-OrgID", "tenant-1")).is_ok());
+        assert!(check(h("api key", "x"))
+            .unwrap_err()
+            .contains("not a valid"));
+        assert!(check(h("x", "a\nb")).unwrap_err().contains("line break"));
+        assert!(check(h("Content-Type", "x"))
+            .unwrap_err()
+            .contains("set by the output"));
     }
 
     #[test]

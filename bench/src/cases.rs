@@ -31,10 +31,15 @@ pub enum Kind {
     Csv,
     /// procfs kernel + memory sections into the CSV output.
     ProcfsCsv,
+    /// Synthetic source into the prometheus-remote-write output, posting to an
+    /// in-process HTTP sink (its CPU counts too).
+    RemoteWrite,
+    /// Synthetic source into the opentelemetry output (protobuf + gzip), same sink.
+    Otlp,
 }
 
 /// Every case, in the table's order.
-pub const CASES: [Case; 4] = [
+pub const CASES: [Case; 6] = [
     Case {
         name: "null-1khz-10pts",
         hz: 1_000,
@@ -58,6 +63,18 @@ pub const CASES: [Case; 4] = [
         hz: 10_000,
         points: 0,
         kind: Kind::ProcfsCsv,
+    },
+    Case {
+        name: "remote-write-10khz-10pts",
+        hz: 10_000,
+        points: 10,
+        kind: Kind::RemoteWrite,
+    },
+    Case {
+        name: "otlp-10khz-10pts",
+        hz: 10_000,
+        points: 10,
+        kind: Kind::Otlp,
     },
 ];
 
@@ -86,6 +103,16 @@ fn csv(dir: &std::path::Path) -> anyhow::Result<Box<dyn AnyPlugin>> {
         dir.join("bench.csv").display().to_string()
     ))?;
     Ok(PluginMetadata::of::<plugin_csv::CsvPlugin>().init(table)?)
+}
+
+/// A push output (`plugin`, with `key = URL`) to `sink`.
+fn push(name: &str, table: &str) -> anyhow::Result<Box<dyn AnyPlugin>> {
+    let table: toml::Table = toml::from_str(table)?;
+    let meta = match name {
+        "remote-write" => PluginMetadata::of::<plugin_prometheus_remote_write::RemoteWritePlugin>(),
+        _ => PluginMetadata::of::<plugin_opentelemetry::OpenTelemetryPlugin>(),
+    };
+    Ok(meta.init(table)?)
 }
 
 fn procfs(period: Duration) -> anyhow::Result<Box<dyn AnyPlugin>> {
@@ -127,7 +154,26 @@ pub fn run_case(case: &Case, run: Duration) -> anyhow::Result<CaseResult> {
     let polls = PollCount::default();
     let points = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut builder = PipelineBuilder::new();
+    let sink = alumet_delivery::test_util::Recorder::sink();
     match case.kind {
+        Kind::RemoteWrite => {
+            builder.plugin(Box::new(synthetic(case.points, period, polls.clone())));
+            let url = format!("{}/api/v1/write", sink.url());
+            builder.plugin(push(
+                "remote-write",
+                &format!("url = {url:?}\nbatch_size = 10000\nmax_buffered_points = 1000000\n"),
+            )?);
+        }
+        Kind::Otlp => {
+            builder.plugin(Box::new(synthetic(case.points, period, polls.clone())));
+            builder.plugin(push(
+                "otlp",
+                &format!(
+                    "endpoint = {:?}\nbatch_size = 10000\nmax_buffered_points = 1000000\n",
+                    sink.url()
+                ),
+            )?);
+        }
         Kind::Null => {
             builder.plugin(Box::new(synthetic(case.points, period, polls.clone())));
         }

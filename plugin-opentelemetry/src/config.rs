@@ -117,24 +117,8 @@ impl Config {
             !e.ends_with("/v1/metrics"),
             "{key} {endpoint:?} must be the base URL: the output adds /v1/metrics itself"
         );
-        for (name, value) in &self.headers {
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            anyhow::ensure!(
-                valid,
-                "header name {name:?} is not a valid HTTP header name"
-            );
-            anyhow::ensure!(
-                !value.contains(['\r', '\n']),
-                "the value of header {name:?} holds a line break"
-            );
-            anyhow::ensure!(
-                !OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()),
-                "header {name:?} is set by the output (from encoding and compression): remove it"
-            );
-        }
+        alumet_delivery::http::check_headers(&self.headers, &OWN_HEADERS)
+            .map_err(|e| anyhow::anyhow!("{e} (from encoding and compression)"))?;
         anyhow::ensure!(
             self.batch_size > 0,
             "batch_size must be at least 1 (2000, say)"

@@ -1,5 +1,6 @@
 //! The `[plugins.prometheus-remote-write]` table.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct Config {
     pub password: String,
     /// Bearer token (optional, instead of basic authentication); write it as "${REMOTE_WRITE_TOKEN}".
     pub bearer_token: String,
+    /// Extra HTTP headers of every request, e.g. Mimir's tenant: `headers = { "X-Scope-OrgID" = "fleet" }`; `${VAR}` reads a secret from the environment.
+    pub headers: BTreeMap<String, String>,
     /// Most points (samples) in one write request.
     pub batch_size: usize,
     /// Longest time a point waits for its batch to fill before it is sent anyway.
@@ -41,6 +44,7 @@ impl Default for Config {
             username: String::new(),
             password: String::new(),
             bearer_token: String::new(),
+            headers: BTreeMap::new(),
             batch_size: 2000,
             flush_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
@@ -59,6 +63,10 @@ impl fmt::Debug for Config {
             .field("username", &self.username)
             .field("password", &redacted(&self.password))
             .field("bearer_token", &redacted(&self.bearer_token))
+            .field(
+                "headers (values redacted)",
+                &self.headers.keys().collect::<Vec<_>>(),
+            )
             .field("batch_size", &self.batch_size)
             .field("flush_interval", &self.flush_interval)
             .field("timeout", &self.timeout)
@@ -83,6 +91,16 @@ impl Config {
             self.username.is_empty() || self.bearer_token.is_empty(),
             "set either username and password or bearer_token, not both"
         );
+        let own = [
+            "content-type",
+            "content-encoding",
+            "content-length",
+            "x-prometheus-remote-write-version",
+            "authorization",
+        ];
+        alumet_delivery::http::check_headers(&self.headers, &own).map_err(|e| {
+            anyhow::anyhow!("{e} (credentials go in username/password or bearer_token)")
+        })?;
         anyhow::ensure!(
             self.batch_size > 0,
             "batch_size must be at least 1 (2000, say)"

@@ -4,9 +4,10 @@
 //! series sorted by time with duplicate timestamps removed (the last one wins), then
 //! snappy's block format. Pure: no I/O.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use prost::Message;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 /// `prometheus.WriteRequest` (field 1; fields 3, metadata, is not sent).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -28,7 +29,7 @@ pub struct TimeSeries {
 }
 
 /// `prometheus.Label`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, prost::Message)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, prost::Message)]
 pub struct Label {
     /// The label name.
     #[prost(string, tag = "1")]
@@ -49,8 +50,17 @@ pub struct Sample {
     pub timestamp: i64,
 }
 
-/// A series' labels, sorted by name, `__name__` included; shared by its points.
-pub type SeriesLabels = Arc<[Label]>;
+/// A series: its labels, sorted by name (`__name__` included), and those labels already
+/// encoded as the `labels` fields of a `TimeSeries` (done once per series, not per request).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Series {
+    /// Sorted by name.
+    pub labels: Vec<Label>,
+    encoded: Vec<u8>,
+}
+
+/// A series, shared by its points.
+pub type SeriesLabels = Arc<Series>;
 
 /// One point waiting to be sent: the series it belongs to, its value, its time.
 #[derive(Clone, Debug)]
@@ -61,7 +71,7 @@ pub struct Point {
     pub sample: Sample,
 }
 
-/// The labels of a series, sorted by name, from the metric name and its label pairs.
+/// The series of a metric name and its label pairs (sorted by name here).
 pub fn series_labels(name: &str, pairs: Vec<(String, String)>) -> SeriesLabels {
     let mut labels: Vec<Label> = pairs
         .into_iter()
@@ -72,58 +82,113 @@ pub fn series_labels(name: &str, pairs: Vec<(String, String)>) -> SeriesLabels {
         value: name.to_owned(),
     });
     labels.sort_by(|a, b| a.name.cmp(&b.name));
-    labels.into()
+    let mut encoded = Vec::new();
+    for label in &labels {
+        prost::encoding::message::encode(1, label, &mut encoded);
+    }
+    Arc::new(Series { labels, encoded })
 }
 
-/// Reused buffers: encoding a request allocates only for its series.
+/// `TimeSeries.samples` (field 2) of one sample: its encoded length, key included.
+fn sample_len(s: &Sample) -> usize {
+    let body = sample_body_len(s);
+    1 + encoded_len_varint(body as u64) + body
+}
+
+/// A `Sample` message's own length: `value` (fixed64) and `timestamp` (varint).
+fn sample_body_len(s: &Sample) -> usize {
+    9 + 1 + encoded_len_varint(s.timestamp as u64)
+}
+
+/// Reused buffers: encoding a request allocates only when a buffer must grow.
 #[derive(Default)]
 pub struct Encoder {
-    order: Vec<usize>,
+    /// Index of each series of the request in `groups`, by the address of its `Series`.
+    index: HashMap<usize, usize>,
+    /// The series of the request and their samples.
+    groups: Vec<(SeriesLabels, Vec<Sample>)>,
+    /// Spare sample vectors, reused.
+    spare: Vec<Vec<Sample>>,
     protobuf: Vec<u8>,
     snappy: Vec<u8>,
 }
 
 impl Encoder {
-    /// The request of `points`, as protobuf (not yet compressed).
-    pub fn request(&mut self, points: &[Point]) -> WriteRequest {
-        self.order.clear();
-        self.order.extend(0..points.len());
-        // By series (same labels together, series in label order), then by time; a
-        // stable sort keeps the points of one timestamp in arrival order.
-        self.order.sort_by(|&a, &b| {
-            let (pa, pb) = (&points[a], &points[b]);
-            let same = Arc::ptr_eq(&pa.series, &pb.series);
-            let by_series = if same {
-                std::cmp::Ordering::Equal
-            } else {
-                pa.series.cmp(&pb.series)
-            };
-            by_series.then(pa.sample.timestamp.cmp(&pb.sample.timestamp))
-        });
-        let mut timeseries: Vec<TimeSeries> = Vec::new();
-        for &i in &self.order {
-            let p = &points[i];
-            match timeseries.last_mut() {
-                Some(ts) if *ts.labels == *p.series => match ts.samples.last_mut() {
-                    Some(last) if last.timestamp == p.sample.timestamp => *last = p.sample,
-                    _ => ts.samples.push(p.sample),
-                },
-                _ => timeseries.push(TimeSeries {
-                    labels: p.series.to_vec(),
-                    samples: vec![p.sample],
-                }),
+    /// Groups `points` by series (series in label order), samples by time, the last of
+    /// two samples at the same time kept.
+    fn group(&mut self, points: &[Point]) {
+        self.index.clear();
+        for (_, mut samples) in self.groups.drain(..) {
+            samples.clear();
+            self.spare.push(samples);
+        }
+        for p in points {
+            let i = *self
+                .index
+                .entry(Arc::as_ptr(&p.series) as usize)
+                .or_insert_with(|| {
+                    let samples = self.spare.pop().unwrap_or_default();
+                    self.groups.push((Arc::clone(&p.series), samples));
+                    self.groups.len() - 1
+                });
+            self.groups[i].1.push(p.sample);
+        }
+        // Two Arcs of the same labels are one series.
+        self.groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut merged: Vec<(SeriesLabels, Vec<Sample>)> = Vec::with_capacity(self.groups.len());
+        for (series, samples) in self.groups.drain(..) {
+            match merged.last_mut() {
+                Some((last, all)) if **last == *series => all.extend_from_slice(&samples),
+                _ => merged.push((series, samples)),
             }
         }
+        for (_, samples) in &mut merged {
+            if !samples.is_sorted_by_key(|s| s.timestamp) {
+                samples.sort_by_key(|s| s.timestamp); // stable: arrival order within a time
+            }
+            // The last of the samples that share a timestamp wins.
+            samples.reverse();
+            samples.dedup_by_key(|s| s.timestamp);
+            samples.reverse();
+        }
+        self.groups = merged;
+    }
+
+    /// The request of `points`, as the protobuf messages.
+    pub fn request(&mut self, points: &[Point]) -> WriteRequest {
+        self.group(points);
+        let timeseries = self
+            .groups
+            .iter()
+            .map(|(series, samples)| TimeSeries {
+                labels: series.labels.clone(),
+                samples: samples.clone(),
+            })
+            .collect();
         WriteRequest { timeseries }
     }
 
-    /// The request body of `points`: protobuf, then snappy (block format).
+    /// The request body of `points`: the `WriteRequest` in protobuf, then snappy (block
+    /// format). The labels of each series were encoded once, with the series; the
+    /// request's fields are written with prost's encoding functions around them.
     pub fn encode(&mut self, points: &[Point]) -> Result<&[u8], snap::Error> {
-        let request = self.request(points);
-        self.protobuf.clear();
-        self.protobuf.reserve(request.encoded_len());
-        // Encoding into a Vec cannot run out of room (it grows).
-        let _ = request.encode(&mut self.protobuf);
+        self.group(points);
+        let buf = &mut self.protobuf;
+        buf.clear();
+        for (series, samples) in &self.groups {
+            let len = series.encoded.len() + samples.iter().map(sample_len).sum::<usize>();
+            encode_key(1, WireType::LengthDelimited, buf);
+            encode_varint(len as u64, buf);
+            buf.extend_from_slice(&series.encoded);
+            for s in samples {
+                encode_key(2, WireType::LengthDelimited, buf);
+                encode_varint(sample_body_len(s) as u64, buf);
+                encode_key(1, WireType::SixtyFourBit, buf);
+                buf.extend_from_slice(&s.value.to_le_bytes());
+                encode_key(2, WireType::Varint, buf);
+                encode_varint(s.timestamp as u64, buf);
+            }
+        }
         self.snappy
             .resize(snap::raw::max_compress_len(self.protobuf.len()), 0);
         let n = snap::raw::Encoder::new().compress(&self.protobuf, &mut self.snappy)?;
@@ -134,6 +199,7 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()
@@ -151,7 +217,7 @@ mod tests {
     #[test]
     fn labels_are_sorted_with_the_name() {
         let s = series_labels("m", pairs(&[("zone", "a"), ("host", "h")]));
-        let names: Vec<&str> = s.iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<&str> = s.labels.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["__name__", "host", "zone"]);
     }
 
@@ -187,6 +253,23 @@ mod tests {
     }
 
     #[test]
+    fn zero_and_negative_values_and_times_survive() {
+        let a = series_labels("a", pairs(&[]));
+        let points = [
+            point(&a, 0.0, 0),
+            point(&a, -1.5, 5),
+            point(&a, f64::NAN, 9),
+        ];
+        let mut encoder = Encoder::default();
+        let body = encoder.encode(&points).unwrap().to_vec();
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let decoded = WriteRequest::decode(raw.as_slice()).unwrap();
+        let s = &decoded.timeseries[0].samples;
+        assert_eq!((s[0].value, s[0].timestamp, s[1].value), (0.0, 0, -1.5));
+        assert!(s[2].value.is_nan());
+    }
+
+    #[test]
     fn the_body_is_snappy_of_the_protobuf() {
         let a = series_labels("a", pairs(&[("host", "h")]));
         let points = [point(&a, 1.5, 1_700_000_000_000)];
@@ -195,6 +278,11 @@ mod tests {
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let decoded = WriteRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(decoded, encoder.request(&points));
+        assert_eq!(
+            raw,
+            encoder.request(&points).encode_to_vec(),
+            "as prost encodes it"
+        );
         assert_eq!(decoded.timeseries[0].samples[0].value, 1.5);
     }
 }

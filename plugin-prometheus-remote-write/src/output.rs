@@ -171,6 +171,7 @@ impl RemoteWrite {
         if let Some(auth) = config.authorization() {
             headers.push(("Authorization".to_owned(), auth));
         }
+        headers.extend(config.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         RemoteWrite {
             http: HttpClient::new(config.url.clone(), config.timeout, headers),
             encoder: Encoder::default(),

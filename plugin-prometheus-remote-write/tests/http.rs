@@ -20,8 +20,11 @@ fn decode(body: &[u8]) -> WriteRequest {
 #[test]
 fn the_request_has_the_headers_credentials_and_sorted_series() {
     let server = Recorder::start(|_| Reply::Status(204, ""));
+    let mut headers = std::collections::BTreeMap::new();
+    headers.insert("X-Scope-OrgID".to_owned(), "fleet".to_owned());
     let config = plugin_prometheus_remote_write::Config {
         bearer_token: "s3cret".into(),
+        headers,
         batch_size: 1000,
         ..config(format!("{}/api/v1/write", server.url()))
     };
@@ -41,6 +44,7 @@ fn the_request_has_the_headers_credentials_and_sorted_series() {
     assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
     assert_eq!(r.header("x-prometheus-remote-write-version"), Some("0.1.0"));
     assert_eq!(r.header("authorization"), Some("Bearer s3cret"));
+    assert_eq!(r.header("x-scope-orgid"), Some("fleet"));
     let request = decode(&r.body);
     let names: Vec<Vec<(String, String)>> = request
         .timeseries

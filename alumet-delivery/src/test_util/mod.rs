@@ -67,6 +67,19 @@ pub struct Recorder {
 impl Recorder {
     /// Starts a server that answers request `n` with `script(n)`.
     pub fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Recorder {
+        Recorder::start_keeping(script, true)
+    }
+
+    /// A server that answers 204 to everything and keeps no body (for benchmarks: its
+    /// requests are listed with empty bodies).
+    pub fn sink() -> Recorder {
+        Recorder::start_keeping(|_| Reply::Status(204, ""), false)
+    }
+
+    fn start_keeping(
+        script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+        keep_bodies: bool,
+    ) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -81,7 +94,7 @@ impl Recorder {
                 let Ok(stream) = stream else { continue };
                 let (reqs, script, stopped) =
                     (Arc::clone(&reqs), Arc::clone(&script), Arc::clone(&stopped));
-                std::thread::spawn(move || serve(stream, &reqs, &script, &stopped));
+                std::thread::spawn(move || serve(stream, &reqs, &script, &stopped, keep_bodies));
             }
         });
         Recorder {
@@ -115,13 +128,22 @@ pub fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Script, stop: &AtomicBool) {
+fn serve(
+    stream: TcpStream,
+    reqs: &Mutex<Vec<Request>>,
+    script: &Script,
+    stop: &AtomicBool,
+    keep_bodies: bool,
+) {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    while let Some(request) = read_request(&mut reader) {
+    while let Some(mut request) = read_request(&mut reader) {
+        if !keep_bodies {
+            request.body = Vec::new();
+        }
         let n = {
             let mut all = reqs.lock().unwrap();
             all.push(request);
