@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use crate::config::{Compression, Encoding};
 
@@ -34,6 +34,50 @@ pub struct MetricDef {
     pub description: String,
     /// Energy: a monotonic cumulative `Sum`; anything else: a `Gauge`.
     pub counter: bool,
+    /// `Metric`'s fields `name`, `description` and `unit`, encoded once.
+    header: Vec<u8>,
+}
+
+impl MetricDef {
+    /// A metric's description for OTLP.
+    pub fn new(name: String, unit: String, description: String, counter: bool) -> Self {
+        let mut header = Vec::new();
+        for (tag, text) in [(1, &name), (2, &description), (3, &unit)] {
+            if !text.is_empty() {
+                prost::encoding::string::encode(tag, text, &mut header);
+            }
+        }
+        MetricDef {
+            name,
+            unit,
+            description,
+            counter,
+            header,
+        }
+    }
+}
+
+/// The attributes of a series, and the same encoded once as `NumberDataPoint.attributes`
+/// fields (with the generated `KeyValue`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesAttributes {
+    /// The attributes.
+    pub attributes: Vec<KeyValue>,
+    encoded: Vec<u8>,
+}
+
+impl SeriesAttributes {
+    /// These attributes, encoded once.
+    pub fn new(attributes: Vec<KeyValue>) -> Arc<Self> {
+        let mut encoded = Vec::new();
+        for kv in &attributes {
+            prost::encoding::message::encode(7, kv, &mut encoded);
+        }
+        Arc::new(SeriesAttributes {
+            attributes,
+            encoded,
+        })
+    }
 }
 
 /// One data point waiting to be sent.
@@ -42,7 +86,7 @@ pub struct Point {
     /// Its metric.
     pub metric: Arc<MetricDef>,
     /// Its attributes (those of its series).
-    pub attributes: Arc<[KeyValue]>,
+    pub attributes: Arc<SeriesAttributes>,
     /// When it was measured, ns since the epoch.
     pub time_ns: u64,
     /// For a counter: when its series started (its first point); 0 for a gauge.
@@ -131,8 +175,14 @@ pub fn resource(identity: &HostIdentity, version: &str) -> Resource {
 pub struct Encoder {
     resource: Resource,
     scope: InstrumentationScope,
+    /// `ResourceMetrics.resource` and `ScopeMetrics.scope`, encoded once.
+    resource_field: Vec<u8>,
+    scope_field: Vec<u8>,
     encoding: Encoding,
     compression: Compression,
+    /// The points of the request by metric, in the order of their first point.
+    by_metric: Vec<(Arc<MetricDef>, Vec<usize>)>,
+    spare: Vec<Vec<usize>>,
     raw: Vec<u8>,
     body: Vec<u8>,
 }
@@ -140,17 +190,135 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder for this resource, encoding and compression.
     pub fn new(resource: Resource, encoding: Encoding, compression: Compression) -> Self {
+        let scope = InstrumentationScope {
+            name: "alumet".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..InstrumentationScope::default()
+        };
+        let mut resource_field = Vec::new();
+        prost::encoding::message::encode(1, &resource, &mut resource_field);
+        let mut scope_field = Vec::new();
+        prost::encoding::message::encode(1, &scope, &mut scope_field);
         Encoder {
             resource,
-            scope: InstrumentationScope {
-                name: "alumet".to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                ..InstrumentationScope::default()
-            },
+            scope,
+            resource_field,
+            scope_field,
             encoding,
             compression,
+            by_metric: Vec::new(),
+            spare: Vec::new(),
             raw: Vec::new(),
             body: Vec::new(),
+        }
+    }
+
+    /// Groups the points by metric, in the order of each metric's first point.
+    fn group(&mut self, points: &[Point]) {
+        for (_, mut v) in self.by_metric.drain(..) {
+            v.clear();
+            self.spare.push(v);
+        }
+        let mut last = usize::MAX;
+        for (i, p) in points.iter().enumerate() {
+            let hit = self
+                .by_metric
+                .get(last)
+                .is_some_and(|(m, _)| Arc::ptr_eq(m, &p.metric));
+            if !hit {
+                last = match self
+                    .by_metric
+                    .iter()
+                    .position(|(m, _)| Arc::ptr_eq(m, &p.metric))
+                {
+                    Some(j) => j,
+                    None => {
+                        let v = self.spare.pop().unwrap_or_default();
+                        self.by_metric.push((Arc::clone(&p.metric), v));
+                        self.by_metric.len() - 1
+                    }
+                };
+            }
+            self.by_metric[last].1.push(i);
+        }
+    }
+
+    /// The request of `points` in protobuf, into `self.raw`: the resource, the scope, each
+    /// metric's name, description and unit, and each series' attributes were encoded once
+    /// (with the generated types); the request's other fields are written around them
+    /// with prost's encoding functions, in the order prost writes them.
+    fn encode_protobuf(&mut self, points: &[Point]) {
+        self.group(points);
+        let point_len = |p: &Point| {
+            let mut n = 9 + p.attributes.encoded.len(); // the value, the attributes
+            n += if p.start_ns != 0 { 9 } else { 0 };
+            n += if p.time_ns != 0 { 9 } else { 0 };
+            n
+        };
+        let field = |n: usize| 1 + encoded_len_varint(n as u64) + n;
+        let data_len = |m: &MetricDef, idx: &[usize]| {
+            let dps: usize = idx.iter().map(|&i| field(point_len(&points[i]))).sum();
+            if m.counter {
+                dps + 2 + 2 // aggregation_temporality, is_monotonic
+            } else {
+                dps
+            }
+        };
+        let metric_len = |m: &MetricDef, idx: &[usize]| m.header.len() + field(data_len(m, idx));
+        let metrics: usize = self
+            .by_metric
+            .iter()
+            .map(|(m, idx)| field(metric_len(m, idx)))
+            .sum();
+        let scope_metrics = self.scope_field.len() + metrics;
+        let resource_metrics = self.resource_field.len() + field(scope_metrics);
+        let buf = &mut self.raw;
+        encode_key(1, WireType::LengthDelimited, buf);
+        encode_varint(resource_metrics as u64, buf);
+        buf.extend_from_slice(&self.resource_field);
+        encode_key(2, WireType::LengthDelimited, buf);
+        encode_varint(scope_metrics as u64, buf);
+        buf.extend_from_slice(&self.scope_field);
+        for (m, idx) in &self.by_metric {
+            encode_key(2, WireType::LengthDelimited, buf);
+            encode_varint(metric_len(m, idx) as u64, buf);
+            buf.extend_from_slice(&m.header);
+            encode_key(
+                if m.counter { 7 } else { 5 },
+                WireType::LengthDelimited,
+                buf,
+            );
+            encode_varint(data_len(m, idx) as u64, buf);
+            for &i in idx {
+                let p = &points[i];
+                encode_key(1, WireType::LengthDelimited, buf);
+                encode_varint(point_len(p) as u64, buf);
+                if p.start_ns != 0 {
+                    encode_key(2, WireType::SixtyFourBit, buf);
+                    buf.extend_from_slice(&p.start_ns.to_le_bytes());
+                }
+                if p.time_ns != 0 {
+                    encode_key(3, WireType::SixtyFourBit, buf);
+                    buf.extend_from_slice(&p.time_ns.to_le_bytes());
+                }
+                match p.value {
+                    number_data_point::Value::AsDouble(v) => {
+                        encode_key(4, WireType::SixtyFourBit, buf);
+                        buf.extend_from_slice(&v.to_le_bytes());
+                    }
+                    number_data_point::Value::AsInt(v) => {
+                        encode_key(6, WireType::SixtyFourBit, buf);
+                        buf.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                buf.extend_from_slice(&p.attributes.encoded);
+            }
+            if m.counter {
+                encode_key(2, WireType::Varint, buf);
+                encode_varint(AggregationTemporality::Cumulative as u64, buf);
+                encode_key(3, WireType::Varint, buf);
+                encode_varint(1, buf);
+            }
         }
     }
 
@@ -159,7 +327,7 @@ impl Encoder {
         let mut metrics: Vec<(Arc<MetricDef>, Vec<NumberDataPoint>)> = Vec::new();
         for p in points {
             let data_point = NumberDataPoint {
-                attributes: p.attributes.to_vec(),
+                attributes: p.attributes.attributes.clone(),
                 start_time_unix_nano: p.start_ns,
                 time_unix_nano: p.time_ns,
                 value: Some(p.value),
@@ -214,14 +382,13 @@ impl Encoder {
 
     /// The request body of `points`.
     pub fn encode(&mut self, points: &[Point]) -> std::io::Result<&[u8]> {
-        let request = self.request(points);
         self.raw.clear();
         match self.encoding {
-            // Encoding into a Vec cannot run out of room (it grows).
-            Encoding::Protobuf => {
-                let _ = request.encode(&mut self.raw);
+            Encoding::Protobuf => self.encode_protobuf(points),
+            Encoding::Json => {
+                let request = self.request(points);
+                serde_json::to_writer(&mut self.raw, &request)?;
             }
-            Encoding::Json => serde_json::to_writer(&mut self.raw, &request)?,
         }
         if self.compression == Compression::None {
             return Ok(&self.raw);
@@ -239,19 +406,16 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    use prost::Message;
+
     fn def(name: &str, counter: bool) -> Arc<MetricDef> {
-        Arc::new(MetricDef {
-            name: name.into(),
-            unit: "J".into(),
-            description: "d".into(),
-            counter,
-        })
+        Arc::new(MetricDef::new(name.into(), "J".into(), "d".into(), counter))
     }
 
     fn point(metric: &Arc<MetricDef>, t: u64, v: f64) -> Point {
         Point {
             metric: Arc::clone(metric),
-            attributes: vec![kv("resource_kind", string("local_machine"))].into(),
+            attributes: SeriesAttributes::new(vec![kv("resource_kind", string("local_machine"))]),
             time_ns: t,
             start_ns: if metric.counter { 1 } else { 0 },
             value: number_data_point::Value::AsDouble(v),
@@ -321,6 +485,32 @@ mod tests {
             .unwrap();
         let decoded = ExportMetricsServiceRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(decoded, encoder.request(&points));
+    }
+
+    #[test]
+    fn the_protobuf_is_what_prost_makes_of_the_generated_messages() {
+        let energy = def("energy", true);
+        let temp = Arc::new(MetricDef::new(
+            "temp".into(),
+            "Cel".into(),
+            String::new(),
+            false,
+        ));
+        let mut points = vec![
+            point(&energy, 5, 1.0),
+            point(&temp, 5, 40.0),
+            point(&energy, 6, 0.0),
+            point(&temp, 0, -3.0),
+        ];
+        points[1].value = number_data_point::Value::AsInt(-7);
+        let identity = HostIdentity::new([("host".to_owned(), "h".to_owned())]);
+        let mut encoder = Encoder::new(
+            resource(&identity, "1"),
+            Encoding::Protobuf,
+            Compression::None,
+        );
+        let body = encoder.encode(&points).unwrap().to_vec();
+        assert_eq!(body, encoder.request(&points).encode_to_vec());
     }
 
     #[test]

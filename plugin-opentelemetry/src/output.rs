@@ -13,18 +13,17 @@ use alumet::prelude::*;
 use alumet_delivery::http::HttpClient;
 use alumet_delivery::{Engine, Items, Outcome, Settings, Transport};
 use anyhow::Context;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 
 use crate::config::{Compression, Config};
-use crate::encode::{attributes, resource, Encoder, MetricDef, Point};
+use crate::encode::{attributes, resource, Encoder, MetricDef, Point, SeriesAttributes};
 
 /// What the engine queues: data points.
 pub type Batch = Items<Point>;
 
 /// A series known to the output: its attributes, and for a counter its start and sum.
 struct Known {
-    attributes: Arc<[KeyValue]>,
+    attributes: Arc<SeriesAttributes>,
     start_ns: u64,
     sum: Sum,
 }
@@ -77,24 +76,24 @@ impl OtlpOutput {
             }
             let def = self.metrics[index].get_or_insert_with(|| {
                 Arc::new(match registry.get(p.metric) {
-                    Some(m) => MetricDef {
-                        name: m.name.clone(),
-                        unit: m.unit.code().to_owned(),
-                        description: m.description.clone(),
-                        counter: m.unit.joules().is_some(),
-                    },
-                    None => MetricDef {
-                        name: format!("metric_{index}"),
-                        unit: "1".to_owned(),
-                        description: String::new(),
-                        counter: false,
-                    },
+                    Some(m) => MetricDef::new(
+                        m.name.clone(),
+                        m.unit.code().to_owned(),
+                        m.description.clone(),
+                        m.unit.joules().is_some(),
+                    ),
+                    None => MetricDef::new(
+                        format!("metric_{index}"),
+                        "1".to_owned(),
+                        String::new(),
+                        false,
+                    ),
                 })
             });
             let key: Vec<(String, String)> = series_key(p);
             let time_ns = p.timestamp.unix_nanos();
             let known = self.series.entry((index, key)).or_insert_with(|| Known {
-                attributes: attributes(p).into(),
+                attributes: SeriesAttributes::new(attributes(p)),
                 start_ns: time_ns,
                 sum: match p.value {
                     MeasurementValue::U64(_) => Sum::Int(0),

@@ -13,7 +13,6 @@ use alumet::measurement::{AttributeValue, Attributes, MeasurementPoint};
 use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 use alumet_delivery::prometheus::label_pairs;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use plugin_opentelemetry::encode as otlp;
 use plugin_opentelemetry::{Compression, Encoding};
@@ -100,15 +99,15 @@ fn remote_write_points(points: &[MeasurementPoint]) -> Vec<rw::Point> {
 fn otlp_points(points: &[MeasurementPoint]) -> Vec<otlp::Point> {
     let defs: Vec<Arc<otlp::MetricDef>> = (0..METRICS)
         .map(|m| {
-            Arc::new(otlp::MetricDef {
-                name: format!("metric_{m}"),
-                unit: "W".into(),
-                description: "a metric".into(),
-                counter: false,
-            })
+            Arc::new(otlp::MetricDef::new(
+                format!("metric_{m}"),
+                "W".into(),
+                "a metric".into(),
+                false,
+            ))
         })
         .collect();
-    let mut series: std::collections::HashMap<_, Arc<[KeyValue]>> =
+    let mut series: std::collections::HashMap<_, Arc<otlp::SeriesAttributes>> =
         std::collections::HashMap::new();
     points
         .iter()
@@ -120,7 +119,7 @@ fn otlp_points(points: &[MeasurementPoint]) -> Vec<otlp::Point> {
             );
             let attributes = series
                 .entry(key)
-                .or_insert_with(|| Arc::from(otlp::attributes(p)))
+                .or_insert_with(|| otlp::SeriesAttributes::new(otlp::attributes(p)))
                 .clone();
             otlp::Point {
                 metric: Arc::clone(&defs[p.metric.index()]),
