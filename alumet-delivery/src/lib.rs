@@ -21,6 +21,7 @@ mod engine;
 pub mod http;
 pub mod prometheus;
 pub mod reject;
+pub mod series;
 
 pub use batch::{Batch, Items};
 pub use engine::{Engine, Outcome, Settings, Stats, Transport};

@@ -2,7 +2,6 @@
 //! a cumulative counter) and queues it for the delivery engine, whose sender thread builds,
 //! encodes and sends the export requests.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -11,6 +10,7 @@ use alumet::metrics::MetricRegistry;
 use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 use alumet_delivery::http::HttpClient;
+use alumet_delivery::series::SeriesCache;
 use alumet_delivery::{Engine, Items, Outcome, Settings, Transport};
 use anyhow::Context;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
@@ -39,8 +39,8 @@ enum Sum {
 pub struct OtlpOutput {
     engine: Arc<Engine<Batch>>,
     metrics: Vec<Option<Arc<MetricDef>>>,
-    /// Every series seen, by metric and attribute text.
-    series: HashMap<(usize, Vec<(String, String)>), Known>,
+    /// Every series seen.
+    series: SeriesCache<Known>,
     sender: Option<JoinHandle<()>>,
 }
 
@@ -62,7 +62,7 @@ impl OtlpOutput {
         Ok(OtlpOutput {
             engine,
             metrics: Vec::new(),
-            series: HashMap::new(),
+            series: SeriesCache::default(),
             sender: Some(sender),
         })
     }
@@ -90,9 +90,8 @@ impl OtlpOutput {
                     ),
                 })
             });
-            let key: Vec<(String, String)> = series_key(p);
             let time_ns = p.timestamp.unix_nanos();
-            let known = self.series.entry((index, key)).or_insert_with(|| Known {
+            let known = self.series.get_or_insert_with(p, || Known {
                 attributes: SeriesAttributes::new(attributes(p)),
                 start_ns: time_ns,
                 sum: match p.value {
@@ -126,20 +125,6 @@ impl OtlpOutput {
         }
         batch
     }
-}
-
-/// What tells the series of one metric apart: resource, consumer and attributes, as text.
-fn series_key(p: &MeasurementPoint) -> Vec<(String, String)> {
-    let mut key = vec![
-        (p.resource.kind().to_owned(), p.resource.id().to_string()),
-        (p.consumer.kind().to_owned(), p.consumer.id().to_string()),
-    ];
-    key.extend(
-        p.attributes
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_string())),
-    );
-    key
 }
 
 /// A counter's sum after one more point: an energy point is the energy used since the

@@ -2,7 +2,6 @@
 //! `prometheus` exporter makes them; energy summed into a `_total` counter) and queues the
 //! samples for the delivery engine, whose sender thread encodes and sends them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -11,6 +10,7 @@ use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 use alumet_delivery::http::HttpClient;
 use alumet_delivery::prometheus::{family, label_pairs, FamilyDef};
+use alumet_delivery::series::SeriesCache;
 use alumet_delivery::{Engine, Items, Outcome, Settings, Transport};
 use anyhow::Context;
 
@@ -34,8 +34,8 @@ pub struct RemoteWriteOutput {
     identity: HostIdentity,
     /// The family of each metric, by [`alumet::metrics::RawMetricId::index`].
     families: Vec<Option<FamilyDef>>,
-    /// Every series seen, by metric and label pairs.
-    series: HashMap<(usize, Vec<(String, String)>), Known>,
+    /// Every series seen.
+    series: SeriesCache<Known>,
     sender: Option<JoinHandle<()>>,
 }
 
@@ -60,7 +60,7 @@ impl RemoteWriteOutput {
             prefix: config.prefix.clone(),
             identity: identity.clone(),
             families: Vec::new(),
-            series: HashMap::new(),
+            series: SeriesCache::default(),
             sender: Some(sender),
         })
     }
@@ -77,14 +77,11 @@ impl RemoteWriteOutput {
                 Some(m) => family(&self.prefix, &m.name, &m.unit, &m.description),
                 None => family(&self.prefix, &format!("metric_{index}"), &Unit::Unity, ""),
             });
-            let pairs = label_pairs(&self.identity, p);
-            let known = self
-                .series
-                .entry((index, pairs))
-                .or_insert_with_key(|(_, pairs)| Known {
-                    labels: series_labels(&def.name, pairs.clone()),
-                    total: 0.0,
-                });
+            let identity = &self.identity;
+            let known = self.series.get_or_insert_with(p, || Known {
+                labels: series_labels(&def.name, label_pairs(identity, p)),
+                total: 0.0,
+            });
             let value = p.value.as_f64() * def.factor;
             let value = if def.counter {
                 // An energy point is the energy used since the previous one: add it up,
