@@ -37,12 +37,25 @@ impl HttpClient {
 
     /// Posts one body.
     pub fn post(&self, body: &[u8]) -> Outcome {
+        self.post_reading(body, 0).0
+    }
+
+    /// Posts one body; on success, also returns the first `max` bytes of the answer
+    /// (for protocols whose 2xx answer can say that part of the request was refused).
+    pub fn post_reading(&self, body: &[u8], max: u64) -> (Outcome, Vec<u8>) {
         let mut request = self.agent.post(&self.url);
         for (name, value) in &self.headers {
             request = request.set(name, value);
         }
-        match request.send_bytes(body) {
-            Ok(_) => Outcome::Delivered,
+        let outcome = match request.send_bytes(body) {
+            Ok(answer) => {
+                let mut read = Vec::new();
+                if max > 0 {
+                    use std::io::Read;
+                    let _ = answer.into_reader().take(max).read_to_end(&mut read);
+                }
+                return (Outcome::Delivered, read);
+            }
             Err(ureq::Error::Status(status, response)) => {
                 let after = response.header("Retry-After").and_then(parse_retry_after);
                 let mut message = response.into_string().unwrap_or_default();
@@ -53,7 +66,8 @@ impl HttpClient {
                 reason: transport_reason(&t),
                 after: None,
             },
-        }
+        };
+        (outcome, Vec::new())
     }
 }
 

@@ -4,18 +4,22 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use alumet::measurement::MeasurementValue;
 use alumet::metrics::MetricRegistry;
 use alumet::plugin::HostIdentity;
 use alumet::prelude::*;
 use alumet_delivery::http::HttpClient;
+use alumet_delivery::reject::since_note;
 use alumet_delivery::series::SeriesCache;
-use alumet_delivery::{Engine, Items, Outcome, Settings, Transport};
+use alumet_delivery::{Batch as _, Engine, Items, Outcome, RejectLog, Settings, Transport};
 use anyhow::Context;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+use prost::Message;
 
-use crate::config::{Compression, Config};
+use crate::config::{Compression, Config, Encoding};
 use crate::encode::{attributes, resource, Encoder, MetricDef, Point, SeriesAttributes};
 
 /// What the engine queues: data points.
@@ -183,6 +187,28 @@ impl Drop for OtlpOutput {
 pub struct Otlp {
     http: HttpClient,
     encoder: Encoder,
+    encoding: Encoding,
+    /// Data points the receiver refused in a partial success of the last request.
+    partial: Option<u64>,
+}
+
+/// The most of an answer read, for its `partial_success`.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// The `partial_success` of an export answer: the data points refused and why, when any.
+pub fn partial_success(answer: &[u8], encoding: Encoding) -> Option<(u64, String)> {
+    if answer.is_empty() {
+        return None;
+    }
+    let response: ExportMetricsServiceResponse = match encoding {
+        Encoding::Protobuf => ExportMetricsServiceResponse::decode(answer).ok()?,
+        Encoding::Json => serde_json::from_slice(answer).ok()?,
+    };
+    let partial = response.partial_success?;
+    let refused = u64::try_from(partial.rejected_data_points)
+        .ok()
+        .filter(|&n| n > 0)?;
+    Some((refused, partial.error_message))
 }
 
 impl Otlp {
@@ -205,19 +231,52 @@ impl Otlp {
         Otlp {
             http: HttpClient::new(config.url(), config.timeout, headers),
             encoder,
+            encoding: config.encoding,
+            partial: None,
         }
     }
 }
 
 impl Transport<Batch> for Otlp {
     fn send(&mut self, batch: &Batch) -> Outcome {
-        match self.encoder.encode(batch.as_slice()) {
-            Ok(body) => self.http.post(body),
-            Err(e) => Outcome::Rejected {
-                status: 0,
-                message: format!("encoding the request failed: {e}"),
-            },
+        let (outcome, answer) = match self.encoder.encode(batch.as_slice()) {
+            Ok(body) => self.http.post_reading(body, MAX_ANSWER),
+            Err(e) => {
+                let message = format!("encoding the request failed: {e}");
+                return Outcome::Rejected { status: 0, message };
+            }
+        };
+        match partial_success(&answer, self.encoding) {
+            // Accepted but for some data points: those are lost, counted in `rejected`.
+            Some((refused, why)) if outcome == Outcome::Delivered => {
+                self.partial = Some(refused);
+                Outcome::Rejected {
+                    status: 200,
+                    message: format!("partial success, {refused} data points refused: {why}"),
+                }
+            }
+            _ => outcome,
         }
+    }
+
+    fn rejected(
+        &mut self,
+        name: &str,
+        batch: &Batch,
+        status: u16,
+        message: &str,
+        log: &mut RejectLog,
+    ) -> u64 {
+        let refused = self.partial.take().unwrap_or(batch.len() as u64);
+        if let Some((batches, points)) = log.check(status, message, refused, Instant::now()) {
+            log::error!(
+                "{name}: HTTP {status} from {}, {refused} of {} points lost (not retried): {message}{}",
+                self.http.url(),
+                batch.len(),
+                since_note(batches, points)
+            );
+        }
+        refused
     }
 
     fn target(&self) -> &str {
