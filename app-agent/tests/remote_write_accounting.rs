@@ -1,5 +1,6 @@
 //! The agent with the prometheus-remote-write output against a real Prometheus (Debian's
-//! `prometheus` with its remote-write receiver, on a free loopback port): every row of the
+//! `prometheus` with its remote-write receiver, on a free loopback port) and a real
+//! VictoriaMetrics (Debian's `victoria-metrics`): every row of the
 //! CSV output is a sample in Prometheus, series by series (name, labels, host identity
 //! included) and millisecond by millisecond, with the gauges' values; the agent's figures
 //! say every point was written.
@@ -94,12 +95,26 @@ fn unix_ms_of_rfc3339() {
 
 #[test]
 fn every_row_of_the_csv_is_a_sample_in_prometheus() {
-    let test = "every_row_of_the_csv_is_a_sample_in_prometheus";
-    if !available(test, Kind::Prometheus) {
+    every_row_is_a_sample(
+        Kind::Prometheus,
+        "every_row_of_the_csv_is_a_sample_in_prometheus",
+    );
+}
+
+#[test]
+fn every_row_of_the_csv_is_a_sample_in_victoria_metrics() {
+    every_row_is_a_sample(
+        Kind::VictoriaMetrics,
+        "every_row_of_the_csv_is_a_sample_in_victoria_metrics",
+    );
+}
+
+fn every_row_is_a_sample(kind: Kind, test: &str) {
+    if !available(test, kind) {
         return;
     }
-    let dir = temp_dir("remote-write-every-row");
-    let store = Store::start(Kind::Prometheus, "agent-rw");
+    let dir = temp_dir(test);
+    let store = Store::start(kind, "agent-rw");
     let config = format!(
         "{SOURCES}[labels]\ncluster = \"t\"\n[plugins.prometheus-remote-write]\nurl = \"{}\"\n",
         store.write_url()
@@ -118,8 +133,16 @@ fn every_row_of_the_csv_is_a_sample_in_prometheus() {
         (rows as u64, 0, 0),
         "{stderr}"
     );
-    let stored: BTreeMap<Key, BTreeMap<i64, f64>> = store
-        .series("alumet_.+", 2)
+    let total: usize = expected.values().map(BTreeMap::len).sum();
+    let series = || store.series("alumet_.+", 2);
+    // VictoriaMetrics makes what it ingested searchable within a second or so.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while series().iter().map(|s| s.samples.len()).sum::<usize>() < total
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let stored: BTreeMap<Key, BTreeMap<i64, f64>> = series()
         .into_iter()
         .map(|s| (s.labels, s.samples.into_iter().collect()))
         .collect();
@@ -132,7 +155,7 @@ fn every_row_of_the_csv_is_a_sample_in_prometheus() {
         assert!(names.contains(n), "{n} measured: {names:?}");
     }
     eprintln!(
-        "{rows} CSV rows, {} series, {} samples in Prometheus",
+        "{rows} CSV rows, {} series, {} samples in the store",
         expected.len(),
         stored.values().map(BTreeMap::len).sum::<usize>()
     );
