@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::engine::Outcome;
+use crate::transport::Outcome;
 
 /// The longest server message kept for a log line.
 const MAX_MESSAGE: usize = 1000;

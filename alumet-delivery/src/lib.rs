@@ -22,9 +22,11 @@ pub mod http;
 pub mod prometheus;
 pub mod reject;
 pub mod series;
+mod transport;
 
 pub use batch::{Batch, Items};
-pub use engine::{Engine, Outcome, Settings, Stats, Transport};
+pub use engine::{Engine, Stats};
 pub use reject::RejectLog;
+pub use transport::{Outcome, Settings, Transport};
 #[cfg(feature = "test-util")]
 pub mod test_util;
