@@ -194,6 +194,7 @@ impl PipelineBuilder {
         )?;
         running.run_mode = self.run_mode;
         running.host_paths = self.host_paths;
+        running.host_identity = self.host_identity;
         if !self.defer_source_threads {
             running.start_source_threads()?;
         }
@@ -351,6 +352,7 @@ fn launch(
         shutdown_timeout,
         run_mode: RunMode::Run,
         host_paths: HostPaths::default(),
+        host_identity: HostIdentity::default(),
         finished: None,
     })
 }
@@ -408,6 +410,7 @@ pub struct RunningPipeline {
     /// What plugins started while running are told.
     pub(super) run_mode: RunMode,
     pub(super) host_paths: HostPaths,
+    pub(super) host_identity: HostIdentity,
     pub(super) finished: Option<ShutdownReport>,
 }
 
