@@ -160,6 +160,32 @@ impl<B: Batch> Queue<B> {
     }
 }
 
+/// Checks the batching settings every network output has: a batch of at least one point,
+/// a buffer that holds at least one batch, a request timeout and a flush interval longer
+/// than zero. The error names the key and gives a value to write.
+pub fn check_limits(
+    batch_size: usize,
+    max_buffered_points: usize,
+    timeout: std::time::Duration,
+    flush_interval: std::time::Duration,
+) -> Result<(), String> {
+    if batch_size == 0 {
+        return Err("batch_size must be at least 1 (2000, say)".into());
+    }
+    if max_buffered_points < batch_size {
+        return Err(format!(
+            "max_buffered_points ({max_buffered_points}) must be at least batch_size ({batch_size})"
+        ));
+    }
+    if timeout.is_zero() {
+        return Err("timeout must be longer than zero (\"5s\", say)".into());
+    }
+    if flush_interval.is_zero() {
+        return Err("flush_interval must be longer than zero (\"1s\", say)".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,23 @@ struct State<B> {
     drop_log: RateLimit,
 }
 
+/// An engine's counts, readable after the pipeline has taken its output (tests and
+/// benchmarks keep one from the plugin).
+pub struct StatsHandle<B>(pub std::sync::Arc<Engine<B>>);
+
+impl<B> Clone for StatsHandle<B> {
+    fn clone(&self) -> Self {
+        StatsHandle(std::sync::Arc::clone(&self.0))
+    }
+}
+
+impl<B: Batch> StatsHandle<B> {
+    /// The counts so far.
+    pub fn stats(&self) -> Stats {
+        self.0.stats()
+    }
+}
+
 /// Shared by the output (which queues), the sender thread and the plugin's `stop`.
 pub struct Engine<B> {
     state: Mutex<State<B>>,
@@ -208,6 +225,31 @@ impl<B: Batch> Engine<B> {
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.queue.len() + st.in_flight
+    }
+
+    /// An output's `finish`: closes the engine and waits for the sender to deliver what
+    /// is buffered (or for [`Engine::abort`]); joins the `sender` thread when it is done,
+    /// and returns the final figures.
+    pub fn finish(&self, sender: &mut Option<std::thread::JoinHandle<()>>) -> Stats {
+        if self.close_and_wait() == 0 {
+            if let Some(sender) = sender.take() {
+                let _ = sender.join();
+            }
+        }
+        self.stats()
+    }
+
+    /// [`Engine::finish`], then one log line with what became of the points.
+    pub fn finish_and_log(&self, sender: &mut Option<std::thread::JoinHandle<()>>) {
+        let s = self.finish(sender);
+        log::info!(
+            "{}: {} points delivered, {} dropped, {} rejected, {} not delivered",
+            self.name(),
+            s.delivered,
+            s.dropped,
+            s.rejected,
+            s.undelivered,
+        );
     }
 
     /// Gives up on what is buffered (the shutdown deadline passed, or the output is gone)

@@ -25,7 +25,7 @@ pub mod series;
 mod transport;
 
 pub use batch::{Batch, Items};
-pub use engine::{Engine, Stats};
+pub use engine::{Engine, Stats, StatsHandle};
 pub use reject::RejectLog;
 pub use transport::{Outcome, Settings, Transport};
 #[cfg(feature = "test-util")]

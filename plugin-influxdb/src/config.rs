@@ -172,18 +172,13 @@ impl Config {
                 "attribute {key:?} is in both attributes_as_tags and attributes_as_fields"
             );
         }
-        anyhow::ensure!(self.batch_size > 0, "batch_size must be at least 1");
-        anyhow::ensure!(
-            self.max_buffered_points >= self.batch_size,
-            "max_buffered_points ({}) must be at least batch_size ({})",
+        alumet_delivery::batch::check_limits(
+            self.batch_size,
             self.max_buffered_points,
-            self.batch_size
-        );
-        anyhow::ensure!(!self.timeout.is_zero(), "timeout must be longer than zero");
-        anyhow::ensure!(
-            !self.flush_interval.is_zero(),
-            "flush_interval must be longer than zero"
-        );
+            self.timeout,
+            self.flush_interval,
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

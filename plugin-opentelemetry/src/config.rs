@@ -119,24 +119,13 @@ impl Config {
         );
         alumet_delivery::http::check_headers(&self.headers, &OWN_HEADERS)
             .map_err(|e| anyhow::anyhow!("{e} (from encoding and compression)"))?;
-        anyhow::ensure!(
-            self.batch_size > 0,
-            "batch_size must be at least 1 (2000, say)"
-        );
-        anyhow::ensure!(
-            self.max_buffered_points >= self.batch_size,
-            "max_buffered_points ({}) must be at least batch_size ({})",
+        alumet_delivery::batch::check_limits(
+            self.batch_size,
             self.max_buffered_points,
-            self.batch_size
-        );
-        anyhow::ensure!(
-            !self.timeout.is_zero(),
-            "timeout must be longer than zero (\"5s\", say)"
-        );
-        anyhow::ensure!(
-            !self.flush_interval.is_zero(),
-            "flush_interval must be longer than zero (\"1s\", say)"
-        );
+            self.timeout,
+            self.flush_interval,
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use alumet::pipeline::OutputOptions;
 use alumet::prelude::*;
-use alumet_delivery::{Engine, Stats};
+use alumet_delivery::Engine;
 
 pub use config::{Compression, Config, Encoding};
 pub use output::{Batch, Otlp, OtlpOutput};
@@ -28,20 +28,12 @@ pub struct OpenTelemetryPlugin {
 }
 
 /// The counts of the plugin's output, usable after the pipeline has taken it.
-#[derive(Clone)]
-pub struct StatsHandle(Arc<Engine<Batch>>);
-
-impl StatsHandle {
-    /// The counts so far.
-    pub fn stats(&self) -> Stats {
-        self.0.stats()
-    }
-}
+pub type StatsHandle = alumet_delivery::StatsHandle<Batch>;
 
 impl OpenTelemetryPlugin {
     /// The counts of the plugin's output (for tests and benchmarks).
     pub fn stats_handle(&self) -> StatsHandle {
-        StatsHandle(Arc::clone(&self.engine))
+        alumet_delivery::StatsHandle(Arc::clone(&self.engine))
     }
 }
 

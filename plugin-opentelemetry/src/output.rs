@@ -159,20 +159,7 @@ impl Output for OtlpOutput {
 
     /// Sends what is buffered until it is delivered or the deadline gives up.
     fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
-        if self.engine.close_and_wait() == 0 {
-            if let Some(sender) = self.sender.take() {
-                let _ = sender.join();
-            }
-        }
-        let s = self.engine.stats();
-        log::info!(
-            "{}: {} points delivered, {} dropped, {} rejected, {} not delivered",
-            self.engine.name(),
-            s.delivered,
-            s.dropped,
-            s.rejected,
-            s.undelivered,
-        );
+        self.engine.finish_and_log(&mut self.sender);
         Ok(())
     }
 }

@@ -119,20 +119,7 @@ impl Output for RemoteWriteOutput {
     /// Sends what is buffered, retrying, until it is delivered or the plugin's `stop`
     /// gives up (after the core's shutdown deadline).
     fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
-        if self.engine.close_and_wait() == 0 {
-            if let Some(sender) = self.sender.take() {
-                let _ = sender.join();
-            }
-        }
-        let s = self.engine.stats();
-        log::info!(
-            "{}: {} points delivered, {} dropped, {} rejected, {} not delivered",
-            self.engine.name(),
-            s.delivered,
-            s.dropped,
-            s.rejected,
-            s.undelivered,
-        );
+        self.engine.finish_and_log(&mut self.sender);
         Ok(())
     }
 }

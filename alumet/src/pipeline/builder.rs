@@ -12,14 +12,13 @@ use crate::plugin::{
 
 use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, TransformSlot};
-use super::element::{OutputContext, Shutdown, TransformContext};
+use super::element::{OutputContext, TransformContext};
 use super::output::{OutputSlot, OutputStats};
 use super::registry::{Registry, Runner, SourceEntry, SourceId};
 use super::runtime::AsyncRuntime;
 use super::slot::SourceSlot;
 use super::sources::SourceGroup;
 use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
-use super::tick::SourceSink;
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -303,23 +302,11 @@ fn launch(
     let mut autonomous: Vec<RunningTask> = Vec::new();
     let mut entries = Vec::new();
     for (id, name, start) in elements.autonomous {
-        let sink = SourceSink {
-            dispatcher: Arc::clone(&dispatcher),
-            name: name.clone(),
-            counters: Arc::default(),
-        };
-        // Its own signal: removing the source stops it.
-        let (stop, own) = tokio::sync::watch::channel(false);
-        let entry = SourceEntry {
-            name: name.clone(),
-            runner: Runner::Task(stop),
-            counters: Arc::clone(&sink.counters),
-        };
+        let (entry, run) = super::tasks::autonomous_source(&dispatcher, &name, start, &shutdown_rx);
         entries.push((id, entry));
         // `needs_runtime` holds whenever there is an autonomous source.
         if let Some(runtime) = &runtime {
-            let shutdown = Shutdown::new(shutdown_rx.clone(), Some(own));
-            autonomous.push(("source", name, runtime.spawn(start(sink, shutdown))));
+            autonomous.push(("source", name, runtime.spawn(run)));
         }
     }
     let (groups, registry) = registry_of(by_interval, entries, &dispatcher, elements.ids_given);

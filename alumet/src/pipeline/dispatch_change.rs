@@ -71,18 +71,7 @@ impl Dispatcher {
         plugin: &str,
         deadline: Instant,
     ) -> Result<RemovedElements, AddError> {
-        let mut changes = self.changes();
-        if changes.closed {
-            return Err(AddError::Closed);
-        }
-        // What the plugin's sources flushed before their removal goes through the
-        // transforms and reaches the outputs before either is removed.
-        if !self.stage.sync(deadline) {
-            log::warn!(
-                "the transforms had not caught up with their queue at the deadline; \
-                 removing plugin {plugin} anyway"
-            );
-        }
+        let mut changes = self.change_plugin(plugin, deadline, "removing")?;
         let mut removed = RemovedElements::default();
         let theirs = |name: &ElementName| name.plugin == plugin;
         let edit = |set: &mut DispatchSet| {
@@ -99,14 +88,7 @@ impl Dispatcher {
             set.outputs.len() != before
         };
         if let Some(old) = self.replace_if(edit, deadline) {
-            let gone: Vec<_> = old
-                .outputs
-                .iter()
-                .filter(|o| theirs(&o.name))
-                .cloned()
-                .collect();
-            removed.outputs = close_all(&gone, deadline);
-            changes.retired.extend(gone);
+            removed.outputs = retire(&mut changes, &old, plugin, deadline);
         }
         Ok(removed)
     }
@@ -126,18 +108,7 @@ impl Dispatcher {
         outputs: Vec<Arc<OutputSlot>>,
         deadline: Instant,
     ) -> Result<RemovedElements, AddError> {
-        let mut changes = self.changes();
-        if changes.closed {
-            return Err(AddError::Closed);
-        }
-        // What the old sources flushed before their removal goes through the old
-        // transforms first.
-        if !self.stage.sync(deadline) {
-            log::warn!(
-                "the transforms had not caught up with their queue at the deadline; \
-                 replacing plugin {plugin} anyway"
-            );
-        }
+        let mut changes = self.change_plugin(plugin, deadline, "replacing")?;
         let theirs = |name: &ElementName| name.plugin == plugin;
         let mut new = copy(&self.current());
         let at = new
@@ -155,19 +126,32 @@ impl Dispatcher {
         new.outputs.retain(|o| !theirs(&o.name));
         new.outputs.splice(at..at, outputs);
         let old = self.publish(new, deadline);
-        let mut removed = RemovedElements {
+        Ok(RemovedElements {
             transforms: self.finish_removed(&old.transforms, plugin),
-            outputs: Vec::new(),
-        };
-        let gone: Vec<_> = old
-            .outputs
-            .iter()
-            .filter(|o| theirs(&o.name))
-            .cloned()
-            .collect();
-        removed.outputs = close_all(&gone, deadline);
-        changes.retired.extend(gone);
-        Ok(removed)
+            outputs: retire(&mut changes, &old, plugin, deadline),
+        })
+    }
+
+    /// Begins a change of plugin `plugin`'s elements (`doing`: for the log): refused once
+    /// the shutdown has taken the set; what its sources flushed before their removal goes
+    /// through the transforms and reaches the outputs first (until `deadline`).
+    fn change_plugin(
+        &self,
+        plugin: &str,
+        deadline: Instant,
+        doing: &str,
+    ) -> Result<std::sync::MutexGuard<'_, super::dispatch::Changes>, AddError> {
+        let changes = self.changes();
+        if changes.closed {
+            return Err(AddError::Closed);
+        }
+        if !self.stage.sync(deadline) {
+            log::warn!(
+                "the transforms had not caught up with their queue at the deadline; \
+                 {doing} plugin {plugin} anyway"
+            );
+        }
+        Ok(changes)
     }
 
     /// Publishes a copy of the current set edited by `edit`, if `edit` says it changed it;
@@ -229,6 +213,25 @@ fn copy(set: &DispatchSet) -> DispatchSet {
         transforms: set.transforms.clone(),
         outputs: set.outputs.clone(),
     }
+}
+
+/// Closes plugin `plugin`'s outputs of the set `old` (no longer published) and keeps
+/// them among the retired ones; their final figures.
+fn retire(
+    changes: &mut super::dispatch::Changes,
+    old: &DispatchSet,
+    plugin: &str,
+    deadline: Instant,
+) -> Vec<OutputStats> {
+    let gone: Vec<_> = old
+        .outputs
+        .iter()
+        .filter(|o| o.name.plugin == plugin)
+        .cloned()
+        .collect();
+    let stats = close_all(&gone, deadline);
+    changes.retired.extend(gone);
+    stats
 }
 
 /// Closes the outputs (they drain their queues and finish) and waits for them until

@@ -10,13 +10,10 @@ use super::builder::{drop_plugins, out_ctx, stop_plugins, RunningPipeline};
 use super::control::ControlError;
 use super::control_elements::RemovedPlugin;
 use super::dispatch::TransformSlot;
-use super::element::Shutdown;
 use super::output::OutputSlot;
-use super::registry::{Runner, SourceEntry};
 use super::runtime::AsyncRuntime;
 use super::stats::ElementKind;
 use super::tasks::{spawn_tasks, wait_for_tasks};
-use super::tick::SourceSink;
 
 /// Why a plugin instance could not be added, removed or replaced while running.
 #[derive(Debug, thiserror::Error)]
@@ -266,23 +263,12 @@ impl RunningPipeline {
         let inner = &self.control.inner;
         let all = self.shutdown_tx.subscribe();
         for (id, name, start) in autonomous {
-            let sink = SourceSink {
-                dispatcher: Arc::clone(&inner.dispatcher),
-                name: name.clone(),
-                counters: Arc::default(),
-            };
-            let (stop, own) = tokio::sync::watch::channel(false);
-            let entry = SourceEntry {
-                name: name.clone(),
-                runner: Runner::Task(stop),
-                counters: Arc::clone(&sink.counters),
-            };
+            let (entry, run) =
+                super::tasks::autonomous_source(&inner.dispatcher, &name, start, &all);
             if !inner.registry().insert_at(id, entry) {
                 return Err(ControlError::DuplicateName(name).into());
             }
-            let shutdown = Shutdown::new(all.clone(), Some(own));
-            let handle = runtime.spawn(start(sink, shutdown));
-            self.autonomous.push(("source", name, handle));
+            self.autonomous.push(("source", name, runtime.spawn(run)));
         }
         let (running, stops) = spawn_tasks(runtime, tasks, &all);
         self.autonomous.extend(running);

@@ -60,3 +60,28 @@ pub(crate) fn wait_for_tasks(runtime: &AsyncRuntime, tasks: Vec<RunningTask>, de
         }
     }
 }
+
+/// An autonomous source made ready to run: its registry entry (removing it stops the
+/// task, through its own signal), and the future that runs it.
+pub(crate) fn autonomous_source(
+    dispatcher: &std::sync::Arc<super::dispatch::Dispatcher>,
+    name: &ElementName,
+    start: crate::plugin::AutonomousStart,
+    all: &tokio::sync::watch::Receiver<bool>,
+) -> (
+    super::registry::SourceEntry,
+    super::BoxFuture<'static, anyhow::Result<()>>,
+) {
+    let sink = super::tick::SourceSink {
+        dispatcher: std::sync::Arc::clone(dispatcher),
+        name: name.clone(),
+        counters: std::sync::Arc::default(),
+    };
+    let (stop, own) = tokio::sync::watch::channel(false);
+    let entry = super::registry::SourceEntry {
+        name: name.clone(),
+        runner: super::registry::Runner::Task(stop),
+        counters: std::sync::Arc::clone(&sink.counters),
+    };
+    (entry, start(sink, Shutdown::new(all.clone(), Some(own))))
+}
