@@ -65,6 +65,8 @@ pub fn run(loaded: Loaded, reloader: Reloader) -> anyhow::Result<ShutdownReport>
     let control = pipeline.control();
     std::thread::Builder::new()
         .name("alumet-shutdown".into())
+        // It only waits: a small stack keeps its resident memory small.
+        .stack_size(64 * 1024)
         .spawn(move || {
             control.wait_for_shutdown_request();
             let _ = events.send(MainEvent::Shutdown);
