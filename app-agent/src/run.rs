@@ -31,7 +31,10 @@ pub fn run(loaded: Loaded, reloader: Reloader) -> anyhow::Result<ShutdownReport>
     // Bound before any plugin starts: a socket another agent listens on stops this one
     // before it measures anything. Dropped (the file removed) when `run` returns.
     let socket = match &loaded.general.control_socket {
-        Some(path) => Some(ControlSocket::bind(path)?),
+        Some(path) => Some(ControlSocket::bind(
+            path,
+            loaded.general.control_socket_group.as_deref(),
+        )?),
         None => None,
     };
     let mut current = Current {

@@ -343,3 +343,44 @@ fn the_public_alumet_socket_control_table_turns_the_socket_on() {
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
 }
+
+#[test]
+fn a_socket_group_gets_the_socket_in_mode_0660_and_an_unknown_one_is_a_config_error() {
+    use std::os::unix::fs::MetadataExt;
+    if !alumet::test_util::skip::should_run(
+        "control socket group",
+        alumet::test_util::skip::missing_root("gives the socket to another group"),
+    ) {
+        return;
+    }
+    let dir = temp_dir("ctl-group");
+    let config = CONFIG.replace(
+        "control_socket = 'c.sock'\n",
+        "control_socket = 'c.sock'\ncontrol_socket_group = 'daemon'\n",
+    );
+    let running = start(&dir, &config);
+    let meta = std::fs::symlink_metadata(dir.join("c.sock")).unwrap();
+    // SAFETY: getgrnam with a valid C string; the result is read at once.
+    let daemon = unsafe { libc::getgrnam(c"daemon".as_ptr()) };
+    assert!(!daemon.is_null(), "no group daemon here");
+    // SAFETY: checked non-null just above.
+    let gid = unsafe { (*daemon).gr_gid };
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.gid()),
+        (0o660, gid)
+    );
+    assert_eq!(ok(&dir, &["status"])["plugins"][0], "agent");
+    sigterm_exits_0(running);
+
+    let unknown = CONFIG.replace(
+        "control_socket = 'c.sock'\n",
+        "control_socket = 'c.sock'\ncontrol_socket_group = 'no-such-group-here'\n",
+    );
+    let (code, stderr) = run_config(&dir, &unknown, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("control_socket_group: no group named `no-such-group-here`"),
+        "{stderr}"
+    );
+    assert!(!dir.join("c.sock").exists(), "no socket left behind");
+}

@@ -48,6 +48,9 @@ pub struct GeneralConfig {
     /// The control socket (`alumet-agent control`): a Unix socket path, created mode 0600; unset: no socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control_socket: Option<PathBuf>,
+    /// A group whose members may use the control socket too: the socket is then mode 0660, of that group (the agent's user must belong to it); unset: mode 0600, the agent's user alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_socket_group: Option<String>,
     /// The [labels] table: labels that every network output (InfluxDB, OpenTelemetry, Prometheus remote write and exporter) adds to every point, e.g. `cluster = "a"`; `host` is this machine's hostname unless set here (`host = ""` leaves it out).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -62,6 +65,7 @@ impl Default for GeneralConfig {
             sys_root: PathBuf::from(alumet::plugin::host_paths::SYS_ROOT),
             cgroup_root: PathBuf::from(alumet::plugin::host_paths::CGROUP_ROOT),
             control_socket: None,
+            control_socket_group: None,
             labels: BTreeMap::new(),
         }
     }

@@ -83,7 +83,7 @@ impl ControlSocket {
     /// would leave a moment where another user could connect. So the umask is set to
     /// 0177 around `bind`, and the file is created 0600. The umask is the process's: this
     /// runs before the pipeline starts, when no other thread of the agent creates files.
-    pub fn bind(path: &Path) -> Result<ControlSocket, ConfigError> {
+    pub fn bind(path: &Path, group: Option<&str>) -> Result<ControlSocket, ConfigError> {
         let shown = path.display();
         let lock = lock_beside(path)?;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -121,6 +121,14 @@ impl ControlSocket {
         unsafe { libc::umask(previous) };
         let listener =
             bound.map_err(|e| ConfigError(format!("control_socket: binding {shown}: {e}")))?;
+        if let Some(group) = group {
+            // Still 0600: the group gets the socket first, then the right to use it.
+            let shared = share_with_group(path, group);
+            if let Err(e) = shared {
+                let _ = std::fs::remove_file(path);
+                return Err(ConfigError(format!("control_socket_group: {e}")));
+            }
+        }
         let meta = std::fs::symlink_metadata(path)
             .map_err(|e| ConfigError(format!("control_socket: {shown}: {e}")))?;
         Ok(ControlSocket {
@@ -146,6 +154,46 @@ impl ControlSocket {
         }
         file
     }
+}
+
+/// Gives the socket at `path` to group `group` and makes it mode 0660.
+fn share_with_group(path: &Path, group: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let gid = group_id(group)?;
+    std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+        format!(
+            "giving {} to group `{group}`: {e} (the agent's user must belong to it)",
+            path.display()
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("making {} mode 0660: {e}", path.display()))
+}
+
+/// The id of the group named `name` (getgrnam_r).
+fn group_id(name: &str) -> Result<u32, String> {
+    let c_name =
+        std::ffi::CString::new(name).map_err(|_| format!("`{name}` is not a group name"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: a zeroed group struct, filled by getgrnam_r.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf outlives it.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(format!(
+            "no group named `{name}` on this machine (see /etc/group)"
+        ));
+    }
+    Ok(group.gr_gid)
 }
 
 /// Opens and locks `PATH.lock` (created mode 0600): held by another agent, an error.
