@@ -227,14 +227,11 @@ fn an_outage_longer_than_the_buffer_drops_the_oldest_and_counts_them() {
     let outage = &got[10..];
     assert_eq!(outage.len(), 50, "{got:?}");
     assert_eq!(outage.last(), Some(&209), "the newest is kept: {got:?}");
+    // The in-flight run is the oldest queued when the sender took its batch: the first
+    // point of the outage if it woke at once, a later one if the drops came first (a
+    // loaded machine); either way one run, then the newest.
     let gaps = outage.windows(2).filter(|w| w[1] != w[0] + 1).count();
     assert!(gaps <= 1, "in-flight run + newest run: {got:?}");
-    if gaps == 1 {
-        assert_eq!(
-            outage[0], 10,
-            "the in-flight run starts at the first point of the outage: {got:?}"
-        );
-    }
 }
 
 #[test]
