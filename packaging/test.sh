@@ -239,6 +239,10 @@ done
 [ -e /usr/lib/systemd/system/sysinit.target ] || fail "systemd's units are not in /usr/lib/systemd/system (install systemd)"
 mkdir -p "$root/usr/lib/systemd/system"
 cp -a /usr/lib/systemd/system/. "$root/usr/lib/systemd/system/"
+# kill(1), which the unit's ExecReload runs (`systemctl reload`), as on any such system.
+[ -x /bin/kill ] || fail "/bin/kill is missing here (install procps)"
+mkdir -p "$root/bin"
+cp -L /bin/kill "$root/bin/kill"
 # Everything but dpkg's database, before the install: purge must come back to it.
 snapshot() { (cd "$root" && find . -path ./var/lib/dpkg -prune -o -print | sort); }
 before="$(snapshot)"
