@@ -216,3 +216,33 @@ fn the_public_alumet_agent_s_plugin_names_are_instances_of_ours() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_public_alumet_agent_s_enabled_and_pipeline_keys_load() {
+    let dir = temp_dir("alumet-keys");
+    // Its top-level pipeline keys: accepted, without effect here, and said so.
+    let config = "max_update_interval = '500ms'\nsource_channel_size = 16\n\
+        [plugins.agent]\nenabled = false\n[plugins.procfs]\nenabled = true\n\
+        [plugins.procfs.memory]\nenabled = false\n[plugins.csv]\nenabled = true\noutput_path = 'out.csv'\n";
+    let (code, stderr) = run_a_while(&dir, config, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("running plugins: procfs, csv;"),
+        "`enabled = false` disables: {stderr}"
+    );
+    for key in ["max_update_interval", "source_channel_size"] {
+        assert!(
+            stderr.contains(&format!(
+                "`{key}` (a key of the public Alumet agent) has no effect here"
+            )),
+            "{stderr}"
+        );
+    }
+    let both = "[plugins.csv]\nenable = true\nenabled = true\n";
+    let (code, stderr) = run_config(&dir, both, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("has both `enable` and `enabled`"),
+        "{stderr}"
+    );
+}

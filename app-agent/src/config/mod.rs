@@ -169,6 +169,7 @@ pub fn select(args: &CommonArgs, entries: &[Entry]) -> Result<Selection, ConfigE
             )))
         }
     };
+    ignore_alumet_keys(&mut root);
     let mut general = parse_general(root, &located)?;
     let mut plugins = plugins;
     socket_control::take(&mut plugins, &mut general, &located)?;
@@ -374,6 +375,31 @@ fn set_dotted(
     }
     table.insert(last.clone(), value);
     Ok(())
+}
+
+/// The public Alumet agent's top-level keys that mean nothing for this agent's pipeline,
+/// with why: accepted (its config files load unchanged), logged once, without effect.
+const ALUMET_GENERAL_KEYS: [(&str, &str); 2] = [
+    (
+        "max_update_interval",
+        "this agent's source threads apply control commands between every two polls",
+    ),
+    (
+        "source_channel_size",
+        "this agent's queues are per output (and per transform stage), drop the oldest when full and count it",
+    ),
+];
+
+/// Takes the public Alumet agent's top-level keys that have no effect here out of `root`,
+/// saying so.
+fn ignore_alumet_keys(root: &mut toml::Table) {
+    for (key, why) in ALUMET_GENERAL_KEYS {
+        if root.remove(key).is_some() {
+            log::info!(
+                "config: `{key}` (a key of the public Alumet agent) has no effect here: {why}"
+            );
+        }
+    }
 }
 
 /// The shortest `shutdown_timeout`: below it, the outputs could not write what is queued.

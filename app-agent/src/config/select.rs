@@ -110,6 +110,16 @@ fn selection(
     args: &CommonArgs,
     located: &Located<'_>,
 ) -> Result<Selected, ConfigError> {
+    // The public Alumet agent's `enabled` means `enable` (both at once: which one?).
+    if let Some(enabled) = table.remove("enabled") {
+        if table.contains_key("enable") {
+            return Err(ConfigError(format!(
+                "{}: [plugins.{name}] has both `enable` and `enabled` (the public Alumet agent's name of it): keep one",
+                located.place(&["plugins", &name, "enabled"])
+            )));
+        }
+        table.insert("enable".into(), enabled);
+    }
     let enable = match table.remove("enable") {
         None => present,
         Some(toml::Value::Boolean(b)) => present && b,
