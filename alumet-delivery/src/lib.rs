@@ -20,12 +20,14 @@ pub mod batch;
 mod engine;
 pub mod http;
 pub mod prometheus;
+mod push;
 pub mod reject;
 pub mod series;
 mod transport;
 
 pub use batch::{Batch, Items};
 pub use engine::{Engine, Stats, StatsHandle};
+pub use push::{Convert, PushOutput};
 pub use reject::RejectLog;
 pub use transport::{Outcome, Settings, Transport};
 #[cfg(feature = "test-util")]

@@ -20,26 +20,6 @@ use serde_json::{json, Value};
 /// attributes (as strings).
 type Key = (String, String, String, u64, BTreeMap<String, String>);
 
-/// `2026-11-26T06:25:59.123456789Z` in nanoseconds since the epoch.
-fn unix_ns(rfc3339: &str) -> u64 {
-    let (date, time) = rfc3339.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
-    let ns: i64 = format!("{frac:0<9}")[..9].parse().unwrap();
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (((days * 24 + t[0]) * 60 + t[1]) * 60 + t[2]) as u64 * 1_000_000_000 + ns as u64
-}
-
 /// The CSV's rows as data points: key -> value (running sums for energy).
 fn expected_from_csv(path: &Path) -> Vec<(Key, f64)> {
     let text = std::fs::read_to_string(path).unwrap();

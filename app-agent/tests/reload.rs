@@ -184,14 +184,7 @@ fn reloads_apply_each_change_and_lose_no_point() {
         .filter_map(|r| r.split(';').nth(1))
         .collect();
     times.dedup();
-    let nanos = |t: &str| -> i128 {
-        let secs = &t[17..19];
-        let frac = &t[20..29];
-        let minute: i128 = t[14..16].parse().unwrap();
-        let hour: i128 = t[11..13].parse().unwrap();
-        ((hour * 60 + minute) * 60 + secs.parse::<i128>().unwrap()) * 1_000_000_000
-            + frac.parse::<i128>().unwrap()
-    };
+    let nanos = |t: &str| i128::from(unix_ns(t));
     let gaps = times.windows(2).map(|w| nanos(w[1]) - nanos(w[0]));
     let longest = Duration::from_nanos(gaps.max().unwrap().max(0) as u64);
     assert!(

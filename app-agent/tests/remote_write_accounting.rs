@@ -66,25 +66,9 @@ fn expected_from_csv(path: &Path, host: &str) -> BTreeMap<Key, BTreeMap<i64, Opt
     out
 }
 
-/// `2026-11-26T06:25:59.123456789Z` in milliseconds since the epoch.
+/// An RFC 3339 time in milliseconds since the epoch (what remote write keeps).
 fn unix_ms(rfc3339: &str) -> i64 {
-    let (date, time) = rfc3339.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
+    (unix_ns(rfc3339) / 1_000_000) as i64
 }
 
 #[test]

@@ -52,7 +52,7 @@ impl Plugin for OpenTelemetryPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         self.engine.set_name(alumet.plugin_name());
-        let output = OtlpOutput::start(
+        let output = output::start(
             &self.config,
             alumet.host_identity(),
             Arc::clone(&self.engine),

@@ -3,7 +3,6 @@
 //! encodes and sends the export requests.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use alumet::measurement::MeasurementValue;
@@ -13,7 +12,9 @@ use alumet::prelude::*;
 use alumet_delivery::http::HttpClient;
 use alumet_delivery::reject::since_note;
 use alumet_delivery::series::SeriesCache;
-use alumet_delivery::{Batch as _, Engine, Items, Outcome, RejectLog, Settings, Transport};
+use alumet_delivery::{
+    Batch as _, Convert, Engine, Items, Outcome, PushOutput, RejectLog, Settings, Transport,
+};
 use anyhow::Context;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
@@ -40,37 +41,42 @@ enum Sum {
 }
 
 /// Writes points to an OTLP/HTTP receiver: `write` only converts and queues.
-pub struct OtlpOutput {
+pub type OtlpOutput = PushOutput<Batch, ToDataPoints>;
+
+/// Starts the output's sender thread; connects to nothing yet.
+pub fn start(
+    config: &Config,
+    identity: &HostIdentity,
     engine: Arc<Engine<Batch>>,
+) -> anyhow::Result<OtlpOutput> {
+    config.validate()?;
+    let settings = Settings {
+        batch_size: config.batch_size,
+        flush_interval: config.flush_interval,
+    };
+    let convert = ToDataPoints {
+        metrics: Vec::new(),
+        series: SeriesCache::default(),
+    };
+    PushOutput::start(
+        engine,
+        "otlp-send",
+        Otlp::new(config, identity),
+        settings,
+        convert,
+    )
+    .context("starting the opentelemetry sender thread")
+}
+
+/// Turns points into data points: a metric's definition and a series' attributes once,
+/// a counter's running sum.
+pub struct ToDataPoints {
     metrics: Vec<Option<Arc<MetricDef>>>,
     /// Every series seen.
     series: SeriesCache<Known>,
-    sender: Option<JoinHandle<()>>,
 }
 
-impl OtlpOutput {
-    /// Starts the sender thread; connects to nothing yet.
-    pub fn start(
-        config: &Config,
-        identity: &HostIdentity,
-        engine: Arc<Engine<Batch>>,
-    ) -> anyhow::Result<Self> {
-        config.validate()?;
-        let settings = Settings {
-            batch_size: config.batch_size,
-            flush_interval: config.flush_interval,
-        };
-        let sender = engine
-            .spawn("otlp-send", Otlp::new(config, identity), settings)
-            .context("starting the opentelemetry sender thread")?;
-        Ok(OtlpOutput {
-            engine,
-            metrics: Vec::new(),
-            series: SeriesCache::default(),
-            sender: Some(sender),
-        })
-    }
-
+impl Convert<Batch> for ToDataPoints {
     fn convert(&mut self, buffer: &MeasurementBuffer, registry: &MetricRegistry) -> Batch {
         let mut batch = Batch::new(Vec::with_capacity(buffer.len()));
         for p in buffer {
@@ -142,31 +148,6 @@ fn add(sum: Sum, value: MeasurementValue) -> Sum {
         }
         (Sum::Float(s), MeasurementValue::U64(v)) => Sum::Float(s + v as f64),
         (s, _) => s,
-    }
-}
-
-impl Output for OtlpOutput {
-    fn write(
-        &mut self,
-        buffer: &MeasurementBuffer,
-        ctx: &OutputContext,
-    ) -> Result<(), ElementError> {
-        self.engine.set_delivery(ctx.delivery());
-        let batch = self.convert(buffer, ctx.metrics());
-        self.engine.enqueue(batch);
-        Ok(())
-    }
-
-    /// Sends what is buffered until it is delivered or the deadline gives up.
-    fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
-        self.engine.finish_and_log(&mut self.sender);
-        Ok(())
-    }
-}
-
-impl Drop for OtlpOutput {
-    fn drop(&mut self) {
-        self.engine.abort();
     }
 }
 

@@ -56,7 +56,7 @@ impl Plugin for RemoteWritePlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         self.engine.set_name(alumet.plugin_name());
-        let output = RemoteWriteOutput::start(
+        let output = output::start(
             &self.config,
             alumet.host_identity(),
             Arc::clone(&self.engine),

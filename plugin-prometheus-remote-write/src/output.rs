@@ -3,7 +3,6 @@
 //! samples for the delivery engine, whose sender thread encodes and sends them.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use alumet::metrics::MetricRegistry;
 use alumet::plugin::HostIdentity;
@@ -11,7 +10,7 @@ use alumet::prelude::*;
 use alumet_delivery::http::HttpClient;
 use alumet_delivery::prometheus::{family, label_pairs, FamilyDef};
 use alumet_delivery::series::SeriesCache;
-use alumet_delivery::{Engine, Items, Outcome, Settings, Transport};
+use alumet_delivery::{Convert, Engine, Items, Outcome, PushOutput, Settings, Transport};
 use anyhow::Context;
 
 use crate::config::Config;
@@ -28,43 +27,48 @@ struct Known {
 
 /// Writes points to a remote-write receiver: `write` only converts and queues (it never
 /// waits on the network); the engine's thread sends the batches.
-pub struct RemoteWriteOutput {
+pub type RemoteWriteOutput = PushOutput<Batch, ToSamples>;
+
+/// Starts the output's sender thread; connects to nothing yet (a receiver down at start
+/// only delays delivery).
+pub fn start(
+    config: &Config,
+    identity: &HostIdentity,
     engine: Arc<Engine<Batch>>,
+) -> anyhow::Result<RemoteWriteOutput> {
+    config.validate()?;
+    let settings = Settings {
+        batch_size: config.batch_size,
+        flush_interval: config.flush_interval,
+    };
+    let convert = ToSamples {
+        prefix: config.prefix.clone(),
+        identity: identity.clone(),
+        families: Vec::new(),
+        series: SeriesCache::default(),
+    };
+    PushOutput::start(
+        engine,
+        "remote-write",
+        RemoteWrite::new(config),
+        settings,
+        convert,
+    )
+    .context("starting the remote-write sender thread")
+}
+
+/// Turns points into samples: a family's name and a series' labels once, a counter's
+/// running total.
+pub struct ToSamples {
     prefix: String,
     identity: HostIdentity,
     /// The family of each metric, by [`alumet::metrics::RawMetricId::index`].
     families: Vec<Option<FamilyDef>>,
     /// Every series seen.
     series: SeriesCache<Known>,
-    sender: Option<JoinHandle<()>>,
 }
 
-impl RemoteWriteOutput {
-    /// Starts the sender thread; connects to nothing yet (a receiver down at start only
-    /// delays delivery).
-    pub fn start(
-        config: &Config,
-        identity: &HostIdentity,
-        engine: Arc<Engine<Batch>>,
-    ) -> anyhow::Result<Self> {
-        config.validate()?;
-        let settings = Settings {
-            batch_size: config.batch_size,
-            flush_interval: config.flush_interval,
-        };
-        let sender = engine
-            .spawn("remote-write", RemoteWrite::new(config), settings)
-            .context("starting the remote-write sender thread")?;
-        Ok(RemoteWriteOutput {
-            engine,
-            prefix: config.prefix.clone(),
-            identity: identity.clone(),
-            families: Vec::new(),
-            series: SeriesCache::default(),
-            sender: Some(sender),
-        })
-    }
-
+impl Convert<Batch> for ToSamples {
     /// The samples of `buffer`.
     fn convert(&mut self, buffer: &MeasurementBuffer, metrics: &MetricRegistry) -> Batch {
         let mut batch = Batch::new(Vec::with_capacity(buffer.len()));
@@ -101,33 +105,6 @@ impl RemoteWriteOutput {
             });
         }
         batch
-    }
-}
-
-impl Output for RemoteWriteOutput {
-    fn write(
-        &mut self,
-        buffer: &MeasurementBuffer,
-        ctx: &OutputContext,
-    ) -> Result<(), ElementError> {
-        self.engine.set_delivery(ctx.delivery());
-        let batch = self.convert(buffer, ctx.metrics());
-        self.engine.enqueue(batch);
-        Ok(())
-    }
-
-    /// Sends what is buffered, retrying, until it is delivered or the plugin's `stop`
-    /// gives up (after the core's shutdown deadline).
-    fn finish(&mut self, _ctx: &OutputContext) -> Result<(), ElementError> {
-        self.engine.finish_and_log(&mut self.sender);
-        Ok(())
-    }
-}
-
-impl Drop for RemoteWriteOutput {
-    fn drop(&mut self) {
-        // The pipeline stopped this output: make the sender exit too.
-        self.engine.abort();
     }
 }
 

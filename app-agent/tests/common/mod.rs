@@ -148,3 +148,11 @@ pub fn run_config(dir: &Path, config: &str, args: &[&str]) -> (i32, String) {
     cmd.args(["--no-default-config"]).args(args);
     run_to_exit(cmd)
 }
+
+/// An RFC 3339 time as the CSV output writes it (`2026-11-26T06:25:59.123456789Z`), in
+/// nanoseconds since the Unix epoch.
+pub fn unix_ns(rfc3339: &str) -> u64 {
+    let t = humantime::parse_rfc3339(rfc3339).unwrap_or_else(|e| panic!("{rfc3339}: {e}"));
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(d.as_nanos()).unwrap()
+}
