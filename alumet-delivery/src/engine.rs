@@ -177,8 +177,12 @@ impl<B: Batch> Engine<B> {
         self.cv.notify_all();
     }
 
+    /// Drops the oldest queued points past the capacity. The batch in flight is not counted:
+    /// it holds the oldest points, and if its request fails it comes back to the front of
+    /// the queue, where this drops it first. (Counting it here would drop younger points
+    /// in its place, and keep the oldest if it then failed.)
     fn enforce_capacity(&self, st: &mut State<B>) {
-        let excess = (st.queue.len() + st.in_flight).saturating_sub(self.capacity);
+        let excess = st.queue.len().saturating_sub(self.capacity);
         if excess == 0 {
             return;
         }

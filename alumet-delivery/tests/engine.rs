@@ -15,6 +15,8 @@ struct Scripted {
     sent: Arc<Mutex<Vec<Vec<u32>>>>,
     /// Batches larger than this get 413.
     max_len: usize,
+    /// When set, each request waits for one message here before it is answered.
+    gate: Option<Arc<Mutex<std::sync::mpsc::Receiver<()>>>>,
 }
 
 impl Scripted {
@@ -23,7 +25,16 @@ impl Scripted {
             script: Arc::new(Mutex::new(script)),
             sent: Arc::default(),
             max_len: usize::MAX,
+            gate: None,
         }
+    }
+
+    /// As [`Scripted::new`], with each request held until the returned sender sends.
+    fn gated(script: Vec<Outcome>) -> (Self, std::sync::mpsc::Sender<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut s = Scripted::new(script);
+        s.gate = Some(Arc::new(Mutex::new(rx)));
+        (s, tx)
     }
 
     fn requests(&self) -> Vec<Vec<u32>> {
@@ -34,6 +45,9 @@ impl Scripted {
 impl Transport<Items<u32>> for Scripted {
     fn send(&mut self, batch: &Items<u32>) -> Outcome {
         self.sent.lock().unwrap().push(batch.as_slice().to_vec());
+        if let Some(gate) = &self.gate {
+            let _ = gate.lock().unwrap().recv();
+        }
         if batch.len() > self.max_len {
             return Outcome::TooLarge {
                 message: "too big".into(),
@@ -200,6 +214,40 @@ fn the_buffer_drops_the_oldest_and_counts_exactly() {
     // What survived is the newest: the requests after the drop carry points 15 and up.
     let last = transport.requests().last().cloned().unwrap();
     assert!(last.iter().all(|&p| !(4..15).contains(&p)), "{last:?}");
+}
+
+#[test]
+fn a_batch_in_flight_during_an_overflow_is_the_oldest_and_dropped_first() {
+    // The first request (points 0..4) is held while 21 more points arrive into a buffer of
+    // 10; it then fails, and the next requests succeed. The survivors must be the 10
+    // newest, whatever was in flight.
+    let engine = Arc::new(Engine::new(10, "t"));
+    let (transport, release) = Scripted::gated(vec![
+        Outcome::Retry {
+            reason: "down".into(),
+            after: Some(Duration::ZERO),
+        },
+        Outcome::Delivered,
+    ]);
+    let sender = engine.spawn("t", transport.clone(), settings(4)).unwrap();
+    engine.enqueue(points(0..4));
+    wait_until(|| transport.requests().len() == 1);
+    engine.enqueue(points(4..25));
+    // Later requests are no longer held.
+    release.send(()).unwrap();
+    drop(release);
+    assert_eq!(engine.close_and_wait(), 0);
+    sender.join().unwrap();
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.dropped, stats.undelivered, stats.delivered),
+        (15, 0, 10),
+        "{stats:?}"
+    );
+    let requests = transport.requests();
+    assert_eq!(requests[0], vec![0, 1, 2, 3]);
+    let after: Vec<u32> = requests[1..].concat();
+    assert_eq!(after, (15..25).collect::<Vec<_>>(), "the newest, in order");
 }
 
 #[test]
