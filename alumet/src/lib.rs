@@ -17,6 +17,7 @@
 //! hardware counters into exact differences.
 #![deny(missing_docs)]
 
+pub mod consumers;
 pub mod counter;
 pub mod measurement;
 pub mod metrics;

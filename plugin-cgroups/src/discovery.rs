@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alumet::consumers::{CgroupEntry, ConsumerRegistry};
 use alumet::prelude::*;
 use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
 
@@ -50,6 +51,9 @@ pub(crate) struct Discovery {
     pod_names: Option<Arc<PodNames>>,
     /// Where Docker and Podman keep their containers' names.
     runtimes: Option<RuntimeState>,
+    /// Where the measured cgroups are published for other plugins (the core's consumer
+    /// registry), and under which plugin name.
+    publish: Option<(alumet::consumers::Discovery<CgroupEntry>, String)>,
 }
 
 /// What changed in the tree since the last update.
@@ -113,6 +117,23 @@ impl Discovery {
             out_of_files: AtomicBool::new(false),
             pod_names: None,
             runtimes: None,
+            publish: None,
+        }
+    }
+
+    /// Publishes the measured cgroups in the core's consumer registry (for the perf
+    /// plugin's counters per cgroup), after each change, as the plugin `plugin`.
+    pub(crate) fn publish_to(&mut self, registry: &ConsumerRegistry, plugin: &str) {
+        self.publish = Some((registry.cgroups(), plugin.to_owned()));
+    }
+
+    fn publish(&self) {
+        let Some((cgroups, plugin)) = &self.publish else {
+            return;
+        };
+        let entries = self.measured.keys().map(|p| CgroupEntry::new(p));
+        if let Err(e) = cgroups.publish(plugin, entries) {
+            log::warn!("cgroups: {e}");
         }
     }
 
@@ -251,6 +272,7 @@ impl Discovery {
             }
         }
         log::debug!("cgroups: measuring {} cgroups", self.measured.len());
+        self.publish();
         Ok(())
     }
 
@@ -293,6 +315,7 @@ impl Discovery {
                 }
             }
         }
+        self.publish();
     }
 
     /// A directory appeared or vanished at `path` in some hierarchy: lists that subtree

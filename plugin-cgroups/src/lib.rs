@@ -105,6 +105,7 @@ impl Plugin for CgroupsPlugin {
                 kube::run(client, names, refresh, shutdown)
             })?;
         }
+        discovery.publish_to(alumet.consumers(), alumet.plugin_name());
         discovery.start(alumet)?;
         let (tx, rx) = oneshot::channel();
         self.control = Some(tx);

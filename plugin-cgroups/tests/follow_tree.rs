@@ -36,6 +36,26 @@ fn a_new_cgroup_is_measured_from_zero_and_a_removed_one_loses_its_source() {
     );
     assert!(wait_source(&control, "/system.slice/nginx.service", true));
 
+    // The measured cgroups, as published in the core's consumer registry for other
+    // plugins (perf counts them).
+    let published = |path: &str| {
+        let listing = run.pipeline().consumers().cgroups().current();
+        listing.entries.iter().any(|c| &*c.path == path)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while published("/system.slice/docker-6a7c1f0b3e2d.scope")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(published("/system.slice/redis.service"));
+    assert!(published("/system.slice/nginx.service"));
+    assert!(!published("/system.slice/docker-6a7c1f0b3e2d.scope"));
+    assert_eq!(
+        run.pipeline().consumers().cgroups().publisher(),
+        Some("cgroups")
+    );
+
     let metrics = run.metrics().clone();
     let (_report, points) = run.shutdown();
     // Measured from zero at once (the first reading is a difference, not a baseline).

@@ -115,9 +115,11 @@ impl NvidiaPlugin {
                         _ => {}
                     }
                 });
+                let procfs_root = alumet.host_paths().proc_root_or(&self.config.procfs_root);
                 ProcessFilter::Announced(Announced {
                     roots,
-                    procfs_root: alumet.host_paths().proc_root_or(&self.config.procfs_root),
+                    processes: alumet.consumers().processes(&procfs_root),
+                    procfs_root,
                 })
             }
         }

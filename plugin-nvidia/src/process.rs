@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alumet::consumers::{Discovery, ProcessEntry};
 
 use crate::backend::ProcessSample;
 
@@ -20,16 +23,32 @@ pub enum ProcessFilter {
 
 /// The pids announced by the agent (exec and watch modes), shared by the plugin's event
 /// handler and its sources, and where to find their descendants.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Announced {
     /// Announced and not ended yet.
     pub roots: Arc<Mutex<HashSet<u32>>>,
     /// Where procfs is mounted.
     pub procfs_root: PathBuf,
+    /// The core's listing of that procfs (taken for the procfs plugin and others): the
+    /// parents are looked up there first, and read from `/proc` only for processes newer
+    /// than the listing.
+    pub processes: Discovery<ProcessEntry>,
+}
+
+impl std::fmt::Debug for Announced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announced")
+            .field("roots", &self.roots)
+            .field("procfs_root", &self.procfs_root)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How far up the parent chain to look (deeper trees are not followed).
 const MAX_DEPTH: usize = 64;
+
+/// A listing older than this is not used (a pid in it may have been reused since).
+const LISTING_MAX_AGE: Duration = Duration::from_secs(2);
 
 impl Announced {
     /// Whether `pid` is an announced process or one of their descendants.
@@ -41,12 +60,18 @@ impl Announced {
         if roots.is_empty() {
             return false;
         }
+        let listing = self.processes.current();
+        let recent = listing.generation > 0 && listing.taken.elapsed() <= LISTING_MAX_AGE;
+        let parent = |pid: u32| match listing.process(pid) {
+            Some(p) if recent => Some(p.ppid),
+            _ => parent_of(&self.procfs_root, pid),
+        };
         let mut current = pid;
         for _ in 0..MAX_DEPTH {
             if roots.contains(&current) {
                 return true;
             }
-            match parent_of(&self.procfs_root, current) {
+            match parent(current) {
                 Some(parent) if parent > 1 => current = parent,
                 _ => return false,
             }
@@ -246,5 +271,39 @@ mod tests {
         assert_eq!(parent_of(&dir, 42), Some(17));
         assert_eq!(parent_of(&dir, 43), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn descendants_are_found_in_the_cores_listing_then_in_proc_for_newer_processes() {
+        let dir = alumet::test_util::TempDir::new("nvidia-announced");
+        let write = |pid: u32, ppid: u32| {
+            let p = dir.path().join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            let stat =
+                format!("{pid} (x) S {ppid} 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {pid}00 1 1");
+            std::fs::write(p.join("stat"), stat).unwrap();
+        };
+        // 100 <- 200 <- 300 (and 400, unrelated)
+        write(100, 1);
+        write(200, 100);
+        write(300, 200);
+        write(400, 1);
+        let registry = alumet::consumers::ConsumerRegistry::default();
+        let processes = registry.processes(dir.path());
+        processes.listing(Duration::ZERO).unwrap();
+        let announced = Announced {
+            roots: Arc::new(Mutex::new([100].into())),
+            procfs_root: dir.path().to_owned(),
+            processes,
+        };
+        // The listing alone answers: /proc no longer has 200's file.
+        std::fs::remove_dir_all(dir.path().join("200")).unwrap();
+        assert!(announced.contains(300));
+        assert!(!announced.contains(400));
+        // A process newer than the listing: its parent is read from /proc.
+        write(500, 300);
+        assert!(announced.contains(500));
+        write(600, 400);
+        assert!(!announced.contains(600));
     }
 }

@@ -1,14 +1,15 @@
-//! Finding the processes to measure: a scan of `/proc` every `refresh_interval`, matched
-//! against the watcher's groups or against the descendants of an announced process; and
-//! the source that measures what was found.
+//! Finding the processes to measure: the core's listing of `/proc` (shared with every
+//! plugin that lists processes; at most `refresh_interval` old), matched against the
+//! watcher's groups or against the descendants of an announced process; and the source
+//! that measures what was found.
 
 use std::fs;
 use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alumet::consumers::{ProcessEntry, Snapshot};
 use alumet::prelude::*;
 use regex_lite::Regex;
 
@@ -19,14 +20,6 @@ use crate::procfile::{
     warn_process_denied,
 };
 use crate::Env;
-
-/// A process as listed by a scan.
-#[derive(Copy, Clone, Debug)]
-pub(crate) struct Listed {
-    pid: u32,
-    ppid: u32,
-    starttime: u64,
-}
 
 /// One `[[processes.groups]]` entry, compiled.
 pub(crate) struct GroupFilter {
@@ -52,7 +45,7 @@ pub(crate) struct ProcessSource {
     matcher: Matcher,
     refresh: Duration,
     last_refresh: Option<Instant>,
-    listed: Vec<Listed>,
+    listed: Arc<Snapshot<ProcessEntry>>,
     /// Set by the event handler before the final poll: the files are closed after it.
     ended: Arc<AtomicBool>,
 }
@@ -64,7 +57,7 @@ impl ProcessSource {
             matcher,
             refresh,
             last_refresh: None,
-            listed: Vec::new(),
+            listed: Arc::new(Snapshot::default()),
             ended: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -81,7 +74,8 @@ impl ProcessSource {
         Arc::clone(&self.ended)
     }
 
-    /// Lists `/proc` and updates the tracked set.
+    /// Takes the listing of `/proc` (a new one if the last is older than `refresh`) and
+    /// updates the tracked set.
     fn refresh(&mut self) -> anyhow::Result<()> {
         if let Matcher::Descendants { follow: false } = self.matcher {
             return Ok(());
@@ -92,14 +86,15 @@ impl ProcessSource {
             let uptime = uptime_ticks(self.set.env());
             self.set.set_count_from(uptime.unwrap_or(u64::MAX));
         }
-        scan(self.set.env(), &mut self.listed)?;
+        let env = self.set.env();
+        self.listed = env.processes.listing(self.refresh / 4)?;
+        if let Some(why) = &self.listed.incomplete {
+            env.warnings.denied.call(|| warn_process_denied(why));
+        }
         // Drop the processes that are gone or whose pid was reused.
         let listed = &self.listed;
         let stale: Vec<u32> = (self.set.pids())
-            .filter(|&pid| {
-                let found = listed.binary_search_by_key(&pid, |l| l.pid).ok();
-                found.map(|i| listed[i].starttime) != self.set.starttime(pid)
-            })
+            .filter(|&pid| listed.process(pid).map(|l| l.starttime) != self.set.starttime(pid))
             .collect();
         stale.into_iter().for_each(|pid| self.set.untrack(pid));
         match &self.matcher {
@@ -113,7 +108,8 @@ impl ProcessSource {
     }
 
     fn add_group_members(&mut self, filters: &[GroupFilter], index: usize) {
-        for l in &self.listed {
+        let listed = Arc::clone(&self.listed);
+        for l in listed.entries.iter() {
             if self.set.starttime(l.pid).is_some() {
                 continue;
             }
@@ -126,9 +122,10 @@ impl ProcessSource {
 
     /// Tracks every listed process whose parent is tracked and older, until none is added.
     fn add_descendants(&mut self) {
+        let listed = Arc::clone(&self.listed);
         loop {
             let mut added = false;
-            for l in &self.listed {
+            for l in listed.entries.iter() {
                 let parent = self.set.starttime(l.ppid);
                 let child = parent.is_some_and(|p| p <= l.starttime) && l.pid != l.ppid;
                 if child && self.set.starttime(l.pid).is_none() {
@@ -142,7 +139,7 @@ impl ProcessSource {
     }
 }
 
-fn track(set: &mut ProcessSet, l: &Listed) -> bool {
+fn track(set: &mut ProcessSet, l: &ProcessEntry) -> bool {
     match set.track(l.pid, l.starttime) {
         Ok(()) => true,
         Err(e) => {
@@ -160,7 +157,7 @@ fn track(set: &mut ProcessSet, l: &Listed) -> bool {
 }
 
 /// Whether a listed process matches a group (every criterion given).
-fn matches(env: &Env, f: &GroupFilter, l: &Listed) -> bool {
+fn matches(env: &Env, f: &GroupFilter, l: &ProcessEntry) -> bool {
     if f.pid.is_some_and(|p| p != l.pid) || f.ppid.is_some_and(|p| p != l.ppid) {
         return false;
     }
@@ -177,43 +174,13 @@ fn matches(env: &Env, f: &GroupFilter, l: &Listed) -> bool {
     }
 }
 
-/// Lists the processes of `/proc` with their parent and start time.
-fn scan(env: &Env, out: &mut Vec<Listed>) -> anyhow::Result<()> {
-    out.clear();
-    let entries = fs::read_dir(&env.root)
-        .map_err(|e| anyhow::anyhow!("listing {}: {e}", env.root.display()))?;
-    let mut buf = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let path = entry.path().join("stat");
-        match read_stat(&path, &mut buf) {
-            Ok(Some(l)) if l.pid == pid => out.push(l),
-            Ok(_) => {}
-            Err(e) if is_denied(&e) => env.warnings.denied.call(|| warn_process_denied(&path, &e)),
-            Err(_) => {} // gone between listing and reading
-        }
-    }
-    out.sort_unstable_by_key(|l| l.pid);
-    Ok(())
-}
-
-fn read_stat(path: &Path, buf: &mut Vec<u8>) -> io::Result<Option<Listed>> {
-    let file = fs::File::open(path)?;
-    let stat = parse_process_stat(read_whole(&file, buf, true)?);
-    Ok(stat.map(|s| Listed {
-        pid: s.pid,
-        ppid: s.ppid,
-        starttime: s.starttime,
-    }))
-}
-
 /// The start time of process `pid`, read now.
 pub(crate) fn starttime_of(env: &Env, pid: u32) -> io::Result<Option<u64>> {
     let path = env.root.join(pid.to_string()).join("stat");
-    Ok(read_stat(&path, &mut Vec::new())?.map(|l| l.starttime))
+    let file = fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let stat = parse_process_stat(read_whole(&file, &mut buf, true)?);
+    Ok(stat.map(|s| s.starttime))
 }
 
 /// Clock ticks since boot, from `/proc/uptime`.

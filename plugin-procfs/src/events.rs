@@ -65,7 +65,7 @@ impl EventHandler {
                     self.env
                         .warnings
                         .denied
-                        .call(|| warn_process_denied(&path, &e));
+                        .call(|| warn_process_denied(&format!("{}: {e}", path.display())));
                 } else if !is_gone(&e) {
                     log::warn!(
                         "procfs: cannot measure process {pid}: reading {}: {e}",

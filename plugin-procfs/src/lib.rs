@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alumet::consumers::{Discovery, ProcessEntry};
 use alumet::prelude::*;
 use anyhow::Context;
 
@@ -61,7 +62,8 @@ impl Plugin for ProcfsPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         let c = &self.config;
-        let (env, stat) = Env::new(&alumet.host_paths().proc_root_or(&c.procfs_root))?;
+        let root = alumet.host_paths().proc_root_or(&c.procfs_root);
+        let (env, stat) = Env::new(&root, alumet.consumers().processes(&root))?;
         let env = Arc::new(env);
         if c.kernel.enabled {
             kernel::start(&c.kernel, &env, stat, alumet).context("kernel section")?;
@@ -88,6 +90,8 @@ pub(crate) struct Env {
     clk_tck: u64,
     /// Bytes per page (`sysconf(_SC_PAGESIZE)`), the unit of `/proc/PID/statm`.
     page_size: u64,
+    /// The processes of `root`, listed by the core for every plugin that asks.
+    processes: Discovery<ProcessEntry>,
     warnings: Warnings,
 }
 
@@ -107,7 +111,10 @@ impl Env {
     /// plugin is unavailable. (Opening is the check: reading `/proc/stat` costs the kernel
     /// a walk of every CPU, and the kernel section reads it right after.) Returns the open
     /// `stat` too, for the kernel section.
-    fn new(root: &Path) -> anyhow::Result<(Self, std::fs::File)> {
+    fn new(
+        root: &Path,
+        processes: Discovery<ProcessEntry>,
+    ) -> anyhow::Result<(Self, std::fs::File)> {
         let stat = root.join("stat");
         let opened = std::fs::File::open(&stat).and_then(|f| match f.metadata()?.is_file() {
             true => Ok(f),
@@ -123,6 +130,7 @@ impl Env {
             root: root.to_owned(),
             clk_tck: sysconf(libc::_SC_CLK_TCK, 100),
             page_size: sysconf(libc::_SC_PAGESIZE, 4096),
+            processes,
             warnings: Warnings::default(),
         };
         Ok((env, file))

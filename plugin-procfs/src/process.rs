@@ -141,7 +141,9 @@ impl ProcessSet {
                 Err(e) => {
                     if is_denied(&e) {
                         let path = env.root.join(pid.to_string()).join("stat");
-                        env.warnings.denied.call(|| warn_process_denied(&path, &e));
+                        env.warnings
+                            .denied
+                            .call(|| warn_process_denied(&format!("{}: {e}", path.display())));
                     } else if !is_gone(&e) {
                         log::debug!("procfs: dropping process {pid}: {e}");
                     }

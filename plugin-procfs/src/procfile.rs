@@ -121,12 +121,11 @@ impl Once {
 }
 
 /// The warning for a process file that cannot be read: what is lost, and what fixes it.
-pub(crate) fn warn_process_denied(path: &Path, error: &io::Error) {
+pub(crate) fn warn_process_denied(what: &str) {
     log::warn!(
-        "procfs: cannot read {}: {error}; processes of other users are skipped. \
+        "procfs: cannot read {what}; processes of other users are skipped. \
          Mount procfs with `hidepid=0` (or with `gid=` a group of the agent's user), or run \
-         the agent as root or with CAP_SYS_PTRACE; this warning is not repeated",
-        path.display()
+         the agent as root or with CAP_SYS_PTRACE; this warning is not repeated"
     );
 }
 

@@ -159,6 +159,49 @@ fn a_process_joins_the_first_group_it_matches() {
     assert_eq!(ids, ["102", "100"]);
 }
 
+#[test]
+fn groups_share_one_listing_of_proc_from_the_core() {
+    let root = TempDir::new("shared-scan");
+    sync_tree(&fixture("processes/poll2"), root.path());
+    let config = format!(
+        r#"
+        procfs_root = "{}"
+        kernel.enabled = false
+        memory.enabled = false
+        [processes]
+        enabled = true
+        refresh_interval = "1h"
+        [[processes.groups]]
+        ppid = 1
+        poll_interval = "1h"
+        [[processes.groups]]
+        ppid = 100
+        poll_interval = "1h"
+        [[processes.groups]]
+        poll_interval = "1h"
+        "#,
+        root.path().display()
+    );
+    let mut tester = PipelineTester::new();
+    tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
+    let run = tester.start().unwrap();
+    for group in 0..3 {
+        assert_eq!(run.trigger(&format!("procfs/group-{group}")), 1);
+    }
+    let listing = (run.pipeline().consumers())
+        .processes(root.path())
+        .current();
+    let pids: Vec<u32> = listing.entries.iter().map(|p| p.pid).collect();
+    let (_report, points) = run.shutdown();
+    // One scan for the three groups, and it found the tree's processes.
+    assert_eq!(listing.generation, 1);
+    assert_eq!(pids, [100, 102]);
+    let mut measured: Vec<String> = points.iter().map(|p| p.consumer.id().to_string()).collect();
+    measured.sort();
+    measured.dedup();
+    assert_eq!(measured, ["100", "102"]);
+}
+
 /// Sum of `cpu_time_delta` per (pid, kind).
 fn cpu_sums(points: &[MeasurementPoint], metric: MetricId<u64>) -> BTreeMap<(String, String), u64> {
     let mut sums = BTreeMap::new();

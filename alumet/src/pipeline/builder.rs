@@ -1,5 +1,6 @@
 //! Starting the pipeline from plugins, and shutting it down without losing points.
 
+use crate::consumers::ConsumerRegistry;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
@@ -154,12 +155,14 @@ impl PipelineBuilder {
         let mut elements = Elements::default();
         let mut started: Vec<Box<dyn AnyPlugin>> = Vec::new();
         let mut unavailable = Vec::new();
+        let consumers = ConsumerRegistry::default();
         for mut plugin in self.plugins {
             let name = plugin.name().to_owned();
             let mut registrar = Registrar::new(&name, &metrics, &elements)
                 .with_run_mode(self.run_mode)
                 .with_host_paths(self.host_paths.clone())
-                .with_host_identity(self.host_identity.clone());
+                .with_host_identity(self.host_identity.clone())
+                .with_consumers(consumers.clone());
             let result = plugin.start(&mut registrar);
             let staged = registrar.into_staged();
             match result {
@@ -194,6 +197,7 @@ impl PipelineBuilder {
         running.run_mode = self.run_mode;
         running.host_paths = self.host_paths;
         running.host_identity = self.host_identity;
+        running.consumers = consumers;
         if !self.defer_source_threads {
             running.start_source_threads()?;
         }
@@ -340,6 +344,7 @@ fn launch(
         run_mode: RunMode::Run,
         host_paths: HostPaths::default(),
         host_identity: HostIdentity::default(),
+        consumers: ConsumerRegistry::default(),
         finished: None,
     })
 }
@@ -398,6 +403,8 @@ pub struct RunningPipeline {
     pub(super) run_mode: RunMode,
     pub(super) host_paths: HostPaths,
     pub(super) host_identity: HostIdentity,
+    /// The registry its plugins share, for those started while running.
+    pub(super) consumers: ConsumerRegistry,
     pub(super) finished: Option<ShutdownReport>,
 }
 
@@ -410,6 +417,11 @@ impl RunningPipeline {
     /// Every registered metric.
     pub fn metrics(&self) -> &MetricRegistry {
         &self.metrics
+    }
+
+    /// The consumer registry its plugins share.
+    pub fn consumers(&self) -> &ConsumerRegistry {
+        &self.consumers
     }
 
     /// Starts the threads that poll sources on their intervals, and those of the blocking

@@ -133,6 +133,7 @@ impl RunningPipeline {
             .with_run_mode(self.run_mode)
             .with_host_paths(self.host_paths.clone())
             .with_host_identity(self.host_identity.clone())
+            .with_consumers(self.consumers.clone())
             .with_ids(&reserve);
         let result = plugin.start(&mut registrar);
         let staged = registrar.into_staged();

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 
+use crate::consumers::ConsumerRegistry;
 use crate::measurement::{MeasurementPoint, MeasurementType};
 use crate::metrics::{MetricError, MetricId, MetricRegistry, RawMetricId, Unit};
 use crate::pipeline::{
@@ -90,6 +91,7 @@ pub struct Registrar<'a> {
     run_mode: RunMode,
     host_paths: HostPaths,
     host_identity: HostIdentity,
+    consumers: ConsumerRegistry,
     metrics: &'a MetricRegistry,
     committed: &'a Elements,
     staged: Elements,
@@ -109,6 +111,7 @@ impl<'a> Registrar<'a> {
             run_mode: RunMode::Run,
             host_paths: HostPaths::default(),
             host_identity: HostIdentity::default(),
+            consumers: ConsumerRegistry::default(),
             metrics,
             committed,
             staged: Elements::default(),
@@ -134,6 +137,11 @@ impl<'a> Registrar<'a> {
 
     pub(crate) fn with_host_identity(mut self, identity: HostIdentity) -> Self {
         self.host_identity = identity;
+        self
+    }
+
+    pub(crate) fn with_consumers(mut self, consumers: ConsumerRegistry) -> Self {
+        self.consumers = consumers;
         self
     }
 
@@ -163,6 +171,12 @@ impl<'a> Registrar<'a> {
     /// outputs add to every point (see [`HostIdentity`]).
     pub fn host_identity(&self) -> &HostIdentity {
         &self.host_identity
+    }
+
+    /// The processes and cgroups of the host, listed once for every plugin of the
+    /// pipeline (see [`crate::consumers`]): scan `/proc` through it rather than alone.
+    pub fn consumers(&self) -> &ConsumerRegistry {
+        &self.consumers
     }
 
     /// The metrics registered so far (by this plugin and the ones started before it).
