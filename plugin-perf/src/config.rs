@@ -22,6 +22,8 @@ pub struct Config {
     pub cache_events: Vec<String>,
     /// Count the processes and cgroups that exec and watch measure (a process with its children, as `perf stat` counts a command).
     pub follow_announced: bool,
+    /// Count every cgroup that the cgroups plugin measures (run mode), in cgroup mode on every CPU, following the ones it adds and removes (needs the cgroups plugin, and v2 or v1's perf_event hierarchy).
+    pub cgroups: bool,
     /// Also count every process of the machine, per CPU (needs CAP_PERFMON or kernel.perf_event_paranoid at 0 or below).
     pub machine: bool,
     /// How often to read the counters.
@@ -55,6 +57,7 @@ impl Default for Config {
             software_events: Vec::new(),
             cache_events: Vec::new(),
             follow_announced: true,
+            cgroups: false,
             machine: false,
             poll_interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(5),

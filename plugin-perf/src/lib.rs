@@ -8,6 +8,7 @@
 //! events = ["cycles", "instructions", "task-clock", "page-faults"]
 //! ```
 
+mod cgroups;
 mod config;
 pub mod events;
 mod source;
@@ -23,6 +24,8 @@ pub use source::{Measured, PerfSource};
 /// The `perf` plugin.
 pub struct PerfPlugin {
     config: Config,
+    /// Hands the control handle from `post_start` to the task that follows the cgroups.
+    control: Option<tokio::sync::oneshot::Sender<PluginControl>>,
 }
 
 /// Why an event cannot be counted here, with the fix where there is one.
@@ -37,7 +40,7 @@ fn unavailable_reason(e: &std::io::Error, event: &events::Event) -> String {
 }
 
 /// The online CPUs (0 to n-1).
-fn cpus() -> Vec<u32> {
+pub(crate) fn cpus() -> Vec<u32> {
     // SAFETY: sysconf only reads a configuration value.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     (0..u32::try_from(n).unwrap_or(1).max(1)).collect()
@@ -45,7 +48,7 @@ fn cpus() -> Vec<u32> {
 
 /// The cgroup directory a consumer's path names, in cgroup v2 or in v1's `perf_event`
 /// hierarchy (hybrid hosts have v2 under `unified`).
-fn cgroup_dir(root: &Path, path: &str) -> Option<std::fs::File> {
+pub(crate) fn cgroup_dir(root: &Path, path: &str) -> Option<std::fs::File> {
     let rel = path.trim_start_matches('/');
     let candidates = [
         root.join("perf_event").join(rel),
@@ -68,7 +71,10 @@ impl Plugin for PerfPlugin {
     fn init(config: Config) -> anyhow::Result<Self> {
         config.events()?;
         config.trigger()?;
-        Ok(PerfPlugin { config })
+        Ok(PerfPlugin {
+            config,
+            control: None,
+        })
     }
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
@@ -120,8 +126,19 @@ impl Plugin for PerfPlugin {
             })?;
             alumet.add_source("machine", source, trigger.clone())?;
         }
+        let cgroup_root = alumet.host_paths().cgroup_root_or(&c.cgroup_root);
+        if c.cgroups && !alumet.run_mode().follows_announced_processes() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.control = Some(tx);
+            let follower = cgroups::Follower::new(
+                measured.clone(),
+                trigger.clone(),
+                cgroup_root.clone(),
+                alumet.consumers().cgroups(),
+            );
+            alumet.add_task("cgroups", move |shutdown| follower.run(rx, shutdown))?;
+        }
         if c.follow_announced {
-            let cgroup_root = alumet.host_paths().cgroup_root_or(&c.cgroup_root);
             let handler = Follow {
                 measured,
                 trigger,
@@ -129,6 +146,14 @@ impl Plugin for PerfPlugin {
                 pending: std::sync::Mutex::new(None),
             };
             alumet.on_event(move |event, control| handler.handle(event, control));
+        }
+        Ok(())
+    }
+
+    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
+        if let Some(tx) = self.control.take() {
+            // The task is gone only if the pipeline is stopping.
+            let _ = tx.send(control.clone());
         }
         Ok(())
     }
@@ -144,7 +169,7 @@ struct Follow {
 }
 
 /// A source's name for a consumer.
-fn source_name(consumer: &ResourceConsumer) -> Option<String> {
+pub(crate) fn source_name(consumer: &ResourceConsumer) -> Option<String> {
     match consumer {
         ResourceConsumer::Process { pid } => Some(format!("process-{pid}")),
         ResourceConsumer::ControlGroup { path } => Some(format!(

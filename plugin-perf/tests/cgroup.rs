@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use alumet::consumers::CgroupEntry;
 use alumet::pipeline::Event;
 use alumet::prelude::*;
 use alumet::test_util::skip::{missing_root, should_run};
@@ -100,6 +101,81 @@ fn a_cgroup_s_processes_are_counted_on_every_cpu() {
     let ms = counted[0] as f64 / 1e6;
     // What the kernel charged to the cgroup (cpu.stat), within 10 %: the test's own busy
     // second, outside it, is not counted.
+    assert!(used_ms > 100.0, "the loop ran: {used_ms} ms");
+    assert!(
+        (ms - used_ms).abs() <= used_ms * 0.1 + 20.0,
+        "{ms} ms of task-clock, cpu.stat says {used_ms} ms"
+    );
+}
+
+/// Polls `cond` every 20 ms for up to 10 s.
+fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[test]
+fn the_cgroups_that_the_cgroups_plugin_publishes_are_counted_until_they_go() {
+    let root = v2_root();
+    let missing = missing_root("creates a cgroup")
+        .or_else(|| root.is_none().then(|| "no cgroup v2 mount".to_owned()));
+    if !should_run("perf cgroup mode", missing) {
+        return;
+    }
+    let root = root.unwrap();
+    let name = format!("alumet-perf-published-{}", std::process::id());
+    let dir = root.join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    let mut tester = PipelineTester::new();
+    let config = format!(
+        "events = ['task-clock']\ncgroups = true\npoll_interval = '1h'\ncgroup_root = {:?}\n",
+        root.display().to_string()
+    );
+    tester.plugin_toml::<PerfPlugin>(&config).unwrap();
+    let run = tester.start().unwrap();
+    let path = format!("/{name}");
+    // What the cgroups plugin does when it finds the cgroup.
+    let published = run.pipeline().consumers().cgroups();
+    published
+        .publish("cgroups", [CgroupEntry::new(&path)])
+        .unwrap();
+    let selector = format!("perf/cgroup-{name}");
+    assert!(
+        wait_for(|| run.trigger(&selector) == 1),
+        "no source for the published cgroup"
+    );
+    let usage = |dir: &Path| -> f64 {
+        let text = std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
+        let usec = text.lines().find_map(|l| l.strip_prefix("usage_usec "));
+        usec.and_then(|u| u.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+            / 1000.0
+    };
+    let before = usage(&dir);
+    busy_in(&dir, 1).wait().unwrap();
+    let used_ms = usage(&dir) - before;
+    // Gone from the listing: its source gets a last reading, then goes.
+    published.publish("cgroups", []).unwrap();
+    assert!(
+        wait_for(|| run.trigger(&selector) == 0),
+        "the source of the cgroup that went is still there"
+    );
+    let task_clock = run.metric::<u64>("perf_task_clock").unwrap();
+    let (_, points) = run.shutdown();
+    let _ = std::fs::remove_dir(&dir);
+    let consumer = ResourceConsumer::ControlGroup {
+        path: path.as_str().into(),
+    };
+    let ms: f64 = (points.iter())
+        .filter(|p| p.metric == task_clock.raw() && p.consumer == consumer)
+        .map(|p| p.value.as_f64() / 1e6)
+        .sum();
     assert!(used_ms > 100.0, "the loop ran: {used_ms} ms");
     assert!(
         (ms - used_ms).abs() <= used_ms * 0.1 + 20.0,
