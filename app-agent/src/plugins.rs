@@ -175,6 +175,40 @@ pub const ALIASES: [(&str, &str); 4] = [
     ("energy-estimation-tdp", "energy-estimation"),
 ];
 
+/// Plugins of the public Alumet agent (0.9) that this agent does not have, with what it
+/// offers instead: a config file that has their table gets an error saying so, unless the
+/// table says `enable = false` or `--plugins` leaves it out.
+pub const ALUMET_ONLY: [(&str, &str); 19] = [
+    ("amd-gpu", "no AMD GPU plugin: amdgpu's power and energy are in the kernel's hwmon interface"),
+    ("k8s", "the plugin `cgroups` measures every cgroup, and names Kubernetes pods ([plugins.cgroups.kubernetes])"),
+    ("oar", "the plugin `cgroups` measures every cgroup and names OAR jobs from their cgroup paths"),
+    ("slurm", "the plugin `cgroups` measures every cgroup and names Slurm jobs and steps from their cgroup paths"),
+    ("raw-cgroups", "the plugin `cgroups` measures every cgroup (v1, v2 and hybrid hosts)"),
+    ("containers", "the plugin `cgroups` measures every cgroup and names Docker and Podman containers"),
+    ("process-to-cgroup-bridge", "the plugin `attribution` splits energy over cgroups as over processes (consumers = \"cgroup\")"),
+    ("relay-client", "send to an existing store instead: `opentelemetry` (OTLP to a collector) or `prometheus-remote-write`"),
+    ("relay-server", "send to an existing store instead: `opentelemetry` (OTLP to a collector) or `prometheus-remote-write`"),
+    ("mongodb", "no MongoDB output: send OTLP (`opentelemetry`) to a collector that writes where you need, or use `influxdb` or `csv`"),
+    ("elasticsearch", "no Elasticsearch output: send OTLP (`opentelemetry`) to a collector with its Elasticsearch exporter"),
+    ("kwollect-input", "no Kwollect plugin"),
+    ("kwollect-output", "no Kwollect output: use `influxdb`, `prometheus-remote-write` or `opentelemetry`"),
+    ("quarch", "no Quarch power-module plugin"),
+    ("jetson", "no Jetson plugin: its INA3221 rails are in the kernel's hwmon interface"),
+    ("grace-hopper", "no Grace Hopper plugin: its power sensors are in the kernel's hwmon interface"),
+    ("lm-sensors", "no lm-sensors plugin: the sensors it reads are in the kernel's hwmon interface"),
+    ("temperature", "no temperature plugin: the sensors are in the kernel's hwmon interface"),
+    ("tui", "no terminal interface: `alumet-agent control status` shows a running agent, `exec` prints a summary"),
+];
+
+/// What this agent offers instead of the public Alumet agent's plugin `name`, if `name` is
+/// one of its plugins that this agent lacks.
+pub fn alumet_only(name: &str) -> Option<&'static str> {
+    ALUMET_ONLY
+        .iter()
+        .find(|(a, _)| *a == name)
+        .map(|(_, w)| *w)
+}
+
 /// The plugin that `name` is the public Alumet agent's name of, if it is one.
 pub fn alias_of(name: &str) -> Option<&'static str> {
     ALIASES.iter().find(|(a, _)| *a == name).map(|(_, p)| *p)

@@ -307,6 +307,15 @@ pub fn parse_statm(text: &[u8]) -> Option<Statm> {
     })
 }
 
+/// The `Pss:` line of `/proc/PID/smaps_rollup` (the process's proportional share of its
+/// resident pages), in kB.
+pub fn parse_smaps_rollup_pss(text: &[u8]) -> Option<u64> {
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(b"Pss:")?;
+        fields(rest).next().and_then(parse_u64)
+    })
+}
+
 /// The first number of `/proc/uptime` (seconds since boot, with a fraction), in clock
 /// ticks of `clk_tck` per second: the unit of [`ProcessStat::starttime`].
 pub fn parse_uptime_ticks(text: &[u8], clk_tck: u64) -> Option<u64> {

@@ -180,3 +180,19 @@ fn hidepid_is_found_on_the_procfs_mount() {
     assert_eq!(host.and_then(hidepid), None);
     assert_eq!(proc_mount_options(mountinfo, "/sys"), None);
 }
+
+#[test]
+fn smaps_rollup_gives_the_pss_line_in_kb() {
+    let text = b"55ebe1387000-7ffc9c65e000 ---p 00000000 00:00 0                          [rollup]\nRss:                1716 kB\nPss:                 262 kB\nPss_Dirty:           108 kB\n";
+    assert_eq!(linux_parse::proc::parse_smaps_rollup_pss(text), Some(262));
+    // Pss_Dirty alone is not Pss; garbage and a missing line give nothing.
+    assert_eq!(
+        linux_parse::proc::parse_smaps_rollup_pss(b"Pss_Dirty: 3 kB\n"),
+        None
+    );
+    assert_eq!(
+        linux_parse::proc::parse_smaps_rollup_pss(b"Pss: lots kB\n"),
+        None
+    );
+    assert_eq!(linux_parse::proc::parse_smaps_rollup_pss(b""), None);
+}

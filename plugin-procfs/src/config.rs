@@ -106,6 +106,20 @@ pub struct ProcessesConfig {
     pub groups: Vec<GroupConfig>,
 }
 
+/// How a process's memory is read.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryMode {
+    /// `/proc/PID/statm`: `memory_usage` of kind resident, shared and virtual.
+    #[default]
+    Quick,
+    /// Also `/proc/PID/smaps_rollup`: `memory_usage` of kind `proportional` (PSS: each shared page divided among the processes that map it). The kernel walks every mapping of the process to answer: much slower (see the README).
+    #[serde(alias = "full")]
+    SlowButAccurate,
+}
+
 /// The `[plugins.procfs.processes.events]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -120,6 +134,8 @@ pub struct EventsConfig {
     pub flush_interval: Duration,
     /// Also measure the descendants of an announced process (found every `refresh_interval`), each as its own consumer.
     pub follow_children: bool,
+    /// `"quick"` (`statm`) or `"slow_but_accurate"` (also the proportional set size from `smaps_rollup`), as the public Alumet agent names them.
+    pub memory_mode: MemoryMode,
 }
 
 /// One `[[plugins.procfs.processes.groups]]` entry: a process matches when it matches every criterion given.
@@ -143,6 +159,8 @@ pub struct GroupConfig {
     #[serde(with = "alumet::humantime_serde")]
     #[schemars(with = "String")]
     pub flush_interval: Duration,
+    /// `"quick"` (`statm`) or `"slow_but_accurate"` (also the proportional set size from `smaps_rollup`), as the public Alumet agent names them.
+    pub memory_mode: MemoryMode,
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -226,6 +244,7 @@ impl Default for EventsConfig {
             poll_interval: SECOND,
             flush_interval: FIVE_SECONDS,
             follow_children: true,
+            memory_mode: MemoryMode::Quick,
         }
     }
 }
@@ -238,6 +257,7 @@ impl Default for GroupConfig {
             exe_regex: None,
             poll_interval: Duration::from_secs(2),
             flush_interval: FIVE_SECONDS,
+            memory_mode: MemoryMode::Quick,
         }
     }
 }

@@ -85,7 +85,8 @@ impl EventHandler {
                 uptime_ticks(&self.env).map_or(u64::MAX, |u| u.max(starttime.saturating_add(1)))
             }
         };
-        let mut set = ProcessSet::new(Arc::clone(&self.env), self.metrics.clone(), count_from);
+        let mut set = ProcessSet::new(Arc::clone(&self.env), self.metrics.clone(), count_from)
+            .with_memory_mode(self.config.memory_mode);
         if let Err(e) = set.track(pid, starttime) {
             if !is_gone(&e) {
                 log::warn!("procfs: cannot measure process {pid}: {e}");

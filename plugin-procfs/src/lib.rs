@@ -39,8 +39,8 @@ use alumet::prelude::*;
 use anyhow::Context;
 
 pub use config::{
-    Config, EventsConfig, GroupConfig, KernelConfig, MemoryConfig, NetworkConfig, ProcessesConfig,
-    Strategy, DEFAULT_MEMORY_METRICS,
+    Config, EventsConfig, GroupConfig, KernelConfig, MemoryConfig, MemoryMode, NetworkConfig,
+    ProcessesConfig, Strategy, DEFAULT_MEMORY_METRICS,
 };
 
 /// The `procfs` plugin.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use alumet::prelude::*;
 
-use crate::config::{ProcessesConfig, Strategy};
+use crate::config::{MemoryMode, ProcessesConfig, Strategy};
 use crate::discovery::{GroupFilter, Matcher, ProcessSource};
 use crate::events::EventHandler;
 use crate::kernel::ticks_to_ms;
@@ -27,6 +27,8 @@ pub(crate) struct ProcessMetrics {
     cpu_kinds: [Attributes; 3],
     /// `kind` = resident, shared, virtual.
     memory_kinds: [Attributes; 3],
+    /// `kind` = proportional.
+    proportional: Attributes,
 }
 
 impl ProcessMetrics {
@@ -38,6 +40,7 @@ impl ProcessMetrics {
             memory: alumet.create_shared_metric(&shared::MEMORY_USAGE)?,
             cpu_kinds: kinds(["user", "system", "guest"]),
             memory_kinds: kinds(["resident", "shared", "virtual"]),
+            proportional: Attributes::new([("kind", "proportional")]),
         })
     }
 }
@@ -47,6 +50,8 @@ struct Tracked {
     starttime: u64,
     stat: File,
     statm: File,
+    /// `smaps_rollup`, with `memory_mode = "slow_but_accurate"`.
+    smaps_rollup: Option<File>,
     /// user, system, guest, in milliseconds.
     cpu: [CounterDiff; 3],
     /// When the previous reading was taken, for `cpu_percent`.
@@ -64,6 +69,7 @@ pub(crate) struct ProcessSet {
     /// while being watched: they are measured from their start (their first reading is a
     /// difference from zero). Older ones are measured from their first reading.
     count_from: u64,
+    memory_mode: MemoryMode,
 }
 
 impl ProcessSet {
@@ -74,7 +80,14 @@ impl ProcessSet {
             tracked: HashMap::new(),
             buf: Vec::new(),
             count_from,
+            memory_mode: MemoryMode::Quick,
         }
+    }
+
+    /// Reads memory as `mode` says.
+    pub(crate) fn with_memory_mode(mut self, mode: MemoryMode) -> Self {
+        self.memory_mode = mode;
+        self
     }
 
     pub(crate) fn env(&self) -> &Env {
@@ -108,6 +121,10 @@ impl ProcessSet {
         let dir = self.env.root.join(pid.to_string());
         let stat = File::open(dir.join("stat"))?;
         let statm = File::open(dir.join("statm"))?;
+        let smaps_rollup = match self.memory_mode {
+            MemoryMode::Quick => None,
+            MemoryMode::SlowButAccurate => Some(File::open(dir.join("smaps_rollup"))?),
+        };
         let mut cpu: [CounterDiff; 3] = std::array::from_fn(|_| CounterDiff::without_wrap());
         if starttime >= self.count_from {
             cpu.iter_mut().for_each(|c| {
@@ -118,6 +135,7 @@ impl ProcessSet {
             starttime,
             stat,
             statm,
+            smaps_rollup,
             cpu,
             last: None,
         };
@@ -205,6 +223,13 @@ fn measure_one(
             MeasurementPoint::new(t, m.memory, Resource::LocalMachine, consumer.clone(), bytes);
         acc.push(point.with_attributes(attrs.clone()));
     }
+    if let Some(smaps) = &p.smaps_rollup {
+        if let Some(kb) = parse::parse_smaps_rollup_pss(read_whole(smaps, buf, true)?) {
+            let bytes = kb.saturating_mul(1024);
+            let point = MeasurementPoint::new(t, m.memory, Resource::LocalMachine, consumer, bytes);
+            acc.push(point.with_attributes(m.proportional.clone()));
+        }
+    }
     Ok(true)
 }
 
@@ -244,7 +269,8 @@ pub(crate) fn start(
             }
             let filters = Arc::new(filters);
             for (index, g) in config.groups.iter().enumerate() {
-                let set = ProcessSet::new(Arc::clone(env), metrics.clone(), u64::MAX);
+                let set = ProcessSet::new(Arc::clone(env), metrics.clone(), u64::MAX)
+                    .with_memory_mode(g.memory_mode);
                 let matcher = Matcher::Group {
                     filters: Arc::clone(&filters),
                     index,

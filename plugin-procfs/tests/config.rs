@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use alumet::plugin::PluginMetadata;
 use alumet::test_util::PipelineTester;
-use plugin_procfs::{Config, GroupConfig, ProcfsPlugin, Strategy};
+use plugin_procfs::{Config, GroupConfig, MemoryMode, ProcfsPlugin, Strategy};
 
 #[test]
 fn defaults_enable_kernel_and_memory_only() {
@@ -66,14 +66,26 @@ fn a_config_written_for_the_public_alumet_is_accepted() {
         [processes.events]
         poll_interval = "1s"
         flush_interval = "4s"
+        memory_mode = "slow_but_accurate"
         [[processes.groups]]
         exe_regex = ".*"
         poll_interval = "2s"
         flush_interval = "4s"
+        memory_mode = "quick"
+        [[processes.groups]]
+        poll_interval = "2s"
+        flush_interval = "4s"
+        memory_mode = "full"
     "#;
     let c: Config = toml::from_str(text).unwrap();
     c.validate().unwrap();
     assert_eq!(c.processes.groups[0].exe_regex.as_deref(), Some(".*"));
+    assert_eq!(c.processes.events.memory_mode, MemoryMode::SlowButAccurate);
+    assert_eq!(c.processes.groups[0].memory_mode, MemoryMode::Quick);
+    assert_eq!(
+        c.processes.groups[1].memory_mode,
+        MemoryMode::SlowButAccurate
+    );
     assert_eq!(c.kernel.flush_interval, Duration::from_secs(5));
 }
 
@@ -93,6 +105,10 @@ fn errors_name_the_key() {
         ("memory.poll_interval = \"often\"", "poll_interval"),
         ("kernel.poll_interval = \"0s\"", "kernel.poll_interval"),
         ("memory.metrics = []", "memory.metrics"),
+        (
+            "processes.events.memory_mode = \"exact\"",
+            "slow_but_accurate",
+        ),
         (
             "[[processes.groups]]\nexe_regex = \"(unclosed\"",
             "processes.groups[0].exe_regex",

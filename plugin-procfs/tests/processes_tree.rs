@@ -202,6 +202,72 @@ fn groups_share_one_listing_of_proc_from_the_core() {
     assert_eq!(measured, ["100", "102"]);
 }
 
+#[test]
+fn slow_but_accurate_memory_adds_the_proportional_set_size_from_smaps_rollup() {
+    let root = TempDir::new("pss");
+    sync_tree(&fixture("processes/poll2"), root.path());
+    let rollup = |kb: u64| {
+        format!("55ebe1387000-7ffc9c65e000 ---p 00000000 00:00 0 [rollup]\nRss: 9000 kB\nPss: {kb} kB\nPss_Dirty: 10 kB\n")
+    };
+    std::fs::write(root.path().join("100/smaps_rollup"), rollup(2500)).unwrap();
+    std::fs::write(root.path().join("102/smaps_rollup"), rollup(7)).unwrap();
+    let config = |mode: &str| {
+        format!(
+            r#"
+            procfs_root = "{}"
+            kernel.enabled = false
+            memory.enabled = false
+            [processes]
+            enabled = true
+            refresh_interval = "0s"
+            [[processes.groups]]
+            poll_interval = "1h"
+            memory_mode = "{mode}"
+            "#,
+            root.path().display()
+        )
+    };
+    let memory_of = |mode: &str| {
+        let mut tester = PipelineTester::new();
+        tester.plugin_toml::<ProcfsPlugin>(&config(mode)).unwrap();
+        let run = tester.start().unwrap();
+        assert_eq!(run.trigger("procfs/group-0"), 1);
+        let metrics = run.metrics().clone();
+        let (_report, points) = run.shutdown();
+        let mut lines: Vec<String> = (points.iter())
+            .map(|p| common::line(p, &metrics))
+            .filter(|l| l.starts_with("memory_usage"))
+            .collect();
+        lines.sort();
+        lines
+    };
+    let accurate = memory_of("slow_but_accurate");
+    let proportional: Vec<&String> = accurate
+        .iter()
+        .filter(|l| l.contains("proportional"))
+        .collect();
+    assert_eq!(proportional.len(), 2, "{accurate:?}");
+    assert!(
+        proportional[0].contains("process:100")
+            && proportional[0].ends_with(&format!("= {}", 2500 * 1024)),
+        "{proportional:?}"
+    );
+    assert!(
+        proportional[1].contains("process:102")
+            && proportional[1].ends_with(&format!("= {}", 7 * 1024)),
+        "{proportional:?}"
+    );
+    // The quick mode reads statm only: the same lines, less the proportional ones.
+    let quick = memory_of("quick");
+    let without: Vec<String> = accurate
+        .iter()
+        .filter(|l| !l.contains("proportional"))
+        .cloned()
+        .collect();
+    assert_eq!(quick, without);
+    assert_eq!(quick.len(), 6);
+}
+
 /// Sum of `cpu_time_delta` per (pid, kind).
 fn cpu_sums(points: &[MeasurementPoint], metric: MetricId<u64>) -> BTreeMap<(String, String), u64> {
     let mut sums = BTreeMap::new();

@@ -50,6 +50,7 @@ pub(super) fn select_plugins(
 ) -> Result<Vec<Selected>, ConfigError> {
     let instances = take_instances(&mut tables, entries, located)?;
     let builtin = crate::plugins::names(entries);
+    skip_alumet_only(&mut tables, &builtin, args, located)?;
     if let Some(name) = tables.keys().find(|n| !builtin.contains(&n.as_str())) {
         return Err(ConfigError(format!(
             "{}: unknown plugin `{name}` in [plugins.{name}]; the plugins are: {}.{} A plugin from a shared library needs `path = \".../lib{name}.so\"` in its table, or its library in a directory of `plugin_dirs`; another instance of a plugin needs `plugin = \"NAME\"` in its table.",
@@ -98,6 +99,52 @@ pub(super) fn select_plugins(
     check_some_output(&selected, entries, dynamic)?;
     check_inputs(&selected, dynamic, located)?;
     Ok(selected)
+}
+
+/// The tables of the public Alumet agent's plugins that this agent lacks: left out, with
+/// an INFO line, when they say `enable = false` (or `enabled`) or `--plugins` leaves them
+/// out; otherwise an error naming the plugin, what this agent offers instead, and how to
+/// leave the table out.
+fn skip_alumet_only(
+    tables: &mut toml::Table,
+    builtin: &[&str],
+    args: &CommonArgs,
+    located: &Located<'_>,
+) -> Result<(), ConfigError> {
+    let names: Vec<String> = tables.keys().cloned().collect();
+    for name in names {
+        if builtin.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(instead) = crate::plugins::alumet_only(&name) else {
+            continue;
+        };
+        let disabled = tables
+            .get(&name)
+            .and_then(|t| t.as_table())
+            .is_some_and(|t| {
+                ["enable", "enabled"]
+                    .iter()
+                    .any(|k| t.get(*k).and_then(toml::Value::as_bool) == Some(false))
+            });
+        let left_out = args
+            .plugins
+            .as_ref()
+            .is_some_and(|list| !list.contains(&name));
+        if disabled || left_out {
+            log::info!(
+                "[plugins.{name}]: the public Alumet agent's plugin `{name}` is not part of this agent, and this table is {}: left out ({instead})",
+                if disabled { "disabled" } else { "not in --plugins" }
+            );
+            tables.remove(&name);
+            continue;
+        }
+        return Err(ConfigError(format!(
+            "{}: [plugins.{name}] configures the public Alumet agent's plugin `{name}`, which this agent does not have: {instead}. Remove the table, set `enable = false` in it, or name the plugins to run with --plugins (the others are then left out)",
+            located.place(&["plugins", &name])
+        )));
+    }
+    Ok(())
 }
 
 /// One instance, enabled when its table is `present` unless it says `enable = false`, or
