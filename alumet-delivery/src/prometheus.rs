@@ -91,7 +91,7 @@ pub fn escape_help(s: &str) -> String {
 }
 
 /// The labels every point has, from its resource and consumer.
-const RESERVED: [&str; 4] = [
+pub const RESERVED: [&str; 4] = [
     "resource_kind",
     "resource_id",
     "consumer_kind",

@@ -119,6 +119,19 @@ impl Unit {
             .map_or("", |(_, code)| code)
     }
 
+    /// The symbol people write: the UCUM code, except `μs`, `μJ`, `B`, `°C`, and nothing
+    /// for a dimensionless unit (the outputs' `use_unit_display_name`).
+    pub fn display_name(&self) -> &str {
+        match self {
+            Unit::Unity => "",
+            Unit::Microsecond => "μs",
+            Unit::MicroJoule => "μJ",
+            Unit::Byte => "B",
+            Unit::DegreeCelsius => "°C",
+            other => other.code(),
+        }
+    }
+
     /// Joules in one of this unit, for an energy unit (`J`, `mJ`, `uJ`); `None` otherwise.
     pub fn joules(&self) -> Option<f64> {
         match self {

@@ -41,16 +41,9 @@ pub enum UnitSuffix {
     Display,
 }
 
-/// The display symbol of a unit: the UCUM code, except where people write it otherwise.
+/// The display symbol of a unit (see [`Unit::display_name`]).
 pub fn unit_display_name(unit: &Unit) -> &str {
-    match unit {
-        Unit::Unity => "",
-        Unit::Microsecond => "μs",
-        Unit::MicroJoule => "μJ",
-        Unit::Byte => "B",
-        Unit::DegreeCelsius => "°C",
-        other => other.code(),
-    }
+    unit.display_name()
 }
 
 /// The `metric` field of a metric, escaped, computed once per metric.

@@ -53,6 +53,19 @@ pub struct Config {
     pub timeout: Duration,
     /// Most points kept while the receiver is unreachable; past that the oldest are dropped and counted.
     pub max_buffered_points: usize,
+    /// Prepended to every metric name (the public Alumet agent's key; empty by default).
+    pub prefix: String,
+    /// Appended to every metric name, after its unit if appended (the public Alumet agent's key; empty by default).
+    pub suffix: String,
+    /// Append `_` and the unit to metric names (`rapl_consumed_energy_J`); the unit is in each metric's `unit` field in any case (the public Alumet agent's key).
+    pub append_unit_to_metric_name: bool,
+    /// With `append_unit_to_metric_name`: the unit's display symbol (`μs`, `B`, `°C`) instead of its UCUM code (`us`, `By`, `Cel`).
+    pub use_unit_display_name: bool,
+    /// Send the points' attributes as data-point attributes; `false` keeps only the resource and consumer ones, and points that differ only by their attributes then form one series (the public Alumet agent's key).
+    pub add_attributes_to_labels: bool,
+    /// The public Alumet agent's name of `flush_interval`, in whole seconds (set one of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_interval_seconds: Option<u64>,
 }
 
 impl Default for Config {
@@ -64,9 +77,15 @@ impl Default for Config {
             compression: Compression::Gzip,
             headers: BTreeMap::new(),
             batch_size: 2000,
-            flush_interval: Duration::from_secs(1),
+            flush_interval: DEFAULT_FLUSH,
             timeout: Duration::from_secs(5),
             max_buffered_points: 100_000,
+            prefix: String::new(),
+            suffix: String::new(),
+            append_unit_to_metric_name: false,
+            use_unit_display_name: false,
+            add_attributes_to_labels: true,
+            push_interval_seconds: None,
         }
     }
 }
@@ -85,9 +104,21 @@ impl fmt::Debug for Config {
             .field("flush_interval", &self.flush_interval)
             .field("timeout", &self.timeout)
             .field("max_buffered_points", &self.max_buffered_points)
+            .field("prefix", &self.prefix)
+            .field("suffix", &self.suffix)
+            .field(
+                "append_unit_to_metric_name",
+                &self.append_unit_to_metric_name,
+            )
+            .field("use_unit_display_name", &self.use_unit_display_name)
+            .field("add_attributes_to_labels", &self.add_attributes_to_labels)
+            .field("push_interval_seconds", &self.push_interval_seconds)
             .finish()
     }
 }
+
+/// The default of `flush_interval`.
+const DEFAULT_FLUSH: Duration = Duration::from_secs(1);
 
 /// Where an OpenTelemetry Collector's OTLP/HTTP receiver listens by default.
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
@@ -119,14 +150,50 @@ impl Config {
         );
         alumet_delivery::http::check_headers(&self.headers, &OWN_HEADERS)
             .map_err(|e| anyhow::anyhow!("{e} (from encoding and compression)"))?;
+        anyhow::ensure!(
+            self.push_interval_seconds.is_none() || self.flush_interval == DEFAULT_FLUSH,
+            "flush_interval and push_interval_seconds are two names of one setting: keep one (flush_interval)"
+        );
+        anyhow::ensure!(
+            self.push_interval_seconds != Some(0),
+            "push_interval_seconds is 0: give a number of seconds, 1 or more"
+        );
         alumet_delivery::batch::check_limits(
             self.batch_size,
             self.max_buffered_points,
             self.timeout,
-            self.flush_interval,
+            self.flush_interval(),
         )
         .map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// How long a point may wait for its batch: `push_interval_seconds` when set, else
+    /// `flush_interval`.
+    pub fn flush_interval(&self) -> Duration {
+        self.push_interval_seconds
+            .map_or(self.flush_interval, Duration::from_secs)
+    }
+
+    /// The name a metric is sent under: `prefix`, the name, `_` and its unit when
+    /// `append_unit_to_metric_name` (and the unit has a symbol), `suffix`.
+    pub fn metric_name(&self, name: &str, unit: &alumet::metrics::Unit) -> String {
+        let unit = match (self.append_unit_to_metric_name, self.use_unit_display_name) {
+            (false, _) => "",
+            (true, false) => unit.code(),
+            (true, true) => unit.display_name(),
+        };
+        let mut out = String::with_capacity(
+            self.prefix.len() + name.len() + unit.len() + self.suffix.len() + 1,
+        );
+        out.push_str(&self.prefix);
+        out.push_str(name);
+        if !unit.is_empty() && unit != "1" {
+            out.push('_');
+            out.push_str(unit);
+        }
+        out.push_str(&self.suffix);
+        out
     }
 
     /// The receiver's base URL: `collector_host` when set, else `endpoint`.

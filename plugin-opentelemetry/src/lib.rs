@@ -52,6 +52,18 @@ impl Plugin for OpenTelemetryPlugin {
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
         self.engine.set_name(alumet.plugin_name());
+        if self
+            .config
+            .endpoint()
+            .trim_end_matches('/')
+            .ends_with(":4317")
+        {
+            log::warn!(
+                "{}: {} is the port of OTLP over gRPC (the public Alumet agent's protocol); this agent sends OTLP over HTTP: point it at the collector's OTLP/HTTP receiver (port 4318 by default)",
+                alumet.plugin_name(),
+                self.config.endpoint()
+            );
+        }
         let output = output::start(
             &self.config,
             alumet.host_identity(),

@@ -52,11 +52,12 @@ pub fn start(
     config.validate()?;
     let settings = Settings {
         batch_size: config.batch_size,
-        flush_interval: config.flush_interval,
+        flush_interval: config.flush_interval(),
     };
     let convert = ToDataPoints {
         metrics: Vec::new(),
         series: SeriesCache::default(),
+        naming: config.clone(),
     };
     PushOutput::start(
         engine,
@@ -74,12 +75,26 @@ pub struct ToDataPoints {
     metrics: Vec<Option<Arc<MetricDef>>>,
     /// Every series seen.
     series: SeriesCache<Known>,
+    /// How metrics are named and whether attributes are sent (`prefix`, `suffix`,
+    /// `append_unit_to_metric_name`, `use_unit_display_name`, `add_attributes_to_labels`).
+    naming: Config,
 }
 
 impl Convert<Batch> for ToDataPoints {
     fn convert(&mut self, buffer: &MeasurementBuffer, registry: &MetricRegistry) -> Batch {
         let mut batch = Batch::new(Vec::with_capacity(buffer.len()));
         for p in buffer {
+            // Without attributes, points that differ only by them are one series.
+            let stripped;
+            let p = if self.naming.add_attributes_to_labels || p.attributes.is_empty() {
+                p
+            } else {
+                stripped = MeasurementPoint {
+                    attributes: Attributes::default(),
+                    ..p.clone()
+                };
+                &stripped
+            };
             let index = p.metric.index();
             if self.metrics.len() <= index {
                 self.metrics.resize(index + 1, None);
@@ -87,7 +102,7 @@ impl Convert<Batch> for ToDataPoints {
             let def = self.metrics[index].get_or_insert_with(|| {
                 Arc::new(match registry.get(p.metric) {
                     Some(m) => MetricDef::new(
-                        m.name.clone(),
+                        self.naming.metric_name(&m.name, &m.unit),
                         m.unit.code().to_owned(),
                         m.description.clone(),
                         m.unit.joules().is_some(),

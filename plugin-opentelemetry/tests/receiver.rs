@@ -199,3 +199,58 @@ fn json_points_match_what_the_pipeline_received() {
     assert_eq!(h["content-type"], "application/json");
     assert!(h.get("content-encoding").is_none(), "{h}");
 }
+
+#[test]
+fn the_public_alumet_naming_keys_shape_names_and_attributes() {
+    let test = "otlp_alumet_keys";
+    if !available(test) {
+        return;
+    }
+    let receiver = Receiver::start(test);
+    let config: Config = toml::from_str(&format!(
+        "collector_host = \"{}\"\nprefix = \"p_\"\nsuffix = \"_alumet\"\nappend_unit_to_metric_name = true\n\
+         use_unit_display_name = true\nadd_attributes_to_labels = false\npush_interval_seconds = 1\n",
+        receiver.endpoint()
+    ))
+    .unwrap();
+    assert_eq!(config.flush_interval(), Duration::from_secs(1));
+    let (got, expected, _) = exchange(config, &receiver);
+    assert_eq!(got.len(), 9, "{got:?}\n{}", receiver.log());
+    // Each point as expected by default, but for its name and its attributes: the
+    // resource and consumer ones only.
+    let reshape = |mut p: Value| {
+        let name = match p["name"].as_str().unwrap() {
+            "test_input" => "p_test_input_alumet",
+            "energy" => "p_energy_J_alumet",
+            "latency" => "p_latency_ms_alumet",
+            other => panic!("unexpected metric {other}"),
+        };
+        p["name"] = json!(name);
+        let attrs = p["attributes"].as_object_mut().unwrap();
+        attrs.retain(|k, _| {
+            [
+                "resource_kind",
+                "resource_id",
+                "consumer_kind",
+                "consumer_id",
+            ]
+            .contains(&k.as_str())
+        });
+        p
+    };
+    let expected: Vec<Value> = expected.into_iter().map(reshape).collect();
+    assert_eq!(sorted(got), sorted(expected));
+}
+
+#[test]
+fn push_interval_seconds_and_flush_interval_are_one_setting() {
+    let c: Config = toml::from_str("push_interval_seconds = 15\nflush_interval = \"2s\"").unwrap();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("push_interval_seconds"), "{err}");
+    let c: Config = toml::from_str("push_interval_seconds = 0").unwrap();
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("push_interval_seconds is 0"));
+}

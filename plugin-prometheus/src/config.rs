@@ -28,6 +28,16 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Write the time of each series' last point (in ms) after its value; Prometheus then uses it instead of the scrape time.
     pub add_timestamps: bool,
+    /// Appended to every metric name, after its unit and before `_total` (the public Alumet agent's key; empty by default).
+    pub suffix: String,
+    /// Make the points' attributes labels (`domain`, `kind`, ...); `false` keeps only the resource and consumer labels, and points that differ only by their attributes then update one series (the public Alumet agent's key).
+    pub add_attributes_to_labels: bool,
+    /// The IP address to listen on, in place of the one in `address` (the public Alumet agent's key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The port to listen on, in place of the one in `address` (the public Alumet agent's key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 impl Default for Config {
@@ -40,6 +50,10 @@ impl Default for Config {
             max_connections: 64,
             read_timeout: Duration::from_secs(5),
             add_timestamps: false,
+            suffix: String::new(),
+            add_attributes_to_labels: true,
+            host: None,
+            port: None,
         }
     }
 }
@@ -71,6 +85,30 @@ impl Config {
             "prefix {:?} is not a valid start of a Prometheus metric name: use letters, digits (not first), `_` and `:`",
             self.prefix
         );
+        anyhow::ensure!(
+            self.suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "suffix {:?} is not a valid end of a Prometheus metric name: use letters, digits, `_` and `:`",
+            self.suffix
+        );
+        self.listen_address()?;
         Ok(())
+    }
+
+    /// Where the endpoint listens: `address`, with its IP replaced by `host` and its port
+    /// by `port` where given.
+    pub fn listen_address(&self) -> anyhow::Result<SocketAddr> {
+        let mut address = self.address;
+        if let Some(host) = &self.host {
+            let ip = host.trim_matches(|c| c == '[' || c == ']').parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "host {host:?} is not an IP address: give one such as \"0.0.0.0\" (every interface) or \"127.0.0.1\""
+                )
+            })?;
+            address.set_ip(ip);
+        }
+        if let Some(port) = self.port {
+            address.set_port(port);
+        }
+        Ok(address)
     }
 }

@@ -24,9 +24,17 @@ pub fn escape_label_value(out: &mut String, s: &str) {
 /// The label set of a point, `{host="a",resource_kind="cpu_package",resource_id="0",domain="package"}`,
 /// or an empty string; it identifies the series within its family (names and order:
 /// [`alumet_delivery::prometheus::label_pairs`]).
-pub fn labels(identity: &HostIdentity, p: &MeasurementPoint) -> String {
+/// Without `attributes`, the attributes' labels are left out.
+pub fn labels(identity: &HostIdentity, p: &MeasurementPoint, attributes: bool) -> String {
     let mut out = String::new();
-    for (i, (name, value)) in label_pairs(identity, p).iter().enumerate() {
+    let mut pairs = label_pairs(identity, p);
+    if !attributes {
+        pairs.retain(|(name, _)| {
+            identity.labels().iter().any(|(k, _)| k == name)
+                || alumet_delivery::prometheus::RESERVED.contains(&name.as_str())
+        });
+    }
+    for (i, (name, value)) in pairs.iter().enumerate() {
         out.push(if i == 0 { '{' } else { ',' });
         out.push_str(name);
         out.push_str("=\"");
@@ -37,6 +45,17 @@ pub fn labels(identity: &HostIdentity, p: &MeasurementPoint) -> String {
         out.push('}');
     }
     out
+}
+
+/// `name` with `suffix` before its `_total` (a counter's name ends with `_total`).
+pub fn with_suffix(name: &str, suffix: &str, counter: bool) -> String {
+    if suffix.is_empty() {
+        return name.to_owned();
+    }
+    match name.strip_suffix("_total").filter(|_| counter) {
+        Some(stem) => format!("{stem}{suffix}_total"),
+        None => format!("{name}{suffix}"),
+    }
 }
 
 /// Appends a sample value: Go's float syntax (`NaN`, `+Inf`, `-Inf`, `1e-07` or `1e-7`).

@@ -63,7 +63,8 @@ impl Plugin for PrometheusPlugin {
             read_timeout: c.read_timeout,
         };
         // Listening here: a port in use stops the agent before it measures.
-        let exporter = Exporter::start(c.address, Arc::clone(&page), Arc::clone(&state), limits)?;
+        let address = c.listen_address()?;
+        let exporter = Exporter::start(address, Arc::clone(&page), Arc::clone(&state), limits)?;
         self.exporter = Some(exporter);
         self.page = Some(page);
         // The series of an ended consumer go at once, not after a few intervals.
@@ -75,7 +76,8 @@ impl Plugin for PrometheusPlugin {
         });
         // Its own thread, never the flushing one: a write takes the lock that a scrape
         // holds while it copies every series.
-        let output = PrometheusOutput::new(state, &c.prefix, alumet.host_identity());
+        let output = PrometheusOutput::new(state, &c.prefix, alumet.host_identity())
+            .with_naming(&c.suffix, c.add_attributes_to_labels);
         alumet.add_output_with("prometheus", output, OutputOptions::default())?;
         Ok(())
     }

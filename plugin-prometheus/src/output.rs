@@ -84,6 +84,10 @@ pub struct PrometheusOutput {
     prefix: String,
     /// Labels added to every series (hostname, the agent's `[labels]`).
     identity: HostIdentity,
+    /// Appended to each metric name (before `_total`).
+    suffix: String,
+    /// Whether attributes become labels.
+    attributes: bool,
     /// The family of each metric (by index), with its name and help shared.
     defs: Vec<Def>,
     updates: Vec<Update>,
@@ -97,9 +101,19 @@ impl PrometheusOutput {
             state,
             prefix: prefix.to_owned(),
             identity: identity.clone(),
+            suffix: String::new(),
+            attributes: true,
             defs: Vec::new(),
             updates: Vec::new(),
         }
+    }
+
+    /// Appends `suffix` to each metric name (before `_total`), and makes attributes labels
+    /// or not.
+    pub fn with_naming(mut self, suffix: &str, attributes: bool) -> Self {
+        self.suffix = suffix.to_owned();
+        self.attributes = attributes;
+        self
     }
 
     fn prepare(&mut self, buffer: &MeasurementBuffer, metrics: &MetricRegistry) {
@@ -111,14 +125,15 @@ impl PrometheusOutput {
             }
             if self.defs[index].is_none() {
                 self.defs[index] = metrics.get(p.metric).map(|m| {
-                    let def = format::family(&self.prefix, &m.name, &m.unit, &m.description);
+                    let mut def = format::family(&self.prefix, &m.name, &m.unit, &m.description);
+                    def.name = format::with_suffix(&def.name, &self.suffix, def.counter);
                     let (name, help) = (Arc::from(def.name.as_str()), Arc::from(def.help.as_str()));
                     (def, name, help)
                 });
             }
             self.updates.push(Update {
                 family: index,
-                labels: format::labels(&self.identity, p),
+                labels: format::labels(&self.identity, p, self.attributes),
                 consumer: p.consumer.clone(),
                 value: p.value.as_f64(),
                 timestamp_ms: p.timestamp.unix_nanos() / 1_000_000,

@@ -311,3 +311,67 @@ fn fifty_concurrent_scrapes_while_points_flow() {
         );
     }
 }
+
+#[test]
+fn the_public_alumet_exporter_keys_name_the_port_the_suffix_and_the_labels() {
+    let port = common::free_port();
+    let x = Exporter::start(&format!(
+        "host = \"127.0.0.1\"\nport = {port}\nprefix = \"\"\nsuffix = \"_alumet\"\nadd_attributes_to_labels = false"
+    ));
+    let energy = x.metric::<f64>("rapl_consumed_energy");
+    let latency = x.metric::<f64>("latency");
+    x.feed([
+        point(
+            T0,
+            energy,
+            12.5,
+            Resource::CpuPackage { id: 0 },
+            ResourceConsumer::LocalMachine,
+            &[("domain", "package")],
+        ),
+        point(
+            T0,
+            latency,
+            3.0,
+            Resource::LocalMachine,
+            ResourceConsumer::Process { pid: 7 },
+            &[("kind", "p99")],
+        ),
+    ]);
+    // `port` replaces the port of `address`.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let e = wait_for(20, "both points on the endpoint", || {
+        let (status, _, body) = get(addr, "/metrics");
+        assert_eq!(status, 200, "{body}");
+        let e = common::parse(&body);
+        (!e.of("latency_seconds_alumet").is_empty()).then_some(e)
+    });
+    // The suffix after the unit, before a counter's `_total`; no prefix.
+    assert_eq!(
+        e.types.get("rapl_consumed_energy_joules_alumet_total"),
+        Some(&"counter".to_owned())
+    );
+    let energy = e.of("rapl_consumed_energy_joules_alumet_total");
+    assert_eq!(energy.len(), 1);
+    assert_eq!(energy[0].value, 12.5);
+    // No attribute labels: the resource and consumer ones only.
+    let keys: Vec<&str> = energy[0].labels.keys().map(String::as_str).collect();
+    assert!(!keys.contains(&"domain"), "{keys:?}");
+    assert!(keys.contains(&"resource_kind"), "{keys:?}");
+    let latency = e.of("latency_seconds_alumet");
+    assert_eq!(latency.len(), 1);
+    assert!(!latency[0].labels.contains_key("kind"));
+    assert_eq!(
+        latency[0].labels.get("consumer_id").map(String::as_str),
+        Some("7")
+    );
+}
+
+#[test]
+fn a_host_that_is_not_an_ip_address_is_refused_naming_the_key() {
+    let c: plugin_prometheus::Config = toml::from_str("host = \"localhost\"").unwrap();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("host") && err.contains("localhost"), "{err}");
+    let c: plugin_prometheus::Config = toml::from_str("suffix = \"-x\"").unwrap();
+    assert!(c.validate().unwrap_err().to_string().contains("suffix"));
+}

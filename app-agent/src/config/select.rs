@@ -101,6 +101,23 @@ pub(super) fn select_plugins(
     Ok(selected)
 }
 
+/// The public Alumet agent's keys whose meaning cannot hold in this agent's plugin: an
+/// error that says what to write instead.
+fn refuse_alumet_keys(
+    plugin: &str,
+    name: &str,
+    table: &toml::Table,
+    located: &Located<'_>,
+) -> Result<(), ConfigError> {
+    if plugin == "attribution" && table.contains_key("formulas") {
+        return Err(ConfigError(format!(
+            "{}: [plugins.{name}] key `formulas`: this agent's attribution does not evaluate formulas. It splits each RAPL domain's energy (and each GPU's) among the consumers by their share of CPU time (of GPU utilization), so that the parts, the idle part and the unattributed rest add up to what was measured, and writes them as `attributed_energy`. Remove `formulas`; choose the inputs with `rapl_metric`, `domains`, `cpu_time_metric`, `gpu_energy_metric` and `consumers` (docs/user/migrating-from-alumet.md has the correspondence)",
+            located.place(&["plugins", name, "formulas"])
+        )));
+    }
+    Ok(())
+}
+
 /// The tables of the public Alumet agent's plugins that this agent lacks: left out, with
 /// an INFO line, when they say `enable = false` (or `enabled`) or `--plugins` leaves them
 /// out; otherwise an error naming the plugin, what this agent offers instead, and how to
@@ -181,6 +198,7 @@ fn selection(
         Some(list) => list.contains(&name),
         None => enable,
     };
+    refuse_alumet_keys(entry.meta.name, &name, &table, located)?;
     let inputs = take_inputs(&mut table, &name, located)?;
     Ok(Selected {
         entry,

@@ -56,7 +56,7 @@ fn labels_are_sanitised_escaped_and_empty_ones_omitted() {
     )
     .with_attributes(attrs);
     assert_eq!(
-        labels(&HostIdentity::default(), &p),
+        labels(&HostIdentity::default(), &p, true),
         r#"{resource_kind="local_machine",consumer_kind="cgroup",consumer_id="/a",note="a \"b\"\nc\\d",weird_key_x="3",attr___name__="x",attr_resource_kind="clash"}"#
     );
     let p = MeasurementPoint::new(
@@ -66,14 +66,14 @@ fn labels_are_sanitised_escaped_and_empty_ones_omitted() {
         ResourceConsumer::custom("", ""),
         1,
     );
-    assert_eq!(labels(&HostIdentity::default(), &p), "");
+    assert_eq!(labels(&HostIdentity::default(), &p, true), "");
     // The host identity comes first and wins over an attribute of the same name.
     let identity = HostIdentity::new([
         ("host".to_owned(), "web-1".to_owned()),
         ("cluster".to_owned(), "a".to_owned()),
     ]);
     let p = p.with_attributes(Attributes::new([("host", AttributeValue::from("other"))]));
-    assert_eq!(labels(&identity, &p), r#"{cluster="a",host="web-1"}"#);
+    assert_eq!(labels(&identity, &p, true), r#"{cluster="a",host="web-1"}"#);
 }
 
 #[test]
