@@ -129,6 +129,7 @@ fn skip_alumet_only(
     located: &Located<'_>,
 ) -> Result<(), ConfigError> {
     let names: Vec<String> = tables.keys().cloned().collect();
+    let mut refused = Vec::new();
     for name in names {
         if builtin.contains(&name.as_str()) {
             continue;
@@ -156,12 +157,18 @@ fn skip_alumet_only(
             tables.remove(&name);
             continue;
         }
-        return Err(ConfigError(format!(
-            "{}: [plugins.{name}] configures the public Alumet agent's plugin `{name}`, which this agent does not have: {instead}. Remove the table, set `enable = false` in it, or name the plugins to run with --plugins (the others are then left out)",
+        refused.push(format!(
+            "{}: [plugins.{name}]: {instead}",
             located.place(&["plugins", &name])
-        )));
+        ));
     }
-    Ok(())
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError(format!(
+        "the config has tables of the public Alumet agent's plugins that this agent does not have:\n  {}\nRemove these tables, set `enable = false` in them, or name the plugins to run with --plugins (the others are then left out)",
+        refused.join("\n  ")
+    )))
 }
 
 /// One instance, enabled when its table is `present` unless it says `enable = false`, or

@@ -1,0 +1,197 @@
+//! Config files of the public Alumet agent (0.9) run unchanged: its regen-shaped file
+//! (`tests/data/alumet-0.9-regen.toml`) with each plugin this agent has, the plugins it
+//! lacks refused by name (or left out by `--plugins` and `enable = false`), and the keys
+//! whose meaning cannot hold refused with what to write instead.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use alumet_delivery::test_util::otlp::{available, Receiver};
+use common::*;
+
+/// The regen-shaped file of the public Alumet agent.
+fn regen() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alumet-0.9-regen.toml");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Overrides that keep a test off fixed ports and away from real receivers.
+const OVERRIDES: [&str; 6] = [
+    "--config-override",
+    "plugins.prometheus-exporter.port=0",
+    "--config-override",
+    "plugins.influxdb.host=\"http://127.0.0.1:9\"",
+    "--config-override",
+    "plugins.opentelemetry.collector_host=\"http://127.0.0.1:9\"",
+];
+
+/// Runs `exec -- sleep 0.2` on the regen file with `--plugins plugins` (and `extra` args
+/// before the command).
+fn exec_with(dir: &Path, plugins: &str, extra: &[&str]) -> (i32, String) {
+    let mut args: Vec<&str> = vec!["--plugins", plugins];
+    args.extend(OVERRIDES);
+    args.extend(extra);
+    args.extend(["exec", "--", "sleep", "0.2"]);
+    run_config(dir, &regen(), &args)
+}
+
+#[test]
+fn each_plugin_of_the_regen_file_that_this_agent_has_loads_and_runs() {
+    // Hardware that this machine may lack is warned about, as for this agent's own names.
+    let hardware = ["rapl", "nvml", "perf"];
+    let plugins = [
+        "rapl",
+        "procfs",
+        "nvml",
+        "perf",
+        "prometheus-exporter",
+        "influxdb",
+        "opentelemetry",
+        "energy-estimation-tdp",
+    ];
+    for plugin in plugins {
+        let dir = temp_dir(&format!("alumet-regen-{plugin}"));
+        // procfs as a source, csv as an output, beside the plugin.
+        // An OTLP receiver that decodes what it gets (Python's opentelemetry-proto).
+        let receiver = (plugin == "opentelemetry")
+            .then(|| available("alumet_regen_otlp").then(|| Receiver::start("alumet_regen_otlp")))
+            .flatten();
+        let endpoint = receiver
+            .as_ref()
+            .map(|r| format!("plugins.opentelemetry.collector_host=\"{}\"", r.endpoint()));
+        let extra: Vec<&str> = match &endpoint {
+            Some(e) => vec!["--config-override", e],
+            None => Vec::new(),
+        };
+        if plugin == "opentelemetry" && receiver.is_none() {
+            continue;
+        }
+        let (code, stderr) = exec_with(&dir, &format!("{plugin},procfs,csv"), &extra);
+        if let Some(r) = &receiver {
+            assert!(!r.points().is_empty(), "{stderr}\n{}", r.log());
+        }
+        if plugin == "influxdb" {
+            // Alumet's default `attributes_as = "field"` makes procfs's points collide in
+            // InfluxDB (one kept per series and time): counted as lost, said, and the run
+            // fails instead of losing them silently (the migration guide says what to set).
+            assert_eq!(code, 1, "{plugin}: {stderr}");
+            assert!(
+                stderr.contains("differ only by attributes written as fields (cpu_state)"),
+                "{stderr}"
+            );
+            continue;
+        }
+        assert_eq!(code, 0, "{plugin}: {stderr}");
+        assert!(!stderr.contains("ERROR"), "{plugin}: {stderr}");
+        if hardware.contains(&plugin) {
+            let unavailable = format!("plugin {plugin} is unavailable and will not run");
+            let ran = stderr.contains(&unavailable) || !stderr.contains("unavailable");
+            assert!(ran, "{plugin}: {stderr}");
+        }
+        let csv = std::fs::read_to_string(dir.path().join("alumet-output.csv")).unwrap();
+        // Alumet's CSV keys hold: `;` between fields, units appended by their symbol.
+        assert!(
+            csv.starts_with(
+                "metric;timestamp;value;resource_kind;resource_id;consumer_kind;consumer_id"
+            ),
+            "{plugin}: {csv}"
+        );
+        if plugin == "procfs" {
+            assert!(csv.contains("\nkernel_cpu_time_ms;"), "{csv}");
+            assert!(
+                csv.contains("\nmem_total_B;") || csv.contains("\nmem_total_kB;"),
+                "{csv}"
+            );
+        }
+        if plugin == "energy-estimation-tdp" {
+            assert!(csv.contains("\nestimated_energy_J;"), "{csv}");
+        }
+    }
+}
+
+#[test]
+fn the_whole_regen_file_names_the_plugins_this_agent_lacks_and_runs_with_plugins() {
+    let dir = temp_dir("alumet-regen-all");
+    let (code, stderr) = run_config(&dir, &regen(), &["exec", "--", "true"]);
+    assert_eq!(code, 78, "{stderr}");
+    for plugin in [
+        "mongodb",
+        "elasticsearch",
+        "relay-client",
+        "k8s",
+        "oar",
+        "slurm",
+        "quarch",
+    ] {
+        assert!(
+            stderr.contains(&format!("[plugins.{plugin}]: ")),
+            "{plugin} not named: {stderr}"
+        );
+    }
+    // What this agent offers instead, and how to leave the tables out.
+    assert!(stderr.contains("the plugin `cgroups`"), "{stderr}");
+    assert!(stderr.contains("`prometheus-remote-write`"), "{stderr}");
+    assert!(stderr.contains("--plugins"), "{stderr}");
+    // Named with --plugins, the file loads and runs.
+    let (code, stderr) = exec_with(&dir, "procfs,csv", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("[plugins.mongodb]: the public Alumet agent's plugin `mongodb` is not part of this agent, and this table is not in --plugins: left out"), "{stderr}");
+    // Its top-level keys: accepted, said to have no effect.
+    assert!(stderr.contains("`max_update_interval`"), "{stderr}");
+}
+
+#[test]
+fn a_disabled_table_of_a_plugin_this_agent_lacks_is_left_out() {
+    let dir = temp_dir("alumet-disabled");
+    let config = "[plugins.mongodb]\nenabled = false\nhost = 'localhost'\n\
+        [plugins.k8s]\nenable = false\n[plugins.procfs]\n[plugins.csv]\noutput_path = 'out.csv'\n";
+    let (code, stderr) = run_config(&dir, config, &["exec", "--", "true"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("[plugins.mongodb]: the public Alumet agent's plugin `mongodb` is not part of this agent, and this table is disabled: left out"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[plugins.k8s]: "), "{stderr}");
+    // An enabled one is refused.
+    let (code, stderr) = run_config(
+        &dir,
+        "[plugins.jetson]\n[plugins.csv]\n",
+        &["exec", "--", "true"],
+    );
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("[plugins.jetson]: "), "{stderr}");
+}
+
+#[test]
+fn attribution_formulas_are_refused_with_what_to_write_instead() {
+    let dir = temp_dir("alumet-formulas");
+    let config = r#"
+        [plugins.procfs]
+        [plugins.csv]
+        output_path = "out.csv"
+        [plugins.energy-attribution.formulas.attributed_energy]
+        expr = "cpu_energy * cpu_usage / 100.0"
+        ref = "cpu_energy"
+        [plugins.energy-attribution.formulas.attributed_energy.per_resource]
+        cpu_energy = { metric = "rapl_consumed_energy", resource_kind = "local_machine", domain = "package_total" }
+        [plugins.energy-attribution.formulas.attributed_energy.per_consumer]
+        cpu_usage = { metric = "cpu_percent", kind = "total" }
+    "#;
+    let (code, stderr) = run_config(&dir, config, &["exec", "--", "true"]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("[plugins.energy-attribution] key `formulas`: this agent's attribution does not evaluate formulas"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`rapl_metric`") && stderr.contains("`consumers`"),
+        "{stderr}"
+    );
+    // Without formulas (Alumet's regen writes no table for it), the alias runs.
+    let config =
+        "[plugins.procfs]\n[plugins.energy-attribution]\n[plugins.csv]\noutput_path = 'out.csv'\n";
+    let (code, stderr) = run_config(&dir, config, &["exec", "--", "true"]);
+    assert_eq!(code, 0, "{stderr}");
+}
