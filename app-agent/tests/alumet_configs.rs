@@ -195,3 +195,83 @@ fn attribution_formulas_are_refused_with_what_to_write_instead() {
     let (code, stderr) = run_config(&dir, config, &["exec", "--", "true"]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// The (metric, resource kind, consumer kind, attribute keys) of each row of a CSV file
+/// written with `;` and without units in the metric names.
+fn csv_set(path: &Path) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let mut set = std::collections::BTreeSet::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(';').collect();
+        let mut keys: Vec<String> = Vec::new();
+        for (name, value) in header.iter().zip(&fields).skip(7) {
+            if *name == "__late_attributes" {
+                keys.extend(
+                    value
+                        .split(',')
+                        .filter(|kv| !kv.is_empty())
+                        .map(|kv| kv.split('=').next().unwrap_or_default().to_owned()),
+                );
+            } else if !value.is_empty() {
+                keys.push((*name).to_owned());
+            }
+        }
+        keys.sort();
+        set.insert(format!(
+            "{}|{}|{}|{}",
+            fields[0],
+            fields[3],
+            fields[5],
+            keys.join(",")
+        ));
+    }
+    set
+}
+
+#[test]
+fn procfs_and_csv_write_the_same_metrics_kinds_and_attribute_keys_as_alumet() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alumet-0.9-procfs-set.txt");
+    let alumet: std::collections::BTreeSet<String> = std::fs::read_to_string(fixture)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    // The procfs section of Alumet's regen file (polls made faster), and its CSV keys
+    // with bare metric names.
+    let procfs = |per_cpu: bool| {
+        format!(
+            "[plugins.procfs.kernel]\nenabled = true\npoll_interval = '100ms'\nper_cpu = {per_cpu}\n\
+             [plugins.procfs.memory]\nenabled = true\npoll_interval = '100ms'\n\
+             metrics = ['MemTotal', 'MemFree', 'MemAvailable', 'Cached', 'SwapCached', 'Active', 'Inactive', 'Mapped']\n\
+             [plugins.procfs.network]\nenabled = true\npoll_interval = '100ms'\n\
+             [plugins.procfs.processes]\nenabled = true\nrefresh_interval = '100ms'\nstrategy = 'watcher'\n\
+             [[plugins.procfs.processes.groups]]\npoll_interval = '100ms'\nflush_interval = '100ms'\nmemory_mode = 'quick'\n\
+             [plugins.csv]\noutput_path = 'out.csv'\nforce_flush = true\nappend_unit_to_metric_name = false\ncsv_delimiter = ';'\n"
+        )
+    };
+    let ours = |per_cpu: bool| {
+        let dir = temp_dir(&format!("alumet-set-{per_cpu}"));
+        std::fs::write(dir.path().join("alumet-config.toml"), procfs(per_cpu)).unwrap();
+        let mut cmd = agent(dir.path());
+        cmd.arg("--no-default-config");
+        let mut running = Running::spawn(cmd);
+        running.wait_for_log("running plugins");
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        running.signal(libc::SIGTERM);
+        let (status, stderr) = running.wait();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        csv_set(&dir.path().join("out.csv"))
+    };
+    // On purpose: per-CPU rows only with `per_cpu = true` (Alumet writes 9 rows per CPU and
+    // poll whether or not they are wanted).
+    let per_cpu_row = "kernel_cpu_time|cpu_core|local_machine|cpu_state";
+    let mut expected = alumet.clone();
+    expected.remove(per_cpu_row);
+    // A machine without network interfaces but lo still has lo; every row kind is there.
+    assert_eq!(ours(false), expected);
+    assert_eq!(ours(true), alumet);
+}

@@ -72,7 +72,7 @@ fn two_csv_instances_each_write_every_point_to_their_own_file() {
     for output in ["csv/csv", "csv_b/csv"] {
         assert!(
             a.iter()
-                .any(|r| r.starts_with("alumet_output_written_points_1;") && r.contains(output)),
+                .any(|r| r.starts_with("alumet_output_written_points;") && r.contains(output)),
             "no per-output metric for {output} among {} rows",
             a.len()
         );

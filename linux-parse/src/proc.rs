@@ -307,12 +307,38 @@ pub fn parse_statm(text: &[u8]) -> Option<Statm> {
     })
 }
 
-/// The `Pss:` line of `/proc/PID/smaps_rollup` (the process's proportional share of its
-/// resident pages), in kB.
-pub fn parse_smaps_rollup_pss(text: &[u8]) -> Option<u64> {
-    text.split(|&b| b == b'\n').find_map(|line| {
-        let rest = line.strip_prefix(b"Pss:")?;
-        fields(rest).next().and_then(parse_u64)
+/// What `/proc/PID/smaps_rollup` sums over every mapping of a process, in kB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SmapsRollup {
+    /// `Rss:`: resident pages.
+    pub rss: u64,
+    /// `Pss:`: resident pages, each shared one divided by the processes that map it.
+    pub pss: u64,
+    /// `Shared_Clean:` plus `Shared_Dirty:`: resident pages that other processes map too.
+    pub shared: u64,
+}
+
+/// Parses `/proc/PID/smaps_rollup`; `None` unless it has the `Rss:`, `Pss:`,
+/// `Shared_Clean:` and `Shared_Dirty:` lines.
+pub fn parse_smaps_rollup(text: &[u8]) -> Option<SmapsRollup> {
+    let (mut rss, mut pss, mut clean, mut dirty) = (None, None, None, None);
+    for line in text.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let slot = match &line[..colon] {
+            b"Rss" => &mut rss,
+            b"Pss" => &mut pss,
+            b"Shared_Clean" => &mut clean,
+            b"Shared_Dirty" => &mut dirty,
+            _ => continue,
+        };
+        *slot = Some(fields(&line[colon + 1..]).next().and_then(parse_u64)?);
+    }
+    Some(SmapsRollup {
+        rss: rss?,
+        pss: pss?,
+        shared: clean?.checked_add(dirty?)?,
     })
 }
 

@@ -182,17 +182,24 @@ fn hidepid_is_found_on_the_procfs_mount() {
 }
 
 #[test]
-fn smaps_rollup_gives_the_pss_line_in_kb() {
-    let text = b"55ebe1387000-7ffc9c65e000 ---p 00000000 00:00 0                          [rollup]\nRss:                1716 kB\nPss:                 262 kB\nPss_Dirty:           108 kB\n";
-    assert_eq!(linux_parse::proc::parse_smaps_rollup_pss(text), Some(262));
-    // Pss_Dirty alone is not Pss; garbage and a missing line give nothing.
+fn smaps_rollup_gives_rss_pss_and_shared_in_kb() {
+    let text = b"55ebe1387000-7ffc9c65e000 ---p 00000000 00:00 0                          [rollup]\nRss:                1716 kB\nPss:                 262 kB\nPss_Dirty:           108 kB\nShared_Clean:       1572 kB\nShared_Dirty:          4 kB\nPrivate_Clean:         0 kB\n";
     assert_eq!(
-        linux_parse::proc::parse_smaps_rollup_pss(b"Pss_Dirty: 3 kB\n"),
+        parse_smaps_rollup(text),
+        Some(SmapsRollup {
+            rss: 1716,
+            pss: 262,
+            shared: 1576
+        })
+    );
+    // Pss_Dirty is not Pss; a missing or garbled line gives nothing.
+    assert_eq!(
+        parse_smaps_rollup(b"Rss: 1 kB\nPss_Dirty: 3 kB\nShared_Clean: 0 kB\nShared_Dirty: 0 kB\n"),
         None
     );
     assert_eq!(
-        linux_parse::proc::parse_smaps_rollup_pss(b"Pss: lots kB\n"),
+        parse_smaps_rollup(b"Rss: 1 kB\nPss: lots kB\nShared_Clean: 0 kB\nShared_Dirty: 0 kB\n"),
         None
     );
-    assert_eq!(linux_parse::proc::parse_smaps_rollup_pss(b""), None);
+    assert_eq!(parse_smaps_rollup(b""), None);
 }

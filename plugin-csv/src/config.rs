@@ -14,12 +14,15 @@ pub struct Config {
     pub force_flush: bool,
     /// Append `_` and the metric's unit to the metric name, as in `rapl_consumed_energy_J`.
     pub append_unit_to_metric_name: bool,
-    /// Use the unit's display symbol (`°C`, `B`, nothing for a dimensionless metric) instead of its UCUM code (`Cel`, `By`, `1`).
+    /// Use the unit's display symbol (`°C`, `B`, nothing for a dimensionless metric) instead of its UCUM code (`Cel`, `By`, `1`), as the public Alumet agent does by default.
     pub use_unit_display_name: bool,
     /// The column delimiter: one character, not a letter, digit, quote, CR, LF, `.`, `-`, `+` or `:`.
     pub csv_delimiter: char,
     /// The separator of the `key=value` pairs in the `__late_attributes` column: one character, same rules, nor `=` or `\`.
     pub csv_late_delimiter: char,
+    /// The public Alumet agent's key: how a quote inside a quoted field is written. This output always doubles it (RFC 4180), so only `"\"\""` is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv_escaped_quote: Option<String>,
 }
 
 impl Default for Config {
@@ -28,9 +31,10 @@ impl Default for Config {
             output_path: PathBuf::from("alumet-output.csv"),
             force_flush: true,
             append_unit_to_metric_name: true,
-            use_unit_display_name: false,
+            use_unit_display_name: true,
             csv_delimiter: ';',
             csv_late_delimiter: ',',
+            csv_escaped_quote: None,
         }
     }
 }
@@ -44,6 +48,12 @@ impl Config {
         );
         check_path(&self.output_path)?;
         check_delimiter("csv_delimiter", self.csv_delimiter)?;
+        if let Some(q) = &self.csv_escaped_quote {
+            anyhow::ensure!(
+                q == "\"\"",
+                "csv_escaped_quote {q:?} is not supported: this output doubles a quote inside a quoted field (RFC 4180, `\"\"`), which CSV readers expect; remove the key or set it to \"\\\"\\\"\""
+            );
+        }
         check_delimiter("csv_late_delimiter", self.csv_late_delimiter)?;
         anyhow::ensure!(
             !matches!(self.csv_late_delimiter, '=' | '\\'),

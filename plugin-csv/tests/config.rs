@@ -67,16 +67,28 @@ fn the_default_config_has_every_key_and_each_is_documented() {
         output_path = "alumet-output.csv"
         force_flush = true
         append_unit_to_metric_name = true
-        use_unit_display_name = false
+        use_unit_display_name = true
         csv_delimiter = ";"
         csv_late_delimiter = ","
     };
     assert_eq!(meta.default_config().unwrap(), expected);
     let schema = meta.config_schema();
     let properties = schema["properties"].as_object().unwrap();
-    assert_eq!(properties.len(), expected.len());
+    // And the public Alumet agent's csv_escaped_quote, absent by default.
+    assert_eq!(properties.len(), expected.len() + 1);
+    assert!(properties.contains_key("csv_escaped_quote"));
     for (key, property) in properties {
         let doc = property["description"].as_str().unwrap_or_default();
         assert!(!doc.is_empty(), "{key} has no description");
     }
+}
+
+#[test]
+fn the_public_alumet_csv_escaped_quote_is_accepted_only_as_rfc_4180_doubling() {
+    init("csv_escaped_quote = '\"\"'").unwrap();
+    let err = init("csv_escaped_quote = '\\\"'").unwrap_err().to_string();
+    assert!(
+        err.contains("csv_escaped_quote") && err.contains("RFC 4180"),
+        "{err}"
+    );
 }

@@ -107,9 +107,9 @@ fn golden_comma_delimiter() {
 }
 
 #[test]
-fn golden_unit_display_names_without_force_flush() {
-    check("golden-display", |c| {
-        c.use_unit_display_name = true;
+fn golden_unit_codes_without_force_flush() {
+    check("golden-codes", |c| {
+        c.use_unit_display_name = false;
         c.force_flush = false;
     });
 }

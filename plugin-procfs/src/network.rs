@@ -69,7 +69,7 @@ pub(crate) fn start(
             &format!("packets with errors {per}"),
         )?,
         alumet.create_metric(
-            "network_drops",
+            "network_packet_drops",
             Unit::Unity,
             &format!("dropped packets {per}"),
         )?,

@@ -29,6 +29,8 @@ pub(crate) struct ProcessMetrics {
     memory_kinds: [Attributes; 3],
     /// `kind` = proportional.
     proportional: Attributes,
+    /// `kind` = total (user and system), on `cpu_percent`.
+    total: Attributes,
 }
 
 impl ProcessMetrics {
@@ -41,6 +43,7 @@ impl ProcessMetrics {
             cpu_kinds: kinds(["user", "system", "guest"]),
             memory_kinds: kinds(["resident", "shared", "virtual"]),
             proportional: Attributes::new([("kind", "proportional")]),
+            total: Attributes::new([("kind", "total")]),
         })
     }
 }
@@ -209,26 +212,38 @@ fn measure_one(
                 consumer.clone(),
                 percent,
             );
-            acc.push(point);
+            acc.push(point.with_attributes(m.total.clone()));
         }
     }
     p.last = Some(now);
     let Some(statm) = parse_statm(read_whole(&p.statm, buf, true)?) else {
         return Ok(true);
     };
-    let pages = [statm.resident, statm.shared, statm.size];
-    for (pages, attrs) in pages.iter().zip(&m.memory_kinds) {
-        let bytes = pages.saturating_mul(env.page_size);
-        let point =
-            MeasurementPoint::new(t, m.memory, Resource::LocalMachine, consumer.clone(), bytes);
+    let page = |pages: u64| pages.saturating_mul(env.page_size);
+    let kb = |kb: u64| kb.saturating_mul(1024);
+    // slow_but_accurate: resident and shared from smaps_rollup (exact, where statm's
+    // counters may lag), and the proportional set size; virtual from statm in both modes.
+    let rollup = match &p.smaps_rollup {
+        Some(f) => parse::parse_smaps_rollup(read_whole(f, buf, true)?),
+        None => None,
+    };
+    let bytes = match rollup {
+        Some(r) => [kb(r.rss), kb(r.shared), page(statm.size)],
+        None => [page(statm.resident), page(statm.shared), page(statm.size)],
+    };
+    for (bytes, attrs) in bytes.iter().zip(&m.memory_kinds) {
+        let point = MeasurementPoint::new(
+            t,
+            m.memory,
+            Resource::LocalMachine,
+            consumer.clone(),
+            *bytes,
+        );
         acc.push(point.with_attributes(attrs.clone()));
     }
-    if let Some(smaps) = &p.smaps_rollup {
-        if let Some(kb) = parse::parse_smaps_rollup_pss(read_whole(smaps, buf, true)?) {
-            let bytes = kb.saturating_mul(1024);
-            let point = MeasurementPoint::new(t, m.memory, Resource::LocalMachine, consumer, bytes);
-            acc.push(point.with_attributes(m.proportional.clone()));
-        }
+    if let Some(r) = rollup {
+        let point = MeasurementPoint::new(t, m.memory, Resource::LocalMachine, consumer, kb(r.pss));
+        acc.push(point.with_attributes(m.proportional.clone()));
     }
     Ok(true)
 }

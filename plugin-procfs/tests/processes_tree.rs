@@ -203,14 +203,17 @@ fn groups_share_one_listing_of_proc_from_the_core() {
 }
 
 #[test]
-fn slow_but_accurate_memory_adds_the_proportional_set_size_from_smaps_rollup() {
+fn slow_but_accurate_memory_reads_smaps_rollup_and_adds_the_proportional_set_size() {
     let root = TempDir::new("pss");
     sync_tree(&fixture("processes/poll2"), root.path());
-    let rollup = |kb: u64| {
-        format!("55ebe1387000-7ffc9c65e000 ---p 00000000 00:00 0 [rollup]\nRss: 9000 kB\nPss: {kb} kB\nPss_Dirty: 10 kB\n")
+    let rollup = |rss: u64, pss: u64| {
+        format!(
+            "55ebe1387000-7ffc9c65e000 ---p 00000000 00:00 0 [rollup]\nRss: {rss} kB\nPss: {pss} kB\n\
+             Pss_Dirty: 10 kB\nShared_Clean: 300 kB\nShared_Dirty: 12 kB\nPrivate_Clean: 1 kB\n"
+        )
     };
-    std::fs::write(root.path().join("100/smaps_rollup"), rollup(2500)).unwrap();
-    std::fs::write(root.path().join("102/smaps_rollup"), rollup(7)).unwrap();
+    std::fs::write(root.path().join("100/smaps_rollup"), rollup(9000, 2500)).unwrap();
+    std::fs::write(root.path().join("102/smaps_rollup"), rollup(400, 7)).unwrap();
     let config = |mode: &str| {
         format!(
             r#"
@@ -241,31 +244,37 @@ fn slow_but_accurate_memory_adds_the_proportional_set_size_from_smaps_rollup() {
         lines.sort();
         lines
     };
-    let accurate = memory_of("slow_but_accurate");
-    let proportional: Vec<&String> = accurate
-        .iter()
-        .filter(|l| l.contains("proportional"))
-        .collect();
-    assert_eq!(proportional.len(), 2, "{accurate:?}");
-    assert!(
-        proportional[0].contains("process:100")
-            && proportional[0].ends_with(&format!("= {}", 2500 * 1024)),
-        "{proportional:?}"
-    );
-    assert!(
-        proportional[1].contains("process:102")
-            && proportional[1].ends_with(&format!("= {}", 7 * 1024)),
-        "{proportional:?}"
-    );
-    // The quick mode reads statm only: the same lines, less the proportional ones.
+    let value = |lines: &[String], pid: u32, kind: &str| -> u64 {
+        let l = lines
+            .iter()
+            .find(|l| l.contains(&format!("process:{pid} ")) && l.contains(&format!("kind={kind}")))
+            .unwrap_or_else(|| panic!("no {kind} for {pid}: {lines:?}"));
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
     let quick = memory_of("quick");
-    let without: Vec<String> = accurate
-        .iter()
-        .filter(|l| !l.contains("proportional"))
-        .cloned()
-        .collect();
-    assert_eq!(quick, without);
-    assert_eq!(quick.len(), 6);
+    let accurate = memory_of("slow_but_accurate");
+    assert_eq!(
+        quick.len(),
+        6,
+        "resident, shared, virtual of two processes: {quick:?}"
+    );
+    assert_eq!(
+        accurate.len(),
+        8,
+        "and their proportional set size: {accurate:?}"
+    );
+    for (pid, rss, pss) in [(100, 9000, 2500), (102, 400, 7)] {
+        // smaps_rollup's figures, kB to bytes.
+        assert_eq!(value(&accurate, pid, "resident"), rss * 1024);
+        assert_eq!(value(&accurate, pid, "shared"), (300 + 12) * 1024);
+        assert_eq!(value(&accurate, pid, "proportional"), pss * 1024);
+        // The virtual size is statm's in both modes; quick reads statm only.
+        assert_eq!(
+            value(&accurate, pid, "virtual"),
+            value(&quick, pid, "virtual")
+        );
+        assert_ne!(value(&quick, pid, "resident"), rss * 1024);
+    }
 }
 
 /// Sum of `cpu_time_delta` per (pid, kind).

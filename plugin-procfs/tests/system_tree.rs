@@ -45,7 +45,7 @@ fn net(iface: &str, dir: &str, v: [u64; 4]) -> Vec<String> {
         "network_bytes",
         "network_packets",
         "network_errors",
-        "network_drops",
+        "network_packet_drops",
     ];
     (names.iter().zip(v))
         .map(|(m, v)| {

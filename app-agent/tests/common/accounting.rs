@@ -26,6 +26,8 @@ exe_regex = ".*"
 poll_interval = "200ms"
 [plugins.csv]
 output_path = "out.csv"
+# The metric column as the network outputs name their series: the unit's UCUM code.
+use_unit_display_name = false
 "#;
 
 /// Rows per metric in the CSV.
