@@ -5,6 +5,11 @@
 //! since it, including across one wrap. A counter that cannot wrap and goes down was reset
 //! (a driver reload, a reboot of a device): that is reported as such, never as a huge
 //! bogus increase.
+//!
+//! Devices that give only power, no energy counter, have their energy integrated from the
+//! power readings by [`PowerIntegral`]: trapezoids over the monotonic clock.
+
+use std::time::Instant;
 
 /// The result of one reading given to [`CounterDiff::update`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -103,6 +108,39 @@ impl CounterDiff {
     }
 }
 
+/// Power readings integrated with the trapezoidal rule over the monotonic clock: the
+/// energy of an interval is the mean of the power at its two ends times its length,
+/// whether the power rose or fell. The energy is in the power's unit times seconds
+/// (W gives J, mW gives mJ).
+#[derive(Clone, Debug, Default)]
+pub struct PowerIntegral {
+    previous: Option<(Instant, f64)>,
+}
+
+impl PowerIntegral {
+    /// Takes a power reading taken at `at`; returns the energy since the previous reading,
+    /// `None` for the first one (a baseline) or for a second reading at the same instant
+    /// (a manual trigger right after a scheduled poll), which keeps the earlier reading as
+    /// the start of the next interval.
+    pub fn update(&mut self, power: f64, at: Instant) -> Option<f64> {
+        let Some((then, before)) = self.previous else {
+            self.previous = Some((at, power));
+            return None;
+        };
+        let seconds = at.saturating_duration_since(then).as_secs_f64();
+        if seconds == 0.0 {
+            return None;
+        }
+        self.previous = Some((at, power));
+        Some((before + power) / 2.0 * seconds)
+    }
+
+    /// Forgets the previous reading (after a failed read): the next one is a baseline.
+    pub fn forget(&mut self) {
+        self.previous = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +211,20 @@ mod tests {
         );
         assert_eq!(c.update(130), CounterUpdate::Difference(30));
         assert_eq!(CounterUpdate::First.difference(), None);
+    }
+
+    #[test]
+    fn power_is_integrated_by_trapezoids_rising_and_falling() {
+        let t0 = Instant::now();
+        let mut p = PowerIntegral::default();
+        assert_eq!(p.update(100.0, t0), None);
+        // Rising 100 W -> 300 W over 2 s: 400 J; falling back over 0.5 s: 100 J.
+        let t1 = t0 + std::time::Duration::from_secs(2);
+        assert_eq!(p.update(300.0, t1), Some(400.0));
+        assert_eq!(p.update(300.0, t1), None);
+        let t2 = t1 + std::time::Duration::from_millis(500);
+        assert_eq!(p.update(100.0, t2), Some(100.0));
+        p.forget();
+        assert_eq!(p.update(100.0, t2), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Everything a plugin author needs, in one `use alumet::prelude::*;`.
 
-pub use crate::counter::{CounterDiff, CounterUpdate};
+pub use crate::counter::{CounterDiff, CounterUpdate, PowerIntegral};
 pub use crate::measurement::{
     AttributeValue, Attributes, MeasurementAccumulator, MeasurementBuffer, MeasurementPoint,
     MeasurementType, MeasurementValue, Resource, ResourceConsumer, Timestamp,

@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use alumet::counter::PowerIntegral;
+
 /// What an energy reading gave.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EnergyStep {
@@ -52,29 +54,20 @@ impl CounterMeter {
     }
 }
 
-/// Power readings integrated with the trapezoidal rule over the monotonic clock: the
-/// energy of an interval is the mean of the power at its two ends times its length,
-/// whether the power rose or fell.
+/// Power readings integrated with the trapezoidal rule over the monotonic clock (the
+/// core's [`PowerIntegral`]): the energy of an interval is the mean of the power at its
+/// two ends times its length, whether the power rose or fell.
 #[derive(Debug, Default)]
-pub struct PowerIntegrator {
-    previous: Option<(Instant, u32)>,
-}
+pub struct PowerIntegrator(PowerIntegral);
 
 impl PowerIntegrator {
     /// Takes a power reading (milliwatts) taken at `at`.
     pub fn update(&mut self, power_mw: u32, at: Instant) -> EnergyStep {
-        let Some((then, before)) = self.previous.replace((at, power_mw)) else {
-            return EnergyStep::Nothing;
-        };
-        let seconds = at.saturating_duration_since(then).as_secs_f64();
-        if seconds == 0.0 {
-            // Same instant twice (a manual trigger right after a scheduled poll): keep
-            // the earlier reading as the start of the next interval.
-            self.previous = Some((then, before));
-            return EnergyStep::Nothing;
-        }
         // mW × s = mJ.
-        EnergyStep::Energy((f64::from(before) + f64::from(power_mw)) / 2.0 * seconds)
+        match self.0.update(f64::from(power_mw), at) {
+            Some(mj) => EnergyStep::Energy(mj),
+            None => EnergyStep::Nothing,
+        }
     }
 }
 
