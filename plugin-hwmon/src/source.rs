@@ -150,7 +150,9 @@ impl ChipSource {
         now: Instant,
     ) -> Result<(), ElementError> {
         let mut gone = false;
-        for ch in &mut self.channels {
+        // The sensors that start failing now (no allocation while none does).
+        let mut failed: Vec<(usize, io::Error)> = Vec::new();
+        for (i, ch) in self.channels.iter_mut().enumerate() {
             match ch.file.read() {
                 Ok(raw) => {
                     ch.value = Some(raw);
@@ -168,10 +170,7 @@ impl ChipSource {
                     }
                     if !ch.failing {
                         ch.failing = true;
-                        log::warn!(
-                            "hwmon: reading {}: {e}; its readings are left out until it can be read again (logged once)",
-                            ch.file.path().display()
-                        );
+                        failed.push((i, e));
                     }
                 }
             }
@@ -182,6 +181,12 @@ impl ChipSource {
                 self.label,
                 self.dir.display()
             )));
+        }
+        for (i, e) in failed {
+            log::warn!(
+                "hwmon: reading {}: {e}; its readings are left out until it can be read again (logged once)",
+                self.channels[i].file.path().display()
+            );
         }
         for rail in &mut self.rails {
             rail.push(acc, (t, now), &self.resource, &self.channels);

@@ -1,0 +1,121 @@
+//! The power integration and the public Alumet flavors, on a chip's source polled directly
+//! (the same discovery and source as the plugin's), at instants the test chooses.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use alumet::measurement::{MeasurementBuffer, MeasurementPoint, Timestamp};
+use alumet::metrics::MetricRegistry;
+use common::*;
+use plugin_hwmon::discover::discover;
+use plugin_hwmon::{ChipSource, Flavor, Metrics};
+
+/// The sources of every chip of the fixture, in `flavor`, with their registry.
+fn sources(f: &Fixture, flavor: Flavor) -> (MetricRegistry, Vec<ChipSource>) {
+    let mut registry = MetricRegistry::default();
+    let metrics = Metrics::register(&mut registry, flavor).unwrap();
+    let found = discover(&f.root().join("class/hwmon"), |_| true).unwrap();
+    let sources = found
+        .chips
+        .iter()
+        .filter_map(|c| ChipSource::new(c, &metrics, flavor))
+        .collect();
+    (registry, sources)
+}
+
+fn poll(source: &mut ChipSource, at: Instant) -> Vec<MeasurementPoint> {
+    let mut buffer = MeasurementBuffer::new();
+    source.poll_at(buffer.as_accumulator(), Timestamp::now(), at).unwrap();
+    buffer.iter().cloned().collect()
+}
+
+fn named<'a>(registry: &MetricRegistry, points: &'a [MeasurementPoint], name: &str) -> Vec<&'a MeasurementPoint> {
+    let id = registry.by_name(name).unwrap().0;
+    points.iter().filter(|p| p.metric == id).collect()
+}
+
+#[test]
+fn power_is_integrated_exactly_over_a_rising_and_falling_series() {
+    let f = Fixture::copy("grace-hopper", "integral");
+    let (registry, mut sources) = sources(&f, Flavor::Hwmon);
+    // hwmon0 is acpitz, hwmon1 the Module power meter.
+    let module = &mut sources[1];
+    let t0 = Instant::now();
+    let file = "hwmon1/device/power1_average";
+    // 100 W, 300 W after 1 s, 300 W after 2 s more, 100 W after 0.5 s more.
+    let series = [(0, 100), (1000, 300), (3000, 300), (3500, 100)];
+    let mut energies = Vec::new();
+    for (ms, watts) in series {
+        f.set(file, &(watts * 1_000_000).to_string());
+        let points = poll(module, t0 + Duration::from_millis(ms));
+        let energy = named(&registry, &points, "hwmon_energy");
+        assert!(energy.iter().all(|p| text(p, "method") == "integrated"));
+        energies.push(energy.iter().map(|p| p.value.as_f64()).collect::<Vec<_>>());
+    }
+    // Trapezoids: (100+300)/2 × 1 s, (300+300)/2 × 2 s, (300+100)/2 × 0.5 s.
+    assert_eq!(energies, [vec![], vec![200.0], vec![600.0], vec![100.0]]);
+}
+
+#[test]
+fn a_failed_read_starts_the_integration_again_from_the_next_reading() {
+    let f = Fixture::copy("grace-hopper", "integral-gap");
+    let (registry, mut sources) = sources(&f, Flavor::Hwmon);
+    let module = &mut sources[1];
+    let t0 = Instant::now();
+    let file = "hwmon1/device/power1_average";
+    poll(module, t0);
+    f.set(file, "oops");
+    let at_gap = poll(module, t0 + Duration::from_secs(1));
+    assert!(named(&registry, &at_gap, "hwmon_energy").is_empty());
+    f.set(file, "200000000");
+    let baseline = poll(module, t0 + Duration::from_secs(2));
+    assert!(named(&registry, &baseline, "hwmon_energy").is_empty());
+    let points = poll(module, t0 + Duration::from_secs(4));
+    let energy = named(&registry, &points, "hwmon_energy");
+    assert_eq!(energy.iter().map(|p| p.value.as_f64()).collect::<Vec<_>>(), [400.0]);
+}
+
+#[test]
+fn under_the_grace_hopper_name_the_public_alumet_metrics_are_reported() {
+    assert_eq!(Flavor::of("grace-hopper"), Flavor::GraceHopper);
+    assert_eq!(Flavor::of("hwmon"), Flavor::Hwmon);
+    let f = Fixture::copy("grace-hopper", "gh-flavor");
+    let (registry, mut sources) = sources(&f, Flavor::GraceHopper);
+    // acpitz has no metric in this flavor.
+    assert_eq!(sources.len(), 4);
+    let t0 = Instant::now();
+    let first = poll(&mut sources[0], t0);
+    let second = poll(&mut sources[0], t0 + Duration::from_secs(2));
+    let power = named(&registry, &first, "grace_instant_power");
+    assert_eq!(power.len(), 1);
+    assert_eq!(power[0].value.as_f64(), 350_000_000.0, "µW");
+    assert_eq!(text(power[0], "sensor"), "module");
+    let energy = named(&registry, &second, "grace_energy_consumption");
+    // 350 W for 2 s = 700 J = 700 000 mJ.
+    assert_eq!(energy[0].value.as_f64(), 700_000.0);
+    let unit = |n: &str| registry.by_name(n).unwrap().1.unit.to_string();
+    assert_eq!((unit("grace_instant_power"), unit("grace_energy_consumption")), ("uW".into(), "mJ".into()));
+    assert!(registry.by_name("hwmon_power").is_none());
+}
+
+#[test]
+fn under_the_jetson_name_the_public_alumet_metrics_are_reported() {
+    let f = Fixture::copy("jetson-orin", "jetson-flavor");
+    let (registry, mut sources) = sources(&f, Flavor::Jetson);
+    let points = poll(&mut sources[0], Instant::now());
+    let value = |name: &str, channel: &str| {
+        let p = named(&registry, &points, name);
+        let p = p.iter().find(|p| text(p, "ina_channel_label") == channel).unwrap();
+        p.value.as_f64()
+    };
+    assert_eq!(value("input_voltage", "VDD_IN"), 19072.0);
+    assert_eq!(value("input_current", "VDD_IN"), 386.0);
+    // 7 361 792 µW is 7362 mW, rounded.
+    assert_eq!(value("input_power", "VDD_IN"), 7362.0);
+    assert_eq!(value("input_power", "VDD_SOC"), 3050.0);
+    assert_eq!(points.len(), 9);
+    let p = &named(&registry, &points, "input_power")[0];
+    assert_eq!(text(p, "ina_channel_id"), "U64(1)");
+}
