@@ -83,6 +83,13 @@ pub fn all() -> Vec<Entry> {
             enabled_by_default: true,
         },
         Entry {
+            // Without /sys/class/hwmon (virtual machines, containers), it is unavailable.
+            meta: PluginMetadata::of::<plugin_hwmon::HwmonPlugin>(),
+            role: Role::Source,
+            needs_hardware: true,
+            enabled_by_default: true,
+        },
+        Entry {
             meta: PluginMetadata::of::<plugin_perf::PerfPlugin>(),
             role: Role::Source,
             // Its default events are hardware counters: a machine without a PMU (most
@@ -168,8 +175,12 @@ pub fn all() -> Vec<Entry> {
 
 /// The public Alumet agent's names of plugins that this agent has under another name:
 /// `[plugins.ALIAS]` is an instance of the plugin, as if it said `plugin = "NAME"`.
-pub const ALIASES: [(&str, &str); 4] = [
+pub const ALIASES: [(&str, &str); 6] = [
     ("nvml", "nvidia"),
+    // Their tables' keys (`poll_interval`, `flush_interval`, grace-hopper's `root_path`)
+    // are hwmon's; under these names hwmon reads only their chips, under their metric names.
+    ("grace-hopper", "hwmon"),
+    ("jetson", "hwmon"),
     ("prometheus-exporter", "prometheus"),
     ("energy-attribution", "attribution"),
     ("energy-estimation-tdp", "energy-estimation"),

@@ -218,6 +218,32 @@ fn the_public_alumet_agent_s_plugin_names_are_instances_of_ours() {
 }
 
 #[test]
+fn the_public_alumet_grace_hopper_table_runs_hwmon_under_its_metric_names() {
+    let dir = temp_dir("grace-hopper");
+    let hwmon = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugin-hwmon/tests/fixtures/grace-hopper/class/hwmon");
+    // The public Alumet's grace-hopper table: its keys are hwmon's.
+    let config = format!(
+        "[plugins.grace-hopper]\npoll_interval = '50ms'\nroot_path = {:?}\n\
+         [plugins.csv]\noutput_path = 'out.csv'\n",
+        hwmon.display().to_string()
+    );
+    let (code, stderr) = run_a_while(&dir, &config, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("running plugins: grace-hopper, csv;"), "{stderr}");
+    let rows = rows(&dir.join("out.csv"));
+    for sensor in ["Module", "Grace", "CPU", "SysIO"] {
+        assert!(
+            rows.iter().any(|r| r.starts_with("grace_instant_power")
+                && r.split([';', ',']).any(|f| f == sensor || f == format!("label={sensor}"))),
+            "{sensor}: {rows:?}"
+        );
+    }
+    assert!(rows.iter().any(|r| r.starts_with("grace_energy_consumption")), "{rows:?}");
+    assert!(!rows.iter().any(|r| r.starts_with("hwmon_")), "{rows:?}");
+}
+
+#[test]
 fn the_public_alumet_agent_s_enabled_and_pipeline_keys_load() {
     let dir = temp_dir("alumet-keys");
     // Its top-level pipeline keys: accepted, without effect here, and said so.
