@@ -230,16 +230,24 @@ fn the_public_alumet_grace_hopper_table_runs_hwmon_under_its_metric_names() {
     );
     let (code, stderr) = run_a_while(&dir, &config, &[]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("running plugins: grace-hopper, csv;"), "{stderr}");
+    assert!(
+        stderr.contains("running plugins: grace-hopper, csv;"),
+        "{stderr}"
+    );
     let rows = rows(&dir.join("out.csv"));
     for sensor in ["Module", "Grace", "CPU", "SysIO"] {
         assert!(
             rows.iter().any(|r| r.starts_with("grace_instant_power")
-                && r.split([';', ',']).any(|f| f == sensor || f == format!("label={sensor}"))),
+                && r.split([';', ','])
+                    .any(|f| f == sensor || f == format!("label={sensor}"))),
             "{sensor}: {rows:?}"
         );
     }
-    assert!(rows.iter().any(|r| r.starts_with("grace_energy_consumption")), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("grace_energy_consumption")),
+        "{rows:?}"
+    );
     assert!(!rows.iter().any(|r| r.starts_with("hwmon_")), "{rows:?}");
 }
 

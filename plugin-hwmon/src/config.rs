@@ -51,7 +51,10 @@ impl Config {
             "sysfs_root is empty: give where sysfs is mounted (`/sys`)"
         );
         for (key, names) in [("include", &self.include), ("exclude", &self.exclude)] {
-            if let Some(bad) = names.iter().find(|n| n.trim().is_empty() || n.contains('/')) {
+            if let Some(bad) = names
+                .iter()
+                .find(|n| n.trim().is_empty() || n.contains('/'))
+            {
                 anyhow::bail!("{key} holds {bad:?}: give chip names, such as \"coretemp\"");
             }
         }
@@ -86,13 +89,17 @@ mod tests {
         let c: Config =
             toml::from_str("poll_interval = \"1s\"\nroot_path = \"/sys/class/hwmon\"").unwrap();
         assert_eq!(c.class_dir(Path::new("/x")), Path::new("/sys/class/hwmon"));
-        assert_eq!(Config::default().class_dir(Path::new("/x")), Path::new("/x/class/hwmon"));
+        assert_eq!(
+            Config::default().class_dir(Path::new("/x")),
+            Path::new("/x/class/hwmon")
+        );
         assert!(toml::from_str::<Config>("inclde = []").is_err());
     }
 
     #[test]
     fn include_and_exclude_select_chips_and_bad_names_are_errors() {
-        let c: Config = toml::from_str("include = [\"coretemp\", \"nvme\"]\nexclude = [\"nvme\"]").unwrap();
+        let c: Config =
+            toml::from_str("include = [\"coretemp\", \"nvme\"]\nexclude = [\"nvme\"]").unwrap();
         assert!(c.wants("coretemp") && !c.wants("nvme") && !c.wants("amdgpu"));
         let c: Config = toml::from_str("exclude = [\"nvme\"]").unwrap();
         assert!(c.wants("amdgpu") && !c.wants("nvme"));

@@ -87,11 +87,15 @@ pub fn discover(class_dir: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Res
         let path = class_dir.join(&hwmon);
         match chip(&path, hwmon) {
             Ok(chip) if !wanted(&chip.name) => {
-                found.ignored.push(format!("{}: {} not selected", path.display(), chip.name))
+                found
+                    .ignored
+                    .push(format!("{}: {} not selected", path.display(), chip.name))
             }
-            Ok(chip) if chip.sensors.is_empty() => found
-                .ignored
-                .push(format!("{}: {} has no sensor this plugin reads", path.display(), chip.name)),
+            Ok(chip) if chip.sensors.is_empty() => found.ignored.push(format!(
+                "{}: {} has no sensor this plugin reads",
+                path.display(),
+                chip.name
+            )),
             Ok(chip) => found.chips.push(chip),
             Err(why) => found.ignored.push(format!("{}: {why}", path.display())),
         }
@@ -128,7 +132,9 @@ fn chip(path: &Path, hwmon: String) -> Result<Chip, String> {
                 continue;
             };
             // `power*_input` wins over `power*_average` (amdgpu has either, or both).
-            let keep = files.get(&(kind, index)).is_none_or(|(avg, _)| *avg || !average);
+            let keep = files
+                .get(&(kind, index))
+                .is_none_or(|(avg, _)| *avg || !average);
             if keep {
                 files.insert((kind, index), (average, entry.path()));
             }
@@ -146,7 +152,8 @@ fn chip(path: &Path, hwmon: String) -> Result<Chip, String> {
             (Some((sensor, _)), Kind::Power, 1) => Some(sensor.clone()),
             _ => {
                 let dir = file.parent().unwrap_or(path);
-                let label = |prefix: &str| read_trimmed(&dir.join(format!("{prefix}{index}_label")));
+                let label =
+                    |prefix: &str| read_trimmed(&dir.join(format!("{prefix}{index}_label")));
                 // A current without a label of its own is its channel's (INA3221).
                 label(kind.prefix()).or_else(|| (kind == Kind::Curr).then(|| label("in")).flatten())
             }

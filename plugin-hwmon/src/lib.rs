@@ -57,13 +57,26 @@ impl Plugin for HwmonPlugin {
         let mut added = Vec::new();
         for chip in &chips {
             if let Some(source) = ChipSource::new(chip, &metrics, flavor) {
-                alumet.add_source(&format!("{}-{}", chip.name, chip.hwmon), source, trigger.clone())?;
-                added.push(format!("{} ({}, {} sensors)", chip.name, chip.hwmon, chip.sensors.len()));
+                alumet.add_source(
+                    &format!("{}-{}", chip.name, chip.hwmon),
+                    source,
+                    trigger.clone(),
+                )?;
+                added.push(format!(
+                    "{} ({}, {} sensors)",
+                    chip.name,
+                    chip.hwmon,
+                    chip.sensors.len()
+                ));
             }
         }
         if added.is_empty() {
             return Err(Unavailable::new(
-                format!("no chip under {} has a sensor that {} reports", class_dir.display(), alumet.plugin_name()),
+                format!(
+                    "no chip under {} has a sensor that {} reports",
+                    class_dir.display(),
+                    alumet.plugin_name()
+                ),
                 "check `include` and `exclude`, or disable the plugin",
             )
             .into());
@@ -74,8 +87,13 @@ impl Plugin for HwmonPlugin {
 }
 
 /// The chips that `config` and `flavor` select under `class_dir`, or why there are none.
-fn find_chips(config: &Config, class_dir: &std::path::Path, flavor: Flavor) -> anyhow::Result<Vec<Chip>> {
-    let Discovery { mut chips, ignored } = match discover::discover(class_dir, |n| config.wants(n)) {
+fn find_chips(
+    config: &Config,
+    class_dir: &std::path::Path,
+    flavor: Flavor,
+) -> anyhow::Result<Vec<Chip>> {
+    let Discovery { mut chips, ignored } = match discover::discover(class_dir, |n| config.wants(n))
+    {
         Ok(found) => found,
         Err(e) => {
             return Err(Unavailable::new(
@@ -99,7 +117,11 @@ fn find_chips(config: &Config, class_dir: &std::path::Path, flavor: Flavor) -> a
             Flavor::GraceHopper => "no hwmon chip has Grace's `power1_oem_info` (not a Grace machine, or its power telemetry is off)",
             Flavor::Jetson => "no INA3221 hwmon chip (not a Jetson board, or an old kernel whose ina3221x driver is not hwmon)",
         };
-        let found = if ignored.is_empty() { "nothing".to_owned() } else { ignored.join("; ") };
+        let found = if ignored.is_empty() {
+            "nothing".to_owned()
+        } else {
+            ignored.join("; ")
+        };
         return Err(Unavailable::new(
             format!("{what} under {} (found: {found})", class_dir.display()),
             "load the sensors' drivers (`sensors-detect`), check `include` and `exclude`, or disable the plugin (`enable = false`)",

@@ -63,6 +63,9 @@ impl Flavor {
     }
 }
 
+/// Registers a metric: name, unit, description, whether its values are `f64`.
+type Create<'a> = dyn FnMut(&str, Unit, &str, bool) -> Result<AnyId, MetricError> + 'a;
+
 /// Where each kind of reading goes; `None`: not reported in this flavor.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Metrics {
@@ -105,7 +108,7 @@ impl Metrics {
 
     fn with(
         flavor: Flavor,
-        create: &mut dyn FnMut(&str, Unit, &str, bool) -> Result<AnyId, MetricError>,
+        create: &mut Create<'_>,
     ) -> Result<Self, MetricError> {
         let mut out = |name: &str, unit: Unit, desc: &str, float: bool, div: f64| {
             create(name, unit, desc, float).map(|id| Some(Out { id, div }))

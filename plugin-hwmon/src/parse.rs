@@ -82,8 +82,14 @@ pub fn parse_oem_info(text: &str) -> Option<(String, u32)> {
 pub fn is_pci_address(name: &str) -> bool {
     let b = name.as_bytes();
     let hex = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_hexdigit);
-    b.len() == 12 && b[4] == b':' && b[7] == b':' && b[10] == b'.' && hex(0..4) && hex(5..7)
-        && hex(8..10) && b[11].is_ascii_digit()
+    b.len() == 12
+        && b[4] == b':'
+        && b[7] == b':'
+        && b[10] == b'.'
+        && hex(0..4)
+        && hex(5..7)
+        && hex(8..10)
+        && b[11].is_ascii_digit()
 }
 
 /// The CPU package a CPU temperature chip belongs to, from its name and its device's
@@ -111,8 +117,15 @@ mod tests {
         assert_eq!(classify("in0_input"), Some((Kind::In, 0, false)));
         assert_eq!(classify("energy1_input"), Some((Kind::Energy, 1, false)));
         for other in [
-            "temp1_label", "temp_input", "temp1x_input", "pwm1", "name", "temp1_average",
-            "intrusion0_input", "power1_average_interval", "_input",
+            "temp1_label",
+            "temp_input",
+            "temp1x_input",
+            "pwm1",
+            "name",
+            "temp1_average",
+            "intrusion0_input",
+            "power1_average_interval",
+            "_input",
         ] {
             assert_eq!(classify(other), None, "{other}");
         }
@@ -129,8 +142,14 @@ mod tests {
 
     #[test]
     fn grace_oem_info() {
-        assert_eq!(parse_oem_info("Module Power Socket 0\n"), Some(("Module".into(), 0)));
-        assert_eq!(parse_oem_info("SysIO Power Socket 3"), Some(("SysIO".into(), 3)));
+        assert_eq!(
+            parse_oem_info("Module Power Socket 0\n"),
+            Some(("Module".into(), 0))
+        );
+        assert_eq!(
+            parse_oem_info("SysIO Power Socket 3"),
+            Some(("SysIO".into(), 3))
+        );
         assert_eq!(parse_oem_info("Grace Power 3"), None);
         assert_eq!(parse_oem_info("CPU Power Socket x"), None);
     }

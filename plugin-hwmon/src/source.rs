@@ -30,9 +30,19 @@ impl Integral {
         })
     }
 
-    fn push(&mut self, acc: &mut MeasurementAccumulator, at: (Timestamp, Instant), r: &Resource, raw: f64) {
+    fn push(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        at: (Timestamp, Instant),
+        r: &Resource,
+        raw: f64,
+    ) {
         if let Some(e) = self.state.update(raw, at.1) {
-            acc.push(self.out.point(at.0, r, e).with_attributes(self.attrs.clone()));
+            acc.push(
+                self.out
+                    .point(at.0, r, e)
+                    .with_attributes(self.attrs.clone()),
+            );
         }
     }
 }
@@ -130,8 +140,14 @@ impl ChipSource {
                 failing: false,
             });
         }
-        let rails = if powered { Vec::new() } else { rails(chip, &channels, metrics, counted, flavor) };
-        let reports = channels.iter().any(|c| !matches!(c.role, Role::Value(None)) || c.integral.is_some());
+        let rails = if powered {
+            Vec::new()
+        } else {
+            rails(chip, &channels, metrics, counted, flavor)
+        };
+        let reports = channels
+            .iter()
+            .any(|c| !matches!(c.role, Role::Value(None)) || c.integral.is_some());
         (reports || !rails.is_empty()).then(|| ChipSource {
             label: format!("{} ({})", chip.name, chip.hwmon),
             dir: chip.dir.clone(),
@@ -196,9 +212,18 @@ impl ChipSource {
 }
 
 impl Channel {
-    fn push(&mut self, acc: &mut MeasurementAccumulator, at: (Timestamp, Instant), r: &Resource, raw: i64) {
+    fn push(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        at: (Timestamp, Instant),
+        r: &Resource,
+        raw: i64,
+    ) {
         match &mut self.role {
-            Role::Value(Some(out)) => acc.push(out.point(at.0, r, raw as f64).with_attributes(self.attrs.clone())),
+            Role::Value(Some(out)) => acc.push(
+                out.point(at.0, r, raw as f64)
+                    .with_attributes(self.attrs.clone()),
+            ),
             Role::Value(None) => {}
             Role::Counter(diff, out) => {
                 let update = diff.update(u64::try_from(raw).unwrap_or(0));
@@ -221,7 +246,13 @@ impl Channel {
 }
 
 impl Rail {
-    fn push(&mut self, acc: &mut MeasurementAccumulator, at: (Timestamp, Instant), r: &Resource, channels: &[Channel]) {
+    fn push(
+        &mut self,
+        acc: &mut MeasurementAccumulator,
+        at: (Timestamp, Instant),
+        r: &Resource,
+        channels: &[Channel],
+    ) {
         let (Some(mv), Some(ma)) = (channels[self.volt].value, channels[self.curr].value) else {
             if let Some(i) = &mut self.integral {
                 i.state.forget();
@@ -241,12 +272,25 @@ impl Rail {
 
 /// The rails of a chip without power sensors: each index with a voltage and a current,
 /// labelled from `in*_label`.
-fn rails(chip: &Chip, channels: &[Channel], metrics: &Metrics, counted: bool, flavor: Flavor) -> Vec<Rail> {
-    let find = |kind, index| channels.iter().position(|c| c.kind == kind && c.index == index);
+fn rails(
+    chip: &Chip,
+    channels: &[Channel],
+    metrics: &Metrics,
+    counted: bool,
+    flavor: Flavor,
+) -> Vec<Rail> {
+    let find = |kind, index| {
+        channels
+            .iter()
+            .position(|c| c.kind == kind && c.index == index)
+    };
     let mut rails = Vec::new();
-    for volt in 0..channels.len() {
-        let (kind, index) = (channels[volt].kind, channels[volt].index);
-        let Some(curr) = (kind == Kind::In).then(|| find(Kind::Curr, index)).flatten() else {
+    for (volt, channel) in channels.iter().enumerate() {
+        let (kind, index) = (channel.kind, channel.index);
+        let Some(curr) = (kind == Kind::In)
+            .then(|| find(Kind::Curr, index))
+            .flatten()
+        else {
             continue;
         };
         let Some(sensor) = chip.sensor(Kind::In, index) else {
@@ -257,7 +301,11 @@ fn rails(chip: &Chip, channels: &[Channel], metrics: &Metrics, counted: bool, fl
             volt,
             curr,
             out: metrics.power,
-            integral: if counted { None } else { Integral::new(metrics.energy, &attrs) },
+            integral: if counted {
+                None
+            } else {
+                Integral::new(metrics.energy, &attrs)
+            },
             attrs,
         });
     }

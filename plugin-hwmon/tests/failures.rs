@@ -32,11 +32,18 @@ fn an_energy_counter_that_resets_skips_one_interval_then_counts_again() {
     let names = names(&run);
     let (_, points) = run.shutdown();
     let energy = key("hwmon_energy", "amdgpu", "energy1/counter");
-    let got: Vec<Option<f64>> = per_poll(&names, &points).iter().map(|p| p.get(&energy).copied()).collect();
+    let got: Vec<Option<f64>> = per_poll(&names, &points)
+        .iter()
+        .map(|p| p.get(&energy).copied())
+        .collect();
     assert_eq!(got, [None, Some(2.0), None, Some(0.5)]);
     let path = f.hwmon("hwmon1/energy1_input").display().to_string();
     let lines = logs::lines_with(&path);
-    assert_eq!(count(&lines, "went back from 7000000 to 1000"), 1, "{lines:?}");
+    assert_eq!(
+        count(&lines, "went back from 7000000 to 1000"),
+        1,
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -53,7 +60,11 @@ fn a_chip_that_disappears_ends_its_source_and_the_others_go_on() {
         std::fs::write(nvme.join(file), "").unwrap();
     }
     std::fs::remove_dir_all(&nvme).unwrap();
-    assert_eq!(poll(&run), 4, "the nvme source is polled once more and ends");
+    assert_eq!(
+        poll(&run),
+        4,
+        "the nvme source is polled once more and ends"
+    );
     assert_eq!(poll(&run), 3);
     f.set("hwmon1/temp1_input", "50000");
     assert_eq!(poll(&run), 3);
@@ -67,12 +78,22 @@ fn a_chip_that_disappears_ends_its_source_and_the_others_go_on() {
         .collect();
     assert_eq!(nvme_points, [2, 0, 0, 0]);
     for p in &polls[1..] {
-        assert!(p.contains_key(&key("hwmon_temperature", "coretemp", "Core 0")), "{p:?}");
+        assert!(
+            p.contains_key(&key("hwmon_temperature", "coretemp", "Core 0")),
+            "{p:?}"
+        );
     }
-    assert_eq!(polls[3][&key("hwmon_temperature", "coretemp", "Package id 0")], 50.0);
+    assert_eq!(
+        polls[3][&key("hwmon_temperature", "coretemp", "Package id 0")],
+        50.0
+    );
     let lines = logs::lines_with(&f.hwmon("hwmon2").display().to_string());
     assert_eq!(count(&lines, "nvme (hwmon2) disappeared"), 1, "{lines:?}");
-    assert_eq!(count(&lines, "reading"), 0, "no warning per sensor: {lines:?}");
+    assert_eq!(
+        count(&lines, "reading"),
+        0,
+        "no warning per sensor: {lines:?}"
+    );
 }
 
 #[test]
@@ -85,7 +106,10 @@ fn unreadable_and_garbage_files_are_logged_once_and_cost_only_their_sensor() {
     std::fs::remove_file(&core0).unwrap();
     std::fs::create_dir(&core0).unwrap();
     f.set("hwmon1/temp3_input", "garbage");
-    f.set("hwmon3/fan1_input", "99999999999999999999999999999999999999");
+    f.set(
+        "hwmon3/fan1_input",
+        "99999999999999999999999999999999999999",
+    );
     let run = start(&f.config("include = [\"coretemp\", \"nct6798\"]"));
     for _ in 0..3 {
         assert_eq!(poll(&run), 2);
@@ -98,19 +122,29 @@ fn unreadable_and_garbage_files_are_logged_once_and_cost_only_their_sensor() {
     let polls = per_poll(&names, &points);
     assert_eq!(polls.len(), 4);
     for p in &polls[..3] {
-        assert_eq!(p[&key("hwmon_temperature", "coretemp", "Package id 0")], 45.0);
+        assert_eq!(
+            p[&key("hwmon_temperature", "coretemp", "Package id 0")],
+            45.0
+        );
         assert!(!p.contains_key(&key("hwmon_temperature", "coretemp", "Core 0")));
         assert!(!p.contains_key(&key("hwmon_temperature", "coretemp", "Core 1")));
         assert!(!p.contains_key(&key("hwmon_fan_speed", "nct6798", "fan1")));
         assert_eq!(p[&key("hwmon_fan_speed", "nct6798", "fan2")], 0.0);
     }
-    assert_eq!(polls[3][&key("hwmon_temperature", "coretemp", "Core 1")], 44.0);
+    assert_eq!(
+        polls[3][&key("hwmon_temperature", "coretemp", "Core 1")],
+        44.0
+    );
     let lines = logs::lines_with(&f.root().display().to_string());
     let directory = logs::lines_with(&core0.display().to_string());
     assert_eq!(count(&directory, "Is a directory"), 1, "{lines:?}");
     assert_eq!(count(&lines, "not an integer: \"garbage\""), 1, "{lines:?}");
     assert_eq!(count(&lines, "value too long"), 1, "{lines:?}");
-    assert_eq!(count(&lines, "temp3_input can be read again"), 1, "{lines:?}");
+    assert_eq!(
+        count(&lines, "temp3_input can be read again"),
+        1,
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -123,8 +157,16 @@ fn without_hwmon_the_plugin_is_unavailable_with_the_reason_and_the_fix() {
     let mut plugin = HwmonPlugin::init(config).unwrap();
     let err = probe_start(&mut plugin).unwrap_err();
     let u = Unavailable::find(&err).unwrap();
-    assert!(u.reason.contains("class/hwmon cannot be read"), "{}", u.reason);
-    assert!(u.fix.contains("sys_root") && u.fix.contains("enable = false"), "{}", u.fix);
+    assert!(
+        u.reason.contains("class/hwmon cannot be read"),
+        "{}",
+        u.reason
+    );
+    assert!(
+        u.fix.contains("sys_root") && u.fix.contains("enable = false"),
+        "{}",
+        u.fix
+    );
 }
 
 #[test]

@@ -27,11 +27,17 @@ fn sources(f: &Fixture, flavor: Flavor) -> (MetricRegistry, Vec<ChipSource>) {
 
 fn poll(source: &mut ChipSource, at: Instant) -> Vec<MeasurementPoint> {
     let mut buffer = MeasurementBuffer::new();
-    source.poll_at(buffer.as_accumulator(), Timestamp::now(), at).unwrap();
+    source
+        .poll_at(buffer.as_accumulator(), Timestamp::now(), at)
+        .unwrap();
     buffer.iter().cloned().collect()
 }
 
-fn named<'a>(registry: &MetricRegistry, points: &'a [MeasurementPoint], name: &str) -> Vec<&'a MeasurementPoint> {
+fn named<'a>(
+    registry: &MetricRegistry,
+    points: &'a [MeasurementPoint],
+    name: &str,
+) -> Vec<&'a MeasurementPoint> {
     let id = registry.by_name(name).unwrap().0;
     points.iter().filter(|p| p.metric == id).collect()
 }
@@ -74,7 +80,10 @@ fn a_failed_read_starts_the_integration_again_from_the_next_reading() {
     assert!(named(&registry, &baseline, "hwmon_energy").is_empty());
     let points = poll(module, t0 + Duration::from_secs(4));
     let energy = named(&registry, &points, "hwmon_energy");
-    assert_eq!(energy.iter().map(|p| p.value.as_f64()).collect::<Vec<_>>(), [400.0]);
+    assert_eq!(
+        energy.iter().map(|p| p.value.as_f64()).collect::<Vec<_>>(),
+        [400.0]
+    );
 }
 
 #[test]
@@ -96,7 +105,13 @@ fn under_the_grace_hopper_name_the_public_alumet_metrics_are_reported() {
     // 350 W for 2 s = 700 J = 700 000 mJ.
     assert_eq!(energy[0].value.as_f64(), 700_000.0);
     let unit = |n: &str| registry.by_name(n).unwrap().1.unit.to_string();
-    assert_eq!((unit("grace_instant_power"), unit("grace_energy_consumption")), ("uW".into(), "mJ".into()));
+    assert_eq!(
+        (
+            unit("grace_instant_power"),
+            unit("grace_energy_consumption")
+        ),
+        ("uW".into(), "mJ".into())
+    );
     assert!(registry.by_name("hwmon_power").is_none());
 }
 
@@ -107,7 +122,10 @@ fn under_the_jetson_name_the_public_alumet_metrics_are_reported() {
     let points = poll(&mut sources[0], Instant::now());
     let value = |name: &str, channel: &str| {
         let p = named(&registry, &points, name);
-        let p = p.iter().find(|p| text(p, "ina_channel_label") == channel).unwrap();
+        let p = p
+            .iter()
+            .find(|p| text(p, "ina_channel_label") == channel)
+            .unwrap();
         p.value.as_f64()
     };
     assert_eq!(value("input_voltage", "VDD_IN"), 19072.0);

@@ -32,9 +32,18 @@ fn intel_desktop_coretemp_nvme_and_super_io_in_base_units() {
     assert_eq!(got[&key("hwmon_voltage", "nct6798", "in1")], 1.016);
     // 6 temperatures, 2 fans, 2 voltages: `_max`, `_crit`, `pwm1` are not read.
     assert_eq!(got.len(), 10, "{got:?}");
-    assert_eq!(resource_of(&points, "coretemp"), ("cpu_package".into(), "0".into()));
-    assert_eq!(resource_of(&points, "nvme"), ("hwmon_chip".into(), "nvme/nvme0".into()));
-    assert_eq!(resource_of(&points, "nct6798"), ("hwmon_chip".into(), "nct6798/nct6775.656".into()));
+    assert_eq!(
+        resource_of(&points, "coretemp"),
+        ("cpu_package".into(), "0".into())
+    );
+    assert_eq!(
+        resource_of(&points, "nvme"),
+        ("hwmon_chip".into(), "nvme/nvme0".into())
+    );
+    assert_eq!(
+        resource_of(&points, "nct6798"),
+        ("hwmon_chip".into(), "nct6798/nct6775.656".into())
+    );
 }
 
 #[test]
@@ -74,9 +83,20 @@ fn amd_server_k10temp_amdgpu_power_and_energy_counter_and_bmc_power_meter() {
     assert_eq!(first.len(), 8, "{first:?}");
     assert_eq!(second.len(), 10, "{second:?}");
     let gpu = points.iter().find(|p| text(p, "chip") == "amdgpu").unwrap();
-    assert_eq!(gpu.resource, alumet::measurement::Resource::Gpu { bus_id: "0000:03:00.0".into() });
-    assert_eq!(resource_of(&points, "k10temp"), ("cpu_package".into(), "0".into()));
-    assert_eq!(resource_of(&points, "power_meter"), ("hwmon_chip".into(), "power_meter/ACPI000D:00".into()));
+    assert_eq!(
+        gpu.resource,
+        alumet::measurement::Resource::Gpu {
+            bus_id: "0000:03:00.0".into()
+        }
+    );
+    assert_eq!(
+        resource_of(&points, "k10temp"),
+        ("cpu_package".into(), "0".into())
+    );
+    assert_eq!(
+        resource_of(&points, "power_meter"),
+        ("hwmon_chip".into(), "power_meter/ACPI000D:00".into())
+    );
 }
 
 #[test]
@@ -88,9 +108,15 @@ fn grace_hopper_power_meters_are_labelled_from_their_oem_info() {
     let (_, points) = run.shutdown();
     let got = &per_poll(&names, &points)[0];
     let p = |label| got[&key("hwmon_power", "power_meter", label)];
-    assert_eq!([p("Module"), p("Grace"), p("CPU"), p("SysIO")], [350.0, 120.0, 95.0, 15.0]);
+    assert_eq!(
+        [p("Module"), p("Grace"), p("CPU"), p("SysIO")],
+        [350.0, 120.0, 95.0, 15.0]
+    );
     assert_eq!(got.len(), 4, "{got:?}");
-    let module = points.iter().find(|p| text(p, "label") == "Module").unwrap();
+    let module = points
+        .iter()
+        .find(|p| text(p, "label") == "Module")
+        .unwrap();
     assert_eq!(text(module, "sensor"), "module");
     assert_eq!(text(module, "socket"), "U64(0)");
 }
@@ -108,9 +134,15 @@ fn jetson_ina3221_rails_are_voltage_times_current_labelled_from_in_label() {
     assert_eq!(got[&key("hwmon_current", "ina3221", "VDD_IN")], 0.386);
     // 19072 mV × 386 mA = 7 361 792 µW.
     assert_eq!(got[&key("hwmon_power", "ina3221", "VDD_IN")], 7.361792);
-    assert_eq!(got[&key("hwmon_power", "ina3221", "VDD_CPU_GPU_CV")], 1.067136);
+    assert_eq!(
+        got[&key("hwmon_power", "ina3221", "VDD_CPU_GPU_CV")],
+        1.067136
+    );
     assert_eq!(got[&key("hwmon_power", "ina3221", "VDD_SOC")], 3.05024);
     // Three channels: voltage, current, power each; the shunt voltages and sums are not.
     assert_eq!(got.len(), 9, "{got:?}");
-    assert_eq!(resource_of(&points, "ina3221"), ("hwmon_chip".into(), "ina3221/1-0040".into()));
+    assert_eq!(
+        resource_of(&points, "ina3221"),
+        ("hwmon_chip".into(), "ina3221/1-0040".into())
+    );
 }

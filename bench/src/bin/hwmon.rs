@@ -32,11 +32,86 @@ use plugin_hwmon::{discover::discover, ChipSource, Flavor, Metrics};
 /// (chip name, device, sensor files and values): the sensors are taken from these in
 /// turn until there are N.
 const CHIPS: [(&str, &str, &[(&str, &str)]); 5] = [
-    ("coretemp", "coretemp.0", &[("temp1", "45000"), ("temp2", "41000"), ("temp3", "43000"), ("temp4", "42000"), ("temp5", "44000"), ("temp6", "40000"), ("temp7", "46000"), ("temp8", "47000"), ("temp9", "41000"), ("temp10", "43000")]),
-    ("amdgpu", "0000:03:00.0", &[("power1_average", "35000000"), ("energy1_input", "123456789000"), ("temp1", "41000"), ("temp2", "43000"), ("temp3", "45000"), ("fan1", "820"), ("in0", "806"), ("in1", "1350"), ("power2_input", "12000000"), ("temp4", "39000")]),
-    ("power_meter", "ACPI000D:00", &[("power1_average", "245000000"), ("power2_average", "240000000"), ("power3_average", "120000000"), ("power4_average", "95000000"), ("power5_average", "15000000"), ("power6_average", "12000000"), ("power7_average", "11000000"), ("power8_average", "10000000"), ("power9_average", "9000000"), ("power10_average", "8000000")]),
-    ("nvme", "nvme0", &[("temp1", "38850"), ("temp2", "39850"), ("temp3", "40850"), ("temp4", "41850"), ("temp5", "42850"), ("temp6", "38850"), ("temp7", "39850"), ("temp8", "40850"), ("temp9", "41850"), ("temp10", "42850")]),
-    ("nct6798", "nct6775.656", &[("fan1", "1200"), ("fan2", "0"), ("fan3", "900"), ("in0", "1032"), ("in1", "1016"), ("in2", "3344"), ("in3", "3312"), ("in4", "1008"), ("in5", "1800"), ("in6", "1200")]),
+    (
+        "coretemp",
+        "coretemp.0",
+        &[
+            ("temp1", "45000"),
+            ("temp2", "41000"),
+            ("temp3", "43000"),
+            ("temp4", "42000"),
+            ("temp5", "44000"),
+            ("temp6", "40000"),
+            ("temp7", "46000"),
+            ("temp8", "47000"),
+            ("temp9", "41000"),
+            ("temp10", "43000"),
+        ],
+    ),
+    (
+        "amdgpu",
+        "0000:03:00.0",
+        &[
+            ("power1_average", "35000000"),
+            ("energy1_input", "123456789000"),
+            ("temp1", "41000"),
+            ("temp2", "43000"),
+            ("temp3", "45000"),
+            ("fan1", "820"),
+            ("in0", "806"),
+            ("in1", "1350"),
+            ("power2_input", "12000000"),
+            ("temp4", "39000"),
+        ],
+    ),
+    (
+        "power_meter",
+        "ACPI000D:00",
+        &[
+            ("power1_average", "245000000"),
+            ("power2_average", "240000000"),
+            ("power3_average", "120000000"),
+            ("power4_average", "95000000"),
+            ("power5_average", "15000000"),
+            ("power6_average", "12000000"),
+            ("power7_average", "11000000"),
+            ("power8_average", "10000000"),
+            ("power9_average", "9000000"),
+            ("power10_average", "8000000"),
+        ],
+    ),
+    (
+        "nvme",
+        "nvme0",
+        &[
+            ("temp1", "38850"),
+            ("temp2", "39850"),
+            ("temp3", "40850"),
+            ("temp4", "41850"),
+            ("temp5", "42850"),
+            ("temp6", "38850"),
+            ("temp7", "39850"),
+            ("temp8", "40850"),
+            ("temp9", "41850"),
+            ("temp10", "42850"),
+        ],
+    ),
+    (
+        "nct6798",
+        "nct6775.656",
+        &[
+            ("fan1", "1200"),
+            ("fan2", "0"),
+            ("fan3", "900"),
+            ("in0", "1032"),
+            ("in1", "1016"),
+            ("in2", "3344"),
+            ("in3", "3312"),
+            ("in4", "1008"),
+            ("in5", "1800"),
+            ("in6", "1200"),
+        ],
+    ),
 ];
 
 /// Writes a sysfs root with `n` sensors under `root`; returns how many chips.
@@ -57,7 +132,11 @@ fn fixture(root: &Path, n: usize) -> anyhow::Result<usize> {
             std::os::unix::fs::symlink(&dev, dir.join("device"))?;
             std::fs::write(dir.join("name"), format!("{name}\n"))?;
             for (file, value) in sensors.iter().take(n - written) {
-                let file = if file.contains('_') { file.to_string() } else { format!("{file}_input") };
+                let file = if file.contains('_') {
+                    file.to_string()
+                } else {
+                    format!("{file}_input")
+                };
                 std::fs::write(dir.join(file), format!("{value}\n"))?;
                 written += 1;
             }
@@ -73,7 +152,10 @@ fn main() -> anyhow::Result<()> {
     let secs: u64 = args.next().map_or(Ok(10), |a| a.parse())?;
     let tmp = TempDir::new("bench-hwmon");
     let chips = fixture(tmp.path(), n)?;
-    println!("{n} sensors on {chips} chips (fixture files under {})", tmp.path().display());
+    println!(
+        "{n} sensors on {chips} chips (fixture files under {})",
+        tmp.path().display()
+    );
     poll_alone(tmp.path())?;
     for hz in [1u64, 100] {
         in_pipeline(tmp.path(), hz, secs)?;

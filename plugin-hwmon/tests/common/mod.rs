@@ -17,7 +17,9 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn copy(case: &str, test: &str) -> Fixture {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(case);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(case);
         Fixture {
             dir: TempDir::copy_of(&src, &format!("hwmon-{test}")),
         }
@@ -72,7 +74,10 @@ pub fn text(p: &MeasurementPoint, key: &str) -> String {
 pub type Names = std::collections::HashMap<alumet::metrics::RawMetricId, String>;
 
 pub fn names(run: &TestRun) -> Names {
-    run.metrics().iter().map(|(id, m)| (id, m.name.clone())).collect()
+    run.metrics()
+        .iter()
+        .map(|(id, m)| (id, m.name.clone()))
+        .collect()
 }
 
 /// The unit of a metric.
@@ -96,7 +101,9 @@ pub fn per_poll(names: &Names, points: &[MeasurementPoint]) -> Vec<BTreeMap<Key,
     }
     let mut polls: Vec<BTreeMap<Key, f64>> = Vec::new();
     for p in points {
-        let n = stamps[&source(p)].binary_search(&p.timestamp.unix_nanos()).unwrap();
+        let n = stamps[&source(p)]
+            .binary_search(&p.timestamp.unix_nanos())
+            .unwrap();
         if polls.len() <= n {
             polls.resize(n + 1, BTreeMap::new());
         }
