@@ -27,6 +27,10 @@ pub struct Config {
     pub include: Vec<String>,
     /// Chips not to read, by name (applied after `include`).
     pub exclude: Vec<String>,
+    /// Report each process's use of amdgpu GPUs (`amdgpu_process_utilization`, from `/proc/PID/fdinfo`), which the attribution plugin splits their energy by; scanning every process's file descriptors at each poll costs more than the sensors.
+    pub amdgpu_processes: bool,
+    /// Where procfs is mounted, for amdgpu's per-process figures: `/proc` takes the general `proc_root`; another path overrides it for this plugin.
+    pub procfs_root: PathBuf,
 }
 
 impl Default for Config {
@@ -38,6 +42,8 @@ impl Default for Config {
             root_path: PathBuf::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            amdgpu_processes: true,
+            procfs_root: PathBuf::from("/proc"),
         }
     }
 }

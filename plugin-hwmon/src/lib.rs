@@ -19,6 +19,7 @@ mod config;
 pub mod discover;
 pub mod metrics;
 pub mod parse;
+pub mod processes;
 pub mod reader;
 pub mod source;
 
@@ -54,9 +55,11 @@ impl Plugin for HwmonPlugin {
         let chips = find_chips(c, &class_dir, flavor)?;
         let metrics = Metrics::create(alumet, flavor)?;
         let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
+        let proc_root = alumet.host_paths().proc_root_or(&c.procfs_root);
+        let proc_root = c.amdgpu_processes.then_some(proc_root.as_path());
         let mut added = Vec::new();
         for chip in &chips {
-            if let Some(source) = ChipSource::new(chip, &metrics, flavor) {
+            if let Some(source) = ChipSource::new(chip, &metrics, flavor, proc_root) {
                 alumet.add_source(
                     &format!("{}-{}", chip.name, chip.hwmon),
                     source,

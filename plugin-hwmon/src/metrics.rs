@@ -81,6 +81,8 @@ pub struct Metrics {
     pub curr: Option<Out>,
     /// Voltage (mV).
     pub volt: Option<Out>,
+    /// A process's use of an amdgpu GPU (percent of the time, summed over its engines).
+    pub gpu_process: Option<Out>,
 }
 
 impl Metrics {
@@ -106,10 +108,7 @@ impl Metrics {
         })
     }
 
-    fn with(
-        flavor: Flavor,
-        create: &mut Create<'_>,
-    ) -> Result<Self, MetricError> {
+    fn with(flavor: Flavor, create: &mut Create<'_>) -> Result<Self, MetricError> {
         let mut out = |name: &str, unit: Unit, desc: &str, float: bool, div: f64| {
             create(name, unit, desc, float).map(|id| Some(Out { id, div }))
         };
@@ -122,6 +121,7 @@ impl Metrics {
                 energy: out("hwmon_energy", Unit::Joule, "energy since the previous reading, from the chip's counter or integrated from its power (attributes chip, label, method = counter or integrated)", true, 1e6)?,
                 curr: out("hwmon_current", custom("A"), "current measured by the sensor (attributes chip, label)", true, 1e3)?,
                 volt: out("hwmon_voltage", custom("V"), "voltage measured by the sensor (attributes chip, label)", true, 1e3)?,
+                gpu_process: out("amdgpu_process_utilization", Unit::Percent, "time the process's contexts kept the AMD GPU's engines busy since the previous reading, summed over the engines (per process, from /proc/PID/fdinfo)", true, 1.0)?,
             },
             Flavor::GraceHopper => Metrics {
                 temp: None,
@@ -130,6 +130,7 @@ impl Metrics {
                 energy: out("grace_energy_consumption", Unit::MilliJoule, "energy consumption since the previous reading, integrated from the power (attributes chip, label, sensor, socket, method)", true, 1e3)?,
                 curr: None,
                 volt: None,
+                gpu_process: None,
             },
             Flavor::Jetson => Metrics {
                 temp: None,
@@ -138,6 +139,7 @@ impl Metrics {
                 energy: None,
                 curr: out("input_current", custom("mA"), "current intensity on the channel's line", false, 1.0)?,
                 volt: out("input_voltage", custom("mV"), "voltage on the channel's line", false, 1.0)?,
+                gpu_process: None,
             },
         })
     }

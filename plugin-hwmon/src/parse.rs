@@ -106,6 +106,45 @@ pub fn cpu_package(chip: &str, device: &str) -> Option<u32> {
     }
 }
 
+/// One DRM client of amdgpu, from a `/proc/PID/fdinfo/FD` file (kernel 5.19 and later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrmClient<'a> {
+    /// `drm-pdev`: the GPU's PCI address.
+    pub pdev: &'a str,
+    /// `drm-client-id`: the same for every fd of one open of the device.
+    pub client_id: u64,
+    /// The sum of `drm-engine-*`, nanoseconds the client kept the GPU's engines busy.
+    pub engine_ns: u64,
+}
+
+/// Parses an fdinfo file; `None` unless it is an amdgpu DRM client that tells its engine
+/// time (other drivers, other files, older kernels).
+pub fn parse_fdinfo(text: &str) -> Option<DrmClient<'_>> {
+    let (mut amdgpu, mut pdev, mut client_id, mut engine_ns) = (false, None, None, None::<u64>);
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "drm-driver" => amdgpu = value == "amdgpu",
+            "drm-pdev" => pdev = Some(value),
+            "drm-client-id" => client_id = value.parse().ok(),
+            _ if key.starts_with("drm-engine-") && !key.starts_with("drm-engine-capacity-") => {
+                let ns: u64 = value.strip_suffix(" ns")?.trim().parse().ok()?;
+                engine_ns = Some(engine_ns.unwrap_or(0).saturating_add(ns));
+            }
+            _ => {}
+        }
+    }
+    amdgpu.then_some(())?;
+    Some(DrmClient {
+        pdev: pdev?,
+        client_id: client_id?,
+        engine_ns: engine_ns?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +201,25 @@ mod tests {
         assert_eq!(cpu_package("k10temp", "0000:00:01.3"), None);
         assert_eq!(cpu_package("nvme", "nvme0"), None);
         assert!(is_pci_address("0000:03:00.0") && !is_pci_address("nvme0"));
+    }
+
+    #[test]
+    fn amdgpu_fdinfo() {
+        let text = "pos:\t0\nflags:\t02100002\nmnt_id:\t24\nino:\t1063\ndrm-driver:\tamdgpu\n\
+            drm-client-id:\t18\ndrm-pdev:\t0000:03:00.0\npasid:\t32783\n\
+            drm-memory-vram:\t24 KiB\ndrm-engine-gfx:\t6245418 ns\n\
+            drm-engine-compute:\t1000 ns\ndrm-engine-dec:\t0 ns\n";
+        let client = parse_fdinfo(text).unwrap();
+        assert_eq!(
+            (client.pdev, client.client_id, client.engine_ns),
+            ("0000:03:00.0", 18, 6246418)
+        );
+        assert_eq!(parse_fdinfo(&text.replace("amdgpu", "i915")), None);
+        assert_eq!(parse_fdinfo("pos:\t0\nflags:\t02\n"), None);
+        // amdgpu before engine times (kernel 5.14 to 5.18): no figure.
+        assert_eq!(
+            parse_fdinfo("drm-driver:\tamdgpu\ndrm-client-id:\t3\ndrm-pdev:\t0000:03:00.0\n"),
+            None
+        );
     }
 }

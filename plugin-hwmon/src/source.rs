@@ -12,6 +12,7 @@ use alumet::prelude::*;
 use crate::discover::{Chip, Sensor};
 use crate::metrics::{Flavor, Metrics, Out};
 use crate::parse::Kind;
+use crate::processes::GpuProcesses;
 use crate::reader::{is_gone, SysFile};
 
 /// Power integrated into energy, where the chip has no energy counter.
@@ -85,6 +86,8 @@ pub struct ChipSource {
     resource: Resource,
     channels: Vec<Channel>,
     rails: Vec<Rail>,
+    /// amdgpu: the processes using the GPU.
+    processes: Option<GpuProcesses>,
 }
 
 fn attributes(chip: &Chip, sensor: &Sensor, flavor: Flavor) -> Attributes {
@@ -109,8 +112,14 @@ fn attributes(chip: &Chip, sensor: &Sensor, flavor: Flavor) -> Attributes {
 
 impl ChipSource {
     /// The source of `chip`, reporting into `metrics`; `None` when none of its sensors
-    /// has a metric in this flavor.
-    pub fn new(chip: &Chip, metrics: &Metrics, flavor: Flavor) -> Option<Self> {
+    /// has a metric in this flavor. With `proc_root`, an amdgpu chip also reports the
+    /// processes that use its GPU, found there.
+    pub fn new(
+        chip: &Chip,
+        metrics: &Metrics,
+        flavor: Flavor,
+        proc_root: Option<&std::path::Path>,
+    ) -> Option<Self> {
         let has = |kind| chip.sensors.iter().any(|s| s.kind == kind);
         let (counted, powered) = (has(Kind::Energy), has(Kind::Power));
         let mut channels = Vec::new();
@@ -148,12 +157,20 @@ impl ChipSource {
         let reports = channels
             .iter()
             .any(|c| !matches!(c.role, Role::Value(None)) || c.integral.is_some());
+        let resource = chip.resource();
+        let processes = match (&resource, metrics.gpu_process, proc_root) {
+            (Resource::Gpu { bus_id }, Some(out), Some(root)) if chip.name == "amdgpu" => {
+                Some(GpuProcesses::new(root.to_owned(), bus_id.to_string(), out))
+            }
+            _ => None,
+        };
         (reports || !rails.is_empty()).then(|| ChipSource {
             label: format!("{} ({})", chip.name, chip.hwmon),
             dir: chip.dir.clone(),
-            resource: chip.resource(),
+            resource,
             channels,
             rails,
+            processes,
         })
     }
 
@@ -206,6 +223,9 @@ impl ChipSource {
         }
         for rail in &mut self.rails {
             rail.push(acc, (t, now), &self.resource, &self.channels);
+        }
+        if let Some(processes) = &mut self.processes {
+            processes.scan(acc, t, now, &self.resource);
         }
         Ok(())
     }

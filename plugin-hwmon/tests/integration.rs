@@ -14,13 +14,21 @@ use plugin_hwmon::{ChipSource, Flavor, Metrics};
 
 /// The sources of every chip of the fixture, in `flavor`, with their registry.
 fn sources(f: &Fixture, flavor: Flavor) -> (MetricRegistry, Vec<ChipSource>) {
+    sources_with(f, flavor, None)
+}
+
+fn sources_with(
+    f: &Fixture,
+    flavor: Flavor,
+    proc_root: Option<&std::path::Path>,
+) -> (MetricRegistry, Vec<ChipSource>) {
     let mut registry = MetricRegistry::default();
     let metrics = Metrics::register(&mut registry, flavor).unwrap();
     let found = discover(&f.root().join("class/hwmon"), |_| true).unwrap();
     let sources = found
         .chips
         .iter()
-        .filter_map(|c| ChipSource::new(c, &metrics, flavor))
+        .filter_map(|c| ChipSource::new(c, &metrics, flavor, proc_root))
         .collect();
     (registry, sources)
 }
@@ -136,4 +144,61 @@ fn under_the_jetson_name_the_public_alumet_metrics_are_reported() {
     assert_eq!(points.len(), 9);
     let p = &named(&registry, &points, "input_power")[0];
     assert_eq!(text(p, "ina_channel_id"), "U64(1)");
+}
+
+/// An fdinfo file of an amdgpu client.
+fn client(root: &std::path::Path, pid: u32, fd: u32, pdev: &str, id: u64, gfx_ns: u64) {
+    let dir = root.join(format!("{pid}/fdinfo"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        "pos:\t0\nflags:\t02100002\nmnt_id:\t24\ndrm-driver:\tamdgpu\ndrm-client-id:\t{id}\n\
+         drm-pdev:\t{pdev}\ndrm-memory-vram:\t24 KiB\ndrm-engine-gfx:\t{gfx_ns} ns\n\
+         drm-engine-compute:\t0 ns\n"
+    );
+    std::fs::write(dir.join(fd.to_string()), text).unwrap();
+}
+
+#[test]
+fn amdgpu_processes_get_their_engine_time_as_a_utilization_from_fdinfo() {
+    let f = Fixture::copy("amd-gpu-server", "fdinfo");
+    let proc = alumet::test_util::TempDir::new("hwmon-fdinfo-proc");
+    let gpu = "0000:03:00.0";
+    // Process 1234: one client, two fds (dup) that must count once; 77: another GPU;
+    // 999: an Intel GPU's client; 42: a process without DRM files.
+    client(proc.path(), 1234, 5, gpu, 18, 1_000_000_000);
+    client(proc.path(), 1234, 6, gpu, 18, 1_000_000_000);
+    client(proc.path(), 77, 4, "0000:04:00.0", 19, 1_000_000_000);
+    std::fs::create_dir_all(proc.path().join("999/fdinfo")).unwrap();
+    std::fs::write(
+        proc.path().join("999/fdinfo/3"),
+        "drm-driver:\ti915\ndrm-client-id:\t2\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(proc.path().join("42/fdinfo")).unwrap();
+    let (registry, mut sources) = sources_with(&f, Flavor::Hwmon, Some(proc.path()));
+    let amdgpu = &mut sources[1];
+    let t0 = Instant::now();
+    let util = |points: &[MeasurementPoint]| -> Vec<(String, f64)> {
+        named(&registry, points, "amdgpu_process_utilization")
+            .iter()
+            .map(|p| (p.consumer.id().to_string(), p.value.as_f64()))
+            .collect()
+    };
+    assert_eq!(util(&poll(amdgpu, t0)), [], "the first scan is a baseline");
+    // 250 ms of engine time in 1 s: 25 %. A new process (555) is a baseline.
+    client(proc.path(), 1234, 5, gpu, 18, 1_250_000_000);
+    client(proc.path(), 1234, 6, gpu, 18, 1_250_000_000);
+    client(proc.path(), 555, 3, gpu, 20, 4_000_000_000);
+    let points = poll(amdgpu, t0 + Duration::from_secs(1));
+    assert_eq!(util(&points), [("1234".to_string(), 25.0)]);
+    let p = &named(&registry, &points, "amdgpu_process_utilization")[0];
+    assert_eq!(
+        p.resource,
+        alumet::measurement::Resource::Gpu { bus_id: gpu.into() }
+    );
+    // 555 used 500 ms of 2 s: 25 %; 1234 nothing.
+    client(proc.path(), 555, 3, gpu, 20, 4_500_000_000);
+    let mut got = util(&poll(amdgpu, t0 + Duration::from_secs(3)));
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, [("1234".to_string(), 0.0), ("555".to_string(), 25.0)]);
 }

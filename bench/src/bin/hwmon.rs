@@ -171,7 +171,7 @@ fn poll_alone(root: &Path) -> anyhow::Result<()> {
     let mut sources: Vec<ChipSource> = found
         .chips
         .iter()
-        .filter_map(|c| ChipSource::new(c, &metrics, Flavor::Hwmon))
+        .filter_map(|c| ChipSource::new(c, &metrics, Flavor::Hwmon, None))
         .collect();
     let mut buffer = MeasurementBuffer::with_capacity(1024);
     let t0 = Instant::now();
@@ -206,7 +206,7 @@ fn poll_alone(root: &Path) -> anyhow::Result<()> {
 fn in_pipeline(root: &Path, hz: u64, secs: u64) -> anyhow::Result<()> {
     let period = Duration::from_nanos(1_000_000_000 / hz);
     let table: toml::Table = toml::from_str(&format!(
-        "sysfs_root = {:?}\npoll_interval = '{}us'\nflush_interval = '1s'\n",
+        "sysfs_root = {:?}\npoll_interval = '{}us'\nflush_interval = '1s'\namdgpu_processes = false\n",
         root.display().to_string(),
         period.as_micros()
     ))?;
