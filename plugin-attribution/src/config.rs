@@ -52,6 +52,10 @@ pub struct Config {
     pub gpu_energy_metric: String,
     /// NVML per-process SM utilization (percent, consumer = process, resource = the GPU).
     pub gpu_utilization_metric: String,
+    /// The hwmon plugin's energy metric (energy since the previous reading): its points on a GPU (amdgpu) are split like NVML's, by `hwmon_gpu_utilization_metric`; its other points (power meters, Grace) are left alone.
+    pub hwmon_energy_metric: String,
+    /// The hwmon plugin's per-process use of an AMD GPU (percent, consumer = process, resource = the GPU, from /proc/PID/fdinfo).
+    pub hwmon_gpu_utilization_metric: String,
     /// How to estimate the idle part: "fixed" (idle_power) or "measured" (lowest power seen so far).
     pub idle: IdleMode,
     /// Idle power in watts per domain (`package`, `dram`, ..., `gpu`), for idle = "fixed"; a domain not listed has 0 W.
@@ -75,6 +79,8 @@ impl Default for Config {
             busy_states: strings(&["user", "nice", "system", "irq", "softirq"]),
             gpu_energy_metric: "nvml_energy_consumption".into(),
             gpu_utilization_metric: "nvml_sm_utilization".into(),
+            hwmon_energy_metric: "hwmon_energy".into(),
+            hwmon_gpu_utilization_metric: "amdgpu_process_utilization".into(),
             idle: IdleMode::Fixed,
             idle_power: BTreeMap::new(),
             max_delay: Duration::from_secs(20),
@@ -91,6 +97,11 @@ impl Config {
             ("machine_cpu_time_metric", &self.machine_cpu_time_metric),
             ("gpu_energy_metric", &self.gpu_energy_metric),
             ("gpu_utilization_metric", &self.gpu_utilization_metric),
+            ("hwmon_energy_metric", &self.hwmon_energy_metric),
+            (
+                "hwmon_gpu_utilization_metric",
+                &self.hwmon_gpu_utilization_metric,
+            ),
         ];
         for (key, name) in names {
             anyhow::ensure!(!name.is_empty(), "{key} is empty: give a metric name");

@@ -25,6 +25,9 @@ pub(crate) struct Inputs {
     pub(crate) machine: Option<Input>,
     pub(crate) gpu_energy: Option<Input>,
     pub(crate) gpu_utilization: Option<Input>,
+    /// The hwmon plugin's energy (its GPU points only) and per-process GPU use (amdgpu).
+    pub(crate) hwmon_energy: Option<Input>,
+    pub(crate) hwmon_gpu_utilization: Option<Input>,
 }
 
 /// The energy-estimation plugin's metric: CPU energy where no RAPL measures it.
@@ -76,8 +79,12 @@ impl Inputs {
             machine: find(metrics, &config.machine_cpu_time_metric, Unit::seconds),
             gpu_energy: find(metrics, &config.gpu_energy_metric, Unit::joules),
             gpu_utilization: find(metrics, &config.gpu_utilization_metric, |_| Some(1.0)),
+            hwmon_energy: find(metrics, &config.hwmon_energy_metric, Unit::joules),
+            hwmon_gpu_utilization: find(metrics, &config.hwmon_gpu_utilization_metric, |_| {
+                Some(1.0)
+            }),
         };
-        if inputs.rapl.is_none() && inputs.gpu_energy.is_none() {
+        if inputs.rapl.is_none() && inputs.gpu_energy.is_none() && inputs.hwmon_energy.is_none() {
             log::warn!(
                 "attribution: neither `{}` nor `{}` is registered: nothing to attribute (enable the rapl or nvidia plugin, or energy-estimation)",
                 config.rapl_metric,
@@ -104,6 +111,13 @@ impl Inputs {
             log::warn!(
                 "attribution: `{}` is not registered: GPU energy is reported as unattributed",
                 config.gpu_utilization_metric
+            );
+        }
+        if inputs.hwmon_energy.is_some() && inputs.hwmon_gpu_utilization.is_none() {
+            log::info!(
+                "attribution: `{}` is not registered: AMD GPU energy (`{}`) is reported as unattributed, reason no_usage_data (hwmon's amdgpu_processes is off)",
+                config.hwmon_gpu_utilization_metric,
+                config.hwmon_energy_metric
             );
         }
         inputs

@@ -1,6 +1,7 @@
 //! Energy attribution: the plugin `attribution` splits the energy that RAPL measures per
 //! CPU package (and DRAM) over the processes, or control groups, that used CPU time, and
-//! the energy NVML measures per GPU over the processes that used its SMs. For every
+//! the energy NVML measures per GPU over the processes that used its SMs (and AMD GPUs'
+//! energy from the hwmon plugin over the processes that used their engines). For every
 //! interval of an energy counter, what it emits adds up to what was measured:
 //!
 //! ```text

@@ -17,6 +17,8 @@ pub(crate) enum Kind {
     Rapl,
     /// GPU energy: split by SM utilization.
     Nvml,
+    /// GPU energy from hwmon (amdgpu): split by per-process engine utilization.
+    Hwmon,
 }
 
 /// The values of the `reason` attribute of `unattributed_energy`.

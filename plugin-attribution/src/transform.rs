@@ -175,7 +175,24 @@ impl Attribution {
                 t,
                 joules,
             );
-        } else if is(inputs.gpu_utilization).is_some() {
+        } else if let Some(input) = is(inputs.hwmon_energy) {
+            // Only a GPU's (amdgpu): a power meter's or Grace's energy is not split here.
+            if !matches!(p.resource, Resource::Gpu { .. }) {
+                return;
+            }
+            self.gpu.poll(&p.resource, t);
+            let joules = value * input.factor;
+            self.energy(
+                (Kind::Hwmon, "hwmon"),
+                &p.resource,
+                GPU_DOMAIN_INDEX,
+                t,
+                joules,
+            );
+        } else if is(inputs.gpu_utilization)
+            .or(is(inputs.hwmon_gpu_utilization))
+            .is_some()
+        {
             if self.kinds == Kinds::Cgroup {
                 // Read now: the process may be gone when its interval is attributed.
                 let cgroup = cgroup_of(&self.proc_root, &p.consumer);
@@ -226,6 +243,7 @@ impl Attribution {
     fn settle(&mut self, inputs: &Inputs, finishing: bool) {
         let has_machine = inputs.machine.is_some();
         let has_gpu_usage = inputs.gpu_utilization.is_some();
+        let has_hwmon_usage = inputs.hwmon_gpu_utilization.is_some();
         let has_consumers = inputs.cpu_time.is_some();
         let cpu_until =
             self.cpu
@@ -248,8 +266,9 @@ impl Attribution {
                 let ready = iv.start.is_none()
                     || match stream.kind {
                         Kind::Rapl => iv.end <= cpu_until,
-                        // Energy and utilization are read in the same NVML poll.
-                        Kind::Nvml => true,
+                        // Energy and utilization are read in the same poll (NVML, or
+                        // the amdgpu chip's hwmon source).
+                        Kind::Nvml | Kind::Hwmon => true,
                     };
                 if !(ready || overdue || finishing) {
                     break;
@@ -263,6 +282,9 @@ impl Attribution {
                 match stream.kind {
                     Kind::Rapl => settle_cpu(stream, iv, cpu, has_machine, sink),
                     Kind::Nvml => settle_gpu(stream, iv, (gpu, cpu), has_gpu_usage, *kinds, sink),
+                    Kind::Hwmon => {
+                        settle_gpu(stream, iv, (gpu, cpu), has_hwmon_usage, *kinds, sink)
+                    }
                 }
             }
         }
