@@ -31,7 +31,14 @@ use plugin_hwmon::{discover::discover, ChipSource, Flavor, Metrics};
 
 /// (chip name, device, sensor files and values): the sensors are taken from these in
 /// turn until there are N.
-const CHIPS: [(&str, &str, &[(&str, &str)]); 5] = [
+/// A chip: its name, its device, its sensor files (stem or file name) and values.
+type ChipSpec = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const CHIPS: [ChipSpec; 5] = [
     (
         "coretemp",
         "coretemp.0",
