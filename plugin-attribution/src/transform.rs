@@ -166,29 +166,13 @@ impl Attribution {
                 None => return,
             }
         } else if let Some(input) = is(inputs.gpu_energy) {
-            self.gpu.poll(&p.resource, t);
-            let joules = value * input.factor;
-            self.energy(
-                (Kind::Nvml, "nvml"),
-                &p.resource,
-                GPU_DOMAIN_INDEX,
-                t,
-                joules,
-            );
+            self.gpu_energy((Kind::Nvml, "nvml"), &p.resource, t, value * input.factor);
         } else if let Some(input) = is(inputs.hwmon_energy) {
             // Only a GPU's (amdgpu): a power meter's or Grace's energy is not split here.
             if !matches!(p.resource, Resource::Gpu { .. }) {
                 return;
             }
-            self.gpu.poll(&p.resource, t);
-            let joules = value * input.factor;
-            self.energy(
-                (Kind::Hwmon, "hwmon"),
-                &p.resource,
-                GPU_DOMAIN_INDEX,
-                t,
-                joules,
-            );
+            self.gpu_energy((Kind::Hwmon, "hwmon"), &p.resource, t, value * input.factor);
         } else if is(inputs.gpu_utilization)
             .or(is(inputs.hwmon_gpu_utilization))
             .is_some()
@@ -204,6 +188,12 @@ impl Attribution {
             return;
         }
         self.newest = self.newest.max(t);
+    }
+
+    /// Adds `joules` of a GPU's energy (a reading of the GPU at `t`).
+    fn gpu_energy(&mut self, kind: (Kind, &'static str), gpu: &Resource, t: u64, joules: f64) {
+        self.gpu.poll(gpu, t);
+        self.energy(kind, gpu, GPU_DOMAIN_INDEX, t, joules);
     }
 
     /// Adds `joules` of an energy input: `kind` with the `source` attribute of its parts.

@@ -10,20 +10,17 @@
 //! temporary directory (the same code path, reading tmpfs files instead of the kernel's).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alumet::measurement::MeasurementBuffer;
-use alumet::pipeline::{ElementError, ElementKind, OutputContext, PipelineBuilder};
+use alumet::pipeline::{ElementKind, PipelineBuilder};
 use alumet::plugin::PluginMetadata;
 use alumet::test_util::cost::{cpu_time, self_status};
-use alumet::test_util::TestPlugin;
 
-#[path = "../alloc_count.rs"]
-mod alloc_count;
+#[path = "../shared.rs"]
+mod shared;
 
-use alloc_count::ALLOCATIONS;
+use shared::{counting_output, ALLOCATIONS};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,18 +47,9 @@ fn measure(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<()> {
         tree.root.display().to_string(),
         tree.parent
     ))?;
-    let written = Arc::new(AtomicU64::new(0));
-    let w2 = Arc::clone(&written);
     let mut builder = PipelineBuilder::new();
     builder.plugin(PluginMetadata::of::<plugin_cgroups::CgroupsPlugin>().init(table)?);
-    builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
-        let output = move |b: &MeasurementBuffer, _: &OutputContext| -> Result<(), ElementError> {
-            w2.fetch_add(b.len() as u64, Ordering::Relaxed);
-            Ok(())
-        };
-        alumet.add_output("count", output)?;
-        Ok(())
-    })));
+    let written = counting_output(&mut builder);
     let rss0 = self_status("VmRSS")?;
     let mut run = builder.start()?;
     let control = run.control();

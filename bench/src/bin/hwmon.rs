@@ -12,22 +12,21 @@
 //! its driver's work (an I2C transfer for some chips, cached for most), which is the
 //! kernel's, not the agent's.
 
-#[path = "../alloc_count.rs"]
-mod alloc_count;
+#[path = "../shared.rs"]
+mod shared;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use alloc_count::ALLOCATIONS;
 use alumet::measurement::{MeasurementBuffer, Timestamp};
 use alumet::metrics::MetricRegistry;
-use alumet::pipeline::{ElementError, OutputContext, PipelineBuilder};
+use alumet::pipeline::PipelineBuilder;
 use alumet::plugin::PluginMetadata;
 use alumet::test_util::cost::{cpu_time, floor};
-use alumet::test_util::{TempDir, TestPlugin};
+use alumet::test_util::TempDir;
 use plugin_hwmon::{discover::discover, ChipSource, Flavor, Metrics};
+use shared::{counting_output, ALLOCATIONS};
 
 /// (chip name, device, sensor files and values): the sensors are taken from these in
 /// turn until there are N.
@@ -217,18 +216,9 @@ fn in_pipeline(root: &Path, hz: u64, secs: u64) -> anyhow::Result<()> {
         root.display().to_string(),
         period.as_micros()
     ))?;
-    let written = Arc::new(AtomicU64::new(0));
-    let w2 = Arc::clone(&written);
     let mut builder = PipelineBuilder::new();
     builder.plugin(PluginMetadata::of::<plugin_hwmon::HwmonPlugin>().init(table)?);
-    builder.plugin(Box::new(TestPlugin::new("bench", move |alumet| {
-        let output = move |b: &MeasurementBuffer, _: &OutputContext| -> Result<(), ElementError> {
-            w2.fetch_add(b.len() as u64, Ordering::Relaxed);
-            Ok(())
-        };
-        alumet.add_output("count", output)?;
-        Ok(())
-    })));
+    let written = counting_output(&mut builder);
     let mut run = builder.start()?;
     std::thread::sleep(Duration::from_secs(2).max(period * 10));
     let (cpu0, w0) = (cpu_time(), written.load(Ordering::SeqCst));
