@@ -95,8 +95,10 @@ fn find_chips(
     class_dir: &std::path::Path,
     flavor: Flavor,
 ) -> anyhow::Result<Vec<Chip>> {
-    let Discovery { mut chips, ignored } = match discover::discover(class_dir, |n| config.wants(n))
-    {
+    let Discovery {
+        mut chips,
+        mut ignored,
+    } = match discover::discover(class_dir, |n| config.wants(n)) {
         Ok(found) => found,
         Err(e) => {
             return Err(Unavailable::new(
@@ -109,10 +111,16 @@ fn find_chips(
     for line in &ignored {
         log::debug!("hwmon: {line}");
     }
-    chips.retain(|chip| match flavor {
-        Flavor::Hwmon => true,
-        Flavor::GraceHopper => chip.socket.is_some(),
-        Flavor::Jetson => chip.name == "ina3221",
+    chips.retain(|chip| {
+        let keep = match flavor {
+            Flavor::Hwmon => true,
+            Flavor::GraceHopper => chip.socket.is_some(),
+            Flavor::Jetson => chip.name == "ina3221",
+        };
+        if !keep {
+            ignored.push(format!("{}: {}", chip.dir.display(), chip.name));
+        }
+        keep
     });
     if chips.is_empty() {
         let what = match flavor {

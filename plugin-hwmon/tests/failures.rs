@@ -191,3 +191,49 @@ fn no_matching_chip_is_unavailable_and_include_exclude_select_by_name() {
     assert!(points.iter().all(|p| text(p, "chip") == "coretemp"));
     assert_eq!(points.len(), 3);
 }
+
+#[test]
+fn under_the_public_alumet_names_only_their_chips_are_read() {
+    use alumet::plugin::PluginMetadata;
+    let meta = PluginMetadata::of::<HwmonPlugin>();
+    let f = Fixture::copy("intel-desktop", "flavors");
+    let table: toml::Table = toml::from_str(&f.config("")).unwrap();
+    for (name, why) in [("grace-hopper", "power1_oem_info"), ("jetson", "INA3221")] {
+        let mut plugin = meta.init_instance(name, table.clone()).unwrap();
+        let err = probe_start(plugin.as_mut()).unwrap_err();
+        let u = Unavailable::find(&err).unwrap();
+        assert!(u.reason.contains(why), "{name}: {}", u.reason);
+        assert!(u.reason.contains("coretemp"), "{name}: {}", u.reason);
+    }
+    // The public Alumet's jetson table on a Jetson.
+    let f = Fixture::copy("jetson-orin", "jetson-table");
+    let table: toml::Table = toml::from_str(&f.config("")).unwrap();
+    let mut tester = alumet::test_util::PipelineTester::new();
+    tester.any_plugin(Boxed(meta.init_instance("jetson", table).unwrap()));
+    let run = tester.start().unwrap();
+    assert_eq!(run.trigger("jetson/*"), 1);
+    assert!(run.metrics().by_name("hwmon_power").is_none());
+    let (_, points) = run.shutdown();
+    assert_eq!(points.len(), 9, "3 channels: voltage, current, power");
+}
+
+/// A boxed plugin (an instance) as the tester takes it.
+struct Boxed(Box<dyn alumet::plugin::AnyPlugin>);
+
+impl alumet::plugin::AnyPlugin for Boxed {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn plugin_name(&self) -> &str {
+        self.0.plugin_name()
+    }
+    fn start(&mut self, alumet: &mut alumet::plugin::Registrar<'_>) -> anyhow::Result<()> {
+        self.0.start(alumet)
+    }
+    fn post_start(&mut self, control: &alumet::pipeline::PluginControl) -> anyhow::Result<()> {
+        self.0.post_start(control)
+    }
+    fn stop(&mut self) -> anyhow::Result<()> {
+        self.0.stop()
+    }
+}
