@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Under the table names of the public Alumet's plugins, `[plugins.grace-hopper]` and
-//! [`plugins.jetson`], it reads only those chips, under those plugins' metric names.
+//! `[plugins.jetson]`, it reads only those chips, under those plugins' metric names.
 
 mod config;
 pub mod discover;
