@@ -73,6 +73,10 @@ pub enum Command {
         /// Also write the summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         summary_json: Option<PathBuf>,
+        /// At the end, write a picture of the watch to this HTML file (charts from the CSV
+        /// output, and the summary).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Manage the config file.
     Config {
@@ -86,6 +90,20 @@ pub enum Command {
     },
     /// Talk to a running agent through its control socket (`control_socket` in its config).
     Control(ControlArgs),
+    /// Draw a run as one self-contained HTML page (charts as inline SVG): power over
+    /// time, energy per consumer, CPU and memory, and the run's figures.
+    Report(ReportArgs),
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The CSV file of the csv plugin, and/or the JSON file of `exec --summary-json`.
+    #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// The HTML file to write (default: the first input with the extension `.html`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `control`.
@@ -121,6 +139,10 @@ pub struct ExecArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+    /// At the end, write a picture of the run to this HTML file (charts from the CSV
+    /// output, and the summary).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Run the command N times and report the mean and standard deviation of each figure.
     #[arg(short = 'r', long = "repeat", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,

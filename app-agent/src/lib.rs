@@ -9,6 +9,7 @@ pub mod exec;
 pub mod notify;
 pub mod plugins;
 pub mod reload;
+pub mod report;
 pub mod run;
 pub mod self_plugin;
 

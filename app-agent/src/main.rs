@@ -102,6 +102,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 ignore_exit_code: args.ignore_exit_code,
                 summary: !args.no_summary,
                 summary_json: args.summary_json,
+                report: args.report,
                 repeat: args.repeat,
                 proc_root: "/proc".into(),
             };
@@ -112,6 +113,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             cgroup,
             no_summary,
             summary_json,
+            report,
         } => {
             let mut common = cli.common.clone();
             let target = match (pid, cgroup) {
@@ -133,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 ignore_exit_code: false,
                 summary: !no_summary,
                 summary_json,
+                report,
                 repeat: 1,
                 proc_root: "/proc".into(),
             };
@@ -154,6 +157,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             list_plugins(&cli.common, &entries, status)?;
             Ok(0)
         }
+        Command::Report(args) => alumet_agent::report::run(&args),
         Command::Control(args) => {
             let outcome = control::client::run(&args, &cli.common, &entries)?;
             print(&outcome.text)?;

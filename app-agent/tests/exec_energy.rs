@@ -65,6 +65,7 @@ fn run_with(repeat: u32, name: &str, plugins: Vec<Box<dyn AnyPlugin>>) -> serde_
         ignore_exit_code: false,
         summary: false,
         summary_json: Some(json_path.clone()),
+        report: None,
         repeat,
         proc_root: "/proc".into(),
     };

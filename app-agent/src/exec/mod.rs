@@ -66,6 +66,8 @@ pub struct ExecOptions {
     pub summary: bool,
     /// Also write the summary as JSON here.
     pub summary_json: Option<PathBuf>,
+    /// Write the run's HTML report here at the end.
+    pub report: Option<PathBuf>,
     /// How many times to run the command.
     pub repeat: u32,
     /// Where procfs is mounted (to follow a watched process).
@@ -111,6 +113,9 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         Target::Command { .. } => None,
     };
     let summary_file = create_summary_file(opts)?;
+    let report = (opts.report.clone())
+        .map(|path| crate::report::RunReport::new(path, &loaded))
+        .transpose()?;
     let aggregator = Aggregator::default();
     let mut builder = PipelineBuilder::new();
     // Per-process sources (procfs, nvidia) follow the processes announced below.
@@ -177,7 +182,7 @@ pub fn exec(loaded: Loaded, opts: &ExecOptions) -> anyhow::Result<i32> {
         &mut pipeline,
         &aggregator,
         (opts, watched.as_ref()),
-        summary_file,
+        (summary_file, report.as_ref()),
         &mut runs,
         code,
     )?;
@@ -418,7 +423,7 @@ fn finish(
     pipeline: &mut RunningPipeline,
     aggregator: &Aggregator,
     (opts, watched): (&ExecOptions, Option<&Watched>),
-    summary_file: Option<SummaryFile<'_>>,
+    (summary_file, run_report): (Option<SummaryFile<'_>>, Option<&crate::report::RunReport>),
     runs: &mut [Run],
     code: i32,
 ) -> anyhow::Result<i32> {
@@ -457,6 +462,12 @@ fn finish(
         let path = file.path().to_owned();
         if let Err(e) = file.write(&summary) {
             log::error!("writing the summary to {}: {e}", path.display());
+            failed = true;
+        }
+    }
+    if let Some(run_report) = run_report {
+        if let Err(e) = run_report.write(&summary) {
+            log::error!("writing the report {}: {e:#}", run_report.path.display());
             failed = true;
         }
     }
