@@ -73,9 +73,9 @@ pub fn page(
         }
         None => {
             let why = meta.csv_note.as_deref().unwrap_or("no CSV file was given");
-            let _ = write!(
+            let _ = writeln!(
                 html,
-                "<p class=\"none\" id=\"no-csv\">No chart: {}.</p>\n",
+                "<p class=\"none\" id=\"no-csv\">No chart: {}.</p>",
                 escape(why)
             );
         }
@@ -138,7 +138,7 @@ fn charts(html: &mut String, a: &Analysis) -> Result<(), ReportError> {
         }
         let total = a.power.last().is_some_and(|l| l.label.starts_with("total"));
         chart::lines("power", "power (W)", &a.power, x_max, total).map(Some)
-    }, "no energy series with two readings or more (enable rapl or nvidia; energy-estimation where neither is present)")?;
+    }, "no energy series with two readings or more: a command shorter than the sources' poll interval has only its readings at the start and the end (its energy is in the figures), or no energy source ran (rapl, nvidia; energy-estimation where neither is present)")?;
     section(html, "consumers", "Energy per consumer", || {
         if a.consumers.is_empty() {
             return Ok(None);
