@@ -49,6 +49,15 @@ fn cell<'a>(html: &'a str, name: &str) -> &'a str {
     &html[start..start + len]
 }
 
+/// The section of chart `id`.
+fn chart<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<section class=\"chart\" id=\"{id}\">"))
+        .unwrap();
+    let end = start + html[start..].find("</section>").unwrap();
+    &html[start..end]
+}
+
 fn csv_rows(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("run.csv"))
         .unwrap()
@@ -146,4 +155,31 @@ fn report_draws_a_csv_file_and_names_what_is_wrong_with_other_files() {
         stderr.contains("bad.json is not a summary of exec or watch"),
         "{stderr}"
     );
+}
+
+#[test]
+fn watch_report_writes_the_page_of_the_watched_process() {
+    let dir = temp_dir("report-watch");
+    std::fs::write(dir.join("alumet-config.toml"), CONFIG).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id().to_string();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config", "watch", "--report", "w.html", &pid]);
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let html = std::fs::read_to_string(dir.join("w.html")).unwrap();
+    assert!(
+        html.contains(&format!("<dt>command</dt><dd>pid {pid}</dd>")),
+        "{html}"
+    );
+    assert!(html.contains("<section id=\"exec-summary\">"), "{html}");
+    assert!(chart(&html, "memory").contains("<svg"), "{html}");
 }
