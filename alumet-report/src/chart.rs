@@ -1,4 +1,10 @@
 //! The charts, drawn by `plotters` into SVG text: lines over time, and ranked bars.
+//!
+//! The charts' coordinates are integers in thousandths of the unit (ms, mW, mJ), with
+//! labels written here: plotters' floating-point axes compute their ticks and labels with
+//! `log`, `log10` and `pow`, which would make the agent load libm.so at every start
+//! (`app-agent/tests/exec.rs` checks that it loads no library beyond libc); a thousandth
+//! is far below a pixel.
 
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
@@ -13,6 +19,26 @@ pub const WIDTH: u32 = 960;
 const HEIGHT: u32 = 380;
 /// The longest label of a bar (a cgroup path can be long).
 const MAX_LABEL: usize = 44;
+
+/// Thousandths of `v` (values are finite: the reader drops the others).
+fn milli(v: f64) -> i64 {
+    (v * 1000.0).round() as i64
+}
+
+/// An axis label: `v` thousandths, with the decimals it needs (`2`, `2.5`, `0.125`).
+pub fn label(v: &i64) -> String {
+    let (sign, v) = if *v < 0 {
+        ("-", v.unsigned_abs())
+    } else {
+        ("", v.unsigned_abs())
+    };
+    let (units, rest) = (v / 1000, v % 1000);
+    if rest == 0 {
+        return format!("{sign}{units}");
+    }
+    let decimals = format!("{rest:03}");
+    format!("{sign}{units}.{}", decimals.trim_end_matches('0'))
+}
 
 fn drawing<E: std::error::Error + Send + Sync>(
     chart: &'static str,
@@ -61,13 +87,15 @@ pub fn lines(
         let full: Vec<Vec<(f64, f64)>> = lines.iter().map(|l| l.points.clone()).collect();
         let (lo, hi) = y_range(&full);
         let mut chart = builder
-            .build_cartesian_2d(0.0..x_max.max(1e-3), lo..hi)
+            .build_cartesian_2d(0..milli(x_max).max(1), milli(lo)..milli(hi))
             .map_err(&err)?;
         let columns = chart.plotting_area().dim_in_pixel().0 as usize;
         chart
             .configure_mesh()
             .x_desc("time since the start (s)")
             .y_desc(y_desc)
+            .x_label_formatter(&label)
+            .y_label_formatter(&label)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(&err)?;
@@ -80,6 +108,7 @@ pub fn lines(
             };
             let style = color.stroke_width(if total { 3 } else { 2 });
             let points = downsample::min_max(&l.points, columns);
+            let points = points.into_iter().map(|(x, y)| (milli(x), milli(y)));
             chart
                 .draw_series(LineSeries::new(points, style))
                 .map_err(&err)?
@@ -131,7 +160,7 @@ pub fn bars(id: &'static str, bars: &[Bar]) -> Result<String, ReportError> {
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(300)
-            .build_cartesian_2d(0.0..(max * 1.18).max(1e-3), (0..n).into_segmented())
+            .build_cartesian_2d(0..milli(max * 1.18).max(1), (0..n).into_segmented())
             .map_err(&err)?;
         let label_of = |v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
@@ -145,6 +174,7 @@ pub fn bars(id: &'static str, bars: &[Bar]) -> Result<String, ReportError> {
             .y_labels(n)
             .y_label_formatter(&label_of)
             .x_desc("energy (J)")
+            .x_label_formatter(&label)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(&err)?;
@@ -152,19 +182,39 @@ pub fn bars(id: &'static str, bars: &[Bar]) -> Result<String, ReportError> {
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
                 let (from, to) = (SegmentValue::Exact(row(i)), SegmentValue::Exact(row(i) + 1));
-                let mut bar =
-                    Rectangle::new([(0.0, from), (b.joules, to)], bar_color(b.kind).filled());
+                let mut bar = Rectangle::new(
+                    [(0, from), (milli(b.joules), to)],
+                    bar_color(b.kind).filled(),
+                );
                 bar.set_margin(4, 4, 0, 0);
                 bar
             }))
             .map_err(&err)?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
-                let at = (b.joules, SegmentValue::CenterOf(row(i)));
+                let at = (milli(b.joules), SegmentValue::CenterOf(row(i)));
                 Text::new(format!(" {:.3} J", b.joules), at, ("sans-serif", 12))
             }))
             .map_err(&err)?;
         root.present().map_err(&err)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_thousandths_with_the_decimals_they_need() {
+        let shown: Vec<String> = [0, 2000, 2500, 125, -1500, -250, 1_000_001]
+            .iter()
+            .map(label)
+            .collect();
+        assert_eq!(
+            shown,
+            ["0", "2", "2.5", "0.125", "-1.5", "-0.25", "1000.001"]
+        );
+        assert_eq!((milli(1.2345), milli(-0.0004)), (1235, 0));
+    }
 }
