@@ -46,6 +46,20 @@ pub enum ReportError {
         /// What the JSON parser said.
         source: serde_json::Error,
     },
+    /// Two files of the same kind were given: one CSV file and one summary at most.
+    #[error(
+        "{} and {} are both {kind}: give one CSV file of the agent and at most one JSON summary",
+        first.display(),
+        second.display()
+    )]
+    TwoOfAKind {
+        /// The first file.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
+        /// What they both are.
+        kind: &'static str,
+    },
     /// A chart could not be drawn (a bug: the data is checked first).
     #[error("drawing the chart {chart}: {message}")]
     Chart {

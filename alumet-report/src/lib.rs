@@ -59,12 +59,25 @@ pub struct Input {
 /// epoch) when given.
 pub fn load(paths: &[PathBuf], since: Option<i64>) -> Result<Input, ReportError> {
     let mut input = Input::default();
+    let (mut csv, mut json): (Option<&PathBuf>, Option<&PathBuf>) = (None, None);
     for path in paths {
-        if is_json(path)? {
-            input.summary = Some(read_summary(path)?);
-        } else {
-            input.data = Some(read_csv(path, since)?);
+        let (seen, kind) = match is_json(path)? {
+            true => (&mut json, "JSON summaries"),
+            false => (&mut csv, "CSV files"),
+        };
+        if let Some(first) = seen.replace(path) {
+            return Err(ReportError::TwoOfAKind {
+                first: first.clone(),
+                second: path.clone(),
+                kind,
+            });
         }
+    }
+    if let Some(path) = json {
+        input.summary = Some(read_summary(path)?);
+    }
+    if let Some(path) = csv {
+        input.data = Some(read_csv(path, since)?);
     }
     Ok(input)
 }

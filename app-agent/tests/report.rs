@@ -134,6 +134,13 @@ fn report_draws_a_csv_file_and_names_what_is_wrong_with_other_files() {
     );
     assert!(stderr.contains("--output-file"), "{stderr}");
     assert!(!dir.join("o.html").exists());
+    // Two CSV files: which one to draw is not guessed.
+    let (code, stderr) = run_config(&dir, "", &["report", "agent.csv", "other.csv"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("agent.csv and other.csv are both CSV files"),
+        "{stderr}"
+    );
     // The page never replaces its input.
     let (code, stderr) = run_config(&dir, "", &["report", "agent.csv", "-o", "agent.csv"]);
     assert_eq!(code, 1, "{stderr}");
