@@ -189,8 +189,8 @@ pub const ALIASES: [(&str, &str); 6] = [
 /// Plugins of the public Alumet agent (0.9) that this agent does not have, with what it
 /// offers instead: a config file that has their table gets an error saying so, unless the
 /// table says `enable = false` or `--plugins` leaves it out.
-pub const ALUMET_ONLY: [(&str, &str); 19] = [
-    ("amd-gpu", "no AMD GPU plugin: amdgpu's power and energy are in the kernel's hwmon interface"),
+pub const ALUMET_ONLY: [(&str, &str); 17] = [
+    ("amd-gpu", "the plugin `hwmon` reads amdgpu's power and energy from the kernel (and each process's GPU use for the attribution)"),
     ("k8s", "the plugin `cgroups` measures every cgroup, and names Kubernetes pods ([plugins.cgroups.kubernetes])"),
     ("oar", "the plugin `cgroups` measures every cgroup and names OAR jobs from their cgroup paths"),
     ("slurm", "the plugin `cgroups` measures every cgroup and names Slurm jobs and steps from their cgroup paths"),
@@ -204,10 +204,8 @@ pub const ALUMET_ONLY: [(&str, &str); 19] = [
     ("kwollect-input", "no Kwollect plugin"),
     ("kwollect-output", "no Kwollect output: use `influxdb`, `prometheus-remote-write` or `opentelemetry`"),
     ("quarch", "no Quarch power-module plugin"),
-    ("jetson", "no Jetson plugin: its INA3221 rails are in the kernel's hwmon interface"),
-    ("grace-hopper", "no Grace Hopper plugin: its power sensors are in the kernel's hwmon interface"),
-    ("lm-sensors", "no lm-sensors plugin: the sensors it reads are in the kernel's hwmon interface"),
-    ("temperature", "no temperature plugin: the sensors are in the kernel's hwmon interface"),
+    ("lm-sensors", "the plugin `hwmon` reads the sensors that lm-sensors reads, from the kernel's hwmon interface"),
+    ("temperature", "the plugin `hwmon` reads the temperature sensors of the kernel's hwmon interface"),
     ("tui", "no terminal interface: `alumet-agent control status` shows a running agent, `exec` prints a summary"),
 ];
 

@@ -157,11 +157,11 @@ fn a_disabled_table_of_a_plugin_this_agent_lacks_is_left_out() {
     // An enabled one is refused.
     let (code, stderr) = run_config(
         &dir,
-        "[plugins.jetson]\n[plugins.csv]\n",
+        "[plugins.quarch]\n[plugins.csv]\n",
         &["exec", "--", "true"],
     );
     assert_eq!(code, 78, "{stderr}");
-    assert!(stderr.contains("[plugins.jetson]: "), "{stderr}");
+    assert!(stderr.contains("[plugins.quarch]: "), "{stderr}");
 }
 
 #[test]
