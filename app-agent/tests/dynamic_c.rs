@@ -43,7 +43,7 @@ fn dynamic_c_plugin_source_reaches_the_csv_and_its_output_receives_every_point()
     );
 
     // The source's points are in the CSV: polls 1, 2, 3... on the plugin's resource.
-    let rows = rows_of(&dir.join("out.csv"), "c_example_polls_1");
+    let rows = rows_of(&dir.join("out.csv"), "c_example_polls");
     assert!(rows.len() >= 3, "{rows:?}");
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row["value"], (i + 1).to_string());

@@ -38,7 +38,7 @@ fn dynamic_rust_plugin_source_reaches_the_csv_and_its_output_receives_every_poin
         "the plugin's log line, under its name: {stderr}"
     );
 
-    let rows = rows_of(&dir.join("out.csv"), "rust_example_polls_1");
+    let rows = rows_of(&dir.join("out.csv"), "rust_example_polls");
     assert!(rows.len() >= 3, "{rows:?}");
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row["value"], (i + 1).to_string());
@@ -94,12 +94,12 @@ fn dynamic_rust_plugin_panicking_in_poll_stops_that_source_only() {
     );
 
     // The panicky source measured twice, then nothing: the CSV and the plugin's output agree.
-    let panicky: Vec<String> = rows_of(&dir.join("out.csv"), "rust_example_panicky_1")
+    let panicky: Vec<String> = rows_of(&dir.join("out.csv"), "rust_example_panicky")
         .into_iter()
         .map(|r| r["value"].clone())
         .collect();
     assert_eq!(panicky, ["1.0", "2.0"]);
     assert_eq!(lines_starting(&lines, "rust_example_panicky ").len(), 2);
-    let counter = rows_of(&dir.join("out.csv"), "rust_example_polls_1");
+    let counter = rows_of(&dir.join("out.csv"), "rust_example_polls");
     assert!(counter.len() >= before + 5, "{} rows", counter.len());
 }
