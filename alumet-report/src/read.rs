@@ -7,19 +7,9 @@ use std::path::Path;
 
 use crate::error::ReportError;
 
-/// The columns that every row of the agent's CSV has, first and in this order.
-pub const FIXED_COLUMNS: [&str; 7] = [
-    "metric",
-    "timestamp",
-    "value",
-    "resource_kind",
-    "resource_id",
-    "consumer_kind",
-    "consumer_id",
-];
-
-/// The last column: the attributes that have no column of their own.
-pub const LATE_COLUMN: &str = "__late_attributes";
+/// The columns that every row of the agent's CSV has, first and in this order, and the
+/// last column (the attributes that have no column of their own): the csv plugin's own.
+pub use plugin_csv::format::{FIXED_COLUMNS, LATE_COLUMN};
 
 /// The unit suffixes that the csv plugin appends to metric names (UCUM codes and display
 /// symbols), longest first where one ends another.

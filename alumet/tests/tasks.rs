@@ -149,3 +149,89 @@ fn two_tasks_of_one_plugin_need_two_names() {
     tester.start().unwrap().shutdown();
     assert_eq!(*journal.lock().unwrap(), ["checked", "plugin stopped"]);
 }
+
+/// A source that pushes one point per poll.
+struct Ticker(MetricId<u64>);
+
+impl Source for Ticker {
+    fn poll(&mut self, acc: &mut MeasurementAccumulator, t: Timestamp) -> Result<(), ElementError> {
+        acc.push(MeasurementPoint::new(
+            t,
+            self.0,
+            Resource::LocalMachine,
+            ResourceConsumer::LocalMachine,
+            1u64,
+        ));
+        Ok(())
+    }
+}
+
+/// A plugin whose task, once it has the control handle, adds a source of its own.
+fn adder(name: &'static str, added: std::sync::mpsc::Sender<String>) -> (Looper, Journal) {
+    looper(name, move |alumet, journal| {
+        let metric = alumet
+            .create_metric::<u64>(&format!("{name}_ticks"), Unit::Unity, "ticks")
+            .unwrap();
+        alumet
+            .add_task_with_control("finder", move |control, mut shutdown| async move {
+                journal.lock().unwrap().push("task has the control");
+                let id = control
+                    .add_source("found", Ticker(metric), Trigger::manual())
+                    .unwrap();
+                let _ = added.send(format!("{id}"));
+                shutdown.wait().await;
+                Ok(())
+            })
+            .unwrap();
+    })
+}
+
+#[test]
+fn a_task_with_control_gets_its_plugin_s_handle_after_start_and_adds_its_sources() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (plugin, journal) = adder("finder", tx.clone());
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(plugin);
+    let mut run = tester.start().unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The source is the plugin's, named after it.
+    assert_eq!(run.trigger("finder/found"), 1);
+    // A plugin started while running gets its handle too.
+    let (late, _) = adder("late", tx);
+    run.pipeline_mut().add_plugin(Box::new(late)).unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(run.trigger("late/found"), 1);
+    let (report, points) = run.shutdown();
+    assert!(!report.timed_out);
+    assert_eq!(points.len(), 2, "{points:?}");
+    assert_eq!(
+        *journal.lock().unwrap(),
+        ["task has the control", "plugin stopped"]
+    );
+}
+
+#[test]
+fn a_task_with_control_of_a_pipeline_that_stops_at_once_is_not_called() {
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let (plugin, journal) = adder("finder", tx);
+    // A plugin that fails in post_start stops the pipeline before any handle is given.
+    struct Failing;
+    impl AnyPlugin for Failing {
+        fn name(&self) -> &str {
+            "failing"
+        }
+        fn start(&mut self, _: &mut Registrar<'_>) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn post_start(&mut self, _: &PluginControl) -> anyhow::Result<()> {
+            anyhow::bail!("no")
+        }
+        fn stop(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+    let mut tester = PipelineTester::new();
+    tester.any_plugin(plugin).any_plugin(Failing);
+    assert!(tester.start().is_err());
+    assert_eq!(*journal.lock().unwrap(), ["plugin stopped"]);
+}

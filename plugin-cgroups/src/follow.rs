@@ -10,25 +10,17 @@ use alumet::prelude::*;
 use inotify::{EventMask, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::oneshot;
 
 use crate::discovery::{Discovery, TreeChanges};
 
-/// Runs until shutdown. `control` arrives from `post_start`; `inotify` is `None` where the
-/// kernel refused one (the rescan timer alone then finds changes).
+/// Runs until shutdown; `inotify` is `None` where the kernel refused one (the rescan
+/// timer alone then finds changes).
 pub(crate) async fn run(
     mut discovery: Discovery,
     inotify: Option<Inotify>,
-    control: oneshot::Receiver<PluginControl>,
+    control: PluginControl,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let control = tokio::select! {
-        _ = shutdown.wait() => return Ok(()),
-        c = control => match c {
-            Ok(c) => c,
-            Err(_) => return Ok(()), // never started (the plugin was only probed)
-        },
-    };
     // SAFETY: `Inotify` owns its descriptor and closes it only when dropped; the AsyncFd
     // owns that `Inotify`, and the `Watches` handles keep the same descriptor open.
     let registered =

@@ -30,7 +30,6 @@ mod source;
 use std::sync::Arc;
 
 use alumet::prelude::*;
-use tokio::sync::oneshot;
 
 pub use config::{Config, KubeConfig, Switch, DEFAULT_INCLUDE};
 pub use discovery::source_name;
@@ -38,8 +37,6 @@ pub use discovery::source_name;
 /// The `cgroups` plugin.
 pub struct CgroupsPlugin {
     config: Config,
-    /// Hands the control handle from `post_start` to the discovery task.
-    control: Option<oneshot::Sender<PluginControl>>,
 }
 
 impl Plugin for CgroupsPlugin {
@@ -51,10 +48,7 @@ impl Plugin for CgroupsPlugin {
 
     fn init(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        Ok(CgroupsPlugin {
-            config,
-            control: None,
-        })
+        Ok(CgroupsPlugin { config })
     }
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
@@ -107,19 +101,9 @@ impl Plugin for CgroupsPlugin {
         }
         discovery.publish_to(alumet.consumers(), alumet.plugin_name());
         discovery.start(alumet)?;
-        let (tx, rx) = oneshot::channel();
-        self.control = Some(tx);
-        alumet.add_task("discovery", move |shutdown| {
-            follow::run(discovery, inotify, rx, shutdown)
+        alumet.add_task_with_control("discovery", move |control, shutdown| {
+            follow::run(discovery, inotify, control, shutdown)
         })?;
-        Ok(())
-    }
-
-    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
-        if let Some(tx) = self.control.take() {
-            // The task is gone only if the pipeline is stopping: nothing to follow then.
-            let _ = tx.send(control.clone());
-        }
         Ok(())
     }
 }

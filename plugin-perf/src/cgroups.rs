@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use alumet::consumers::{CgroupEntry, Changes, Discovery, Entry, Watch};
 use alumet::prelude::*;
-use tokio::sync::oneshot;
 
 use crate::{cgroup_dir, cpus, source_name, Measured, PerfSource};
 
@@ -44,19 +43,12 @@ impl Follower {
         }
     }
 
-    /// Runs until shutdown; `control` arrives from `post_start`.
+    /// Runs until shutdown.
     pub(crate) async fn run(
         mut self,
-        control: oneshot::Receiver<PluginControl>,
+        control: PluginControl,
         mut shutdown: Shutdown,
     ) -> anyhow::Result<()> {
-        let control = tokio::select! {
-            _ = shutdown.wait() => return Ok(()),
-            c = control => match c {
-                Ok(c) => c,
-                Err(_) => return Ok(()), // never started (the plugin was only probed)
-            },
-        };
         let mut changed = self.published.subscribe();
         if self.published.publisher().is_none() {
             log::warn!("perf: `cgroups = true`, but no plugin publishes cgroups: enable the cgroups plugin ([plugins.cgroups]) to count its cgroups");

@@ -24,8 +24,6 @@ pub use source::{Measured, PerfSource};
 /// The `perf` plugin.
 pub struct PerfPlugin {
     config: Config,
-    /// Hands the control handle from `post_start` to the task that follows the cgroups.
-    control: Option<tokio::sync::oneshot::Sender<PluginControl>>,
 }
 
 /// Why an event cannot be counted here, with the fix where there is one.
@@ -71,10 +69,7 @@ impl Plugin for PerfPlugin {
     fn init(config: Config) -> anyhow::Result<Self> {
         config.events()?;
         config.trigger()?;
-        Ok(PerfPlugin {
-            config,
-            control: None,
-        })
+        Ok(PerfPlugin { config })
     }
 
     fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
@@ -128,15 +123,15 @@ impl Plugin for PerfPlugin {
         }
         let cgroup_root = alumet.host_paths().cgroup_root_or(&c.cgroup_root);
         if c.cgroups && !alumet.run_mode().follows_announced_processes() {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.control = Some(tx);
             let follower = cgroups::Follower::new(
                 measured.clone(),
                 trigger.clone(),
                 cgroup_root.clone(),
                 alumet.consumers().cgroups(),
             );
-            alumet.add_task("cgroups", move |shutdown| follower.run(rx, shutdown))?;
+            alumet.add_task_with_control("cgroups", move |control, shutdown| {
+                follower.run(control, shutdown)
+            })?;
         }
         if c.follow_announced {
             let handler = Follow {
@@ -146,14 +141,6 @@ impl Plugin for PerfPlugin {
                 pending: std::sync::Mutex::new(None),
             };
             alumet.on_event(move |event, control| handler.handle(event, control));
-        }
-        Ok(())
-    }
-
-    fn post_start(&mut self, control: &PluginControl) -> anyhow::Result<()> {
-        if let Some(tx) = self.control.take() {
-            // The task is gone only if the pipeline is stopping.
-            let _ = tx.send(control.clone());
         }
         Ok(())
     }

@@ -1,11 +1,11 @@
 //! Starting the pipeline from plugins, and shutting it down without losing points.
 
-use crate::consumers::ConsumerRegistry;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::consumers::ConsumerRegistry;
 use crate::metrics::MetricRegistry;
 use crate::plugin::{
     AnyPlugin, Elements, HostIdentity, HostPaths, Registrar, RunMode, Unavailable,
@@ -15,6 +15,7 @@ use super::control::{ControlInner, PipelineControl};
 use super::dispatch::{Dispatcher, TransformSlot};
 use super::element::{OutputContext, TransformContext};
 use super::output::{OutputSlot, OutputStats};
+use super::plugin_control::PluginControl;
 use super::registry::{Registry, Runner, SourceEntry, SourceId};
 use super::runtime::AsyncRuntime;
 use super::slot::SourceSlot;
@@ -187,6 +188,7 @@ impl PipelineBuilder {
             }
         }
         elements.inputs = self.inputs;
+        let waiters = std::mem::take(&mut elements.control_waiters);
         let mut running = launch(
             elements,
             Arc::new(metrics),
@@ -209,6 +211,7 @@ impl PipelineBuilder {
                 return Err(PipelineError::PostStart { plugin, error });
             }
         }
+        hand_controls(&control, waiters);
         Ok(running)
     }
 }
@@ -347,6 +350,17 @@ fn launch(
         consumers: ConsumerRegistry::default(),
         finished: None,
     })
+}
+
+/// Gives the tasks of [`Registrar::add_task_with_control`] their plugin's control handle.
+pub(super) fn hand_controls(
+    control: &PipelineControl,
+    waiters: Vec<(String, tokio::sync::oneshot::Sender<PluginControl>)>,
+) {
+    for (plugin, tx) in waiters {
+        // The task is gone only if the pipeline is stopping.
+        let _ = tx.send(control.plugin_control(&plugin));
+    }
 }
 
 /// The groups of the sources registered at start, and the registry that knows them.

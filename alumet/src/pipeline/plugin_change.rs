@@ -59,10 +59,13 @@ impl RunningPipeline {
         if self.position(&name).is_some() {
             return Err(PluginChangeError::Running(name));
         }
-        let staged = self.start_staged(plugin.as_mut())?;
+        let mut staged = self.start_staged(plugin.as_mut())?;
+        let waiters = std::mem::take(&mut staged.control_waiters);
         self.install(&name, staged, false)?;
         self.plugins.push(plugin);
-        self.post_start(&name)
+        self.post_start(&name)?;
+        super::builder::hand_controls(&self.control, waiters);
+        Ok(())
     }
 
     /// Removes plugin instance `name` while running ([`PipelineControl::remove_plugin`](super::PipelineControl::remove_plugin):
@@ -96,13 +99,15 @@ impl RunningPipeline {
         let i = self
             .position(&name)
             .ok_or_else(|| PluginChangeError::NotRunning(name.clone()))?;
-        let staged = self.start_staged(plugin.as_mut())?;
+        let mut staged = self.start_staged(plugin.as_mut())?;
+        let waiters = std::mem::take(&mut staged.control_waiters);
         let removed = self.install(&name, staged, true)?;
         let old = std::mem::replace(&mut self.plugins[i], plugin);
         let mut old = vec![old];
         stop_plugins(&mut old);
         drop_plugins(old);
         self.post_start(&name)?;
+        super::builder::hand_controls(&self.control, waiters);
         Ok(removed)
     }
 

@@ -45,6 +45,9 @@ pub(crate) struct Elements {
     pub(crate) autonomous: Vec<(SourceId, ElementName, AutonomousStart)>,
     /// Loops the plugins own ([`Registrar::add_task`]).
     pub(crate) tasks: Vec<(ElementName, TaskStart)>,
+    /// Where the tasks of [`Registrar::add_task_with_control`] wait for their plugin's
+    /// control handle, by plugin: sent once the plugins' `post_start` ran.
+    pub(crate) control_waiters: Vec<(String, tokio::sync::oneshot::Sender<PluginControl>)>,
     pub(crate) transforms: Vec<(ElementName, Box<dyn Transform>)>,
     pub(crate) outputs: Vec<(ElementName, Box<dyn Output>, OutputOptions)>,
     pub(crate) subscribers: Vec<Subscriber>,
@@ -71,6 +74,7 @@ impl Elements {
         self.sources.extend(other.sources);
         self.autonomous.extend(other.autonomous);
         self.tasks.extend(other.tasks);
+        self.control_waiters.extend(other.control_waiters);
         self.transforms.extend(other.transforms);
         self.outputs.extend(other.outputs);
         self.subscribers.extend(other.subscribers);
@@ -305,6 +309,37 @@ impl<'a> Registrar<'a> {
         self.staged
             .tasks
             .push((full, Box::new(move |shutdown| Box::pin(start(shutdown)))));
+        Ok(())
+    }
+
+    /// As [`add_task`](Self::add_task), for a loop that needs its plugin's control handle
+    /// (to add and remove its own sources as it finds what to measure): `start` receives
+    /// the [`PluginControl`] once every plugin has started (after their `post_start`), and
+    /// the [`Shutdown`]; it is not called if the pipeline stops before.
+    pub fn add_task_with_control<F, Fut>(
+        &mut self,
+        name: &str,
+        start: F,
+    ) -> Result<(), RegistrationError>
+    where
+        F: FnOnce(PluginControl, Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.add_task(name, move |mut shutdown| async move {
+            let control = tokio::select! {
+                _ = shutdown.wait() => return Ok(()),
+                c = rx => match c {
+                    Ok(c) => c,
+                    // Never started (the plugin was only probed, or the start failed).
+                    Err(_) => return Ok(()),
+                },
+            };
+            start(control, shutdown).await
+        })?;
+        self.staged
+            .control_waiters
+            .push((self.plugin.to_owned(), tx));
         Ok(())
     }
 
