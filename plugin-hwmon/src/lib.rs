@@ -53,10 +53,12 @@ impl Plugin for HwmonPlugin {
         let sysfs_root = alumet.host_paths().sys_root_or(&c.sysfs_root);
         let class_dir = c.class_dir(&sysfs_root);
         let chips = find_chips(c, &class_dir, flavor)?;
-        let metrics = Metrics::create(alumet, flavor)?;
-        let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
         let proc_root = alumet.host_paths().proc_root_or(&c.procfs_root);
-        let proc_root = c.amdgpu_processes.then_some(proc_root.as_path());
+        let amdgpu = chips.iter().any(|chip| chip.name == "amdgpu");
+        let per_process = c.amdgpu_processes && amdgpu && engine_times_told(&proc_root);
+        let metrics = Metrics::create(alumet, flavor, per_process)?;
+        let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
+        let proc_root = per_process.then_some(proc_root.as_path());
         let mut added = Vec::new();
         for chip in &chips {
             if let Some(source) = ChipSource::new(chip, &metrics, flavor, proc_root) {
@@ -87,6 +89,27 @@ impl Plugin for HwmonPlugin {
         log::info!("{}: reading {}", alumet.plugin_name(), added.join(", "));
         Ok(())
     }
+}
+
+/// Whether the kernel under `proc_root` tells each DRM client's engine time in its fdinfo
+/// (Linux 5.19 and later): read from `sys/kernel/osrelease`; assumed when unreadable.
+fn engine_times_told(proc_root: &std::path::Path) -> bool {
+    let Ok(release) = std::fs::read_to_string(proc_root.join("sys/kernel/osrelease")) else {
+        return true;
+    };
+    let mut parts = release.trim().split(['.', '-']);
+    let mut number = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    let told = match (number(), number()) {
+        (Some(major), Some(minor)) => (major, minor) >= (5, 19),
+        _ => true,
+    };
+    if !told {
+        log::info!(
+            "hwmon: kernel {} does not tell the processes' amdgpu engine time (Linux 5.19 and later do): the AMD GPUs' energy is not split over processes, the attribution reports it as unattributed (no_usage_data)",
+            release.trim()
+        );
+    }
+    told
 }
 
 /// The chips that `config` and `flavor` select under `class_dir`, or why there are none.

@@ -87,8 +87,14 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers the metrics of `flavor` in a plugin's registrar.
-    pub fn create(alumet: &mut Registrar<'_>, flavor: Flavor) -> Result<Self, MetricError> {
-        Self::with(flavor, &mut |name, unit, desc, float| {
+    /// Without `per_process`, `amdgpu_process_utilization` is not registered (the
+    /// attribution then reports the GPU's energy as unattributed, `no_usage_data`).
+    pub fn create(
+        alumet: &mut Registrar<'_>,
+        flavor: Flavor,
+        per_process: bool,
+    ) -> Result<Self, MetricError> {
+        Self::with(flavor, per_process, &mut |name, unit, desc, float| {
             Ok(if float {
                 AnyId::F64(alumet.create_metric(name, unit, desc)?)
             } else {
@@ -99,7 +105,7 @@ impl Metrics {
 
     /// Registers them in a registry (to poll a source outside a pipeline: tests, benches).
     pub fn register(metrics: &mut MetricRegistry, flavor: Flavor) -> Result<Self, MetricError> {
-        Self::with(flavor, &mut |name, unit, desc, float| {
+        Self::with(flavor, true, &mut |name, unit, desc, float| {
             Ok(if float {
                 AnyId::F64(metrics.register(name, unit, desc)?)
             } else {
@@ -108,7 +114,11 @@ impl Metrics {
         })
     }
 
-    fn with(flavor: Flavor, create: &mut Create<'_>) -> Result<Self, MetricError> {
+    fn with(
+        flavor: Flavor,
+        per_process: bool,
+        create: &mut Create<'_>,
+    ) -> Result<Self, MetricError> {
         let mut out = |name: &str, unit: Unit, desc: &str, float: bool, div: f64| {
             create(name, unit, desc, float).map(|id| Some(Out { id, div }))
         };
@@ -121,7 +131,7 @@ impl Metrics {
                 energy: out("hwmon_energy", Unit::Joule, "energy since the previous reading, from the chip's counter or integrated from its power (attributes chip, label, method = counter or integrated)", true, 1e6)?,
                 curr: out("hwmon_current", custom("A"), "current measured by the sensor (attributes chip, label)", true, 1e3)?,
                 volt: out("hwmon_voltage", custom("V"), "voltage measured by the sensor (attributes chip, label)", true, 1e3)?,
-                gpu_process: out("amdgpu_process_utilization", Unit::Percent, "time the process's contexts kept the AMD GPU's engines busy since the previous reading, summed over the engines (per process, from /proc/PID/fdinfo)", true, 1.0)?,
+                gpu_process: if !per_process { None } else { out("amdgpu_process_utilization", Unit::Percent, "time the process's contexts kept the AMD GPU's engines busy since the previous reading, summed over the engines (per process, from /proc/PID/fdinfo)", true, 1.0)? },
             },
             Flavor::GraceHopper => Metrics {
                 temp: None,

@@ -202,3 +202,26 @@ fn amdgpu_processes_get_their_engine_time_as_a_utilization_from_fdinfo() {
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, [("1234".to_string(), 0.0), ("555".to_string(), 25.0)]);
 }
+
+#[test]
+fn a_kernel_that_does_not_tell_engine_times_gets_no_per_process_metric() {
+    let f = Fixture::copy("amd-gpu-server", "old-kernel");
+    let proc = alumet::test_util::TempDir::new("hwmon-old-kernel-proc");
+    std::fs::create_dir_all(proc.path().join("sys/kernel")).unwrap();
+    let registered = |release: &str| {
+        std::fs::write(proc.path().join("sys/kernel/osrelease"), release).unwrap();
+        let config = f.config(&format!(
+            "procfs_root = {:?}",
+            proc.path().display().to_string()
+        ));
+        let run = common::start(&config);
+        let found = run.metric::<f64>("amdgpu_process_utilization").is_some();
+        run.shutdown();
+        found
+    };
+    // Without the metric, the attribution reports the GPU's energy as unattributed
+    // (no_usage_data) instead of idle: plugin-attribution/tests/amdgpu.rs.
+    assert!(!registered("5.15.0-91-generic\n"));
+    assert!(registered("5.19.0\n"));
+    assert!(registered("6.1.0-18-amd64\n"));
+}
