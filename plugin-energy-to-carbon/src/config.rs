@@ -11,9 +11,11 @@ use crate::intensity::Intensity;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// A fixed carbon intensity of the electricity, in g CO2e per kWh (0: not used).
+    /// A fixed carbon intensity of the electricity, in g CO2e per kWh (0: not used); `emission_intensity_override` is the public Alumet agent's name of it.
+    #[serde(alias = "emission_intensity_override")]
     pub intensity: f64,
-    /// A country code (ISO 3166-1 alpha-2, such as "FR"): its yearly average intensity from the table shipped with the plugin (Electricity Maps, 2024); empty: not used.
+    /// A country code (ISO 3166-1 alpha-2 such as "FR", or alpha-3 such as "FRA"): its yearly average intensity from the table shipped with the plugin (Electricity Maps, 2024); empty: not used. `country_code` is the public Alumet agent's name of it.
+    #[serde(alias = "country_code")]
     pub country: String,
     /// A CSV file of intensity over time, lines `TIME,GRAMS_PER_KWH` (RFC 3339 or Unix seconds), each figure holding until the next; empty: not used.
     pub intensity_file: PathBuf,
@@ -42,7 +44,7 @@ impl Config {
         ];
         match given.iter().filter(|g| **g).count() {
             0 => anyhow::bail!(
-                "give the grid's carbon intensity: `intensity` (g CO2e/kWh), `country` (such as \"FR\") or `intensity_file` (a CSV of TIME,GRAMS_PER_KWH)"
+                "give the grid's carbon intensity: `intensity` (g CO2e/kWh), `country` (such as \"FR\") or `intensity_file` (a CSV of TIME,GRAMS_PER_KWH); the public Alumet agent falls back to a world average of 475 g/kWh, which `intensity = 475` gives here"
             ),
             1 => {}
             _ => anyhow::bail!(

@@ -13,14 +13,25 @@ pub const COUNTRIES_SOURCE: &str = "Electricity Maps 2024";
 
 /// The countries of the shipped table and their intensity (g/kWh), in table order.
 pub fn countries() -> Vec<(&'static str, f64)> {
+    rows().map(|(code, value, _)| (code, value)).collect()
+}
+
+/// The table's rows: alpha-2 code, g/kWh, alpha-3 code.
+fn rows() -> impl Iterator<Item = (&'static str, f64, &'static str)> {
     COUNTRIES
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("country,"))
         .filter_map(|l| {
-            let (code, value) = l.split_once(',')?;
-            Some((code, value.trim().parse().ok()?))
+            let mut fields = l.split(',');
+            let (code, value, alpha3) = (fields.next()?, fields.next()?, fields.next()?);
+            Some((code, value.trim().parse().ok()?, alpha3.trim()))
         })
-        .collect()
+}
+
+/// The alpha-2 code of a country of the table given by its alpha-3 code (`FRA`: `FR`).
+pub fn alpha2_of(alpha3: &str) -> Option<&'static str> {
+    let upper = alpha3.to_ascii_uppercase();
+    rows().find(|(_, _, a3)| *a3 == upper).map(|(a2, _, _)| a2)
 }
 
 /// The intensity of the grid at a time.
@@ -46,7 +57,10 @@ pub enum Intensity {
 impl Intensity {
     /// A country's yearly figure; an unknown code is an error listing the known ones.
     pub fn country(code: &str) -> anyhow::Result<Intensity> {
-        let upper = code.to_ascii_uppercase();
+        let upper = match code.len() {
+            3 => alpha2_of(code).unwrap_or(code).to_owned(),
+            _ => code.to_ascii_uppercase(),
+        };
         let table = countries();
         match table.iter().find(|(c, _)| *c == upper) {
             Some((c, g)) => Ok(Intensity::Fixed {
@@ -56,7 +70,7 @@ impl Intensity {
             None => {
                 let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
                 anyhow::bail!(
-                    "country: `{code}` is not in the table of {COUNTRIES_SOURCE} yearly figures; valid codes (ISO 3166-1 alpha-2): {}; or give `intensity` (g/kWh) or `intensity_file`",
+                    "country: `{code}` is not in the table of {COUNTRIES_SOURCE} yearly figures; valid codes (ISO 3166-1 alpha-2, or the alpha-3 of the same countries): {}; or give `intensity` (g/kWh) or `intensity_file`",
                     codes.join(", ")
                 )
             }

@@ -157,3 +157,15 @@ fn bad_configs_are_errors_that_say_what_to_write() {
     );
     assert!(init_error("intensitty = 5.0").contains("intensitty"));
 }
+
+#[test]
+fn the_public_alumet_keys_name_the_same_figures() {
+    // emission_intensity_override: a fixed figure (an integer in Alumet's examples).
+    let out = carbon("emission_intensity_override = 150", &[("energy", 1, 3.6e6)]);
+    assert!(close(out[0].2, 150.0), "{out:?}");
+    // country_code with an alpha-3 code, as Alumet writes it: the same country's figure.
+    let alpha3 = carbon("country_code = 'FRA'", &[("energy", 1, 3.6e6)]);
+    let alpha2 = carbon("country = 'FR'", &[("energy", 1, 3.6e6)]);
+    assert_eq!(alpha3, alpha2);
+    assert!(init_error("").contains("intensity = 475"));
+}

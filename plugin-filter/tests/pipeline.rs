@@ -85,3 +85,20 @@ fn a_filter_without_rules_is_a_config_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_public_alumet_form_lists_metric_names() {
+    // Alumet's filter takes metric names: `include = ["cpu_time_delta"]`.
+    let (one, two) = run("include = ['a_energy']").unwrap();
+    assert_eq!((one, two), (vec![1, 1, 1], vec![1, 1, 1]));
+    let (one, _) = run("exclude = ['a_energy']").unwrap();
+    assert_eq!(one, vec![2, 2, 2]);
+    // A table with a wrong key still gets serde's message naming it.
+    let mut tester = PipelineTester::new();
+    let err = tester
+        .plugin_toml::<FilterPlugin>("include = [{ metrc = 'a_*' }]")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("metrc"), "{err}");
+}
