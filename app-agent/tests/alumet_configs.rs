@@ -145,8 +145,10 @@ fn the_whole_regen_file_names_the_plugins_this_agent_lacks_and_runs_with_plugins
 #[test]
 fn a_disabled_table_of_a_plugin_this_agent_lacks_is_left_out() {
     let dir = temp_dir("alumet-disabled");
+    // socket-control's `enabled = false` too (the socket is not a plugin here).
     let config = "[plugins.mongodb]\nenabled = false\nhost = 'localhost'\n\
-        [plugins.k8s]\nenable = false\n[plugins.procfs]\n[plugins.csv]\noutput_path = 'out.csv'\n";
+        [plugins.k8s]\nenable = false\n[plugins.procfs]\n[plugins.csv]\noutput_path = 'out.csv'\n\
+        [plugins.socket-control]\nenabled = false\nsocket_path = 'ctl.sock'\n";
     let (code, stderr) = run_config(&dir, config, &["exec", "--", "true"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(

@@ -32,6 +32,16 @@ pub(super) fn take(
             place(&[])
         )));
     };
+    // The public Alumet agent's `enabled` means `enable` here too.
+    if let Some(v) = table.remove("enabled") {
+        if table.contains_key("enable") {
+            return Err(ConfigError(format!(
+                "{}: [plugins.{TABLE}] has both `enable` and `enabled` (the public Alumet agent's name of it): keep one",
+                place(&["enabled"])
+            )));
+        }
+        table.insert("enable".into(), v);
+    }
     let enabled = match table.remove("enable") {
         None => true,
         Some(toml::Value::Boolean(b)) => b,
