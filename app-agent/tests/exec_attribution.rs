@@ -37,7 +37,7 @@ fn the_commands_share_of_the_package_energy_adds_up_with_the_rest() {
     let text = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
 
-    assert_package0_split(&json, 5.0, &stderr);
+    assert_package0_split(&json, 5.0, "the command", &stderr);
     assert!(!text.contains("first_reading"), "{json:#}");
     // Package 1 measured 0 J: its line is there, its attribution's lines of zeros are not.
     let other = "cpu_package/1 domain=package";

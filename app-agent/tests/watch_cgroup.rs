@@ -167,7 +167,7 @@ fn watch_cgroup_measures_it_until_it_is_removed_with_its_cpu_time_and_energy() {
         measured_ms.abs_diff(counter_ms) * 50 <= counter_ms,
         "summary {measured_ms} ms, counter {counter_ms} ms: {json:#}\n{stderr}"
     );
-    assert_package0_split(&json, 5.0, &stderr);
+    assert_package0_split(&json, 5.0, "the cgroup", &stderr);
 }
 
 #[test]

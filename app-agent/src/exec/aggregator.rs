@@ -143,10 +143,14 @@ fn add(w: &mut Window, p: &MeasurementPoint, metrics: &MetricRegistry) {
         *w.carbon.entry(label).or_default() += value;
     } else if let Some(factor) = metric.unit.joules() {
         // In exec and watch modes only the measured process tree (or the watched cgroup)
-        // has per-consumer figures, so the energy attributed to consumers is the command's:
-        // one line, whatever the pids.
+        // has per-consumer figures, so the energy attributed to consumers is the command's
+        // (or the cgroup's): one line, whatever the pids.
         let label = if metric.name == "attributed_energy" {
-            label_of(p, "attributed_energy (the command)", false)
+            let whose = match p.consumer {
+                ResourceConsumer::ControlGroup { .. } => "attributed_energy (the cgroup)",
+                _ => "attributed_energy (the command)",
+            };
+            label_of(p, whose, false)
         } else if metric.name == "estimated_energy" {
             // A model's figure, on a line of its own that says so.
             let model = p.attributes.get("model").map(|m| m.to_string());

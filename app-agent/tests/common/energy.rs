@@ -56,15 +56,16 @@ pub fn rapl_parts(json: &serde_json::Value, resource: &str) -> f64 {
 }
 
 /// Checks the summary's package 0 line: `joules` measured, a share in `(0, joules]`
-/// attributed to the measured command or cgroup, and every part adding up to `joules`.
+/// attributed to `whose` (`the command`, `the cgroup`), and every part adding up to
+/// `joules`.
 #[track_caller]
-pub fn assert_package0_split(json: &serde_json::Value, joules: f64, stderr: &str) {
+pub fn assert_package0_split(json: &serde_json::Value, joules: f64, whose: &str, stderr: &str) {
     let resource = "cpu_package/0 domain=package";
     let measured = figure(json, &format!("rapl_consumed_energy {resource}"));
     assert_eq!(measured, Some(joules), "{json:#}");
     let attributed = figure(
         json,
-        &format!("attributed_energy (the command) {resource} source=rapl"),
+        &format!("attributed_energy ({whose}) {resource} source=rapl"),
     )
     .unwrap_or_else(|| panic!("no attributed energy in {json:#}\n{stderr}"));
     assert!(
