@@ -8,7 +8,9 @@
 mod common;
 
 use alumet::test_util::TempDir;
-use common::energy::{assert_package0_split, attribution_config, figure, rapl_fixture};
+use common::energy::{
+    assert_package0_split, attribution_config, figure, rapl_fixture, set_counter,
+};
 use common::{agent, run_to_exit};
 
 #[test]
@@ -20,9 +22,8 @@ fn the_commands_share_of_the_package_energy_adds_up_with_the_rest() {
     // The command uses CPU (about 0.3 s: tens of clock ticks, so procfs sees it), then
     // adds 5 J to package 0's counter.
     let script = format!(
-        "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; echo {} > '{}'",
-        before + 5_000_000,
-        counter.display()
+        "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; {}",
+        set_counter(&counter, before + 5_000_000)
     );
     let mut cmd = agent(dir.path());
     cmd.args([

@@ -18,7 +18,9 @@ use std::process::{Child, Command, Stdio};
 
 use alumet::test_util::skip::{missing_root, should_run};
 use alumet::test_util::TempDir;
-use common::energy::{assert_package0_split, attribution_config, figure, rapl_fixture};
+use common::energy::{
+    assert_package0_split, attribution_config, figure, rapl_fixture, set_counter,
+};
 use common::{agent, run_config, temp_dir, Running};
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -137,7 +139,7 @@ fn watch_cgroup_measures_it_until_it_is_removed_with_its_cpu_time_and_energy() {
     std::fs::write(dir.path().join("alumet-config.toml"), config).unwrap();
     let cg = cgroups.mkdir(&name);
     // The job: CPU, then 5 J more on package 0.
-    let then = format!("echo {} > '{}'", before + 5_000_000, counter.display());
+    let then = set_counter(&counter, before + 5_000_000);
     let mut job = burner(&cg, 150_000, &then);
 
     let mut cmd = agent(dir.path());
@@ -273,11 +275,7 @@ fn attribution_over_real_cgroups_on_fixture_rapl_sums_to_the_machines_energy_exa
     });
     let mut jobs = [(&a, 1), (&b, 2), (&own, 3)].map(|(d, j)| {
         let energy = before + j * 2_000_000;
-        burner(
-            d,
-            100_000,
-            &format!("echo {energy} > '{}'", counter.display()),
-        )
+        burner(d, 100_000, &set_counter(&counter, energy))
     });
     for job in &mut jobs {
         go(job);

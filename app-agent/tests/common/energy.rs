@@ -23,6 +23,14 @@ pub fn rapl_fixture(name: &str) -> (TempDir, PathBuf, u64) {
     (sysfs, counter, before)
 }
 
+/// A shell command that sets the fixture counter at `counter` to `value` in place (`1<>`,
+/// no truncation first): the agent keeps the file open and reads it with pread, so a
+/// truncating `echo >` could be read empty in between, and that interval's energy lost.
+/// The values only grow, so the new text is never shorter than the old.
+pub fn set_counter(counter: &Path, value: u64) -> String {
+    format!("printf '%s\\n' {value} 1<> '{}'", counter.display())
+}
+
 /// rapl on `sysfs`, procfs's kernel CPU time, the attribution, CSV to `out.csv`; readings
 /// at the start and the end of exec or watch only.
 pub fn attribution_config(sysfs: &Path) -> String {
