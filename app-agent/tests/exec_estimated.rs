@@ -62,10 +62,13 @@ fn the_estimate_is_the_tdp_model_applied_to_the_measured_cpu_time() {
         .map(|f| f[2].parse::<f64>().unwrap())
         .sum();
     assert!(busy_ms > 0.0, "{csv}");
-    // The model: 40 W over 4 CPUs, 10 J per busy CPU-second.
+    // The model: 40 W over 4 CPUs, 10 J per busy CPU-second. The two plugins read
+    // /proc/stat at slightly different instants at each end, and it counts in clock ticks
+    // (10 ms): within 1 %, plus two ticks of busy time (0.2 J; one tick was seen: 2.9 J
+    // against 3 J).
     let expected = busy_ms / 1000.0 * 10.0;
     assert!(
-        (estimated - expected).abs() <= expected * 0.01,
+        (estimated - expected).abs() <= expected * 0.01 + 0.2,
         "estimated {estimated} J, model on procfs's {busy_ms} ms: {expected} J"
     );
 }
