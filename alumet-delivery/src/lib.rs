@@ -19,6 +19,7 @@ pub mod backoff;
 pub mod batch;
 mod engine;
 pub mod http;
+mod plugin;
 pub mod prometheus;
 mod push;
 pub mod reject;
@@ -27,6 +28,7 @@ mod transport;
 
 pub use batch::{Batch, Items};
 pub use engine::{Engine, Stats, StatsHandle};
+pub use plugin::{PushKind, PushPlugin};
 pub use push::{Convert, PushOutput};
 pub use reject::RejectLog;
 pub use transport::{Outcome, Settings, Transport};

@@ -14,70 +14,48 @@ mod output;
 
 use std::sync::Arc;
 
-use alumet::pipeline::OutputOptions;
-use alumet::prelude::*;
-use alumet_delivery::Engine;
+use alumet::plugin::HostIdentity;
+use alumet_delivery::{Engine, PushKind, PushPlugin};
 
 pub use config::{Compression, Config, Encoding};
 pub use output::{Batch, Otlp, OtlpOutput};
 
 /// The `opentelemetry` plugin: one output, `opentelemetry/otlp`.
-pub struct OpenTelemetryPlugin {
-    config: Config,
-    engine: Arc<Engine<Batch>>,
-}
+pub type OpenTelemetryPlugin = PushPlugin<OtlpKind>;
+
+/// What the `opentelemetry` plugin is, for [`PushPlugin`].
+pub struct OtlpKind;
 
 /// The counts of the plugin's output, usable after the pipeline has taken it.
 pub type StatsHandle = alumet_delivery::StatsHandle<Batch>;
 
-impl OpenTelemetryPlugin {
-    /// The counts of the plugin's output (for tests and benchmarks).
-    pub fn stats_handle(&self) -> StatsHandle {
-        alumet_delivery::StatsHandle(Arc::clone(&self.engine))
-    }
-}
-
-impl Plugin for OpenTelemetryPlugin {
+impl PushKind for OtlpKind {
     type Config = Config;
+    type Batch = Batch;
+    type Output = OtlpOutput;
+    const NAME: &'static str = "opentelemetry";
+    const OUTPUT: &'static str = "otlp";
 
-    fn name() -> &'static str {
-        "opentelemetry"
+    fn validate(config: &Config) -> anyhow::Result<()> {
+        config.validate()
     }
 
-    fn init(config: Config) -> anyhow::Result<Self> {
-        config.validate()?;
-        let engine = Arc::new(Engine::new(config.max_buffered_points, "opentelemetry"));
-        Ok(OpenTelemetryPlugin { config, engine })
+    fn max_buffered_points(config: &Config) -> usize {
+        config.max_buffered_points
     }
 
-    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
-        self.engine.set_name(alumet.plugin_name());
-        if self
-            .config
-            .endpoint()
-            .trim_end_matches('/')
-            .ends_with(":4317")
-        {
+    fn start_output(
+        config: &Config,
+        plugin: &str,
+        identity: &HostIdentity,
+        engine: Arc<Engine<Batch>>,
+    ) -> anyhow::Result<OtlpOutput> {
+        if config.endpoint().trim_end_matches('/').ends_with(":4317") {
             log::warn!(
-                "{}: {} is the port of OTLP over gRPC (the public Alumet agent's protocol); this agent sends OTLP over HTTP: point it at the collector's OTLP/HTTP receiver (port 4318 by default)",
-                alumet.plugin_name(),
-                self.config.endpoint()
+                "{plugin}: {} is the port of OTLP over gRPC (the public Alumet agent's protocol); this agent sends OTLP over HTTP: point it at the collector's OTLP/HTTP receiver (port 4318 by default)",
+                config.endpoint()
             );
         }
-        let output = output::start(
-            &self.config,
-            alumet.host_identity(),
-            Arc::clone(&self.engine),
-        )?;
-        let options = OutputOptions::default().reports_delivery();
-        alumet.add_output_with("otlp", output, options)?;
-        Ok(())
-    }
-
-    /// Runs after the outputs finished, or after the core's shutdown deadline: gives up on
-    /// what is still buffered (counted as lost).
-    fn stop(&mut self) -> anyhow::Result<()> {
-        self.engine.abort();
-        Ok(())
+        output::start(config, identity, engine)
     }
 }

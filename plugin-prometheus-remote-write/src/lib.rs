@@ -15,63 +15,42 @@ mod output;
 
 use std::sync::Arc;
 
-use alumet::pipeline::OutputOptions;
-use alumet::prelude::*;
-use alumet_delivery::Engine;
+use alumet::plugin::HostIdentity;
+use alumet_delivery::{Engine, PushKind, PushPlugin};
 
 pub use config::Config;
 pub use output::{Batch, RemoteWrite, RemoteWriteOutput};
 
 /// The `prometheus-remote-write` plugin: one output, `prometheus-remote-write/remote-write`.
-pub struct RemoteWritePlugin {
-    config: Config,
-    engine: Arc<Engine<Batch>>,
-}
+pub type RemoteWritePlugin = PushPlugin<RemoteWriteKind>;
+
+/// What the `prometheus-remote-write` plugin is, for [`PushPlugin`].
+pub struct RemoteWriteKind;
 
 /// The counts of the plugin's output, usable after the pipeline has taken it.
 pub type StatsHandle = alumet_delivery::StatsHandle<Batch>;
 
-impl RemoteWritePlugin {
-    /// The counts of the plugin's output (for tests and benchmarks).
-    pub fn stats_handle(&self) -> StatsHandle {
-        alumet_delivery::StatsHandle(Arc::clone(&self.engine))
-    }
-}
-
-impl Plugin for RemoteWritePlugin {
+impl PushKind for RemoteWriteKind {
     type Config = Config;
+    type Batch = Batch;
+    type Output = RemoteWriteOutput;
+    const NAME: &'static str = "prometheus-remote-write";
+    const OUTPUT: &'static str = "remote-write";
 
-    fn name() -> &'static str {
-        "prometheus-remote-write"
+    fn validate(config: &Config) -> anyhow::Result<()> {
+        config.validate()
     }
 
-    fn init(config: Config) -> anyhow::Result<Self> {
-        config.validate()?;
-        let engine = Arc::new(Engine::new(
-            config.max_buffered_points,
-            "prometheus-remote-write",
-        ));
-        Ok(RemoteWritePlugin { config, engine })
+    fn max_buffered_points(config: &Config) -> usize {
+        config.max_buffered_points
     }
 
-    fn start(&mut self, alumet: &mut Registrar<'_>) -> anyhow::Result<()> {
-        self.engine.set_name(alumet.plugin_name());
-        let output = output::start(
-            &self.config,
-            alumet.host_identity(),
-            Arc::clone(&self.engine),
-        )?;
-        // Its own thread: `write` converts and queues; the engine's thread sends and
-        // reports what became of each point.
-        let options = OutputOptions::default().reports_delivery();
-        alumet.add_output_with("remote-write", output, options)?;
-        Ok(())
-    }
-
-    /// Runs after the outputs finished, or after the core's shutdown deadline: gives up on
-    /// what is still buffered (counted as lost).
-    fn stop(&mut self) -> anyhow::Result<()> {
-        self.engine.abort();
-        Ok(())
+    fn start_output(
+        config: &Config,
+        _plugin: &str,
+        identity: &HostIdentity,
+        engine: Arc<Engine<Batch>>,
+    ) -> anyhow::Result<RemoteWriteOutput> {
+        output::start(config, identity, engine)
     }
 }
