@@ -27,6 +27,31 @@ fn v2_root() -> Option<&'static Path> {
         .map(Path::new)
 }
 
+/// A new cgroup v2 named after `tag` and the test process, or `None` (with the reason
+/// said, and a failure under CI) where the test cannot create one.
+fn new_cgroup(tag: &str) -> Option<(&'static Path, String, std::path::PathBuf)> {
+    let root = v2_root();
+    let missing = missing_root("creates a cgroup")
+        .or_else(|| root.is_none().then(|| "no cgroup v2 mount".to_owned()));
+    if !should_run("perf cgroup mode", missing) {
+        return None;
+    }
+    let root = root.unwrap();
+    let name = format!("alumet-perf-{tag}-{}", std::process::id());
+    let dir = root.join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    Some((root, name, dir))
+}
+
+/// The CPU time the kernel charged to the cgroup `dir` (`cpu.stat`), in ms.
+fn usage_ms(dir: &Path) -> f64 {
+    let text = std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
+    let usec = text.lines().find_map(|l| l.strip_prefix("usage_usec "));
+    usec.and_then(|u| u.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+        / 1000.0
+}
+
 /// A busy loop of `seconds` in the cgroup `dir` (it moves itself there, then execs).
 fn busy_in(dir: &Path, seconds: u32) -> Child {
     let script = format!(
@@ -38,16 +63,9 @@ fn busy_in(dir: &Path, seconds: u32) -> Child {
 
 #[test]
 fn a_cgroup_s_processes_are_counted_on_every_cpu() {
-    let root = v2_root();
-    let missing = missing_root("creates a cgroup")
-        .or_else(|| root.is_none().then(|| "no cgroup v2 mount".to_owned()));
-    if !should_run("perf cgroup mode", missing) {
+    let Some((root, name, dir)) = new_cgroup("test") else {
         return;
-    }
-    let root = root.unwrap();
-    let name = format!("alumet-perf-test-{}", std::process::id());
-    let dir = root.join(&name);
-    std::fs::create_dir(&dir).unwrap();
+    };
     let mut tester = PipelineTester::new();
     let config = format!(
         "events = ['task-clock', 'context-switches']\npoll_interval = '1h'\ncgroup_root = {:?}\n",
@@ -61,14 +79,7 @@ fn a_cgroup_s_processes_are_counted_on_every_cpu() {
         path: path.as_str().into(),
     }));
     // One second of a busy loop inside, while the test itself (outside) also works.
-    let usage = |dir: &Path| -> f64 {
-        let text = std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
-        let usec = text.lines().find_map(|l| l.strip_prefix("usage_usec "));
-        usec.and_then(|u| u.trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-            / 1000.0
-    };
-    let before = usage(&dir);
+    let before = usage_ms(&dir);
     let mut child = busy_in(&dir, 1);
     let mut outside = 0u64;
     let start = std::time::Instant::now();
@@ -76,7 +87,7 @@ fn a_cgroup_s_processes_are_counted_on_every_cpu() {
         outside = outside.wrapping_add(1);
     }
     child.wait().unwrap();
-    let used_ms = usage(&dir) - before;
+    let used_ms = usage_ms(&dir) - before;
     assert!(outside > 0);
     assert_eq!(run.trigger(&format!("perf/cgroup-{name}")), 1);
     let task_clock = run.metric::<u64>("perf_task_clock").unwrap();
@@ -122,16 +133,9 @@ fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn the_cgroups_that_the_cgroups_plugin_publishes_are_counted_until_they_go() {
-    let root = v2_root();
-    let missing = missing_root("creates a cgroup")
-        .or_else(|| root.is_none().then(|| "no cgroup v2 mount".to_owned()));
-    if !should_run("perf cgroup mode", missing) {
+    let Some((root, name, dir)) = new_cgroup("published") else {
         return;
-    }
-    let root = root.unwrap();
-    let name = format!("alumet-perf-published-{}", std::process::id());
-    let dir = root.join(&name);
-    std::fs::create_dir(&dir).unwrap();
+    };
     let mut tester = PipelineTester::new();
     let config = format!(
         "events = ['task-clock']\ncgroups = true\npoll_interval = '1h'\ncgroup_root = {:?}\n",
@@ -150,16 +154,9 @@ fn the_cgroups_that_the_cgroups_plugin_publishes_are_counted_until_they_go() {
         wait_for(|| run.trigger(&selector) == 1),
         "no source for the published cgroup"
     );
-    let usage = |dir: &Path| -> f64 {
-        let text = std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
-        let usec = text.lines().find_map(|l| l.strip_prefix("usage_usec "));
-        usec.and_then(|u| u.trim().parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-            / 1000.0
-    };
-    let before = usage(&dir);
+    let before = usage_ms(&dir);
     busy_in(&dir, 1).wait().unwrap();
-    let used_ms = usage(&dir) - before;
+    let used_ms = usage_ms(&dir) - before;
     // Gone from the listing: its source gets a last reading, then goes.
     published.publish("cgroups", []).unwrap();
     assert!(

@@ -360,6 +360,31 @@ pub(super) fn figures(runs: &[Run]) -> Vec<Figure> {
 /// multiplexed counter ran), then what it derives from them: instructions per cycle, miss
 /// ratios, GHz.
 fn perf_figures(runs: &[Run]) -> Vec<Figure> {
+    // What is derived from two counters: name, unit, numerator, denominator, scale.
+    const DERIVED: [(&str, &str, &str, &str, f64); 4] = [
+        ("insn per cycle", "", "instructions", "cycles", 1.0),
+        (
+            "branch-misses of all branches",
+            "%",
+            "branch-misses",
+            "branches",
+            100.0,
+        ),
+        (
+            "cache-misses of all cache refs",
+            "%",
+            "cache-misses",
+            "cache-references",
+            100.0,
+        ),
+        (
+            "GHz (cycles per task-clock ns)",
+            "GHz",
+            "cycles",
+            "task-clock",
+            1.0,
+        ),
+    ];
     let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
     let mut names: BTreeMap<&str, f64> = BTreeMap::new();
     for r in runs {
@@ -396,33 +421,10 @@ fn perf_figures(runs: &[Run]) -> Vec<Figure> {
             }
         }
     };
-    if has("instructions") && has("cycles") {
-        figures.push(Figure::new(
-            "insn per cycle",
-            "",
-            per_run(&ratio("instructions", "cycles", 1.0)),
-        ));
-    }
-    if has("branch-misses") && has("branches") {
-        figures.push(Figure::new(
-            "branch-misses of all branches",
-            "%",
-            per_run(&ratio("branch-misses", "branches", 100.0)),
-        ));
-    }
-    if has("cache-misses") && has("cache-references") {
-        figures.push(Figure::new(
-            "cache-misses of all cache refs",
-            "%",
-            per_run(&ratio("cache-misses", "cache-references", 100.0)),
-        ));
-    }
-    if has("cycles") && has("task-clock") {
-        figures.push(Figure::new(
-            "GHz (cycles per task-clock ns)",
-            "GHz",
-            per_run(&ratio("cycles", "task-clock", 1.0)),
-        ));
+    for (name, unit, a, b, scale) in DERIVED {
+        if has(a) && has(b) {
+            figures.push(Figure::new(name, unit, per_run(&ratio(a, b, scale))));
+        }
     }
     figures
 }
@@ -504,6 +506,47 @@ mod tests {
             f.note.as_ref().is_some_and(|n| n.starts_with("at most")),
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn perf_counts_are_shown_with_their_multiplexing_and_what_derives_from_them() {
+        let perf: BTreeMap<String, (f64, f64)> = [
+            ("instructions", (3000.0, 1.0)),
+            ("cycles", (1500.0, 0.625)),
+            ("branches", (200.0, 1.0)),
+            ("branch-misses", (5.0, 1.0)),
+            ("task-clock", (500_000.0, 1.0)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let run = Run {
+            wall: Duration::from_secs(1),
+            ended: None,
+            window: Window {
+                perf,
+                ..Window::default()
+            },
+        };
+        let got: Vec<(String, String, f64)> = perf_figures(&[run])
+            .into_iter()
+            .map(|f| (f.name, f.unit, f.mean))
+            .collect();
+        let want = [
+            ("branch-misses", "", 5.0),
+            ("branches", "", 200.0),
+            ("cycles (62.5%)", "", 1500.0),
+            ("instructions", "", 3000.0),
+            ("task-clock (msec)", "ms", 0.5),
+            ("insn per cycle", "", 2.0),
+            ("branch-misses of all branches", "%", 2.5),
+            ("GHz (cycles per task-clock ns)", "GHz", 0.003),
+        ];
+        let want: Vec<(String, String, f64)> = want
+            .iter()
+            .map(|(n, u, v)| (n.to_string(), u.to_string(), *v))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
