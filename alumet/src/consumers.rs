@@ -121,35 +121,11 @@ impl<T> Default for Snapshot<T> {
     }
 }
 
-impl<T: Entry> Snapshot<T> {
-    /// The entry whose key is `key`.
-    pub fn get(&self, key: &T::Key) -> Option<&T> {
-        let i = self.entries.binary_search_by(|e| e.key().cmp(key)).ok()?;
-        self.entries.get(i)
-    }
-}
-
 impl Snapshot<ProcessEntry> {
     /// The process `pid` (a pid is listed once).
     pub fn process(&self, pid: u32) -> Option<&ProcessEntry> {
         let i = self.entries.binary_search_by_key(&pid, |e| e.pid).ok()?;
         self.entries.get(i)
-    }
-
-    /// Whether `pid` is one of `roots` or descends from one, looking up to `max_depth`
-    /// parents (pid 1 and 0 end the chain).
-    pub fn descends_from(&self, pid: u32, roots: impl Fn(u32) -> bool, max_depth: usize) -> bool {
-        let mut current = pid;
-        for _ in 0..=max_depth {
-            if roots(current) {
-                return true;
-            }
-            match self.process(current) {
-                Some(p) if p.ppid > 1 && p.ppid != current => current = p.ppid,
-                _ => return false,
-            }
-        }
-        false
     }
 }
 

@@ -41,9 +41,8 @@ fn a_scan_lists_processes_sorted_with_parents_and_start_times() {
         .collect();
     assert_eq!(got, vec![(4, 1, 5), (12, 4, 6), (30, 1, 7)]);
     assert_eq!(snap.generation, 1);
-    assert!(snap.descends_from(12, |p| p == 4, 8));
-    assert!(!snap.descends_from(30, |p| p == 4, 8));
-    assert!(!snap.descends_from(99, |p| p == 4, 8));
+    assert_eq!(snap.process(12).map(|p| p.ppid), Some(4));
+    assert!(snap.process(99).is_none());
 }
 
 #[test]
