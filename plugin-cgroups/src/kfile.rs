@@ -21,6 +21,12 @@ impl KFile {
     }
 
     /// The whole file, read from offset 0 into `buf` (which only grows).
+    ///
+    /// A read that returns less than it was given room for ends the file: a cgroup file
+    /// is one record, written whole by the kernel at each read from offset 0, so a short
+    /// read is its end (as for a regular file). Asking again for the end-of-file would
+    /// cost as much as the read itself: kernfs writes the whole record again to find the
+    /// offset. Only a read that fills the buffer is followed by another.
     pub(crate) fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
         if buf.is_empty() {
             buf.resize(4096, 0);
@@ -30,8 +36,9 @@ impl KFile {
             if filled == buf.len() {
                 buf.resize(buf.len() * 2, 0);
             }
+            let room = buf.len() - filled;
             match self.file.read_at(&mut buf[filled..], filled as u64) {
-                Ok(0) => return Ok(&buf[..filled]),
+                Ok(n) if n < room => return Ok(&buf[..filled + n]),
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -62,4 +69,60 @@ pub(crate) fn read_with<T>(
             f.path.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read system calls made by this thread so far (`syscr` of `/proc/thread-self/io`).
+    fn reads_so_far() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").expect("/proc/thread-self/io");
+        let line = io.lines().find_map(|l| l.strip_prefix("syscr: "));
+        line.and_then(|v| v.trim().parse().ok())
+            .expect("a syscr line")
+    }
+
+    fn temp_file(name: &str, content: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kfile-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("file");
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+
+    #[test]
+    fn a_file_shorter_than_the_buffer_takes_one_read() {
+        let path = temp_file("short", b"usage_usec 1000\n");
+        let f = KFile::open(path.clone()).expect("open");
+        let mut buf = Vec::new();
+        assert_eq!(f.read(&mut buf).expect("read"), b"usage_usec 1000\n");
+        // The reads of /proc/thread-self/io itself, counted alone, then with one KFile read.
+        let calibrate = {
+            let r0 = reads_so_far();
+            reads_so_far() - r0
+        };
+        let r0 = reads_so_far();
+        let text = f.read(&mut buf).expect("read").to_vec();
+        let used = reads_so_far() - r0 - calibrate;
+        assert_eq!(text, b"usage_usec 1000\n");
+        assert_eq!(used, 1, "a short file must take one read system call");
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    #[test]
+    fn files_of_the_buffer_size_and_beyond_are_read_whole_and_a_shorter_one_after() {
+        for len in [4095, 4096, 4097, 8192, 20_000] {
+            let content: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let path = temp_file(&format!("len{len}"), &content);
+            let f = KFile::open(path.clone()).expect("open");
+            let mut buf = Vec::new();
+            assert_eq!(f.read(&mut buf).expect("read"), &content[..], "{len} bytes");
+            // The file shrinks (as a cgroup file's figures do): nothing of the longer
+            // content stays.
+            std::fs::write(&path, b"7\n").expect("rewrite");
+            assert_eq!(f.read(&mut buf).expect("read"), b"7\n", "after {len} bytes");
+            let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The cost of measuring many cgroups: N cgroups measured by the `cgroups` plugin at 1 Hz
 //! into an output that counts the points. Prints the CPU time per cgroup per poll, the
 //! share of one core, the allocations per poll once warm, and the resident memory per
-//! cgroup.
+//! cgroup; first, the floor: the CPU of only reading the same files at the same rate,
+//! without the plugin, and then how far above it the plugin is.
 //!
 //! `cargo run --release -p bench --bin cgroups -- [N] [SECONDS] [--fixture]` (1000
 //! cgroups, 10 s). As root, the cgroups are real: created under `alumet-bench-PID/` in
@@ -35,12 +36,86 @@ fn main() -> anyhow::Result<()> {
     } else {
         Tree::fixture(n)?
     };
-    let result = measure(&tree, n, secs);
+    let result = floor(&tree, n, secs).and_then(|floor| measure(&tree, n, secs, floor));
     drop(tree);
     result
 }
 
-fn measure(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<()> {
+/// The floor: the CPU time of only reading the files the plugin reads, per cgroup per poll.
+/// The same files of the same cgroups, opened once and read from offset 0 with one `pread`
+/// into one buffer, at 1 Hz for `secs` rounds, the details (`memory.stat`, the limit, the
+/// pressure files) at every 10th round from the first, as the plugin does by default.
+fn floor(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<f64> {
+    use plugin_cgroups::hierarchy::{detect, locate, CpuFiles, IoFile};
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    let hierarchies = detect(&tree.root)?;
+    let (mut each, mut details) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let f = locate(&hierarchies, &format!("/{}/c{i}", tree.parent));
+        match f.cpu {
+            Some(CpuFiles::V1 { usage, stat }) => each.extend([Some(usage), stat]),
+            Some(CpuFiles::V2(stat)) => each.push(Some(stat)),
+            None => {}
+        }
+        let io = f.io.map(|io| match io {
+            IoFile::V1(p) | IoFile::V2(p) => p,
+        });
+        each.extend([f.memory, io]);
+        details.extend([f.memory_max, f.memory_stat.map(|(_, p)| p)]);
+        details.extend(f.pressure.into_iter().map(|(_, p)| Some(p)));
+    }
+    let open = |paths: Vec<Option<PathBuf>>| -> anyhow::Result<Vec<File>> {
+        Ok(paths
+            .into_iter()
+            .flatten()
+            .map(File::open)
+            .collect::<Result<_, _>>()?)
+    };
+    let (each, details) = (open(each)?, open(details)?);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read_all = |files: &[File]| -> anyhow::Result<()> {
+        for f in files {
+            f.read_at(&mut buf, 0)?;
+        }
+        Ok(())
+    };
+    // Warm: every file read twice.
+    for _ in 0..2 {
+        read_all(&each)?;
+        read_all(&details)?;
+    }
+    let mut cpu = Duration::ZERO;
+    for round in 0..secs {
+        let t0 = thread_cpu();
+        read_all(&each)?;
+        if round % 10 == 0 {
+            read_all(&details)?;
+        }
+        cpu += thread_cpu() - t0;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let per_poll = cpu.as_secs_f64() * 1e6 / (n.max(1) as u64 * secs.max(1)) as f64;
+    println!(
+        "floor:  {per_poll:.2} us of CPU per cgroup per poll only to read the same files \
+         ({} read each poll, {} with the details, one pread each; {:.2}% of one core)",
+        each.len(),
+        details.len(),
+        per_poll * n as f64 / 1e4
+    );
+    Ok(per_poll)
+}
+
+/// The CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: clock_gettime fills the zeroed timespec we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and a pointer to our timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn measure(tree: &Tree, n: usize, secs: u64, floor: f64) -> anyhow::Result<()> {
     let table: toml::Table = toml::from_str(&format!(
         "cgroup_root = {:?}\npoll_interval = '1s'\nflush_interval = '1s'\n\
          include = ['/{}/*']\nrescan_interval = '1h'\n",
@@ -87,6 +162,11 @@ fn measure(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<()> {
     println!(
         "share:  {:.2}% of one core (the whole process: polls, the null output, the rest)",
         per_second * 100.0
+    );
+    println!(
+        "above the floor: {:.2} us per cgroup per poll, {:.2}% of one core",
+        per_poll - floor,
+        (per_poll - floor) * n as f64 / 1e4
     );
     println!(
         "allocs: {:.3} per cgroup poll once warm ({} in all)",
