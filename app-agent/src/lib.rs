@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod exec;
+pub mod memory;
 pub mod notify;
 pub mod plugins;
 pub mod reload;

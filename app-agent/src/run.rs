@@ -2,8 +2,9 @@
 //! stop. SIGHUP (and `control reload`) reloads the config ([`crate::reload`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use alumet::pipeline::{OutputStats, PipelineBuilder, PipelineControl, ShutdownReport};
 use anyhow::Context;
@@ -14,6 +15,10 @@ use crate::config::{ConfigError, Loaded};
 use crate::control::server::{Agent, ControlSocket};
 use crate::notify::Notifier;
 use crate::reload::{self, Current, MainEvent};
+
+/// How long after start (or a reload) the pages that only start-up used are given back
+/// ([`crate::memory`]): the plugins' first polls and flushes have run by then.
+const RELEASE_STARTUP_PAGES_AFTER: Duration = Duration::from_secs(2);
 
 /// How the running agent reads its config again.
 pub struct Reloader {
@@ -77,11 +82,31 @@ pub fn run(loaded: Loaded, reloader: Reloader) -> anyhow::Result<ShutdownReport>
         .context("starting a thread")?;
     notifier.ready(&status_line(&pipeline.plugin_names()));
     notifier.start_watchdog(pipeline.control());
-    for event in main_events.iter() {
+    // Start-up (and each reload) ran code that the measuring loops do not run: once the
+    // agent has run a while without a request, the pages it left resident go back.
+    let mut startup_pages = true;
+    loop {
+        let event = if startup_pages {
+            match main_events.recv_timeout(RELEASE_STARTUP_PAGES_AFTER) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    crate::memory::release_startup_pages_logged();
+                    startup_pages = false;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match main_events.recv() {
+                Ok(event) => event,
+                Err(_) => break,
+            }
+        };
         let request = match event {
             MainEvent::Shutdown => break,
             MainEvent::Reload(request) => request,
         };
+        startup_pages = true;
         notifier.reloading();
         let answer = reload_now(&mut pipeline, &mut current, &reloader, request.origin);
         let names = pipeline.plugin_names();

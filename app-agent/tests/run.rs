@@ -368,3 +368,41 @@ fn a_second_signal_exits_at_once_and_says_what_was_not_written() {
         "{stderr}"
     );
 }
+
+/// A figure of `/proc/PID/status`, in kB.
+fn status_kb(pid: u32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_pages_only_start_up_used_are_given_back_once_running_and_measuring_goes_on() {
+    let dir = temp_dir("startup-pages");
+    std::fs::write(
+        dir.join("alumet-config.toml"),
+        "[plugins.agent]\npoll_interval = '10ms'\nflush_interval = '10ms'\n\
+         [plugins.csv]\noutput_path = 'out.csv'\nforce_flush = true\n",
+    )
+    .unwrap();
+    let mut cmd = agent(&dir);
+    cmd.args(["--no-default-config"])
+        .env("RUST_LOG", "info,alumet_agent::memory=debug");
+    let mut running = Running::spawn(cmd);
+    running.wait_for_log("running plugins");
+    let before = status_kb(running.pid(), "RssFile:");
+    running.wait_for_log("gave back the start-up pages");
+    let rows_at_release = data_rows(&dir.join("out.csv")).len();
+    let after = status_kb(running.pid(), "RssFile:");
+    assert!(
+        after < before,
+        "the binary's file pages: {after} kB after the release, {before} kB before"
+    );
+    // The measuring loops go on, their code read back.
+    running.wait_until("more rows", |_| {
+        data_rows(&dir.join("out.csv")).len() >= rows_at_release + 20
+    });
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

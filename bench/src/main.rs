@@ -122,7 +122,9 @@ fn print_table(results: &[CaseResult]) {
 }
 
 /// Starts the release agent next to this binary in an empty directory, with its default
-/// config, waits 2 s, reads its resident memory and thread count, and stops it. With
+/// config, waits 10 s (the agent gives back its start-up pages after 2 s, and the pages its
+/// loops use come back over the next seconds), reads its resident memory and thread count,
+/// and stops it. With
 /// `config_file`, the default config file is written first (`config regen`), as for a
 /// service, whose config is installed once; without, the agent writes it itself at start,
 /// and the code that did so (probing every plugin, generating the commented file) stays
@@ -153,7 +155,7 @@ fn idle_agent_rss(exe: &std::path::Path, config_file: bool) -> Option<(u64, u64)
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()?;
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(10));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
     // SAFETY: signals our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
