@@ -10,6 +10,11 @@
 
 use std::io;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long after start (or a reload) the pages that only start-up used are given back:
+/// the plugins' first polls and flushes have run by then.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(2);
 
 /// One read-only mapping of the agent's own binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +87,30 @@ pub fn release_startup_pages_logged() {
     }
 }
 
+/// Gives back the start-up pages once, at the first call [`RELEASE_AFTER`] after `start`
+/// (for the loops of exec and watch, which check often).
+pub struct ReleaseOnce {
+    start: Instant,
+    done: std::cell::Cell<bool>,
+}
+
+impl ReleaseOnce {
+    pub fn after(start: Instant) -> Self {
+        ReleaseOnce {
+            start,
+            done: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Releases the pages if it is time and it was not done yet.
+    pub fn check(&self) {
+        if !self.done.get() && self.start.elapsed() >= RELEASE_AFTER {
+            self.done.set(true);
+            release_startup_pages_logged();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +144,21 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn release_once_waits_for_its_time_and_releases_once() {
+        let fresh = ReleaseOnce::after(Instant::now());
+        fresh.check();
+        assert!(!fresh.done.get(), "not before RELEASE_AFTER");
+        let start = Instant::now()
+            .checked_sub(RELEASE_AFTER)
+            .expect("an earlier instant");
+        let due = ReleaseOnce::after(start);
+        due.check();
+        assert!(due.done.get(), "due: released");
+        due.check();
+        assert!(due.done.get());
     }
 
     /// The resident kB of this test binary's read-only mappings (`/proc/self/smaps`).

@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use alumet::pipeline::{OutputStats, PipelineBuilder, PipelineControl, ShutdownReport};
 use anyhow::Context;
@@ -15,10 +14,6 @@ use crate::config::{ConfigError, Loaded};
 use crate::control::server::{Agent, ControlSocket};
 use crate::notify::Notifier;
 use crate::reload::{self, Current, MainEvent};
-
-/// How long after start (or a reload) the pages that only start-up used are given back
-/// ([`crate::memory`]): the plugins' first polls and flushes have run by then.
-const RELEASE_STARTUP_PAGES_AFTER: Duration = Duration::from_secs(2);
 
 /// How the running agent reads its config again.
 pub struct Reloader {
@@ -87,7 +82,7 @@ pub fn run(loaded: Loaded, reloader: Reloader) -> anyhow::Result<ShutdownReport>
     let mut startup_pages = true;
     loop {
         let event = if startup_pages {
-            match main_events.recv_timeout(RELEASE_STARTUP_PAGES_AFTER) {
+            match main_events.recv_timeout(crate::memory::RELEASE_AFTER) {
                 Ok(event) => event,
                 Err(RecvTimeoutError::Timeout) => {
                     crate::memory::release_startup_pages_logged();

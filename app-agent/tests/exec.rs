@@ -1013,3 +1013,29 @@ fn sigint_ends_a_watch_and_leaves_the_process_running() {
     );
     assert!(stderr.contains("measurements for 'pid "), "{stderr}");
 }
+
+#[test]
+fn a_command_running_past_two_seconds_has_the_start_up_pages_given_back_a_short_one_not() {
+    let dir = temp_dir("exec-release");
+    let with_log = |args: &[&str]| {
+        let mut cmd = agent_exec(&dir, &[], args);
+        cmd.env("RUST_LOG", "info,alumet_agent::memory=debug");
+        run_to_exit(cmd)
+    };
+    let (code, stderr) = with_log(&["--", "sleep", "2.5"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("gave back the start-up pages"),
+        "a 2.5 s command: {stderr}"
+    );
+    assert!(
+        stderr.contains("wall time"),
+        "the summary follows: {stderr}"
+    );
+    let (code, stderr) = with_log(&["--", "true"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("start-up pages"),
+        "a short command ends before: {stderr}"
+    );
+}

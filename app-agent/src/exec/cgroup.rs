@@ -118,9 +118,13 @@ pub(super) fn wait(
     start: Instant,
 ) -> Result<Duration, RunError> {
     let control = pipeline.control();
+    let release = crate::memory::ReleaseOnce::after(start);
     let removed = cg
         .wait(
-            || signals::received().is_some(),
+            || {
+                release.check();
+                signals::received().is_some()
+            },
             || {
                 poll_all(&control);
                 log::info!(

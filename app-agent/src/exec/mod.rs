@@ -356,6 +356,16 @@ fn one_run(
     })
 }
 
+/// Waits for the command to exit; if it runs longer than [`crate::memory::RELEASE_AFTER`],
+/// gives back the pages only start-up used meanwhile.
+fn wait_exit_releasing(pid: u32, start: Instant) -> std::io::Result<()> {
+    if child::wait_exit_until(pid, start + crate::memory::RELEASE_AFTER)? {
+        return Ok(());
+    }
+    crate::memory::release_startup_pages_logged();
+    child::wait_exit(pid)
+}
+
 /// Waits for the end of the command (or of the watch, when `watched`), then takes the
 /// final readings; returns the wall time and, for a command, how it ended.
 fn wait_end(
@@ -370,8 +380,10 @@ fn wait_end(
         // periodic poll (one interval after the pipeline started): a shorter command is
         // measured by the readings before and after it alone, and ends without a thread
         // to stop (0.18 ms of `exec -- true`, docs/performance.md).
+        // (Or until the start-up pages are given back, if that comes first.)
+        let release_at = start + crate::memory::RELEASE_AFTER;
         let exited_early = pipeline.next_deferred_poll().is_some_and(|due| {
-            let exited = child::wait_exit_until(pid, due).unwrap_or_else(|e| {
+            let exited = child::wait_exit_until(pid, due.min(release_at)).unwrap_or_else(|e| {
                 log::debug!("waiting for the command until the first poll: {e}");
                 false
             });
@@ -383,7 +395,7 @@ fn wait_end(
         let exited = if exited_early {
             Ok(())
         } else {
-            child::wait_exit(pid)
+            wait_exit_releasing(pid, start)
         };
         let wall = start.elapsed();
         poll_all(&control);
@@ -393,8 +405,12 @@ fn wait_end(
             .map_err(|e| RunError::Other(anyhow::anyhow!("waiting for the command: {e}")))?;
         return Ok((wall, Some(ended)));
     };
+    let release = crate::memory::ReleaseOnce::after(start);
     let exited = watched
-        .wait(|| signals::received().is_some())
+        .wait(|| {
+            release.check();
+            signals::received().is_some()
+        })
         .map_err(|e| RunError::Other(anyhow::anyhow!("watching pid {pid}: {e}")))?;
     let wall = start.elapsed();
     poll_all(&control);
