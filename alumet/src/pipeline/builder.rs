@@ -19,7 +19,7 @@ use super::plugin_control::PluginControl;
 use super::registry::{Registry, Runner, SourceEntry, SourceId};
 use super::runtime::AsyncRuntime;
 use super::slot::SourceSlot;
-use super::sources::SourceGroup;
+use super::sources::{threads_for, Phase, Schedule, SourceGroup};
 use super::tasks::{spawn_tasks, wait_for_tasks, RunningTask};
 
 /// Why the pipeline could not start.
@@ -291,18 +291,38 @@ fn launch(
     let dispatcher = Dispatcher::new(transforms, slots, ctx, filters);
     let stats = dispatcher.element_counters();
 
-    // One thread per poll interval: sources that share it share the wake-up.
-    let mut by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)> = Vec::new();
+    // One thread per poll interval: sources that share it share the wake-up (up to
+    // SOURCES_PER_THREAD each; more are spread over a few threads, a phase apart).
+    let mut by_interval: Vec<(Option<Duration>, Vec<_>)> = Vec::new();
+    for (id, name, source, trigger) in elements.sources {
+        let interval = trigger.poll_interval;
+        let element = (id, name, source, trigger);
+        match by_interval.iter_mut().find(|(i, _)| *i == interval) {
+            Some((_, group)) => group.push(element),
+            None => by_interval.push((interval, vec![element])),
+        }
+    }
     // One instant for every source: those sharing an interval share the phase.
     let start = Instant::now();
-    for (id, name, source, trigger) in elements.sources {
-        let slot = SourceSlot::new((id, name), source, &trigger, start);
-        match by_interval
-            .iter_mut()
-            .find(|(i, _)| *i == trigger.poll_interval)
-        {
-            Some((_, group)) => group.push(slot),
-            None => by_interval.push((trigger.poll_interval, vec![slot])),
+    let mut by_thread = Vec::new();
+    for (interval, elements) in by_interval {
+        let first = Phase::first(start);
+        let threads = interval.map_or(1, |_| threads_for(elements.len()));
+        let per_thread = elements.len().div_ceil(threads).max(1);
+        let mut elements = elements.into_iter().peekable();
+        for index in 0..threads {
+            let phase = interval.map_or(first, |i| first.sibling(i, index));
+            let slots: Vec<SourceSlot> = elements
+                .by_ref()
+                .take(per_thread)
+                .map(|(id, name, source, trigger)| {
+                    SourceSlot::new((id, name), source, &trigger, phase.anchor)
+                })
+                .collect();
+            by_thread.push(((interval, phase), slots));
+            if elements.peek().is_none() {
+                break;
+            }
         }
     }
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -316,7 +336,7 @@ fn launch(
             autonomous.push(("source", name, runtime.spawn(run)));
         }
     }
-    let (groups, registry) = registry_of(by_interval, entries, &dispatcher, elements.ids_given);
+    let (groups, registry) = registry_of(by_thread, entries, &dispatcher, elements.ids_given);
     let mut task_stops = Vec::new();
     if let Some(runtime) = &runtime {
         let (tasks, stops) = spawn_tasks(runtime, elements.tasks, &shutdown_rx);
@@ -365,18 +385,18 @@ pub(super) fn hand_controls(
 
 /// The groups of the sources registered at start, and the registry that knows them.
 fn registry_of(
-    by_interval: Vec<(Option<Duration>, Vec<SourceSlot>)>,
+    by_thread: Vec<(Schedule, Vec<SourceSlot>)>,
     mut entries: Vec<(SourceId, SourceEntry)>,
     dispatcher: &Arc<Dispatcher>,
     ids_given: u32,
 ) -> (Vec<SourceGroup>, Registry) {
-    let mut groups = Vec::with_capacity(by_interval.len());
-    for (interval, slots) in by_interval {
+    let mut groups = Vec::with_capacity(by_thread.len());
+    for (schedule, slots) in by_thread {
         let counters: Vec<_> = slots
             .iter()
             .map(|s| (s.id, s.name.clone(), Arc::clone(&s.counters)))
             .collect();
-        let group = SourceGroup::new(interval, slots, Arc::clone(dispatcher));
+        let group = SourceGroup::new(schedule, slots, Arc::clone(dispatcher));
         let shared = group.shared();
         for (id, name, counters) in counters {
             shared.members.fetch_add(1, Ordering::Relaxed);

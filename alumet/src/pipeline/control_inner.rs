@@ -13,7 +13,7 @@ use super::element::{Source, Trigger};
 use super::registry::{Registry, Runner, SourceEntry, SourceId, Target};
 use super::selector::ElementName;
 use super::slot::SourceSlot;
-use super::sources::{GroupShared, SourceGroup};
+use super::sources::{GroupShared, Phase, SourceGroup, SOURCES_PER_THREAD, THREADS_PER_INTERVAL};
 use super::stats::{Counters, ElementKind};
 use super::subscribers::{Subscriber, Subscribers};
 
@@ -261,18 +261,20 @@ impl ControlInner {
             return Err(ControlError::ShuttingDown);
         }
         let interval = trigger.poll_interval;
-        let group = match groups.iter().find(|g| g.interval == interval) {
-            Some(group) => group.shared(),
-            None => {
+        let now = Instant::now();
+        let (group, phase) = match place(&groups, interval, now) {
+            Place::Existing(i) => (groups[i].shared(), groups[i].phase),
+            Place::New(phase) => {
                 let dispatcher = Arc::clone(&self.dispatcher);
+                let schedule = (interval, phase);
                 let group = if self.threads_started.load(Ordering::SeqCst) {
-                    SourceGroup::spawn(interval, Vec::new(), dispatcher)?
+                    SourceGroup::spawn(schedule, Vec::new(), dispatcher)?
                 } else {
-                    SourceGroup::new(interval, Vec::new(), dispatcher)
+                    SourceGroup::new(schedule, Vec::new(), dispatcher)
                 };
                 let shared = group.shared();
                 groups.push(group);
-                shared
+                (shared, phase)
             }
         };
         let counters = Arc::new(Counters::default());
@@ -290,7 +292,8 @@ impl ControlInner {
             }
             None => registry.insert(entry),
         };
-        let mut slot = SourceSlot::new((id, name), source, trigger, Instant::now());
+        let created = interval.map_or(now, |i| phase.creation_instant(i, now));
+        let mut slot = SourceSlot::new((id, name), source, trigger, created);
         counters.set_interval(trigger.poll_interval);
         slot.counters = counters;
         group.submit(Command::Add(slot), &self.dispatcher);
@@ -311,4 +314,41 @@ impl ControlInner {
         };
         *requested
     }
+}
+
+/// Where a source added while running goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    /// Into the group at this index.
+    Existing(usize),
+    /// Into a new group, with this phase.
+    New(Phase),
+}
+
+/// The group of a source of `interval` added at `now`: the interval's group with the fewest
+/// sources while it has fewer than [`SOURCES_PER_THREAD`] or the interval has all its
+/// threads; else a new group at the first free phase of the interval (the first group of
+/// an interval takes `now` as its phase).
+fn place(groups: &[SourceGroup], interval: Option<Duration>, now: Instant) -> Place {
+    let same: Vec<(usize, &SourceGroup)> = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.interval == interval)
+        .collect();
+    let members = |g: &SourceGroup| g.shared().members.load(Ordering::Relaxed);
+    let least = same.iter().min_by_key(|(_, g)| members(g));
+    let (Some(&(i, least)), Some(every)) = (least, interval) else {
+        // Manual sources share one group; the first of an interval starts one.
+        return match least {
+            Some(&(i, _)) => Place::Existing(i),
+            None => Place::New(Phase::first(now)),
+        };
+    };
+    if members(least) < SOURCES_PER_THREAD || same.len() >= THREADS_PER_INTERVAL {
+        return Place::Existing(i);
+    }
+    let free = (0..THREADS_PER_INTERVAL)
+        .find(|k| same.iter().all(|(_, g)| g.phase.index != *k))
+        .unwrap_or(same.len());
+    Place::New(least.phase.sibling(every, free))
 }

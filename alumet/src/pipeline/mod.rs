@@ -10,9 +10,10 @@
 //!  autonomous sources (async tasks) ─> SourceSink ─> same queues
 //! ```
 //!
-//! - **Sources** with a [`Trigger`] are polled by a dedicated thread per poll interval,
-//!   woken by an absolute deadline on the monotonic clock with a 1 ns timer slack: sources
-//!   that share an interval are polled in the same wake-up, and no poll allocates once the
+//! - **Sources** with a [`Trigger`] are polled by a dedicated thread per poll interval
+//!   (up to four, a phase apart, for more than 256 sources), woken by an absolute deadline
+//!   on the monotonic clock with a 1 ns timer slack: sources of one thread that share an
+//!   interval are polled in the same wake-up, and no poll allocates once the
 //!   buffers are warm (they are recycled when every output is done with them).
 //! - On flush, a source thread only queues: the buffer goes to the **transforms'** thread
 //!   (a bounded queue; the transforms run there, in order) when there are transforms, and

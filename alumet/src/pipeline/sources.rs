@@ -108,10 +108,76 @@ impl GroupShared {
     }
 }
 
+/// A thread polls at most this many sources of one interval before the next ones go to
+/// another thread of the same interval (with its own phase): a tick of 1000 cgroups is
+/// then four shorter ticks a quarter of the interval apart, on as many CPUs as are free.
+pub(crate) const SOURCES_PER_THREAD: usize = 256;
+/// At most this many threads per poll interval; beyond, the one with the fewest sources
+/// takes the next.
+pub(crate) const THREADS_PER_INTERVAL: usize = 4;
+
+/// Where a group's polls fall within its interval: the `index`th of the interval's
+/// threads polls `index / THREADS_PER_INTERVAL` of an interval after the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Phase {
+    pub(crate) index: usize,
+    /// An instant at which the group's sources are due (its first sources were created
+    /// with it: they are due one interval after it, and every interval from then on).
+    pub(crate) anchor: Instant,
+}
+
+impl Phase {
+    /// The first thread's phase, from `anchor`.
+    pub(crate) fn first(anchor: Instant) -> Self {
+        Phase { index: 0, anchor }
+    }
+
+    /// The phase of the `index`th thread of `interval`, this phase being another's of the
+    /// same interval.
+    pub(crate) fn sibling(&self, interval: Duration, index: usize) -> Self {
+        let base = self.anchor.checked_sub(offset(interval, self.index));
+        let anchor = base.map_or(self.anchor, |b| b + offset(interval, index));
+        Phase { index, anchor }
+    }
+
+    /// The instant to create a source with (see [`super::slot::SourceSlot::new`]) for it
+    /// to keep this phase: the last due instant at or before `now`.
+    pub(crate) fn creation_instant(&self, interval: Duration, now: Instant) -> Instant {
+        let nanos = interval.as_nanos().max(1);
+        if now >= self.anchor {
+            let periods = (now - self.anchor).as_nanos() / nanos;
+            let back = (now - self.anchor).as_nanos() - periods * nanos;
+            now.checked_sub(Duration::from_nanos(back as u64))
+                .unwrap_or(now)
+        } else {
+            let ahead = (self.anchor - now).as_nanos() % nanos;
+            let back = if ahead == 0 { 0 } else { nanos - ahead };
+            now.checked_sub(Duration::from_nanos(back as u64))
+                .unwrap_or(now)
+        }
+    }
+}
+
+/// When a group polls: its interval (`None`: manual sources) and its phase.
+pub(crate) type Schedule = (Option<Duration>, Phase);
+
+/// The phase offset of the `index`th thread of `interval`.
+fn offset(interval: Duration, index: usize) -> Duration {
+    interval.mul_f64(index as f64 / THREADS_PER_INTERVAL as f64)
+}
+
+/// How many threads `n` sources of one interval get at start.
+pub(crate) fn threads_for(n: usize) -> usize {
+    n.div_ceil(SOURCES_PER_THREAD)
+        .clamp(1, THREADS_PER_INTERVAL)
+}
+
 /// A thread and the sources it polls.
 pub(crate) struct SourceGroup {
     /// The poll interval the group was made for (`None`: manual sources).
     pub(crate) interval: Option<Duration>,
+    /// Where its polls fall within the interval.
+    pub(crate) phase: Phase,
     shared: Arc<GroupShared>,
     thread: Option<JoinHandle<()>>,
     /// What starting the thread needs, until [`SourceGroup::start`].
@@ -128,7 +194,7 @@ struct PendingThread {
 impl SourceGroup {
     /// The group, its thread not started yet ([`SourceGroup::start`]).
     pub(crate) fn new(
-        interval: Option<Duration>,
+        (interval, phase): Schedule,
         slots: Vec<SourceSlot>,
         dispatcher: Arc<Dispatcher>,
     ) -> Self {
@@ -146,6 +212,7 @@ impl SourceGroup {
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
         SourceGroup {
             interval,
+            phase,
             shared,
             thread: None,
             pending: Some(PendingThread {
@@ -158,11 +225,11 @@ impl SourceGroup {
 
     /// The group with its thread started.
     pub(crate) fn spawn(
-        interval: Option<Duration>,
+        schedule: Schedule,
         slots: Vec<SourceSlot>,
         dispatcher: Arc<Dispatcher>,
     ) -> std::io::Result<Self> {
-        let mut group = SourceGroup::new(interval, slots, dispatcher);
+        let mut group = SourceGroup::new(schedule, slots, dispatcher);
         group.start()?;
         Ok(group)
     }
@@ -288,5 +355,60 @@ impl Drop for SourceGroup {
         if self.thread.is_some() || self.pending.is_some() {
             let _ = self.stop_until(Instant::now() + Duration::from_secs(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    const I: Duration = Duration::from_millis(400);
+
+    fn ms(d: Duration) -> u128 {
+        d.as_millis()
+    }
+
+    #[test]
+    fn siblings_are_a_quarter_interval_apart_from_any_of_them() {
+        let anchor = Instant::now();
+        let first = Phase::first(anchor);
+        let third = first.sibling(I, 2);
+        assert_eq!(third.index, 2);
+        assert_eq!(ms(third.anchor - anchor), 200);
+        // From the third, the second: 100 ms after the first.
+        let second = third.sibling(I, 1);
+        assert_eq!(ms(second.anchor - anchor), 100);
+    }
+
+    #[test]
+    fn a_source_created_at_the_instant_given_is_due_on_the_phase_within_one_interval() {
+        let anchor = Instant::now() + Duration::from_secs(10);
+        let phase = Phase::first(anchor).sibling(I, 1); // due at anchor + 100 ms + k * 400 ms
+        for now in [
+            anchor + Duration::from_millis(1234),
+            anchor,
+            anchor - Duration::from_millis(1234),
+            anchor + Duration::from_millis(100),
+        ] {
+            let created = phase.creation_instant(I, now);
+            assert!(created <= now, "created in the past");
+            let due = created + I;
+            assert!(due > now && due <= now + I, "due within one interval");
+            let from_phase = if due >= phase.anchor {
+                ms(due - phase.anchor)
+            } else {
+                ms(phase.anchor - due)
+            };
+            assert_eq!(from_phase % 400, 0, "on the phase: {from_phase} ms");
+        }
+    }
+
+    #[test]
+    fn threads_per_interval_grow_with_the_sources_up_to_four() {
+        assert_eq!(threads_for(0), 1);
+        assert_eq!(threads_for(256), 1);
+        assert_eq!(threads_for(257), 2);
+        assert_eq!(threads_for(600), 3);
+        assert_eq!(threads_for(100_000), THREADS_PER_INTERVAL);
     }
 }
