@@ -14,7 +14,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use alumet::prelude::*;
-use alumet::test_util::{PipelineTester, TestPlugin};
+use alumet::test_util::{PipelineTester, TestPlugin, TestRun};
 use common::*;
 
 const INTERVAL: Duration = Duration::from_millis(400);
@@ -115,18 +115,16 @@ fn a_thousand_sources_added_while_running_go_to_four_threads_a_quarter_interval_
     assert_eq!(report.undelivered_points, 0);
 }
 
-#[test]
-fn six_hundred_sources_registered_at_start_go_to_three_threads_a_quarter_interval_apart() {
+/// A pipeline whose plugin registers `n` probes of [`INTERVAL`] at start, after two
+/// intervals of polls: the polls per thread since the start, and the pipeline.
+fn registered_at_start(n: usize) -> (HashMap<ThreadId, (HashSet<usize>, Instant)>, TestRun) {
     let log: Log = Arc::default();
     let mut tester = PipelineTester::new();
     let log2 = log.clone();
     tester.any_plugin(TestPlugin::new("p", move |alumet| {
-        for i in 0..600 {
-            alumet.add_source(
-                &format!("s-{i}"),
-                probe(i, log2.clone()),
-                Trigger::every(INTERVAL),
-            )?;
+        for i in 0..n {
+            let probe = probe(i, log2.clone());
+            alumet.add_source(&format!("s-{i}"), probe, Trigger::every(INTERVAL))?;
         }
         Ok(())
     }));
@@ -135,7 +133,12 @@ fn six_hundred_sources_registered_at_start_go_to_three_threads_a_quarter_interva
     wait_until("two intervals of polls", || {
         Instant::now() >= from + INTERVAL * 2
     });
-    let threads = by_thread(&log, from);
+    (by_thread(&log, from), run)
+}
+
+#[test]
+fn six_hundred_sources_registered_at_start_go_to_three_threads_a_quarter_interval_apart() {
+    let (threads, run) = registered_at_start(600);
     let mut sizes: Vec<usize> = threads.values().map(|(s, _)| s.len()).collect();
     sizes.sort();
     assert_eq!(sizes, [200, 200, 200], "sources per thread");
@@ -148,24 +151,7 @@ fn six_hundred_sources_registered_at_start_go_to_three_threads_a_quarter_interva
 
 #[test]
 fn a_few_sources_of_one_interval_share_one_thread() {
-    let log: Log = Arc::default();
-    let mut tester = PipelineTester::new();
-    let log2 = log.clone();
-    tester.any_plugin(TestPlugin::new("p", move |alumet| {
-        for i in 0..256 {
-            alumet.add_source(
-                &format!("s-{i}"),
-                probe(i, log2.clone()),
-                Trigger::every(INTERVAL),
-            )?;
-        }
-        Ok(())
-    }));
-    let run = tester.start().unwrap();
-    let from = Instant::now();
-    wait_until("two intervals of polls", || {
-        Instant::now() >= from + INTERVAL * 2
-    });
-    assert_eq!(by_thread(&log, from).len(), 1, "one thread for 256 sources");
+    let (threads, run) = registered_at_start(256);
+    assert_eq!(threads.len(), 1, "one thread for 256 sources");
     run.shutdown();
 }
