@@ -377,7 +377,7 @@ fn status_kb(pid: u32, key: &str) -> u64 {
 }
 
 #[test]
-fn the_pages_only_start_up_used_are_given_back_once_running_and_measuring_goes_on() {
+fn the_pages_only_start_up_used_are_given_back_once_running_and_again_after_a_reload() {
     let dir = temp_dir("startup-pages");
     std::fs::write(
         dir.join("alumet-config.toml"),
@@ -401,6 +401,11 @@ fn the_pages_only_start_up_used_are_given_back_once_running_and_measuring_goes_o
     // The measuring loops go on, their code read back.
     running.wait_until("more rows", |_| {
         data_rows(&dir.join("out.csv")).len() >= rows_at_release + 20
+    });
+    // A reload runs the config code again: its pages are given back again afterwards.
+    running.signal(libc::SIGHUP);
+    running.wait_until("a second release, after the reload", |r| {
+        r.stderr().matches("gave back the start-up pages").count() == 2
     });
     running.signal(libc::SIGTERM);
     let (status, stderr) = running.wait();
