@@ -359,10 +359,12 @@ fn one_run(
 /// Waits for the command to exit; if it runs longer than [`crate::memory::RELEASE_AFTER`],
 /// gives back the pages only start-up used meanwhile.
 fn wait_exit_releasing(pid: u32, start: Instant) -> std::io::Result<()> {
-    if child::wait_exit_until(pid, start + crate::memory::RELEASE_AFTER)? {
-        return Ok(());
+    match child::wait_exit_until(pid, start + crate::memory::RELEASE_AFTER) {
+        Ok(true) => return Ok(()),
+        Ok(false) => crate::memory::release_startup_pages_logged(),
+        // Waiting without the release still works.
+        Err(e) => log::debug!("waiting for the command until the release of start-up pages: {e}"),
     }
-    crate::memory::release_startup_pages_logged();
     child::wait_exit(pid)
 }
 
