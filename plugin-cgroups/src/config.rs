@@ -1,5 +1,6 @@
 //! The `[plugins.cgroups]` table.
 
+use alumet::plugin::host_paths;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -184,10 +185,7 @@ impl Default for Config {
 impl Config {
     /// Checks what serde cannot; the errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.cgroup_root.as_os_str().is_empty(),
-            "cgroup_root is empty: give the directory where the cgroup tree is mounted (`/sys/fs/cgroup`)"
-        );
+        host_paths::ensure_root("cgroup_root", &self.cgroup_root, host_paths::CGROUP_ROOT)?;
         alumet::pipeline::Trigger::from_config("", self.poll_interval, self.flush_interval)?;
         for (key, d) in [
             ("rescan_interval", self.rescan_interval),

@@ -1,5 +1,6 @@
 //! The `[plugins.hwmon]` table.
 
+use alumet::plugin::host_paths;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,12 +39,12 @@ impl Default for Config {
         Config {
             poll_interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(5),
-            sysfs_root: PathBuf::from("/sys"),
+            sysfs_root: PathBuf::from(host_paths::SYS_ROOT),
             root_path: PathBuf::new(),
             include: Vec::new(),
             exclude: Vec::new(),
             amdgpu_processes: true,
-            procfs_root: PathBuf::from("/proc"),
+            procfs_root: PathBuf::from(host_paths::PROC_ROOT),
         }
     }
 }
@@ -52,10 +53,7 @@ impl Config {
     /// Checks what serde cannot: the errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         Trigger::from_config("", self.poll_interval, self.flush_interval)?;
-        anyhow::ensure!(
-            !self.sysfs_root.as_os_str().is_empty(),
-            "sysfs_root is empty: give where sysfs is mounted (`/sys`)"
-        );
+        host_paths::ensure_root("sysfs_root", &self.sysfs_root, host_paths::SYS_ROOT)?;
         for (key, names) in [("include", &self.include), ("exclude", &self.exclude)] {
             if let Some(bad) = names
                 .iter()

@@ -28,6 +28,7 @@ use alumet::prelude::*;
 pub use config::Config;
 use discover::{Chip, Discovery};
 pub use metrics::{Flavor, Metrics};
+pub use processes::ProcessList;
 pub use source::ChipSource;
 
 /// The `hwmon` plugin: one source per chip, `hwmon/NAME-hwmonN`.
@@ -58,10 +59,13 @@ impl Plugin for HwmonPlugin {
         let per_process = c.amdgpu_processes && amdgpu && engine_times_told(&proc_root);
         let metrics = Metrics::create(alumet, flavor, per_process)?;
         let trigger = Trigger::from_config("", c.poll_interval, c.flush_interval)?;
-        let proc_root = per_process.then_some(proc_root.as_path());
+        // A listing a quarter of a poll old is as good as a new one.
+        let max_age = c.poll_interval / 4;
+        let processes =
+            per_process.then(|| ProcessList::new(alumet.consumers(), &proc_root, max_age));
         let mut added = Vec::new();
         for chip in &chips {
-            if let Some(source) = ChipSource::new(chip, &metrics, flavor, proc_root) {
+            if let Some(source) = ChipSource::new(chip, &metrics, flavor, processes.as_ref()) {
                 alumet.add_source(
                     &format!("{}-{}", chip.name, chip.hwmon),
                     source,

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use alumet::consumers::{ConsumerRegistry, Discovery, ProcessEntry};
 use alumet::prelude::*;
 
 use crate::metrics::Out;
@@ -22,9 +23,31 @@ struct Client {
     seen: u64,
 }
 
+/// Where the processes are: the procfs root and the pipeline's listing of it (shared with
+/// the other plugins that list processes: one scan of `/proc` for all).
+#[derive(Clone)]
+pub struct ProcessList {
+    proc_root: PathBuf,
+    listing: Discovery<ProcessEntry>,
+    /// How old a listing may be when a scan starts.
+    max_age: Duration,
+}
+
+impl ProcessList {
+    /// The processes under `proc_root`, from `consumers`, listed again when the latest
+    /// listing is older than `max_age`.
+    pub fn new(consumers: &ConsumerRegistry, proc_root: &Path, max_age: Duration) -> Self {
+        ProcessList {
+            proc_root: proc_root.to_owned(),
+            listing: consumers.processes(proc_root),
+            max_age,
+        }
+    }
+}
+
 /// The processes using one GPU.
 pub struct GpuProcesses {
-    proc_root: PathBuf,
+    processes: ProcessList,
     pdev: String,
     out: Out,
     clients: HashMap<u64, Client>,
@@ -36,10 +59,10 @@ pub struct GpuProcesses {
 }
 
 impl GpuProcesses {
-    /// The processes using the GPU at PCI address `pdev`, found under `proc_root`.
-    pub fn new(proc_root: PathBuf, pdev: String, out: Out) -> Self {
+    /// The processes using the GPU at PCI address `pdev`, among `processes`.
+    pub fn new(processes: ProcessList, pdev: String, out: Out) -> Self {
         GpuProcesses {
-            proc_root,
+            processes,
             pdev,
             out,
             clients: HashMap::new(),
@@ -63,18 +86,16 @@ impl GpuProcesses {
     ) {
         self.scan += 1;
         self.per_pid.clear();
-        let Ok(procs) = std::fs::read_dir(&self.proc_root) else {
+        let Ok(listed) = self.processes.listing.listing(self.processes.max_age) else {
             return;
         };
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            self.process(pid, &entry.path().join("fdinfo"));
+        for p in listed.entries.iter() {
+            let fdinfo = self
+                .processes
+                .proc_root
+                .join(p.pid.to_string())
+                .join("fdinfo");
+            self.process(p.pid, &fdinfo);
         }
         let scan = self.scan;
         self.clients.retain(|_, c| c.seen == scan);

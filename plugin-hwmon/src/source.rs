@@ -12,7 +12,7 @@ use alumet::prelude::*;
 use crate::discover::{Chip, Sensor};
 use crate::metrics::{Flavor, Metrics, Out};
 use crate::parse::Kind;
-use crate::processes::GpuProcesses;
+use crate::processes::{GpuProcesses, ProcessList};
 use crate::reader::{is_gone, SysFile};
 
 /// Power integrated into energy, where the chip has no energy counter.
@@ -112,13 +112,13 @@ fn attributes(chip: &Chip, sensor: &Sensor, flavor: Flavor) -> Attributes {
 
 impl ChipSource {
     /// The source of `chip`, reporting into `metrics`; `None` when none of its sensors
-    /// has a metric in this flavor. With `proc_root`, an amdgpu chip also reports the
-    /// processes that use its GPU, found there.
+    /// has a metric in this flavor. With `processes`, an amdgpu chip also reports the
+    /// processes that use its GPU, found among them.
     pub fn new(
         chip: &Chip,
         metrics: &Metrics,
         flavor: Flavor,
-        proc_root: Option<&std::path::Path>,
+        processes: Option<&ProcessList>,
     ) -> Option<Self> {
         let has = |kind| chip.sensors.iter().any(|s| s.kind == kind);
         let (counted, powered) = (has(Kind::Energy), has(Kind::Power));
@@ -158,9 +158,9 @@ impl ChipSource {
             .iter()
             .any(|c| !matches!(c.role, Role::Value(None)) || c.integral.is_some());
         let resource = chip.resource();
-        let processes = match (&resource, metrics.gpu_process, proc_root) {
-            (Resource::Gpu { bus_id }, Some(out), Some(root)) if chip.name == "amdgpu" => {
-                Some(GpuProcesses::new(root.to_owned(), bus_id.to_string(), out))
+        let processes = match (&resource, metrics.gpu_process, processes) {
+            (Resource::Gpu { bus_id }, Some(out), Some(list)) if chip.name == "amdgpu" => {
+                Some(GpuProcesses::new(list.clone(), bus_id.to_string(), out))
             }
             _ => None,
         };

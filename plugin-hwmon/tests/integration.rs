@@ -10,7 +10,7 @@ use alumet::measurement::{MeasurementBuffer, MeasurementPoint, Timestamp};
 use alumet::metrics::MetricRegistry;
 use common::*;
 use plugin_hwmon::discover::discover;
-use plugin_hwmon::{ChipSource, Flavor, Metrics};
+use plugin_hwmon::{ChipSource, Flavor, Metrics, ProcessList};
 
 /// The sources of every chip of the fixture, in `flavor`, with their registry.
 fn sources(f: &Fixture, flavor: Flavor) -> (MetricRegistry, Vec<ChipSource>) {
@@ -22,13 +22,15 @@ fn sources_with(
     flavor: Flavor,
     proc_root: Option<&std::path::Path>,
 ) -> (MetricRegistry, Vec<ChipSource>) {
+    let consumers = alumet::consumers::ConsumerRegistry::default();
+    let processes = proc_root.map(|root| ProcessList::new(&consumers, root, Duration::ZERO));
     let mut registry = MetricRegistry::default();
     let metrics = Metrics::register(&mut registry, flavor).unwrap();
     let found = discover(&f.root().join("class/hwmon"), |_| true).unwrap();
     let sources = found
         .chips
         .iter()
-        .filter_map(|c| ChipSource::new(c, &metrics, flavor, proc_root))
+        .filter_map(|c| ChipSource::new(c, &metrics, flavor, processes.as_ref()))
         .collect();
     (registry, sources)
 }
@@ -146,10 +148,22 @@ fn under_the_jetson_name_the_public_alumet_metrics_are_reported() {
     assert_eq!(text(p, "ina_channel_id"), "U64(1)");
 }
 
-/// An fdinfo file of an amdgpu client.
+/// A process of a fixture procfs: its `stat` (which lists it, as in a real `/proc`) and
+/// an empty `fdinfo` directory.
+fn process(root: &std::path::Path, pid: u32) {
+    let dir = root.join(pid.to_string());
+    std::fs::create_dir_all(dir.join("fdinfo")).unwrap();
+    let stat = format!(
+        "{pid} (app) S 1 {pid} {pid} 0 -1 4194560 100 0 0 0 5 2 0 0 20 0 1 0 1000 \
+         10000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+    );
+    std::fs::write(dir.join("stat"), stat).unwrap();
+}
+
+/// An fdinfo file of an amdgpu client (of a process made by [`process`]).
 fn client(root: &std::path::Path, pid: u32, fd: u32, pdev: &str, id: u64, gfx_ns: u64) {
+    process(root, pid);
     let dir = root.join(format!("{pid}/fdinfo"));
-    std::fs::create_dir_all(&dir).unwrap();
     let text = format!(
         "pos:\t0\nflags:\t02100002\nmnt_id:\t24\ndrm-driver:\tamdgpu\ndrm-client-id:\t{id}\n\
          drm-pdev:\t{pdev}\ndrm-memory-vram:\t24 KiB\ndrm-engine-gfx:\t{gfx_ns} ns\n\
@@ -168,13 +182,13 @@ fn amdgpu_processes_get_their_engine_time_as_a_utilization_from_fdinfo() {
     client(proc.path(), 1234, 5, gpu, 18, 1_000_000_000);
     client(proc.path(), 1234, 6, gpu, 18, 1_000_000_000);
     client(proc.path(), 77, 4, "0000:04:00.0", 19, 1_000_000_000);
-    std::fs::create_dir_all(proc.path().join("999/fdinfo")).unwrap();
+    process(proc.path(), 999);
     std::fs::write(
         proc.path().join("999/fdinfo/3"),
         "drm-driver:\ti915\ndrm-client-id:\t2\n",
     )
     .unwrap();
-    std::fs::create_dir_all(proc.path().join("42/fdinfo")).unwrap();
+    process(proc.path(), 42);
     let (registry, mut sources) = sources_with(&f, Flavor::Hwmon, Some(proc.path()));
     let amdgpu = &mut sources[1];
     let t0 = Instant::now();

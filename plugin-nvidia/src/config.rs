@@ -72,7 +72,7 @@ impl Default for Config {
             skip_failed_devices: true,
             mode: Mode::Full,
             processes: Processes::All,
-            procfs_root: PathBuf::from("/proc"),
+            procfs_root: PathBuf::from(alumet::plugin::host_paths::PROC_ROOT),
             nvml_library: PathBuf::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! The `[plugins.procfs]` table. Its sections are those of the public Alumet's procfs
 //! plugin, so that its users' configs keep working; missing keys take their default.
 
+use alumet::plugin::host_paths;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -169,7 +170,7 @@ const FIVE_SECONDS: Duration = Duration::from_secs(5);
 impl Default for Config {
     fn default() -> Self {
         Config {
-            procfs_root: PathBuf::from("/proc"),
+            procfs_root: PathBuf::from(host_paths::PROC_ROOT),
             kernel: KernelConfig::default(),
             memory: MemoryConfig::default(),
             network: NetworkConfig::default(),
@@ -265,10 +266,7 @@ impl Default for GroupConfig {
 impl Config {
     /// Checks what serde cannot; the errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            !self.procfs_root.as_os_str().is_empty(),
-            "procfs_root is empty: give the directory where procfs is mounted (`/proc`)"
-        );
+        host_paths::ensure_root("procfs_root", &self.procfs_root, host_paths::PROC_ROOT)?;
         Trigger::from_config(
             "kernel",
             self.kernel.poll_interval,

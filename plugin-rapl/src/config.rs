@@ -1,5 +1,6 @@
 //! The `[plugins.rapl]` table.
 
+use alumet::plugin::host_paths;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ impl Default for Config {
             poll_interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(5),
             no_perf_events: false,
-            sysfs_root: PathBuf::from("/sys"),
+            sysfs_root: PathBuf::from(host_paths::SYS_ROOT),
         }
     }
 }
@@ -39,10 +40,7 @@ impl Config {
     /// Checks what serde cannot: the errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         Trigger::from_config("", self.poll_interval, self.flush_interval)?;
-        anyhow::ensure!(
-            !self.sysfs_root.as_os_str().is_empty(),
-            "sysfs_root is empty: give where sysfs is mounted (`/sys`)"
-        );
+        host_paths::ensure_root("sysfs_root", &self.sysfs_root, host_paths::SYS_ROOT)?;
         Ok(())
     }
 }

@@ -58,6 +58,23 @@ impl HostPaths {
     }
 }
 
+/// Checks a plugin's root key (`procfs_root`, `sysfs_root`, `cgroup_root`): an empty path
+/// is an error that names the key, what is mounted there and its usual place (`usual`:
+/// [`PROC_ROOT`], [`SYS_ROOT`] or [`CGROUP_ROOT`]).
+pub fn ensure_root(key: &str, path: &Path, usual: &str) -> anyhow::Result<()> {
+    let what = match usual {
+        PROC_ROOT => "procfs",
+        SYS_ROOT => "sysfs",
+        CGROUP_ROOT => "the cgroup tree",
+        _ => "it",
+    };
+    anyhow::ensure!(
+        !path.as_os_str().is_empty(),
+        "{key} is empty: give the directory where {what} is mounted (`{usual}`)"
+    );
+    Ok(())
+}
+
 fn chosen(own: &Path, usual: &str, host: &Path) -> PathBuf {
     if own == Path::new(usual) {
         host.to_owned()
@@ -69,6 +86,20 @@ fn chosen(own: &Path, usual: &str, host: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_root_is_an_error_naming_the_key_and_the_usual_place() {
+        assert!(ensure_root("sysfs_root", Path::new("/host/sys"), SYS_ROOT).is_ok());
+        let e = ensure_root("sysfs_root", Path::new(""), SYS_ROOT).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sysfs_root is empty: give the directory where sysfs is mounted (`/sys`)"
+        );
+        let e = ensure_root("cgroup_root", Path::new(""), CGROUP_ROOT).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("the cgroup tree is mounted (`/sys/fs/cgroup`)"));
+    }
 
     #[test]
     fn a_plugin_key_left_at_the_usual_place_takes_the_host_path() {
