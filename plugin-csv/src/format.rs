@@ -41,17 +41,12 @@ pub enum UnitSuffix {
     Display,
 }
 
-/// The display symbol of a unit (see [`Unit::display_name`]).
-pub fn unit_display_name(unit: &Unit) -> &str {
-    unit.display_name()
-}
-
 /// The `metric` field of a metric, escaped, computed once per metric.
 pub fn metric_field(name: &str, unit: &Unit, suffix: UnitSuffix, delim: char) -> Box<[u8]> {
     let unit = match suffix {
         UnitSuffix::None => "",
         UnitSuffix::Code => unit.code(),
-        UnitSuffix::Display => unit_display_name(unit),
+        UnitSuffix::Display => unit.display_name(),
     };
     let mut text = String::with_capacity(name.len() + 1 + unit.len());
     text.push_str(name);
