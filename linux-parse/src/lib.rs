@@ -1,4 +1,5 @@
-//! Pure parsers of the Linux kernel's text files: bytes in, values out, no I/O.
+//! Pure parsers of the Linux kernel's text files: bytes in, values out, no I/O (except
+//! [`read::read_whole`], which reads such a file whole into a reused buffer).
 //!
 //! One place for what several crates read: `/proc/PID/stat` is read by the procfs plugin
 //! (CPU time and memory of processes), the NVIDIA plugin (process trees) and the agent's
@@ -7,3 +8,4 @@
 #![deny(missing_docs)]
 
 pub mod proc;
+pub mod read;

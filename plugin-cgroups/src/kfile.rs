@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 /// An open cgroup file.
@@ -20,30 +19,11 @@ impl KFile {
         })
     }
 
-    /// The whole file, read from offset 0 into `buf` (which only grows).
-    ///
-    /// A read that returns less than it was given room for ends the file: a cgroup file
-    /// is one record, written whole by the kernel at each read from offset 0, so a short
-    /// read is its end (as for a regular file). Asking again for the end-of-file would
-    /// cost as much as the read itself: kernfs writes the whole record again to find the
-    /// offset. Only a read that fills the buffer is followed by another.
+    /// The whole file, read from offset 0 into `buf` (which only grows), with one `pread`
+    /// when it fits: a cgroup file is one record, written whole by kernfs at each read
+    /// ([`linux_parse::read::read_whole`]).
     pub(crate) fn read<'b>(&self, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
-        if buf.is_empty() {
-            buf.resize(4096, 0);
-        }
-        let mut filled = 0;
-        loop {
-            if filled == buf.len() {
-                buf.resize(buf.len() * 2, 0);
-            }
-            let room = buf.len() - filled;
-            match self.file.read_at(&mut buf[filled..], filled as u64) {
-                Ok(n) if n < room => return Ok(&buf[..filled + n]),
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        linux_parse::read::read_whole(&self.file, buf, true)
     }
 }
 
@@ -108,21 +88,5 @@ mod tests {
         assert_eq!(text, b"usage_usec 1000\n");
         assert_eq!(used, 1, "a short file must take one read system call");
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
-    }
-
-    #[test]
-    fn files_of_the_buffer_size_and_beyond_are_read_whole_and_a_shorter_one_after() {
-        for len in [4095, 4096, 4097, 8192, 20_000] {
-            let content: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            let path = temp_file(&format!("len{len}"), &content);
-            let f = KFile::open(path.clone()).expect("open");
-            let mut buf = Vec::new();
-            assert_eq!(f.read(&mut buf).expect("read"), &content[..], "{len} bytes");
-            // The file shrinks (as a cgroup file's figures do): nothing of the longer
-            // content stays.
-            std::fs::write(&path, b"7\n").expect("rewrite");
-            assert_eq!(f.read(&mut buf).expect("read"), b"7\n", "after {len} bytes");
-            let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
-        }
     }
 }

@@ -4,52 +4,11 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-
-/// Reads the whole of `file` into `buf` from offset 0 and returns the bytes read.
-///
-/// `buf` is used at its full length as room and only grows (doubling) when a file does
-/// not fit, so that once it is warm no read allocates. procfs regenerates a file's
-/// content when it is read at offset 0.
-///
-/// With `single_record`, the file is one the kernel writes in one piece (`single_open`:
-/// `/proc/stat`, `/proc/meminfo`, `/proc/PID/stat`, `/proc/PID/statm`): a read that
-/// leaves room in the buffer got the whole file, which saves the `pread` that would
-/// only return end-of-file. Files made of many records (`/proc/net/dev`) can return
-/// less than the room at a page boundary: they are read until end-of-file.
-pub(crate) fn read_whole<'b>(
-    file: &File,
-    buf: &'b mut Vec<u8>,
-    single_record: bool,
-) -> io::Result<&'b [u8]> {
-    if buf.is_empty() {
-        buf.resize(4096, 0);
-    }
-    let mut filled = 0;
-    loop {
-        if filled == buf.len() {
-            let larger = buf.len() * 2;
-            buf.resize(larger, 0);
-        }
-        let room = buf.len() - filled;
-        match file.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                filled += n;
-                if single_record && n < room {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(&buf[..filled])
-}
+pub(crate) use linux_parse::read::read_whole;
 
 /// An open `/proc` file with its own read buffer.
 pub(crate) struct ProcFile {

@@ -42,13 +42,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The floor: the CPU time of only reading the files the plugin reads, per cgroup per poll.
-/// The same files of the same cgroups, opened once and read from offset 0 with one `pread`
-/// into one buffer, at 1 Hz for `secs` rounds, the details (`memory.stat`, the limit, the
+/// The same files of the same cgroups, opened once and read from offset 0 as the plugin
+/// reads them (one `pread` each into one buffer), at 1 Hz for `secs` rounds, the details (`memory.stat`, the limit, the
 /// pressure files) at every 10th round from the first, as the plugin does by default.
 fn floor(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<f64> {
     use plugin_cgroups::hierarchy::{detect, locate, CpuFiles, IoFile};
     use std::fs::File;
-    use std::os::unix::fs::FileExt;
     let hierarchies = detect(&tree.root)?;
     let (mut each, mut details) = (Vec::new(), Vec::new());
     for i in 0..n {
@@ -73,10 +72,10 @@ fn floor(tree: &Tree, n: usize, secs: u64) -> anyhow::Result<f64> {
             .collect::<Result<_, _>>()?)
     };
     let (each, details) = (open(each)?, open(details)?);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = Vec::new();
     let mut read_all = |files: &[File]| -> anyhow::Result<()> {
         for f in files {
-            f.read_at(&mut buf, 0)?;
+            linux_parse::read::read_whole(f, &mut buf, true)?;
         }
         Ok(())
     };
