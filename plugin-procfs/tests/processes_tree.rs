@@ -59,23 +59,27 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// procfs on the fixture at `root`, processes only, listed again every `refresh`, with one
+/// group per item of `groups` (each the group's keys besides `poll_interval = "1h"`).
+fn groups_config(root: &TempDir, refresh: &str, groups: &[&str]) -> String {
+    let mut config = format!(
+        "procfs_root = {:?}\nkernel.enabled = false\nmemory.enabled = false\n\
+         [processes]\nenabled = true\nrefresh_interval = {refresh:?}\n",
+        root.path().display().to_string()
+    );
+    for keys in groups {
+        config.push_str(&format!(
+            "[[processes.groups]]\n{keys}\npoll_interval = \"1h\"\n"
+        ));
+    }
+    config
+}
+
 #[test]
 fn watcher_skips_vanished_processes_and_treats_reused_pids_as_new() {
     let root = TempDir::new("watcher");
     sync_tree(&fixture("processes/poll1"), root.path());
-    let config = format!(
-        r#"
-        procfs_root = "{}"
-        kernel.enabled = false
-        memory.enabled = false
-        [processes]
-        enabled = true
-        refresh_interval = "0s"
-        [[processes.groups]]
-        poll_interval = "1h"
-        "#,
-        root.path().display()
-    );
+    let config = groups_config(&root, "0s", &[""]);
     let mut tester = PipelineTester::new();
     tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
     let run = tester.start().unwrap();
@@ -121,25 +125,7 @@ fn a_process_joins_the_first_group_it_matches() {
     sync_tree(&fixture("processes/poll2"), root.path());
     std::os::unix::fs::symlink("/usr/sbin/server", root.path().join("100/exe")).unwrap();
     std::os::unix::fs::symlink("/opt/app/worker", root.path().join("102/exe")).unwrap();
-    let config = format!(
-        r#"
-        procfs_root = "{}"
-        kernel.enabled = false
-        memory.enabled = false
-        [processes]
-        enabled = true
-        refresh_interval = "0s"
-        [[processes.groups]]
-        exe_regex = "/worker$"
-        poll_interval = "1h"
-        [[processes.groups]]
-        ppid = 1
-        poll_interval = "1h"
-        [[processes.groups]]
-        poll_interval = "1h"
-        "#,
-        root.path().display()
-    );
+    let config = groups_config(&root, "0s", &[r#"exe_regex = "/worker$""#, "ppid = 1", ""]);
     let mut tester = PipelineTester::new();
     tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
     let run = tester.start().unwrap();
@@ -163,25 +149,7 @@ fn a_process_joins_the_first_group_it_matches() {
 fn groups_share_one_listing_of_proc_from_the_core() {
     let root = TempDir::new("shared-scan");
     sync_tree(&fixture("processes/poll2"), root.path());
-    let config = format!(
-        r#"
-        procfs_root = "{}"
-        kernel.enabled = false
-        memory.enabled = false
-        [processes]
-        enabled = true
-        refresh_interval = "1h"
-        [[processes.groups]]
-        ppid = 1
-        poll_interval = "1h"
-        [[processes.groups]]
-        ppid = 100
-        poll_interval = "1h"
-        [[processes.groups]]
-        poll_interval = "1h"
-        "#,
-        root.path().display()
-    );
+    let config = groups_config(&root, "1h", &["ppid = 1", "ppid = 100", ""]);
     let mut tester = PipelineTester::new();
     tester.plugin_toml::<ProcfsPlugin>(&config).unwrap();
     let run = tester.start().unwrap();
@@ -214,22 +182,7 @@ fn slow_but_accurate_memory_reads_smaps_rollup_and_adds_the_proportional_set_siz
     };
     std::fs::write(root.path().join("100/smaps_rollup"), rollup(9000, 2500)).unwrap();
     std::fs::write(root.path().join("102/smaps_rollup"), rollup(400, 7)).unwrap();
-    let config = |mode: &str| {
-        format!(
-            r#"
-            procfs_root = "{}"
-            kernel.enabled = false
-            memory.enabled = false
-            [processes]
-            enabled = true
-            refresh_interval = "0s"
-            [[processes.groups]]
-            poll_interval = "1h"
-            memory_mode = "{mode}"
-            "#,
-            root.path().display()
-        )
-    };
+    let config = |mode: &str| groups_config(&root, "0s", &[&format!("memory_mode = {mode:?}")]);
     let memory_of = |mode: &str| {
         let mut tester = PipelineTester::new();
         tester.plugin_toml::<ProcfsPlugin>(&config(mode)).unwrap();
