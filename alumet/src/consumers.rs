@@ -223,6 +223,14 @@ impl<T> Clone for Discovery<T> {
     }
 }
 
+/// `entries` sorted by key, each key once (as a [`Snapshot`] holds them). Each key is
+/// made once for the sort (a cgroup's is its path, a `String`).
+fn by_key<T: Entry>(mut entries: Vec<T>) -> Vec<T> {
+    entries.sort_by_cached_key(|e| e.key());
+    entries.dedup_by_key(|e| e.key());
+    entries
+}
+
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -266,17 +274,16 @@ impl<T: Entry> Discovery<T> {
         let mut entries = Vec::with_capacity(now.entries.len() + 16);
         let taken = Instant::now();
         let incomplete = scan(&mut entries)?;
-        Ok(self.store(entries, taken, incomplete))
+        Ok(self.store(by_key(entries), taken, incomplete))
     }
 
+    /// Makes `entries` (sorted by key, each key once: [`by_key`]) the latest listing.
     fn store(
         &self,
-        mut entries: Vec<T>,
+        entries: Vec<T>,
         taken: Instant,
         incomplete: Option<String>,
     ) -> Arc<Snapshot<T>> {
-        entries.sort_unstable_by_key(|e| e.key());
-        entries.dedup_by_key(|e| e.key());
         let mut current = lock(&self.inner.current);
         let snapshot = Arc::new(Snapshot {
             generation: current.generation + 1,
@@ -305,9 +312,7 @@ impl<T: Entry> Discovery<T> {
             ));
         }
         let _serial = lock(&self.inner.scanner);
-        let mut entries: Vec<T> = entries.into_iter().collect();
-        entries.sort_unstable_by_key(|e| e.key());
-        entries.dedup_by_key(|e| e.key());
+        let entries = by_key(entries.into_iter().collect());
         let current = self.current();
         let same = current.generation > 0
             && current.entries.len() == entries.len()
